@@ -1,0 +1,7 @@
+//! Outbound adapters: they implement the domain ports with real technology and translate driver
+//! errors into domain errors at the seam. Only `startup` names them.
+
+/// Search providers.
+pub mod search;
+/// Storage for audit events (and, later, registered clients and signing keys).
+pub mod store;

@@ -1,0 +1,5 @@
+//! Implementations of the `SearchProvider` port.
+
+mod mock;
+
+pub use mock::MockSearchProvider;

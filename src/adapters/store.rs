@@ -1,0 +1,5 @@
+//! Storage adapters for the domain's store ports.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;

@@ -1,0 +1,345 @@
+//! Typed, validated settings. Layers, later winning: compiled defaults → an optional TOML file
+//! (`--config PATH` or `SEARCHGATE_CONFIG`) → the seed project's variables (`PORT`,
+//! `TAVILY_API_KEY`, `SCALEKIT_ENVIRONMENT_URL`, `RESOURCE_IDENTIFIER`) → environment variables
+//! `SEARCHGATE_<SECTION>__<KEY>`. A bad value is a [`ConfigError`] that names the setting, where
+//! it came from, the value (secrets redacted) and what would be accepted.
+
+mod load;
+mod secret;
+mod validate;
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+pub use load::{ConfigError, Problem};
+pub use secret::Secret;
+
+/// Host names that always reach this machine.
+const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
+/// Browser origins on this machine, any port (MCP Inspector and other local tools).
+const LOOPBACK_ORIGINS: &[&str] = &["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
+
+/// Every setting of searchgate, one struct per section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `development` (default) or `production`; production refuses development-only parts.
+    pub profile: Profile,
+    /// The HTTP listener and what clients see of it.
+    pub server: ServerSettings,
+    /// Where state is stored.
+    pub database: DatabaseSettings,
+    /// Which search backend answers the tools.
+    pub search: SearchSettings,
+    /// Who issues and verifies access tokens.
+    pub auth: AuthSettings,
+    /// The audit writer's queue.
+    pub audit: AuditSettings,
+    /// Logs.
+    pub telemetry: TelemetrySettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            profile: Profile::Development,
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            search: SearchSettings::default(),
+            auth: AuthSettings::default(),
+            audit: AuditSettings::default(),
+            telemetry: TelemetrySettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the layers described in the module documentation and validates the result.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an unreadable file, an unknown key or any invalid value.
+    pub fn load(config_file: Option<PathBuf>) -> Result<Self, ConfigError> {
+        load::load(config_file)
+    }
+
+    /// A copy with every derived value filled in for the address actually bound (which differs
+    /// from `server.bind` when binding port 0): the public URL, the search provider, and the
+    /// default `Host` and `Origin` allow-lists.
+    pub fn resolved(&self, addr: SocketAddr) -> Self {
+        let mut resolved = self.clone();
+        let public_url = self.server.public_url_or(addr);
+        let loopback = addr.ip().is_loopback();
+        if resolved.server.allowed_hosts.is_empty() {
+            let hosts = &mut resolved.server.allowed_hosts;
+            if let Some(host) = public_url.host_str() {
+                hosts.push(host.trim_matches(['[', ']']).to_owned());
+            }
+            if loopback {
+                hosts.extend(LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()));
+            }
+            hosts.dedup();
+        }
+        if resolved.server.allowed_origins.is_empty() {
+            let origins = &mut resolved.server.allowed_origins;
+            origins.push(public_url.origin().ascii_serialization());
+            if loopback {
+                origins.extend(LOOPBACK_ORIGINS.iter().map(|o| (*o).to_owned()));
+            }
+        }
+        resolved.server.public_url = Some(public_url);
+        resolved.search.provider = Some(self.search_provider());
+        resolved
+    }
+
+    /// Re-checks settings built in code rather than loaded (library users).
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::validate(
+            self,
+            &figment::Figment::from(figment::providers::Serialized::defaults(self)),
+        )
+    }
+
+    /// The search provider in effect: the configured one, else Tavily when a key is set, else the
+    /// mock.
+    pub fn search_provider(&self) -> SearchProviderKind {
+        match (self.search.provider, &self.search.tavily.api_key) {
+            (Some(kind), _) => kind,
+            (None, Some(_)) => SearchProviderKind::Tavily,
+            (None, None) => SearchProviderKind::Mock,
+        }
+    }
+}
+
+/// Deployment profile.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Local use: development-only parts are allowed.
+    Development,
+    /// A real deployment: development-only parts are refused.
+    Production,
+}
+
+/// `[server]`: the listener and its public face.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on (`SEARCHGATE_SERVER__BIND`, or `PORT` for the port alone).
+    pub bind: SocketAddr,
+    /// The URL clients use to reach searchgate; default `http://<bind>`. The MCP resource is
+    /// `public_url + mcp_path`.
+    pub public_url: Option<Url>,
+    /// Path of the MCP endpoint.
+    pub mcp_path: String,
+    /// `Host` values accepted on the MCP endpoint (DNS-rebinding protection); default: the public
+    /// URL's host, plus loopback names when bound to loopback.
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins accepted on the MCP endpoint (`scheme://host[:port|:*]`); default: the
+    /// public URL's origin, plus loopback origins on any port when bound to loopback.
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub allowed_origins: Vec<String>,
+    /// Largest accepted request body, in bytes (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Seconds to let in-flight requests finish on SIGINT/SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 10000)),
+            public_url: None,
+            mcp_path: "/web-search/mcp".to_owned(),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// The public URL, or `http://<addr>` when none is configured. `addr` is the bound address,
+    /// which differs from `bind` when binding port 0.
+    pub fn public_url_or(&self, addr: SocketAddr) -> Url {
+        self.public_url.clone().unwrap_or_else(|| {
+            Url::parse(&format!("http://{addr}")).expect("a socket address forms a valid URL")
+        })
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` (created on first start).
+    pub url: String,
+    /// Most pooled connections.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://searchgate.db".to_owned(),
+            max_connections: 4,
+        }
+    }
+}
+
+/// Search backends searchgate can call.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchProviderKind {
+    /// Deterministic, clearly marked mock results; no network.
+    Mock,
+    /// Tavily's search API.
+    Tavily,
+}
+
+/// `[search]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchSettings {
+    /// `mock` or `tavily`; unset means Tavily when a key is configured, else the mock.
+    pub provider: Option<SearchProviderKind>,
+    /// `[search.tavily]`.
+    pub tavily: TavilySettings,
+}
+
+/// `[search.tavily]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TavilySettings {
+    /// searchgate's own Tavily key (`TAVILY_API_KEY` also works).
+    pub api_key: Option<Secret>,
+    /// Tavily's API root.
+    pub base_url: Url,
+}
+
+impl Default for TavilySettings {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            base_url: Url::parse("https://api.tavily.com").expect("a valid literal URL"),
+        }
+    }
+}
+
+/// Identity providers searchgate can trust.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthProviderKind {
+    /// The embedded development authorization server (loopback only).
+    Embedded,
+    /// Any OpenID Connect provider.
+    Oidc,
+    /// Scalekit.
+    Scalekit,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// `embedded`, `oidc` or `scalekit`.
+    pub provider: AuthProviderKind,
+    /// `[auth.oidc]`.
+    pub oidc: OidcSettings,
+    /// `[auth.scalekit]`.
+    pub scalekit: ScalekitSettings,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            provider: AuthProviderKind::Embedded,
+            oidc: OidcSettings::default(),
+            scalekit: ScalekitSettings::default(),
+        }
+    }
+}
+
+/// `[auth.oidc]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcSettings {
+    /// The issuer identifier; its discovery document names the JWKS.
+    pub issuer: Option<Url>,
+}
+
+/// `[auth.scalekit]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScalekitSettings {
+    /// The Scalekit environment URL (`SCALEKIT_ENVIRONMENT_URL` also works).
+    pub environment_url: Option<Url>,
+    /// The MCP server's resource id, `res_…` (`RESOURCE_IDENTIFIER` also works).
+    pub resource_id: Option<String>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Events queued before requests wait for the writer.
+    pub queue_capacity: usize,
+    /// Most events written per transaction.
+    pub batch_size: usize,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 4096,
+            batch_size: 256,
+        }
+    }
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `searchgate=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// A single-problem [`ConfigError`] for a value that is valid in form but cannot be served.
+pub fn load_problem(setting: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError {
+        problems: vec![Problem {
+            setting: setting.to_owned(),
+            source: "the effective configuration".to_owned(),
+            value: Some(format!("{value:?}")),
+            expected: format!("expected {expected}"),
+        }],
+    }
+}

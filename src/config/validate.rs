@@ -1,0 +1,369 @@
+//! Rules that serde cannot express: address families, URL shapes, path syntax, required
+//! companions of a chosen provider. Every broken rule becomes a [`Problem`] naming its setting.
+
+use figment::Figment;
+use url::Url;
+
+use super::{
+    AuthProviderKind, SearchProviderKind, Settings,
+    load::{ConfigError, Problem, describe_source, shown_value},
+};
+
+/// Paths the MCP endpoint must not shadow.
+const RESERVED_PREFIXES: &[&str] = &[
+    "/.well-known",
+    "/healthz",
+    "/readyz",
+    "/openapi",
+    "/docs",
+    "/api",
+];
+
+pub(super) fn validate(settings: &Settings, figment: &Figment) -> Result<(), ConfigError> {
+    let mut problems = Vec::new();
+    let mut check = |ok: bool, path: &[&str], expected: &str| {
+        if !ok {
+            problems.push(Problem {
+                setting: path.join("."),
+                source: describe_source(figment, path),
+                value: shown_value(figment, path),
+                expected: expected.to_owned(),
+            });
+        }
+    };
+
+    let server = &settings.server;
+    // Until token validation lands, an unauthenticated server must not be reachable from the
+    // network (fail closed).
+    check(
+        server.bind.ip().is_loopback(),
+        &["server", "bind"],
+        "a loopback address such as 127.0.0.1:10000 or [::1]:10000; searchgate does not \
+         authenticate requests yet and refuses to listen on other interfaces",
+    );
+    if let Some(url) = &server.public_url {
+        check(
+            is_plain_http_url(url),
+            &["server", "public_url"],
+            "an absolute http(s) URL without query or fragment, such as https://search.example.com",
+        );
+    }
+    check(
+        is_valid_mcp_path(&server.mcp_path),
+        &["server", "mcp_path"],
+        "a path such as /web-search/mcp: starting with `/`, not ending with `/`, made of \
+         letters, digits and `-._~/`, and not under /.well-known, /healthz, /readyz, /openapi, \
+         /docs or /api",
+    );
+    check(
+        server
+            .allowed_hosts
+            .iter()
+            .all(|h| !h.is_empty() && !h.contains(['/', ' '])),
+        &["server", "allowed_hosts"],
+        "host names or host:port pairs, such as search.example.com or localhost:10000",
+    );
+    check(
+        server.allowed_origins.iter().all(|o| is_valid_origin(o)),
+        &["server", "allowed_origins"],
+        "origins such as https://app.example.com, http://localhost:* (any port) or null",
+    );
+    check(
+        (1024..=16 * 1024 * 1024).contains(&server.max_body_bytes),
+        &["server", "max_body_bytes"],
+        "a size in bytes from 1024 to 16777216 (16 MiB)",
+    );
+
+    check(
+        settings.database.url.starts_with("sqlite:"),
+        &["database", "url"],
+        "a SQLite URL such as sqlite://searchgate.db (PostgreSQL support is not built yet)",
+    );
+    check(
+        settings.database.max_connections >= 1,
+        &["database", "max_connections"],
+        "at least 1",
+    );
+
+    let tavily = &settings.search.tavily;
+    if settings.search_provider() == SearchProviderKind::Tavily {
+        check(
+            tavily
+                .api_key
+                .as_ref()
+                .is_some_and(|k| !k.expose().trim().is_empty()),
+            &["search", "tavily", "api_key"],
+            "searchgate's Tavily API key (tvly-…) when the provider is tavily; set \
+             SEARCHGATE_SEARCH__TAVILY__API_KEY or TAVILY_API_KEY",
+        );
+    }
+    check(
+        is_plain_http_url(&tavily.base_url),
+        &["search", "tavily", "base_url"],
+        "an absolute http(s) URL such as https://api.tavily.com",
+    );
+
+    let auth = &settings.auth;
+    match auth.provider {
+        AuthProviderKind::Embedded => {}
+        AuthProviderKind::Oidc => check(
+            auth.oidc.issuer.as_ref().is_some_and(is_plain_http_url),
+            &["auth", "oidc", "issuer"],
+            "the issuer URL of your OpenID Connect provider when auth.provider is oidc; set \
+             SEARCHGATE_AUTH__OIDC__ISSUER",
+        ),
+        AuthProviderKind::Scalekit => {
+            check(
+                auth.scalekit
+                    .environment_url
+                    .as_ref()
+                    .is_some_and(is_plain_http_url),
+                &["auth", "scalekit", "environment_url"],
+                "your Scalekit environment URL (https://<env>.scalekit.com) when auth.provider is \
+                 scalekit; set SEARCHGATE_AUTH__SCALEKIT__ENVIRONMENT_URL or SCALEKIT_ENVIRONMENT_URL",
+            );
+            check(
+                auth.scalekit
+                    .resource_id
+                    .as_ref()
+                    .is_some_and(|id| !id.trim().is_empty()),
+                &["auth", "scalekit", "resource_id"],
+                "the MCP server's resource id from the Scalekit dashboard (res_…) when \
+                 auth.provider is scalekit; set SEARCHGATE_AUTH__SCALEKIT__RESOURCE_ID or \
+                 RESOURCE_IDENTIFIER",
+            );
+        }
+    }
+
+    check(
+        settings.audit.queue_capacity >= 1,
+        &["audit", "queue_capacity"],
+        "at least 1",
+    );
+    check(
+        (1..=10_000).contains(&settings.audit.batch_size),
+        &["audit", "batch_size"],
+        "from 1 to 10000",
+    );
+    check(
+        tracing_subscriber::EnvFilter::try_new(&settings.telemetry.level).is_ok(),
+        &["telemetry", "level"],
+        "a tracing filter such as info, debug or searchgate=debug,info",
+    );
+
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+fn is_plain_http_url(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none()
+}
+
+fn is_valid_mcp_path(path: &str) -> bool {
+    path.len() > 1
+        && path.len() <= 200
+        && path.starts_with('/')
+        && !path.ends_with('/')
+        && !path.contains("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
+        && !RESERVED_PREFIXES
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+}
+
+/// `null`, or `scheme://host[:port|:*]` with no path.
+pub(crate) fn is_valid_origin(origin: &str) -> bool {
+    if origin == "null" {
+        return true;
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let authority = rest.strip_suffix(":*").unwrap_or(rest);
+    matches!(scheme, "http" | "https")
+        && !authority.is_empty()
+        && !authority.contains(['/', '?', '#', ' ', '@'])
+        && http::uri::Authority::try_from(authority).is_ok()
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::result_large_err,
+    reason = "figment::Jail fixes the closure's error type"
+)]
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    fn settings_problems(env: &[(&str, &str)]) -> Vec<String> {
+        let mut found = Vec::new();
+        Jail::expect_with(|jail| {
+            for (k, v) in env {
+                jail.set_env(k, v);
+            }
+            found = match Settings::load(None) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.problems.into_iter().map(|p| p.setting).collect(),
+            };
+            Ok(())
+        });
+        found
+    }
+
+    #[test]
+    fn each_rule_names_its_setting() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "SEARCHGATE_SERVER__BIND",
+                "0.0.0.0:10000",
+                "server.bind",
+                "non-loopback refused until auth lands",
+            ),
+            (
+                "SEARCHGATE_SERVER__BIND",
+                "nonsense",
+                "server.bind",
+                "not a socket address",
+            ),
+            (
+                "SEARCHGATE_SERVER__PUBLIC_URL",
+                "ftp://x.example",
+                "server.public_url",
+                "ftp is not http(s)",
+            ),
+            (
+                "SEARCHGATE_SERVER__PUBLIC_URL",
+                "not a url",
+                "server.public_url",
+                "unparseable URL",
+            ),
+            (
+                "SEARCHGATE_SERVER__MCP_PATH",
+                "mcp",
+                "server.mcp_path",
+                "no leading slash",
+            ),
+            (
+                "SEARCHGATE_SERVER__MCP_PATH",
+                "/mcp/",
+                "server.mcp_path",
+                "trailing slash",
+            ),
+            (
+                "SEARCHGATE_SERVER__MCP_PATH",
+                "/healthz",
+                "server.mcp_path",
+                "shadows health",
+            ),
+            (
+                "SEARCHGATE_SERVER__ALLOWED_ORIGINS",
+                "evil",
+                "server.allowed_origins",
+                "not an origin",
+            ),
+            (
+                "SEARCHGATE_SERVER__MAX_BODY_BYTES",
+                "10",
+                "server.max_body_bytes",
+                "too small",
+            ),
+            (
+                "SEARCHGATE_DATABASE__URL",
+                "mysql://x",
+                "database.url",
+                "unsupported database",
+            ),
+            (
+                "SEARCHGATE_SEARCH__PROVIDER",
+                "tavily",
+                "search.tavily.api_key",
+                "tavily needs a key",
+            ),
+            (
+                "SEARCHGATE_AUTH__PROVIDER",
+                "oidc",
+                "auth.oidc.issuer",
+                "oidc needs an issuer",
+            ),
+            (
+                "SEARCHGATE_AUTH__PROVIDER",
+                "scalekit",
+                "auth.scalekit.environment_url",
+                "scalekit needs its environment",
+            ),
+            (
+                "SEARCHGATE_AUTH__PROVIDER",
+                "okta",
+                "auth.provider",
+                "unknown provider",
+            ),
+            (
+                "SEARCHGATE_TELEMETRY__LEVEL",
+                "loud=[",
+                "telemetry.level",
+                "bad filter",
+            ),
+            (
+                "SEARCHGATE_AUDIT__BATCH_SIZE",
+                "0",
+                "audit.batch_size",
+                "empty batches",
+            ),
+        ];
+        for (var, value, setting, reason) in cases {
+            let found = settings_problems(&[(var, value)]);
+            assert!(
+                found.iter().any(|s| s == setting),
+                "{reason}: expected {setting} in {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_secret_is_never_echoed_in_an_error() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SEARCHGATE_SEARCH__TAVILY__API_KEY", "[\"tvly-leak\"]");
+            let err = Settings::load(None).expect_err("a list is not a key");
+            let text = err.to_string();
+            assert!(!text.contains("tvly-leak"), "the key leaked: {text}");
+            assert!(text.contains("search.tavily.api_key"), "{text}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn origins_and_paths_follow_their_grammar() {
+        for (origin, ok) in [
+            ("https://app.example.com", true),
+            ("http://localhost:*", true),
+            ("http://127.0.0.1:6274", true),
+            ("null", true),
+            ("https://app.example.com/path", false),
+            ("app.example.com", false),
+            ("https://", false),
+        ] {
+            assert_eq!(is_valid_origin(origin), ok, "{origin}");
+        }
+        for (path, ok) in [
+            ("/web-search/mcp", true),
+            ("/mcp", true),
+            ("/", false),
+            ("/a b", false),
+            ("/api/v1/x", false),
+            ("/apis", true),
+        ] {
+            assert_eq!(is_valid_mcp_path(path), ok, "{path}");
+        }
+    }
+}

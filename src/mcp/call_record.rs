@@ -1,0 +1,59 @@
+//! What one MCP request did, filled in as it passes the transport layers and the tool handler,
+//! and read once at the end to write its audit row. It travels in the request's extensions,
+//! which rmcp hands to handlers as `http::request::Parts`.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rmcp::{RoleServer, service::RequestContext};
+
+use crate::domain::auth::Principal;
+
+/// A shared, per-request record. Clones refer to the same record.
+#[derive(Debug, Clone, Default)]
+pub struct CallRecord(Arc<Mutex<CallInfo>>);
+
+/// The facts gathered about a request.
+#[derive(Debug, Clone, Default)]
+pub struct CallInfo {
+    /// The JSON-RPC method, once the body has been read.
+    pub method: Option<String>,
+    /// The tool name for `tools/call`.
+    pub tool: Option<String>,
+    /// Who the verified token stands for.
+    pub principal: Option<Principal>,
+    /// Set when a tool ran: `None` for success, else the tool error's code.
+    pub tool_result: Option<Option<&'static str>>,
+}
+
+impl CallRecord {
+    /// The record of the request a handler is serving, when the transport attached one.
+    pub fn from_context(context: &RequestContext<RoleServer>) -> Option<Self> {
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Self>())
+            .cloned()
+    }
+
+    /// Records that the tool ran, with its error code when it reported an error.
+    pub fn tool_finished(&self, error_code: Option<&'static str>) {
+        self.lock().tool_result = Some(error_code);
+    }
+
+    /// Applies `update` to the record.
+    pub fn update(&self, update: impl FnOnce(&mut CallInfo)) {
+        update(&mut self.lock());
+    }
+
+    /// A copy of what has been recorded so far.
+    pub fn snapshot(&self) -> CallInfo {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CallInfo> {
+        // A panic while holding this lock cannot leave the record inconsistent (plain fields).
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

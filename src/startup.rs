@@ -1,0 +1,302 @@
+//! The composition root: the only place that names concrete adapters. [`Searchgate`] is also the
+//! library's builder: supply your own `SearchProvider`, `AuthorizationServer` or `AuditLog` and
+//! everything else is served unchanged.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use poem::{
+    EndpointExt, Server as PoemServer,
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::{
+    adapters::{search::MockSearchProvider, store::SqliteStore},
+    config::{AuthProviderKind, ConfigError, SearchProviderKind, Settings, load_problem},
+    domain::{
+        audit::{AuditLog, AuditWriter, AuditWriterConfig},
+        auth::AuthorizationServer,
+        search::SearchProvider,
+    },
+    http::{self, AppState},
+};
+
+/// Why searchgate could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The configuration cannot be served (exit code 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Anything else: the database, the listener, the runtime.
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+/// Builds a searchgate server from settings, with optional custom ports.
+pub struct Searchgate {
+    settings: Settings,
+    search: Option<Arc<dyn SearchProvider>>,
+    auth: Option<Arc<dyn AuthorizationServer>>,
+    audit: Option<Arc<dyn AuditLog>>,
+}
+
+impl Searchgate {
+    /// A builder whose ports come from `settings` unless replaced.
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            search: None,
+            auth: None,
+            audit: None,
+        }
+    }
+
+    /// Serves this search provider instead of the configured one.
+    pub fn with_search_provider(mut self, provider: impl SearchProvider) -> Self {
+        self.search = Some(Arc::new(provider));
+        self
+    }
+
+    /// Verifies tokens with this authorization server; the MCP endpoint then requires a bearer
+    /// token on every request.
+    pub fn with_authorization_server(mut self, auth: impl AuthorizationServer) -> Self {
+        self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Writes audit events to this store instead of the configured database.
+    pub fn with_audit_log(mut self, audit: impl AuditLog) -> Self {
+        self.audit = Some(Arc::new(audit));
+        self
+    }
+
+    /// Opens the database, starts the audit writer and binds the listener.
+    ///
+    /// # Errors
+    /// [`StartupError::Config`] when the settings ask for something this build cannot serve;
+    /// [`StartupError::Other`] when the database cannot be opened or the address is taken.
+    pub async fn bind(self) -> Result<Server, StartupError> {
+        let settings = self.settings;
+        let auth = match self.auth {
+            Some(auth) => Some(auth),
+            None => configured_auth(&settings)?,
+        };
+        let search = match self.search {
+            Some(search) => search,
+            None => configured_search(&settings)?,
+        };
+        // Fail closed: an unauthenticated server listens on loopback only.
+        if auth.is_none() && !settings.server.bind.ip().is_loopback() {
+            return Err(load_problem(
+                "server.bind",
+                &settings.server.bind.to_string(),
+                "a loopback address: without an authorization server searchgate refuses to listen on other interfaces",
+            )
+            .into());
+        }
+        let audit_log: Arc<dyn AuditLog> = match self.audit {
+            Some(audit) => audit,
+            None => Arc::new(
+                SqliteStore::connect(&settings.database.url, settings.database.max_connections)
+                    .await?,
+            ),
+        };
+
+        let acceptor = TcpListener::bind(settings.server.bind)
+            .into_acceptor()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.server.bind))?;
+        let local_addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().copied())
+            .ok_or_else(|| anyhow::anyhow!("the listener has no socket address"))?;
+
+        let settings = settings.resolved(local_addr);
+        let public_url = settings
+            .server
+            .public_url
+            .clone()
+            .expect("resolved settings have a public URL");
+        let resource_url = Url::parse(&format!(
+            "{}{}",
+            public_url.as_str().trim_end_matches('/'),
+            settings.server.mcp_path
+        ))
+        .map_err(|e| anyhow::anyhow!("the public URL and MCP path do not form a URL: {e}"))?;
+        let (audit, writer) = AuditWriter::spawn(
+            audit_log.clone(),
+            AuditWriterConfig {
+                queue_capacity: settings.audit.queue_capacity,
+                batch_size: settings.audit.batch_size,
+                ..AuditWriterConfig::default()
+            },
+        );
+        if auth.is_none() {
+            tracing::warn!(
+                "no authorization server: the MCP endpoint is unauthenticated and served on loopback only"
+            );
+        }
+        let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+        let state = AppState {
+            settings: Arc::new(settings),
+            resource_url,
+            search,
+            auth,
+            audit_log,
+            audit,
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Server {
+            acceptor,
+            local_addr,
+            state,
+            writer,
+            grace,
+        })
+    }
+}
+
+/// A bound, ready server.
+pub struct Server {
+    acceptor: TcpAcceptor,
+    local_addr: SocketAddr,
+    state: AppState,
+    writer: AuditWriter,
+    grace: Duration,
+}
+
+impl Server {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The MCP endpoint's URL (the OAuth resource identifier).
+    pub fn resource_url(&self) -> &Url {
+        &self.state.resource_url
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains in-flight requests and the audit queue.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn run(self) -> Result<(), StartupError> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then shuts down gracefully: in-flight requests get the
+    /// configured grace period, open MCP streams are ended, and every queued audit event is
+    /// written before this returns.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let Self {
+            acceptor,
+            local_addr,
+            state,
+            writer,
+            grace,
+        } = self;
+        tracing::info!(
+            address = %local_addr,
+            mcp = %state.resource_url,
+            search = state.search.name(),
+            "searchgate is listening"
+        );
+        let shutdown = state.shutdown.clone();
+        let app = http::routes(&state).boxed();
+        drop(state);
+        let served = PoemServer::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    stop.await;
+                    tracing::info!("shutting down: finishing in-flight requests");
+                    shutdown.cancel();
+                },
+                Some(grace),
+            )
+            .await;
+        let report = writer.shutdown().await;
+        tracing::info!(
+            written = report.written,
+            lost = report.lost,
+            "audit writer stopped"
+        );
+        served.map_err(|e| StartupError::Other(anyhow::anyhow!("the server failed: {e}")))
+    }
+}
+
+/// Loads nothing, binds, serves until a signal: what `searchgate serve` does.
+///
+/// # Errors
+/// See [`Searchgate::bind`] and [`Server::run`].
+pub async fn serve(settings: Settings) -> Result<(), StartupError> {
+    Searchgate::new(settings).bind().await?.run().await
+}
+
+fn configured_auth(
+    settings: &Settings,
+) -> Result<Option<Arc<dyn AuthorizationServer>>, StartupError> {
+    match settings.auth.provider {
+        // The embedded development authorization server is not built yet: until it is, the
+        // default serves unauthenticated on loopback (enforced above).
+        AuthProviderKind::Embedded => Ok(None),
+        AuthProviderKind::Oidc | AuthProviderKind::Scalekit => Err(load_problem(
+            "auth.provider",
+            match settings.auth.provider {
+                AuthProviderKind::Oidc => "oidc",
+                _ => "scalekit",
+            },
+            "embedded: token validation for OIDC and Scalekit is not part of this build yet, and \
+             searchgate will not run unprotected while you expect it to check tokens",
+        )
+        .into()),
+    }
+}
+
+fn configured_search(settings: &Settings) -> Result<Arc<dyn SearchProvider>, StartupError> {
+    match settings.search_provider() {
+        SearchProviderKind::Mock => Ok(Arc::new(MockSearchProvider)),
+        SearchProviderKind::Tavily => Err(load_problem(
+            "search.provider",
+            "tavily",
+            "mock: the Tavily provider is not part of this build yet (unset TAVILY_API_KEY or set \
+             SEARCHGATE_SEARCH__PROVIDER=mock)",
+        )
+        .into()),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,181 @@
+//! Contract: the binary's configuration interface — documented variable names, the seed
+//! project's aliases, `.env`, `check-config`, and exit code 2 with a message naming the setting.
+
+use std::process::Output;
+
+use crate::helpers::{free_port, searchgate, spawn_binary};
+
+fn run(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    searchgate(dir, env)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        dir.path(),
+        &[
+            ("TAVILY_API_KEY", "tvly-do-not-print"),
+            ("SCALEKIT_ENVIRONMENT_URL", "https://acme.scalekit.dev"),
+            ("RESOURCE_IDENTIFIER", "res_42"),
+        ],
+        &["check-config"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("provider = \"tavily\""),
+        "TAVILY_API_KEY selects tavily:\n{text}"
+    );
+    assert!(text.contains("api_key = \"<redacted>\""), "{text}");
+    assert!(
+        !text.contains("tvly-do-not-print"),
+        "the key must never be printed"
+    );
+    assert!(
+        text.contains("environment_url = \"https://acme.scalekit.dev/\""),
+        "{text}"
+    );
+    assert!(text.contains("resource_id = \"res_42\""), "{text}");
+    assert!(
+        text.contains("public_url = \"http://127.0.0.1:10000/\""),
+        "derived values are shown:\n{text}"
+    );
+}
+
+#[test]
+fn a_bad_value_exits_2_naming_the_setting_the_value_and_the_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["check-config", "serve"] {
+        let output = run(
+            dir.path(),
+            &[("SEARCHGATE_SEARCH__PROVIDER", "bing")],
+            &[command],
+        );
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let message = stderr(&output);
+        assert!(
+            message.contains("search.provider (from SEARCHGATE_SEARCH__PROVIDER) = \"bing\""),
+            "{message}"
+        );
+        assert!(message.contains("mock, tavily"), "{message}");
+    }
+    let output = run(dir.path(), &[("PORT", "http")], &["serve"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("PORT"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_non_loopback_bind_is_refused_until_authentication_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        dir.path(),
+        &[("SEARCHGATE_SERVER__BIND", "0.0.0.0:10000")],
+        &["serve"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("server.bind"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_external_idp_is_refused_rather_than_served_unprotected() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        dir.path(),
+        &[
+            ("SEARCHGATE_AUTH__PROVIDER", "oidc"),
+            ("SEARCHGATE_AUTH__OIDC__ISSUER", "https://idp.example.com"),
+        ],
+        &["serve"],
+    );
+    assert_eq!(output.status.code(), Some(2), "fail closed");
+    assert!(
+        stderr(&output).contains("auth.provider"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_dotenv_file_and_a_config_file_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "SEARCHGATE_SERVER__MCP_PATH=/from-dotenv\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sg.toml"),
+        "[database]\nurl = \"sqlite://from-file.db\"\n",
+    )
+    .unwrap();
+    let output = run(dir.path(), &[], &["--config", "sg.toml", "check-config"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("mcp_path = \"/from-dotenv\""), "{text}");
+    assert!(text.contains("url = \"sqlite://from-file.db\""), "{text}");
+    let missing = run(
+        dir.path(),
+        &[("SEARCHGATE_CONFIG", "absent.toml")],
+        &["check-config"],
+    );
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "a named file that is missing is an error"
+    );
+}
+
+#[tokio::test]
+async fn port_sets_the_listening_port_and_serves_mcp_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut child = spawn_binary(dir.path(), port, &[("PORT", &port_text)]).await;
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/web-search/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        dir.path().join("searchgate.db").exists(),
+        "the database file is created on first start"
+    );
+}
+
+#[test]
+fn openapi_prints_the_document_without_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        dir.path(),
+        &[("SEARCHGATE_SEARCH__PROVIDER", "bing")],
+        &["openapi"],
+    );
+    assert!(
+        output.status.success(),
+        "printing the document needs no valid configuration"
+    );
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(document["info"]["title"], "searchgate");
+}

@@ -1,0 +1,242 @@
+//! Contract: searchgate is a framework — a program supplies its own ports through the builder
+//! and everything else is served unchanged; the shipped example does exactly that.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+};
+
+use async_trait::async_trait;
+use searchgate::domain::{
+    audit::{AuditError, AuditEvent, AuditLog},
+    auth::{AuthError, AuthorizationServer, BearerToken, Principal, ScopeSet},
+    search::{SearchError, SearchProvider, SearchRequest, SearchResult, SearchResults},
+};
+use serde_json::{Value, json};
+
+use crate::helpers::spawn_with;
+
+struct Encyclopedia;
+
+#[async_trait]
+impl SearchProvider for Encyclopedia {
+    fn name(&self) -> &'static str {
+        "encyclopedia"
+    }
+
+    async fn search(&self, request: &SearchRequest) -> Result<SearchResults, SearchError> {
+        Ok(SearchResults {
+            query: request.query().as_str().to_owned(),
+            results: vec![SearchResult {
+                title: format!("Encyclopedia: {}", request.query().as_str()),
+                url: "https://encyclopedia.example/entry".into(),
+                content: "An entry.".into(),
+                score: 0.7,
+                published_date: None,
+            }],
+        })
+    }
+}
+
+/// Accepts one fixed token.
+struct FixedToken;
+
+#[async_trait]
+impl AuthorizationServer for FixedToken {
+    fn authorization_servers(&self) -> Vec<String> {
+        vec!["https://idp.example".into()]
+    }
+
+    async fn verify(&self, token: &BearerToken) -> Result<Principal, AuthError> {
+        match token.expose() {
+            "good-token" => Ok(Principal {
+                subject: "alice".into(),
+                client_id: Some("cli".into()),
+                issuer: "https://idp.example".into(),
+                scopes: ScopeSet::from_space_separated("web-search:read"),
+            }),
+            "idp-down" => Err(AuthError::Unavailable { retry_after: None }),
+            _ => Err(AuthError::InvalidToken {
+                reason: "unknown token".into(),
+            }),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct MemoryAudit(Arc<Mutex<Vec<AuditEvent>>>);
+
+#[async_trait]
+impl AuditLog for MemoryAudit {
+    async fn append(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        self.0.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn check(&self) -> Result<(), AuditError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn custom_ports_are_served_with_everything_else_unchanged() {
+    let audit = MemoryAudit::default();
+    let app = spawn_with(
+        |_| {},
+        |builder| {
+            builder
+                .with_search_provider(Encyclopedia)
+                .with_authorization_server(FixedToken)
+                .with_audit_log(audit.clone())
+        },
+    )
+    .await;
+    let call = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "web_search", "arguments": { "query": "otters" } } });
+
+    let anonymous = app.mcp_post().json(&call).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        "Bearer",
+        "no credentials, no error code"
+    );
+
+    let wrong = app
+        .mcp_post()
+        .bearer_auth("bad-token")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let challenge = wrong.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\""),
+        "{challenge}"
+    );
+
+    let down = app
+        .mcp_post()
+        .bearer_auth("idp-down")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        down.status(),
+        503,
+        "an unreachable IdP is 503, never 500 or 200"
+    );
+    assert!(down.headers().contains_key("retry-after"));
+
+    let in_query = app
+        .http
+        .post(format!("{}?access_token=good-token", app.mcp_url))
+        .header("accept", "application/json, text/event-stream")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        in_query.status(),
+        400,
+        "tokens in the query string are refused"
+    );
+
+    let ok = app
+        .mcp_post()
+        .bearer_auth("good-token")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let body: Value = ok.json().await.unwrap();
+    let output = &body["result"]["structuredContent"];
+    assert_eq!(output["provider"], "encyclopedia");
+    assert_eq!(output["results"][0]["title"], "Encyclopedia: otters");
+
+    app.stop().await;
+    let events = audit.0.lock().unwrap().clone();
+    let outcomes: Vec<_> = events
+        .iter()
+        .map(|e| (e.outcome.as_str(), e.http_status))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("unauthenticated", 401),
+            ("unauthenticated", 401),
+            ("failed", 503),
+            ("rejected", 400),
+            ("success", 200)
+        ]
+    );
+    let last = events.last().unwrap();
+    assert_eq!(
+        last.subject.as_deref(),
+        Some("alice"),
+        "the principal reaches the audit row"
+    );
+    assert_eq!(last.client_id.as_deref(), Some("cli"));
+    assert_eq!(last.issuer.as_deref(), Some("https://idp.example"));
+}
+
+#[tokio::test]
+async fn the_custom_provider_example_serves_its_own_results() {
+    // `cargo test` builds examples next to the test binaries.
+    let examples = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples");
+    let binary = examples.join(format!("custom_provider{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "build the example first (cargo test builds it): {}",
+        binary.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(&binary)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("SEARCHGATE_SERVER__BIND", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the example starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("MCP endpoint: ")
+        .expect("the example prints its endpoint")
+        .to_owned();
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": { "name": "web_search", "arguments": { "query": "ferris", "max_results": 2 } } }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let output = &body["result"]["structuredContent"];
+    assert_eq!(output["provider"], "bookshelf", "{body}");
+    assert_eq!(output["results"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        output["results"][0]["title"],
+        "The Rust Programming Language"
+    );
+}

@@ -1,0 +1,245 @@
+//! Spawning the server (in process or as the real binary) and talking to it.
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use searchgate::{
+    config::Settings,
+    startup::{Searchgate, StartupError},
+};
+use serde_json::{Value, json};
+use sqlx::{Row, sqlite::SqlitePoolOptions};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// The MCP revision of the legacy (initialize) era used by raw requests.
+pub const LEGACY: &str = "2025-11-25";
+
+/// A server running in this process on an ephemeral loopback port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub mcp_url: String,
+    pub db_path: PathBuf,
+    pub http: reqwest::Client,
+    _dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), StartupError>>>,
+}
+
+/// Starts searchgate on its defaults, with a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}, |builder| builder).await
+}
+
+/// Starts searchgate after adjusting its settings and its builder.
+pub async fn spawn_with(
+    configure: impl FnOnce(&mut Settings),
+    build: impl FnOnce(Searchgate) -> Searchgate,
+) -> TestApp {
+    init_test_logging();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db_path = dir.path().join("searchgate.db");
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".parse().unwrap();
+    settings.database.url = format!("sqlite://{}", db_path.display());
+    configure(&mut settings);
+    let server = build(Searchgate::new(settings))
+        .bind()
+        .await
+        .expect("the server starts");
+    let addr = server.local_addr();
+    let mcp_url = server.resource_url().to_string();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(server.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        mcp_url,
+        db_path,
+        http: reqwest::Client::new(),
+        _dir: dir,
+        stop: Some(stop),
+        handle: Some(handle),
+    }
+}
+
+fn init_test_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        searchgate::telemetry::init(&Default::default());
+    }
+}
+
+impl TestApp {
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A POST to the MCP endpoint with the headers every legacy-era client sends after
+    /// initializing.
+    pub fn mcp_post(&self) -> reqwest::RequestBuilder {
+        self.mcp_post_version(Some(LEGACY))
+    }
+
+    /// A POST to the MCP endpoint with an explicit `MCP-Protocol-Version` (or none).
+    pub fn mcp_post_version(&self, version: Option<&str>) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .post(&self.mcp_url)
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json");
+        match version {
+            Some(version) => request.header("mcp-protocol-version", version),
+            None => request,
+        }
+    }
+
+    /// Sends one JSON-RPC message and returns the status and the JSON body (Null when empty).
+    pub async fn rpc(&self, message: Value) -> (u16, Value) {
+        let response = self
+            .mcp_post()
+            .json(&message)
+            .send()
+            .await
+            .expect("the request is sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Calls `web_search` with `arguments` and returns the JSON-RPC `result`.
+    pub async fn web_search(&self, arguments: Value) -> Value {
+        let (status, body) = self
+            .rpc(json!({
+                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": { "name": "web_search", "arguments": arguments }
+            }))
+            .await;
+        assert_eq!(status, 200, "tools/call answers 200: {body}");
+        body["result"].clone()
+    }
+
+    /// Stops the server gracefully, waits until the audit queue is written, and returns the
+    /// audit table of the SQLite database (empty when a custom audit log was used).
+    pub async fn stop(mut self) -> AuditTable {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle
+                .await
+                .expect("the server task")
+                .expect("the server stops cleanly");
+        }
+        if self.db_path.exists() {
+            AuditTable::read(&self.db_path).await
+        } else {
+            AuditTable { rows: Vec::new() }
+        }
+    }
+}
+
+/// The audit rows in a database file.
+pub struct AuditTable {
+    pub rows: Vec<AuditRow>,
+}
+
+/// The columns tests look at.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub request_id: String,
+    pub method: Option<String>,
+    pub tool: Option<String>,
+    pub outcome: String,
+    pub http_status: i64,
+    pub error_code: Option<String>,
+    pub subject: Option<String>,
+}
+
+impl AuditTable {
+    pub async fn read(path: &Path) -> Self {
+        let pool = SqlitePoolOptions::new()
+            .connect(&format!("sqlite://{}?mode=ro", path.display()))
+            .await
+            .expect("the database opens");
+        let rows = sqlx::query(
+            "SELECT request_id, method, tool, outcome, http_status, error_code, subject \
+             FROM audit_events ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("the audit table is readable")
+        .into_iter()
+        .map(|r| AuditRow {
+            request_id: r.get("request_id"),
+            method: r.get("method"),
+            tool: r.get("tool"),
+            outcome: r.get("outcome"),
+            http_status: r.get("http_status"),
+            error_code: r.get("error_code"),
+            subject: r.get("subject"),
+        })
+        .collect();
+        pool.close().await;
+        Self { rows }
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `searchgate` binary, with a clean environment apart from `env`, run in `dir`.
+pub fn searchgate(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_searchgate"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Starts the binary as a server and waits until `/healthz` answers on `port`.
+pub async fn spawn_binary(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
+    let mut child = searchgate(dir, env)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(response) = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            && response.status().is_success()
+        {
+            return child;
+        }
+        if let Some(status) = child.try_wait().expect("the child can be polled") {
+            let output = child.wait_with_output().expect("output");
+            panic!(
+                "searchgate exited early with {status}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    panic!("searchgate did not answer /healthz on port {port}");
+}

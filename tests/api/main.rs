@@ -1,0 +1,11 @@
+//! Integration tests: the real server on 127.0.0.1:0 (in process, or the real binary), driven
+//! by real clients over loopback. One test binary, one module per behaviour.
+
+mod audit;
+mod bad_input;
+mod binary;
+mod framework;
+mod health;
+mod helpers;
+mod mcp_flow;
+mod openapi;

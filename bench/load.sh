@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Load test: `tools/call web_search` on the mock provider through the release binary, measured
+# with oha (installed with `cargo install oha` when missing). Prints requests per second and
+# latency percentiles, and keeps oha's JSON report under bench/results/.
+#
+#   bench/load.sh [duration, default 20s] [concurrency, default 50]
+#
+# The server runs on a free loopback port with a throw-away database; the audit writer is part
+# of what is measured (one row per request).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+duration=${1:-20s}
+concurrency=${2:-50}
+
+if ! command -v oha >/dev/null 2>&1; then
+  echo "installing oha (cargo install oha --locked)…"
+  cargo install oha --locked
+fi
+cargo build --release --quiet
+
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+(cd "$work" && env -i PATH="$PATH" PORT="$port" SEARCHGATE_TELEMETRY__LEVEL=warn \
+  "$root/target/release/searchgate" serve >"$work/server.log" 2>&1) &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+url="http://127.0.0.1:$port/web-search/mcp"
+body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"web_search","arguments":{"query":"rust async runtimes","max_results":5},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+headers=(-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'
+  -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: web_search')
+
+# One checked request first, so a broken server is not benchmarked.
+curl -fsS "$url" "${headers[@]}" -d "$body" | grep -q '"structuredContent"' \
+  || { echo "the server did not answer a tools/call"; cat "$work/server.log"; exit 1; }
+
+mkdir -p bench/results
+report="bench/results/web_search-$(date -u +%Y%m%dT%H%M%SZ).json"
+oha --no-tui --output-format json -z "$duration" -c "$concurrency" -m POST "${headers[@]}" -d "$body" "$url" >"$report"
+
+python3 - "$report" "$duration" "$concurrency" <<'PY'
+import json, sys
+report, duration, concurrency = sys.argv[1:]
+data = json.load(open(report))
+summary, pct = data["summary"], data["latencyPercentiles"]
+codes = data.get("statusCodeDistribution", {})
+ms = lambda seconds: f"{seconds * 1000:.2f} ms"
+print(f"tools/call web_search (mock), {duration} at concurrency {concurrency}")
+print(f"  requests/s : {summary['requestsPerSec']:.0f}")
+print(f"  success    : {summary['successRate'] * 100:.2f}%  status codes {codes}")
+print(f"  latency    : p50 {ms(pct['p50'])}  p90 {ms(pct['p90'])}  p99 {ms(pct['p99'])}  max {ms(summary['slowest'])}")
+print(f"  report     : {report}")
+PY

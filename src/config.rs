@@ -98,10 +98,7 @@ impl Settings {
     /// # Errors
     /// As [`Settings::load`].
     pub fn validate(&self) -> Result<(), ConfigError> {
-        validate::validate(
-            self,
-            &figment::Figment::from(figment::providers::Serialized::defaults(self)),
-        )
+        validate::validate(self, &figment::Figment::from(load::InCode(self)))
     }
 
     /// The search provider in effect: the configured one, else Tavily when a key is set, else the
@@ -244,6 +241,17 @@ pub enum AuthProviderKind {
     Scalekit,
 }
 
+impl AuthProviderKind {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Oidc => "oidc",
+            Self::Scalekit => "scalekit",
+        }
+    }
+}
+
 /// `[auth]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -327,7 +335,8 @@ impl Default for TelemetrySettings {
     fn default() -> Self {
         Self {
             format: LogFormat::Text,
-            level: "info".to_owned(),
+            // rmcp logs every stateless request's lifecycle at info; that is noise here.
+            level: "info,rmcp=warn".to_owned(),
         }
     }
 }

@@ -19,6 +19,7 @@ use rmcp::{
     },
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use call_record::{CallInfo, CallRecord};
 pub use web_search::{WebSearchArgs, WebSearchHit, WebSearchOutput};
@@ -99,8 +100,19 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let record = CallRecord::from_context(&context);
+        // rmcp runs handlers on their own task, outside the HTTP request's span; this span
+        // puts the request id back on every line the tool logs.
+        let span = tracing::info_span!(
+            "tool",
+            request_id = record.as_ref().map_or("", CallRecord::request_id),
+            tool = %request.name,
+        );
         let result = match request.name.as_ref() {
-            web_search::NAME => web_search::call(self.search.as_ref(), request.arguments).await,
+            web_search::NAME => {
+                web_search::call(self.search.as_ref(), request.arguments)
+                    .instrument(span)
+                    .await
+            }
             other => {
                 // Spec: an unknown tool is a protocol error (-32602), not a tool result.
                 return Err(McpError::invalid_params(

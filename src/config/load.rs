@@ -92,6 +92,22 @@ fn layered(config_file: Option<PathBuf>) -> Result<Figment, ConfigError> {
     ))
 }
 
+/// Settings a program built in code, as a figment layer so validation can describe them.
+pub(super) struct InCode<'a>(pub &'a Settings);
+
+/// The metadata name of [`InCode`].
+const IN_CODE: &str = "settings built in code";
+
+impl Provider for InCode<'_> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(IN_CODE)
+    }
+
+    fn data(&self) -> figment::Result<Map<Profile, Dict>> {
+        Serialized::defaults(self.0).data()
+    }
+}
+
 /// The seed project's variables, mapped onto searchgate's settings.
 struct Aliases {
     values: Dict,
@@ -184,6 +200,9 @@ fn describe_metadata(metadata: Option<&Metadata>, path: &[&str]) -> String {
     };
     if metadata.name.starts_with("`SEARCHGATE_`") {
         return format!("SEARCHGATE_{}", path.join("__").to_ascii_uppercase());
+    }
+    if metadata.name == IN_CODE {
+        return IN_CODE.to_owned();
     }
     if metadata.name == ALIASES {
         return metadata.interpolate(&Profile::Default, path);
@@ -460,6 +479,19 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn settings_built_in_code_are_held_to_the_same_rules() {
+        let mut settings = Settings::default();
+        assert!(settings.validate().is_ok(), "the defaults are valid");
+        settings.server.mcp_path = "no-slash".into();
+        let p = settings.validate().expect_err("an invalid path").problems;
+        assert_eq!(
+            (p[0].setting.as_str(), p[0].source.as_str()),
+            ("server.mcp_path", "settings built in code")
+        );
+        assert_eq!(p[0].value.as_deref(), Some("\"no-slash\""));
     }
 
     #[test]

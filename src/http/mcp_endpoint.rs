@@ -305,15 +305,16 @@ impl<E: Endpoint> Endpoint for AuditEndpoint<E> {
         if req.method() == Method::OPTIONS {
             return self.inner.call(req).await.map(IntoResponse::into_response);
         }
-        let record = CallRecord::default();
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default();
+        let record = CallRecord::new(&request_id);
         req.extensions_mut().insert(record.clone());
         let pending = Pending {
             record,
-            request_id: req
-                .extensions()
-                .get::<RequestId>()
-                .map(|id| id.0.clone())
-                .unwrap_or_default(),
+            request_id,
             source_addr: req.remote_addr().as_socket_addr().copied(),
             occurred_at: SystemTime::now(),
             started: Instant::now(),
@@ -362,8 +363,16 @@ impl Drop for AuditOnDrop {
         if let Some(pending) = self.pending.take() {
             let event = pending.finish(self.status, None);
             let sink = self.sink.clone();
-            // Drop cannot await; the spawned send still waits for queue room, so nothing is lost.
-            tokio::spawn(async move { sink.record(event).await });
+            // Drop cannot await; the spawned send still waits for queue room, so nothing is lost
+            // while the runtime runs.
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move { sink.record(event).await });
+                }
+                Err(_) => {
+                    tracing::error!(request_id = %event.request_id, "audit event of a stream that outlived the runtime was not stored")
+                }
+            }
         }
     }
 }

@@ -9,8 +9,11 @@ use rmcp::{RoleServer, service::RequestContext};
 use crate::domain::auth::Principal;
 
 /// A shared, per-request record. Clones refer to the same record.
-#[derive(Debug, Clone, Default)]
-pub struct CallRecord(Arc<Mutex<CallInfo>>);
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    request_id: Arc<str>,
+    info: Arc<Mutex<CallInfo>>,
+}
 
 /// The facts gathered about a request.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +29,19 @@ pub struct CallInfo {
 }
 
 impl CallRecord {
+    /// An empty record for the request with this id.
+    pub fn new(request_id: &str) -> Self {
+        Self {
+            request_id: request_id.into(),
+            info: Arc::default(),
+        }
+    }
+
+    /// The request's id, as logged and sent back in `x-request-id`.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
     /// The record of the request a handler is serving, when the transport attached one.
     pub fn from_context(context: &RequestContext<RoleServer>) -> Option<Self> {
         context
@@ -52,7 +68,7 @@ impl CallRecord {
 
     fn lock(&self) -> MutexGuard<'_, CallInfo> {
         // A panic while holding this lock cannot leave the record inconsistent (plain fields).
-        self.0
+        self.info
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

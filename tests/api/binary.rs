@@ -179,3 +179,56 @@ fn openapi_prints_the_document_without_configuration() {
     let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(document["info"]["title"], "searchgate");
 }
+
+#[tokio::test]
+async fn json_logs_name_the_request_id_on_every_line_of_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let port_text = port.to_string();
+    let child = spawn_binary(
+        dir.path(),
+        port,
+        &[
+            ("PORT", &port_text),
+            ("SEARCHGATE_TELEMETRY__FORMAT", "json"),
+        ],
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/web-search/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("x-request-id", "log-check-1")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"web_search","arguments":{"query":"mock-error:unavailable"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"))
+        })
+        .collect();
+    let warning = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "search backend unavailable")
+        .expect("the tool logged the upstream failure");
+    assert_eq!(
+        warning["span"]["request_id"], "log-check-1",
+        "tool lines carry the request id: {warning}"
+    );
+    let served = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "served" && l["span"]["path"] == "/web-search/mcp")
+        .expect("an access log line for the MCP request");
+    assert_eq!(served["span"]["request_id"], "log-check-1");
+}

@@ -21,7 +21,7 @@ cargo build --release --quiet
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-(cd "$work" && env -i PATH="$PATH" PORT="$port" SEARCHGATE_TELEMETRY__LEVEL=warn \
+(cd "$work" && exec env -i PATH="$PATH" PORT="$port" SEARCHGATE_TELEMETRY__LEVEL=warn \
   "$root/target/release/searchgate" serve >"$work/server.log" 2>&1) &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true' EXIT

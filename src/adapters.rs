@@ -1,6 +1,10 @@
 //! Outbound adapters: they implement the domain ports with real technology and translate driver
 //! errors into domain errors at the seam. Only `startup` names them.
 
+/// The shared outbound HTTP client.
+pub mod http_client;
+/// Identity providers: OIDC, Scalekit, and the JWT and introspection machinery they share.
+pub mod idp;
 /// Search providers.
 pub mod search;
 /// Storage for audit events (and, later, registered clients and signing keys).

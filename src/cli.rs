@@ -41,7 +41,7 @@ impl Cli {
                 ExitCode::SUCCESS
             }
             Command::CheckConfig => match load(self.config) {
-                Ok(settings) => check_config(&settings),
+                Ok(settings) => check_config(&settings).await,
                 Err(code) => code,
             },
             Command::Serve => match load(self.config) {
@@ -59,16 +59,33 @@ fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
     })
 }
 
-fn check_config(settings: &Settings) -> ExitCode {
+/// Prints the effective configuration, then what probing the identity provider found. Exit 0
+/// when all is well, 1 when a probe failed (the configuration is valid but the IdP is not usable
+/// as configured).
+async fn check_config(settings: &Settings) -> ExitCode {
     match toml::to_string_pretty(&settings.resolved(settings.server.bind)) {
-        Ok(text) => {
-            println!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(text) => println!("{text}"),
         Err(error) => {
             eprintln!("searchgate: cannot print the configuration: {error}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    }
+    let findings = startup::probe_auth(settings).await;
+    println!("# Identity provider");
+    let mut failed = false;
+    for finding in &findings {
+        match &finding.result {
+            Ok(found) => println!("# ok      {}: {found}", finding.check),
+            Err(problem) => {
+                failed = true;
+                println!("# PROBLEM {}: {problem}", finding.check);
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -8,7 +8,7 @@ mod load;
 mod secret;
 mod validate;
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -98,7 +98,17 @@ impl Settings {
     /// # Errors
     /// As [`Settings::load`].
     pub fn validate(&self) -> Result<(), ConfigError> {
-        validate::validate(self, &figment::Figment::from(load::InCode(self)))
+        self.validate_with(false)
+    }
+
+    /// As [`Settings::validate`]; `custom_auth` says a program supplied its own authorization
+    /// server, which makes a non-loopback bind acceptable.
+    pub(crate) fn validate_with(&self, custom_auth: bool) -> Result<(), ConfigError> {
+        validate::validate(
+            self,
+            &figment::Figment::from(load::InCode(self)),
+            custom_auth,
+        )
     }
 
     /// The search provider in effect: the configured one, else Tavily when a key is set, else the
@@ -233,12 +243,15 @@ impl Default for TavilySettings {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthProviderKind {
-    /// The embedded development authorization server (loopback only).
+    /// The embedded development authorization server (loopback only). Until it is built, this
+    /// serves unauthenticated on loopback.
     Embedded,
     /// Any OpenID Connect provider.
     Oidc,
     /// Scalekit.
     Scalekit,
+    /// No authentication: for local experiments and the conformance suite; loopback only.
+    None,
 }
 
 impl AuthProviderKind {
@@ -248,16 +261,50 @@ impl AuthProviderKind {
             Self::Embedded => "embedded",
             Self::Oidc => "oidc",
             Self::Scalekit => "scalekit",
+            Self::None => "none",
         }
+    }
+
+    /// Whether this provider verifies tokens today.
+    pub fn authenticates(self) -> bool {
+        matches!(self, Self::Oidc | Self::Scalekit)
     }
 }
 
-/// `[auth]`.
+/// `[auth]`: who issues tokens and what they must say.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
-    /// `embedded`, `oidc` or `scalekit`.
+    /// `embedded`, `oidc`, `scalekit` or `none`.
     pub provider: AuthProviderKind,
+    /// Accepted token issuers; default: the provider's own (`SEARCHGATE_AUTH__ISSUERS`).
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub issuers: Vec<String>,
+    /// Accepted audiences; a token's `aud` must name one. Default: the resource URL (and, for
+    /// Scalekit, the resource id) (`SEARCHGATE_AUTH__AUDIENCES`).
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub audiences: Vec<String>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_secs: u64,
+    /// Scopes each tool needs (`[auth.tool_scopes] web_search = ["web-search:read"]`).
+    #[serde(deserialize_with = "load::map_of_lists")]
+    pub tool_scopes: BTreeMap<String, Vec<String>>,
+    /// Broader scopes and the narrower ones they imply (`"web-search:admin" = ["web-search:read"]`).
+    #[serde(deserialize_with = "load::map_of_lists")]
+    pub scope_implications: BTreeMap<String, Vec<String>>,
+    /// `scopes_supported` in the protected-resource metadata; default: the tools' scopes.
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub scopes_supported: Vec<String>,
+    /// `resource_name` in the protected-resource metadata.
+    pub resource_name: String,
+    /// `resource_documentation` in the protected-resource metadata.
+    pub resource_documentation: Option<Url>,
+    /// How long fetched signing keys (JWKS) are trusted when the IdP sends no Cache-Control.
+    pub jwks_ttl_secs: u64,
+    /// Most verified tokens remembered (so a repeated token skips signature work).
+    pub token_cache_capacity: u64,
+    /// Longest a verified token is remembered, whatever its expiry.
+    pub token_cache_max_ttl_secs: u64,
     /// `[auth.oidc]`.
     pub oidc: OidcSettings,
     /// `[auth.scalekit]`.
@@ -268,18 +315,75 @@ impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             provider: AuthProviderKind::Embedded,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            leeway_secs: 60,
+            tool_scopes: BTreeMap::from([(
+                "web_search".to_owned(),
+                vec!["web-search:read".to_owned()],
+            )]),
+            scope_implications: BTreeMap::new(),
+            scopes_supported: Vec::new(),
+            resource_name: "searchgate web search".to_owned(),
+            resource_documentation: None,
+            jwks_ttl_secs: 600,
+            token_cache_capacity: 10_000,
+            token_cache_max_ttl_secs: 300,
             oidc: OidcSettings::default(),
             scalekit: ScalekitSettings::default(),
         }
     }
 }
 
+impl AuthSettings {
+    /// `scopes_supported` as configured, else every scope a tool needs, in order, once each.
+    pub fn effective_scopes_supported(&self) -> Vec<String> {
+        if !self.scopes_supported.is_empty() {
+            return self.scopes_supported.clone();
+        }
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in self.tool_scopes.values().flatten() {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
+        scopes
+    }
+}
+
+/// How OIDC access tokens are checked.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenValidation {
+    /// JWT access tokens (RFC 9068), verified locally with the provider's JWKS.
+    Jwt,
+    /// Opaque tokens, checked with the provider's introspection endpoint (RFC 7662).
+    Introspection,
+}
+
 /// `[auth.oidc]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OidcSettings {
     /// The issuer identifier; its discovery document names the JWKS.
     pub issuer: Option<Url>,
+    /// `jwt` (default) or `introspection`.
+    pub validation: TokenValidation,
+    /// searchgate's client id at the provider, for introspection.
+    pub client_id: Option<String>,
+    /// searchgate's client secret at the provider, for introspection.
+    pub client_secret: Option<Secret>,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            validation: TokenValidation::Jwt,
+            client_id: None,
+            client_secret: None,
+        }
+    }
 }
 
 /// `[auth.scalekit]`.

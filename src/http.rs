@@ -5,16 +5,19 @@
 mod bearer;
 mod health;
 mod mcp_endpoint;
+mod oauth;
 pub mod openapi;
 mod request_id;
 mod transport_guard;
 
 use std::sync::Arc;
 
-use poem::{Endpoint, EndpointExt, Route};
+use poem::{Endpoint, EndpointExt, Route, middleware::Cors};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+pub use bearer::Challenge;
+pub use oauth::ProtectedResourceMetadata;
 pub use request_id::RequestId;
 pub use transport_guard::HostPolicy;
 
@@ -22,7 +25,7 @@ use crate::{
     config::Settings,
     domain::{
         audit::{AuditLog, AuditSink},
-        auth::AuthorizationServer,
+        auth::{AuthorizationServer, ScopePolicy},
         search::SearchProvider,
     },
 };
@@ -36,8 +39,11 @@ pub struct AppState {
     pub resource_url: Url,
     /// The search backend the tools call.
     pub search: Arc<dyn SearchProvider>,
-    /// Verifies access tokens; `None` serves unauthenticated (loopback only).
+    /// Verifies access tokens (core's token cache in front); `None` serves unauthenticated
+    /// (loopback only).
     pub auth: Option<Arc<dyn AuthorizationServer>>,
+    /// Which scopes each tool needs.
+    pub scopes: Arc<ScopePolicy>,
     /// The audit store, for readiness.
     pub audit_log: Arc<dyn AuditLog>,
     /// The audit writer's queue.
@@ -46,16 +52,79 @@ pub struct AppState {
     pub shutdown: CancellationToken,
 }
 
+impl AppState {
+    /// The path-suffixed protected-resource metadata URL (RFC 9728 §3.1), named in challenges.
+    pub fn resource_metadata_url(&self) -> String {
+        let public = self
+            .settings
+            .server
+            .public_url
+            .as_ref()
+            .map_or("", |u| u.as_str())
+            .trim_end_matches('/');
+        format!(
+            "{public}{}{}",
+            WELL_KNOWN_RESOURCE, self.settings.server.mcp_path
+        )
+    }
+
+    /// The protected-resource metadata, when authentication is on.
+    fn resource_metadata(&self) -> Option<ProtectedResourceMetadata> {
+        let auth = self.auth.as_ref()?;
+        Some(ProtectedResourceMetadata {
+            resource: self.resource_url.as_str().to_owned(),
+            authorization_servers: auth.authorization_servers(),
+            scopes_supported: self.scopes.supported().to_vec(),
+            bearer_methods_supported: vec!["header".to_owned()],
+            resource_name: self.settings.auth.resource_name.clone(),
+            resource_documentation: self
+                .settings
+                .auth
+                .resource_documentation
+                .as_ref()
+                .map(|u| u.to_string()),
+        })
+    }
+
+    /// How requests are authenticated, for readiness and logs.
+    pub fn auth_mode(&self) -> &'static str {
+        if self.auth.is_some() {
+            self.settings.auth.provider.as_str()
+        } else {
+            "disabled"
+        }
+    }
+}
+
+/// RFC 9728's well-known prefix.
+const WELL_KNOWN_RESOURCE: &str = "/.well-known/oauth-protected-resource";
+
 /// The whole application: every route with request ids and access logging.
 pub fn routes(state: &AppState) -> impl Endpoint + 'static {
-    let api = openapi::service(health::HealthApi::new(state.audit_log.clone()));
+    let metadata = state.resource_metadata();
+    let oauth = oauth::OAuthApi::new(metadata.clone(), state.auth.clone());
+    let api = openapi::service(
+        health::HealthApi::new(state.audit_log.clone(), state.auth_mode()),
+        oauth,
+    );
     let spec = api.spec_endpoint();
+    let suffixed = format!("{WELL_KNOWN_RESOURCE}{}", state.settings.server.mcp_path);
+    let suffixed_api = Arc::new(oauth::OAuthApi::new(metadata, state.auth.clone()));
+    // Discovery documents and probes are public; browser clients (MCP Inspector) fetch the
+    // discovery documents cross-origin.
+    let public_cors = || Cors::new().allow_methods([poem::http::Method::GET]);
     Route::new()
         .at(
             &state.settings.server.mcp_path,
             mcp_endpoint::endpoint(state),
         )
+        .at(
+            &suffixed,
+            oauth::suffixed_resource_metadata
+                .data(suffixed_api)
+                .with(public_cors()),
+        )
         .at("/openapi.json", spec)
-        .nest("/", api)
+        .nest("/", api.with(public_cors()))
         .with(request_id::RequestIdLayer)
 }

@@ -102,10 +102,15 @@ impl ServerHandler for McpServer {
         let record = CallRecord::from_context(&context);
         // rmcp runs handlers on their own task, outside the HTTP request's span; this span
         // puts the request id back on every line the tool logs.
+        let subject = record
+            .as_ref()
+            .and_then(|r| r.snapshot().principal)
+            .map(|p| p.subject);
         let span = tracing::info_span!(
             "tool",
             request_id = record.as_ref().map_or("", CallRecord::request_id),
             tool = %request.name,
+            subject = subject.as_deref().unwrap_or(""),
         );
         let result = match request.name.as_ref() {
             web_search::NAME => {

@@ -12,11 +12,20 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::{
-    adapters::{search::MockSearchProvider, store::SqliteStore},
-    config::{AuthProviderKind, ConfigError, SearchProviderKind, Settings, load_problem},
+    adapters::{
+        http_client::outbound,
+        idp::{OidcAuthorizationServer, OidcConfig, ScalekitAuthorizationServer},
+        search::MockSearchProvider,
+        store::SqliteStore,
+    },
+    config::{
+        AuthProviderKind, ConfigError, SearchProviderKind, Settings, TokenValidation, load_problem,
+    },
     domain::{
         audit::{AuditLog, AuditWriter, AuditWriterConfig},
-        auth::AuthorizationServer,
+        auth::{
+            AuthorizationServer, CachingAuthorizationServer, ProbeFinding, ScopePolicy, canonical,
+        },
         search::SearchProvider,
     },
     http::{self, AppState},
@@ -71,7 +80,8 @@ impl Searchgate {
         self
     }
 
-    /// Opens the database, starts the audit writer and binds the listener.
+    /// Opens the database, starts the audit writer, binds the listener and connects to the
+    /// identity provider.
     ///
     /// # Errors
     /// [`StartupError::Config`] when the settings ask for something this build cannot serve;
@@ -79,11 +89,7 @@ impl Searchgate {
     pub async fn bind(self) -> Result<Server, StartupError> {
         let settings = self.settings;
         // Settings built in code skip `Settings::load`; hold them to the same rules.
-        settings.validate()?;
-        let auth = match self.auth {
-            Some(auth) => Some(auth),
-            None => configured_auth(&settings)?,
-        };
+        settings.validate_with(self.auth.is_some())?;
         let search = match self.search {
             Some(search) => search,
             None => configured_search(&settings)?,
@@ -107,17 +113,34 @@ impl Searchgate {
             .ok_or_else(|| anyhow::anyhow!("the listener has no socket address"))?;
 
         let settings = settings.resolved(local_addr);
-        let public_url = settings
-            .server
-            .public_url
-            .clone()
-            .expect("resolved settings have a public URL");
-        let resource_url = Url::parse(&format!(
-            "{}{}",
-            public_url.as_str().trim_end_matches('/'),
-            settings.server.mcp_path
-        ))
-        .map_err(|e| anyhow::anyhow!("the public URL and MCP path do not form a URL: {e}"))?;
+        let resource_url = resource_url(&settings)?;
+        let auth = match self.auth {
+            Some(auth) => Some(auth),
+            None => configured_auth(&settings, &resource_url, outbound()).await,
+        };
+        if let Some(auth) = &auth
+            && let Some(idp) = auth.authorization_servers().first()
+        {
+            tracing::info!(provider = settings.auth.provider.as_str(), authorization_server = %idp, "verifying access tokens");
+        } else {
+            tracing::warn!(
+                provider = settings.auth.provider.as_str(),
+                "authentication is OFF: the MCP endpoint is unauthenticated and served on loopback only"
+            );
+        }
+        // Core's verified-token cache sits in front of every authorization server.
+        let auth = auth.map(|inner| -> Arc<dyn AuthorizationServer> {
+            Arc::new(CachingAuthorizationServer::new(
+                inner,
+                settings.auth.token_cache_capacity,
+                Duration::from_secs(settings.auth.token_cache_max_ttl_secs),
+            ))
+        });
+        let scopes = Arc::new(ScopePolicy::new(
+            settings.auth.tool_scopes.clone(),
+            settings.auth.scope_implications.clone(),
+            settings.auth.effective_scopes_supported(),
+        ));
         let (audit, writer) = AuditWriter::spawn(
             audit_log.clone(),
             AuditWriterConfig {
@@ -126,17 +149,13 @@ impl Searchgate {
                 ..AuditWriterConfig::default()
             },
         );
-        if auth.is_none() {
-            tracing::warn!(
-                "no authorization server: the MCP endpoint is unauthenticated and served on loopback only"
-            );
-        }
         let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
         let state = AppState {
             settings: Arc::new(settings),
             resource_url,
             search,
             auth,
+            scopes,
             audit_log,
             audit,
             shutdown: CancellationToken::new(),
@@ -234,20 +253,111 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
     Searchgate::new(settings).bind().await?.run().await
 }
 
-fn configured_auth(
+/// `public_url + mcp_path`: the MCP endpoint, which is also the OAuth resource identifier.
+fn resource_url(settings: &Settings) -> Result<Url, StartupError> {
+    let public_url = settings.server.public_url_or(settings.server.bind);
+    Url::parse(&format!(
+        "{}{}",
+        public_url.as_str().trim_end_matches('/'),
+        settings.server.mcp_path
+    ))
+    .map_err(|e| anyhow::anyhow!("the public URL and MCP path do not form a URL: {e}").into())
+}
+
+/// The identity provider the settings name; `None` when authentication is off.
+async fn configured_auth(
     settings: &Settings,
-) -> Result<Option<Arc<dyn AuthorizationServer>>, StartupError> {
-    match settings.auth.provider {
-        // The embedded development authorization server is not built yet: until it is, the
-        // default serves unauthenticated on loopback (enforced above).
-        AuthProviderKind::Embedded => Ok(None),
-        provider @ (AuthProviderKind::Oidc | AuthProviderKind::Scalekit) => Err(load_problem(
-            "auth.provider",
-            provider.as_str(),
-            "embedded: token validation for OIDC and Scalekit is not part of this build yet, and \
-             searchgate will not run unprotected while you expect it to check tokens",
-        )
-        .into()),
+    resource_url: &Url,
+    http: reqwest::Client,
+) -> Option<Arc<dyn AuthorizationServer>> {
+    let auth = &settings.auth;
+    let leeway = Duration::from_secs(auth.leeway_secs);
+    let jwks_ttl = Duration::from_secs(auth.jwks_ttl_secs);
+    let resource = canonical(resource_url.as_str());
+    match auth.provider {
+        // The embedded development authorization server is not built yet; until it is, the
+        // default serves unauthenticated, which validation allows on loopback only.
+        AuthProviderKind::Embedded | AuthProviderKind::None => None,
+        AuthProviderKind::Oidc => {
+            let issuer = auth
+                .oidc
+                .issuer
+                .as_ref()
+                .expect("validated: oidc has an issuer");
+            let audiences = if auth.audiences.is_empty() {
+                vec![resource]
+            } else {
+                auth.audiences.clone()
+            };
+            let introspection =
+                (auth.oidc.validation == TokenValidation::Introspection).then(|| {
+                    (
+                        auth.oidc.client_id.clone().unwrap_or_default(),
+                        auth.oidc
+                            .client_secret
+                            .as_ref()
+                            .map(|s| s.expose().to_owned())
+                            .unwrap_or_default(),
+                    )
+                });
+            let config = OidcConfig {
+                issuer: canonical(issuer.as_str()),
+                issuers: auth.issuers.clone(),
+                audiences,
+                leeway,
+                jwks_ttl,
+                introspection,
+            };
+            let oidc = OidcAuthorizationServer::new(config, http);
+            oidc.discover().await;
+            Some(Arc::new(oidc))
+        }
+        AuthProviderKind::Scalekit => {
+            let env = auth
+                .scalekit
+                .environment_url
+                .as_ref()
+                .expect("validated: scalekit has an environment");
+            let resource_id = auth
+                .scalekit
+                .resource_id
+                .as_deref()
+                .expect("validated: scalekit has a resource id");
+            Some(Arc::new(ScalekitAuthorizationServer::new(
+                &canonical(env.as_str()),
+                resource_id.trim(),
+                &resource,
+                &auth.issuers,
+                &auth.audiences,
+                leeway,
+                jwks_ttl,
+                http,
+            )))
+        }
+    }
+}
+
+/// What `searchgate check-config` reports about the identity provider: the adapter's own probe
+/// (discovery, keys), or that authentication is off.
+pub async fn probe_auth(settings: &Settings) -> Vec<ProbeFinding> {
+    let settings = settings.resolved(settings.server.bind);
+    let resource_url = match resource_url(&settings) {
+        Ok(url) => url,
+        Err(error) => return vec![ProbeFinding::failed("resource", error.to_string())],
+    };
+    match configured_auth(&settings, &resource_url, outbound()).await {
+        Some(auth) => {
+            let mut findings = vec![ProbeFinding::ok("resource", resource_url.as_str())];
+            findings.extend(auth.probe().await);
+            findings
+        }
+        None => vec![ProbeFinding::ok(
+            "authentication",
+            format!(
+                "off (auth.provider = {}): the MCP endpoint is unauthenticated and loopback only",
+                settings.auth.provider.as_str()
+            ),
+        )],
     }
 }
 

@@ -63,7 +63,7 @@ impl std::error::Error for ConfigError {}
 pub(super) fn load(config_file: Option<PathBuf>) -> Result<Settings, ConfigError> {
     let figment = layered(config_file)?;
     let settings: Settings = figment.extract().map_err(|e| from_figment(&figment, e))?;
-    validate::validate(&settings, &figment)?;
+    validate::validate(&settings, &figment, false)?;
     Ok(settings)
 }
 
@@ -268,9 +268,22 @@ fn refs(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
 }
 
+/// A map whose values are lists, each given as a list or one comma-separated string.
+pub(super) fn map_of_lists<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    struct List(#[serde(deserialize_with = "string_or_list")] Vec<String>);
+    let map = std::collections::BTreeMap::<String, List>::deserialize(deserializer)?;
+    Ok(map
+        .into_iter()
+        .map(|(key, List(list))| (key, list))
+        .collect())
+}
+
 /// Accepts a list of strings or one comma-separated string (the natural form in environment
 /// variables).
-pub(super) fn string_or_list<'de, D: Deserializer<'de>>(
+pub(crate) fn string_or_list<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]

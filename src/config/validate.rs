@@ -5,7 +5,7 @@ use figment::Figment;
 use url::Url;
 
 use super::{
-    AuthProviderKind, SearchProviderKind, Settings,
+    AuthProviderKind, SearchProviderKind, Settings, TokenValidation,
     load::{ConfigError, Problem, describe_source, shown_value},
 };
 
@@ -19,7 +19,11 @@ const RESERVED_PREFIXES: &[&str] = &[
     "/api",
 ];
 
-pub(super) fn validate(settings: &Settings, figment: &Figment) -> Result<(), ConfigError> {
+pub(super) fn validate(
+    settings: &Settings,
+    figment: &Figment,
+    custom_auth: bool,
+) -> Result<(), ConfigError> {
     let mut problems = Vec::new();
     let mut check = |ok: bool, path: &[&str], expected: &str| {
         if !ok {
@@ -33,13 +37,13 @@ pub(super) fn validate(settings: &Settings, figment: &Figment) -> Result<(), Con
     };
 
     let server = &settings.server;
-    // Until token validation lands, an unauthenticated server must not be reachable from the
-    // network (fail closed).
+    // Fail closed: a server that checks no tokens must not be reachable from the network.
     check(
-        server.bind.ip().is_loopback(),
+        server.bind.ip().is_loopback() || settings.auth.provider.authenticates() || custom_auth,
         &["server", "bind"],
-        "a loopback address such as 127.0.0.1:10000 or [::1]:10000; searchgate does not \
-         authenticate requests yet and refuses to listen on other interfaces",
+        "a loopback address such as 127.0.0.1:10000 or [::1]:10000 while auth.provider is \
+         embedded or none: those serve without token checks and refuse other interfaces; set \
+         auth.provider to oidc or scalekit to listen on the network",
     );
     if let Some(url) = &server.public_url {
         check(
@@ -105,13 +109,35 @@ pub(super) fn validate(settings: &Settings, figment: &Figment) -> Result<(), Con
 
     let auth = &settings.auth;
     match auth.provider {
-        AuthProviderKind::Embedded => {}
-        AuthProviderKind::Oidc => check(
-            auth.oidc.issuer.as_ref().is_some_and(is_plain_http_url),
-            &["auth", "oidc", "issuer"],
-            "the issuer URL of your OpenID Connect provider when auth.provider is oidc; set \
-             SEARCHGATE_AUTH__OIDC__ISSUER",
-        ),
+        AuthProviderKind::Embedded | AuthProviderKind::None => {}
+        AuthProviderKind::Oidc => {
+            check(
+                auth.oidc.issuer.as_ref().is_some_and(is_plain_http_url),
+                &["auth", "oidc", "issuer"],
+                "the issuer URL of your OpenID Connect provider when auth.provider is oidc; set \
+                 SEARCHGATE_AUTH__OIDC__ISSUER",
+            );
+            if auth.oidc.validation == TokenValidation::Introspection {
+                check(
+                    auth.oidc
+                        .client_id
+                        .as_ref()
+                        .is_some_and(|id| !id.trim().is_empty()),
+                    &["auth", "oidc", "client_id"],
+                    "searchgate's client id at the provider when auth.oidc.validation is \
+                     introspection; set SEARCHGATE_AUTH__OIDC__CLIENT_ID",
+                );
+                check(
+                    auth.oidc
+                        .client_secret
+                        .as_ref()
+                        .is_some_and(|s| !s.expose().is_empty()),
+                    &["auth", "oidc", "client_secret"],
+                    "searchgate's client secret at the provider when auth.oidc.validation is \
+                     introspection; set SEARCHGATE_AUTH__OIDC__CLIENT_SECRET",
+                );
+            }
+        }
         AuthProviderKind::Scalekit => {
             check(
                 auth.scalekit
@@ -134,6 +160,49 @@ pub(super) fn validate(settings: &Settings, figment: &Figment) -> Result<(), Con
             );
         }
     }
+
+    let is_scope = |s: &String| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    };
+    check(
+        auth.tool_scopes.values().flatten().all(is_scope),
+        &["auth", "tool_scopes"],
+        "scope names without spaces or quotes, such as web_search = [\"web-search:read\"]",
+    );
+    check(
+        auth.scope_implications
+            .iter()
+            .all(|(k, v)| is_scope(k) && v.iter().all(is_scope)),
+        &["auth", "scope_implications"],
+        "broader scopes mapped to the narrower scopes they imply, such as \
+         \"web-search:admin\" = [\"web-search:read\"]",
+    );
+    // MCP 2026-07-28: resource servers SHOULD NOT advertise offline_access.
+    check(
+        auth.scopes_supported
+            .iter()
+            .all(|s| is_scope(s) && s != "offline_access"),
+        &["auth", "scopes_supported"],
+        "scope names without spaces, not including offline_access (refresh is the client's \
+         business with its authorization server)",
+    );
+    check(
+        auth.leeway_secs <= 600,
+        &["auth", "leeway_secs"],
+        "at most 600 seconds",
+    );
+    check(
+        (30..=86_400).contains(&auth.jwks_ttl_secs),
+        &["auth", "jwks_ttl_secs"],
+        "from 30 to 86400 seconds",
+    );
+    check(
+        auth.token_cache_max_ttl_secs <= 3600,
+        &["auth", "token_cache_max_ttl_secs"],
+        "at most 3600 seconds (0 turns the cache off)",
+    );
 
     check(
         settings.audit.queue_capacity >= 1,
@@ -228,7 +297,25 @@ mod tests {
                 "SEARCHGATE_SERVER__BIND",
                 "0.0.0.0:10000",
                 "server.bind",
-                "non-loopback refused until auth lands",
+                "non-loopback refused without token checks",
+            ),
+            (
+                "SEARCHGATE_AUTH__SCOPES_SUPPORTED",
+                "web-search:read,offline_access",
+                "auth.scopes_supported",
+                "offline_access is not advertised",
+            ),
+            (
+                "SEARCHGATE_AUTH__LEEWAY_SECS",
+                "3600",
+                "auth.leeway_secs",
+                "an hour of skew",
+            ),
+            (
+                "SEARCHGATE_AUTH__TOOL_SCOPES__WEB_SEARCH",
+                "bad scope",
+                "auth.tool_scopes",
+                "a scope with a space",
             ),
             (
                 "SEARCHGATE_SERVER__BIND",

@@ -103,6 +103,8 @@ pub struct AuditEvent {
     pub client_id: Option<String>,
     /// The token's issuer.
     pub issuer: Option<String>,
+    /// The first hex digits of the token's SHA-256 (never the token).
+    pub token_hash_prefix: Option<String>,
     /// The peer address the request came from.
     pub source_addr: Option<String>,
 }

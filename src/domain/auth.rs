@@ -1,9 +1,18 @@
 //! Authentication and authorization: bearer tokens, the principal a verified token stands for,
-//! scope sets, and the `AuthorizationServer` port that verifies tokens.
+//! the token and scope policies, the verified-token cache, and the `AuthorizationServer` port.
 
-use std::{collections::BTreeSet, fmt, time::Duration};
+mod cache;
+mod policy;
+mod scopes;
+
+use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration, time::SystemTime};
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+pub use cache::CachingAuthorizationServer;
+pub use policy::{Claims, TokenPolicy, canonical};
+pub use scopes::ScopePolicy;
 
 /// The identity provider behind searchgate (Scalekit, an OIDC provider, the embedded one, or a
 /// library user's own).
@@ -11,11 +20,12 @@ use async_trait::async_trait;
 /// Contract:
 /// - `verify` MUST check the token's signature (or ask the issuer), issuer, audience and expiry,
 ///   and return [`AuthError::InvalidToken`] when any check fails: never a principal for a token it
-///   could not verify (fail closed).
+///   could not verify (fail closed). Core applies [`TokenPolicy`] for JWTs; adapters only decode.
 /// - It MUST return [`AuthError::Unavailable`] when it cannot decide because the IdP is
 ///   unreachable and nothing usable is cached; callers answer 503, not 401.
 /// - It SHOULD answer from cache on the hot path; network I/O belongs to cache refreshes.
-#[cfg_attr(test, mockall::automock)]
+/// - `metadata` returns the authorization server's metadata document as published (for clients
+///   of MCP 2025-03-26, which look for it on searchgate's origin), or `None` when there is none.
 #[async_trait]
 pub trait AuthorizationServer: Send + Sync + 'static {
     /// Issuer identifiers to advertise as `authorization_servers` in the protected-resource
@@ -28,6 +38,112 @@ pub trait AuthorizationServer: Send + Sync + 'static {
     /// [`AuthError::InvalidToken`] for a token that fails any check; [`AuthError::Unavailable`]
     /// when the IdP cannot be consulted.
     async fn verify(&self, token: &BearerToken) -> Result<Principal, AuthError>;
+
+    /// The authorization server metadata document (RFC 8414 / OpenID Connect Discovery).
+    ///
+    /// # Errors
+    /// [`AuthError::Unavailable`] when it cannot be fetched and none is cached.
+    async fn metadata(&self) -> Result<Option<ServerMetadata>, AuthError> {
+        Ok(None)
+    }
+
+    /// Checks the IdP from end to end (discovery, keys) for `searchgate check-config`.
+    async fn probe(&self) -> Vec<ProbeFinding> {
+        vec![ProbeFinding::ok(
+            "authorization server",
+            "supplied by the program; nothing to probe",
+        )]
+    }
+}
+
+#[cfg(test)]
+mockall::mock! {
+    /// A programmable `AuthorizationServer` for unit tests.
+    pub AuthPort {}
+
+    #[async_trait]
+    impl AuthorizationServer for AuthPort {
+        fn authorization_servers(&self) -> Vec<String>;
+        async fn verify(&self, token: &BearerToken) -> Result<Principal, AuthError>;
+    }
+}
+
+/// An authorization server's metadata document, forwarded as published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerMetadata(pub Arc<serde_json::Value>);
+
+/// One line of an IdP probe: what was checked and what was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeFinding {
+    /// What was checked (`discovery`, `jwks`, …).
+    pub check: String,
+    /// `Ok(what was found)` or `Err(what is wrong and how to fix it)`.
+    pub result: Result<String, String>,
+}
+
+impl ProbeFinding {
+    /// A check that passed.
+    pub fn ok(check: &str, found: impl Into<String>) -> Self {
+        Self {
+            check: check.to_owned(),
+            result: Ok(found.into()),
+        }
+    }
+
+    /// A check that failed.
+    pub fn failed(check: &str, problem: impl Into<String>) -> Self {
+        Self {
+            check: check.to_owned(),
+            result: Err(problem.into()),
+        }
+    }
+}
+
+/// Why a token was not accepted; the code is audited and the message sent as
+/// `error_description`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a JWT, or claims that cannot be read.
+    Malformed,
+    /// `none`, HS*, or an algorithm the key does not allow.
+    DisallowedAlgorithm,
+    /// No published key has the token's `kid`.
+    UnknownKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// `exp` is in the past.
+    Expired,
+    /// `nbf` or `iat` is in the future.
+    NotYetValid,
+    /// `iss` is not an accepted issuer.
+    WrongIssuer,
+    /// `aud` names none of the accepted audiences.
+    WrongAudience,
+    /// A required claim (`exp`, `sub`) is missing.
+    MissingClaim,
+    /// The issuer says the token is not active (introspection).
+    Inactive,
+    /// Refused by a program's own authorization server.
+    Refused,
+}
+
+impl Rejection {
+    /// The audit reason code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed_token",
+            Self::DisallowedAlgorithm => "disallowed_algorithm",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "token_expired",
+            Self::NotYetValid => "token_not_yet_valid",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim => "missing_claim",
+            Self::Inactive => "token_inactive",
+            Self::Refused => "token_refused",
+        }
+    }
 }
 
 /// Why a request could not be authenticated.
@@ -40,20 +156,67 @@ pub enum AuthError {
         reason: &'static str,
     },
     /// The token is expired, badly signed, for another audience or issuer, or unknown.
-    #[error("invalid token: {reason}")]
+    #[error("invalid token: {detail}")]
     InvalidToken {
+        /// The kind of failure, for audit rows.
+        rejection: Rejection,
         /// Why, in words safe to show to the client (no token material).
-        reason: String,
+        detail: String,
     },
     /// The IdP cannot be reached and nothing usable is cached.
-    #[error("the identity provider is unavailable")]
+    #[error("the identity provider is unavailable: {detail}")]
     Unavailable {
+        /// What failed, for logs.
+        detail: String,
         /// When to try again, when known.
         retry_after: Option<Duration>,
     },
     /// Anything else; logged in full, answered as unavailable.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl AuthError {
+    /// An invalid-token error.
+    pub fn invalid(rejection: Rejection, detail: impl Into<String>) -> Self {
+        Self::InvalidToken {
+            rejection,
+            detail: detail.into(),
+        }
+    }
+
+    /// An unavailable-IdP error.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable {
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The audit reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedRequest { .. } => "malformed_authorization",
+            Self::InvalidToken { rejection, .. } => rejection.code(),
+            Self::Unavailable { .. } | Self::Unexpected(_) => "idp_unavailable",
+        }
+    }
+
+    /// A copy, for errors shared between coalesced callers.
+    fn duplicate(&self) -> Self {
+        match self {
+            Self::MalformedRequest { reason } => Self::MalformedRequest { reason },
+            Self::InvalidToken { rejection, detail } => Self::invalid(*rejection, detail.clone()),
+            Self::Unavailable {
+                detail,
+                retry_after,
+            } => Self::Unavailable {
+                detail: detail.clone(),
+                retry_after: *retry_after,
+            },
+            Self::Unexpected(error) => Self::Unexpected(anyhow::anyhow!("{error:#}")),
+        }
+    }
 }
 
 /// An access token as presented by a client. `Debug` never shows it.
@@ -98,6 +261,12 @@ impl BearerToken {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// SHA-256 of the token: the key of caches and, abbreviated, of audit rows (never the
+    /// token itself).
+    pub fn fingerprint(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
 }
 
 impl fmt::Debug for BearerToken {
@@ -121,18 +290,19 @@ impl ScopeSet {
         self.0.contains(scope)
     }
 
-    /// The scopes of `required` that this set lacks, in order.
-    pub fn missing<'a>(&self, required: &'a [String]) -> Vec<&'a str> {
-        required
-            .iter()
-            .filter(|s| !self.contains(s))
-            .map(String::as_str)
-            .collect()
+    /// Adds a scope.
+    pub fn insert(&mut self, scope: String) -> bool {
+        self.0.insert(scope)
     }
 
     /// The scopes, sorted.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -142,10 +312,16 @@ impl FromIterator<String> for ScopeSet {
     }
 }
 
+impl Extend<String> for ScopeSet {
+    fn extend<I: IntoIterator<Item = String>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
 /// Who a verified token stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Principal {
-    /// The `sub` claim.
+    /// The `sub` claim (or the client id for tokens without one).
     pub subject: String,
     /// The OAuth client the token was issued to, when the token says.
     pub client_id: Option<String>,
@@ -153,6 +329,10 @@ pub struct Principal {
     pub issuer: String,
     /// The scopes the token grants.
     pub scopes: ScopeSet,
+    /// When the token expires, when known.
+    pub expires_at: Option<SystemTime>,
+    /// The first hex digits of the token's SHA-256, for audit rows; set by core.
+    pub token_hash_prefix: String,
 }
 
 #[cfg(test)]
@@ -186,19 +366,35 @@ mod tests {
     }
 
     #[test]
-    fn scope_sets_report_what_is_missing_in_order() {
-        let granted = ScopeSet::from_space_separated("openid  web-search:read\tprofile");
-        let required = vec![
-            "web-search:read".to_owned(),
-            "admin".to_owned(),
-            "audit".to_owned(),
-        ];
-        assert_eq!(granted.missing(&required), ["admin", "audit"]);
-        assert!(granted.contains("profile"));
+    fn fingerprints_are_sha256_of_the_token() {
+        let token = BearerToken::parse("abc").unwrap();
+        let hex: String = token
+            .fingerprint()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(
-            granted.iter().count(),
-            3,
-            "runs of whitespace separate scopes"
+            hex,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn every_rejection_has_its_own_code() {
+        let all = [
+            Rejection::Malformed,
+            Rejection::DisallowedAlgorithm,
+            Rejection::UnknownKey,
+            Rejection::BadSignature,
+            Rejection::Expired,
+            Rejection::NotYetValid,
+            Rejection::WrongIssuer,
+            Rejection::WrongAudience,
+            Rejection::MissingClaim,
+            Rejection::Inactive,
+            Rejection::Refused,
+        ];
+        let codes: BTreeSet<_> = all.iter().map(|r| r.code()).collect();
+        assert_eq!(codes.len(), all.len());
     }
 }

@@ -1,6 +1,8 @@
-//! The bearer guard: exactly one `Authorization: Bearer` token, verified through the
-//! `AuthorizationServer` port, or an RFC 6750 challenge. Active when an authorization server is
-//! configured; the verified `Principal` travels on in the request's extensions.
+//! Authorization on the MCP endpoint, in the order of the MCP checklist §2.9 (after the
+//! transport's Host/Origin check): no token → 401 with `resource_metadata` and `scope` (no error
+//! code); a malformed `Authorization` → 400 `invalid_request`; a bad token → 401
+//! `invalid_token`; an unreachable IdP → 503 with `Retry-After`; then, once the body names the
+//! tool, a missing scope → 403 `insufficient_scope` listing every scope the tool needs.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,19 +12,77 @@ use poem::{
 };
 
 use crate::{
-    domain::auth::{AuthError, AuthorizationServer, BearerToken},
+    domain::auth::{AuthError, AuthorizationServer, BearerToken, Principal, ScopePolicy},
     mcp::CallRecord,
 };
 
+/// What every challenge names: where the protected-resource metadata is and which scopes to ask
+/// for (MCP authorization: RFC 9728 §5.1 and RFC 6750 §3).
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// The path-suffixed protected-resource metadata URL.
+    pub resource_metadata: String,
+    /// The minimal scopes, space-separated (empty when none are needed).
+    pub scope: String,
+}
+
+impl Challenge {
+    /// The `WWW-Authenticate` value for an error code (none for a missing token).
+    fn header(&self, error: Option<(&str, &str)>, scope: &str) -> String {
+        let mut parts = Vec::new();
+        if let Some((code, description)) = error {
+            parts.push(format!("error=\"{code}\""));
+            parts.push(format!("error_description=\"{}\"", quoted(description)));
+        }
+        parts.push(format!(
+            "resource_metadata=\"{}\"",
+            quoted(&self.resource_metadata)
+        ));
+        if !scope.is_empty() {
+            parts.push(format!("scope=\"{}\"", quoted(scope)));
+        }
+        format!("Bearer {}", parts.join(", "))
+    }
+
+    fn response(&self, status: StatusCode, error: Option<(&str, &str)>, scope: &str) -> Response {
+        let (code, description) = error.unwrap_or(("unauthorized", "a bearer token is required"));
+        let body = serde_json::json!({ "error": code, "error_description": description });
+        Response::builder()
+            .status(status)
+            .header(header::WWW_AUTHENTICATE, self.header(error, scope))
+            .content_type("application/json")
+            .body(body.to_string())
+    }
+}
+
+/// Quoted-string content: no quotes or backslashes, no control characters.
+fn quoted(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '\''
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Middleware verifying bearer tokens.
-pub struct BearerGuard(pub Arc<dyn AuthorizationServer>);
+pub struct BearerGuard {
+    /// The verifier (with core's token cache in front).
+    pub auth: Arc<dyn AuthorizationServer>,
+    /// The challenge parameters.
+    pub challenge: Arc<Challenge>,
+}
 
 impl<E: Endpoint> Middleware<E> for BearerGuard {
     type Output = BearerGuardEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
         BearerGuardEndpoint {
-            auth: self.0.clone(),
+            auth: self.auth.clone(),
+            challenge: self.challenge.clone(),
             inner,
         }
     }
@@ -31,6 +91,7 @@ impl<E: Endpoint> Middleware<E> for BearerGuard {
 /// See [`BearerGuard`].
 pub struct BearerGuardEndpoint<E> {
     auth: Arc<dyn AuthorizationServer>,
+    challenge: Arc<Challenge>,
     inner: E,
 }
 
@@ -38,27 +99,67 @@ impl<E: Endpoint> Endpoint for BearerGuardEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
-        let token = match extract(req.headers(), req.uri().query()) {
-            Ok(Some(token)) => token,
-            // RFC 6750 §3.1: no credentials, no error code.
+        let record = req.extensions().get::<CallRecord>().cloned();
+        let outcome = match extract(req.headers(), req.uri().query()) {
+            Ok(Some(token)) => self.auth.verify(&token).await.map(Some),
+            Ok(None) => Ok(None),
+            Err(error) => Err(error),
+        };
+        let principal = match outcome {
+            Ok(Some(principal)) => principal,
             Ok(None) => {
-                return Ok(challenge(
+                note_failure(record.as_ref(), "missing_token");
+                return Ok(self.challenge.response(
                     StatusCode::UNAUTHORIZED,
                     None,
-                    "a bearer token is required",
+                    &self.challenge.scope,
                 ));
             }
-            Err(error) => return Ok(rejection(&error)),
+            Err(error) => {
+                note_failure(record.as_ref(), error.code());
+                return Ok(self.rejection(&error));
+            }
         };
-        let principal = match self.auth.verify(&token).await {
-            Ok(principal) => principal,
-            Err(error) => return Ok(rejection(&error)),
-        };
-        if let Some(record) = req.extensions().get::<CallRecord>() {
+        if let Some(record) = &record {
             record.update(|info| info.principal = Some(principal.clone()));
         }
         req.extensions_mut().insert(principal);
         self.inner.call(req).await.map(IntoResponse::into_response)
+    }
+}
+
+impl<E> BearerGuardEndpoint<E> {
+    fn rejection(&self, error: &AuthError) -> Response {
+        let challenge = &self.challenge;
+        match error {
+            AuthError::MalformedRequest { reason } => challenge.response(
+                StatusCode::BAD_REQUEST,
+                Some(("invalid_request", reason)),
+                &challenge.scope,
+            ),
+            AuthError::InvalidToken { detail, .. } => challenge.response(
+                StatusCode::UNAUTHORIZED,
+                Some(("invalid_token", detail)),
+                &challenge.scope,
+            ),
+            AuthError::Unavailable {
+                detail,
+                retry_after,
+            } => {
+                tracing::warn!(detail = %detail, "cannot verify a token: the identity provider is unavailable");
+                unavailable(*retry_after)
+            }
+            AuthError::Unexpected(inner) => {
+                tracing::error!(error = ?inner, "token verification failed unexpectedly");
+                unavailable(None)
+            }
+        }
+    }
+}
+
+fn note_failure(record: Option<&CallRecord>, code: &'static str) {
+    if let Some(record) = record {
+        record.update(|info| info.auth_failure = Some(code));
     }
 }
 
@@ -95,48 +196,74 @@ fn extract(headers: &HeaderMap, query: Option<&str>) -> Result<Option<BearerToke
     BearerToken::parse(token.trim_start_matches(' ')).map(Some)
 }
 
-fn rejection(error: &AuthError) -> Response {
-    match error {
-        AuthError::MalformedRequest { reason } => {
-            challenge(StatusCode::BAD_REQUEST, Some("invalid_request"), reason)
-        }
-        AuthError::InvalidToken { reason } => {
-            challenge(StatusCode::UNAUTHORIZED, Some("invalid_token"), reason)
-        }
-        AuthError::Unavailable { retry_after } => unavailable(*retry_after),
-        AuthError::Unexpected(inner) => {
-            tracing::error!(error = ?inner, "token verification failed unexpectedly");
-            unavailable(None)
-        }
-    }
-}
-
-/// An RFC 6750 §3 challenge with an OAuth-shaped JSON body.
-fn challenge(status: StatusCode, code: Option<&str>, description: &str) -> Response {
-    let description = description.replace(['"', '\\'], "'");
-    let header = match code {
-        Some(code) => format!("Bearer error=\"{code}\", error_description=\"{description}\""),
-        None => "Bearer".to_owned(),
-    };
-    let body = serde_json::json!({ "error": code.unwrap_or("unauthorized"), "error_description": description });
-    Response::builder()
-        .status(status)
-        .header(header::WWW_AUTHENTICATE, header)
-        .content_type("application/json")
-        .body(body.to_string())
-}
-
 fn unavailable(retry_after: Option<Duration>) -> Response {
     let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
     let body = serde_json::json!({
         "error": "temporarily_unavailable",
-        "error_description": "the identity provider cannot be reached; retry shortly",
+        "error_description": "the identity provider cannot be reached to verify the token; retry shortly",
     });
     Response::builder()
         .status(StatusCode::SERVICE_UNAVAILABLE)
         .header(header::RETRY_AFTER, secs.to_string())
         .content_type("application/json")
         .body(body.to_string())
+}
+
+/// Middleware checking a `tools/call`'s scopes against the tool's requirements (after the body
+/// has been read, so the tool is known).
+pub struct ScopeGuard {
+    /// Tool → scopes, and implications.
+    pub policy: Arc<ScopePolicy>,
+    /// The challenge parameters.
+    pub challenge: Arc<Challenge>,
+}
+
+impl<E: Endpoint> Middleware<E> for ScopeGuard {
+    type Output = ScopeGuardEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        ScopeGuardEndpoint {
+            policy: self.policy.clone(),
+            challenge: self.challenge.clone(),
+            inner,
+        }
+    }
+}
+
+/// See [`ScopeGuard`].
+pub struct ScopeGuardEndpoint<E> {
+    policy: Arc<ScopePolicy>,
+    challenge: Arc<Challenge>,
+    inner: E,
+}
+
+impl<E: Endpoint> Endpoint for ScopeGuardEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let record = req.extensions().get::<CallRecord>().cloned();
+        let tool = record.as_ref().and_then(|r| {
+            let info = r.snapshot();
+            (info.method.as_deref() == Some("tools/call"))
+                .then_some(info.tool)
+                .flatten()
+        });
+        if let (Some(tool), Some(principal)) = (tool, req.extensions().get::<Principal>()) {
+            let required = self.policy.required_for_tool(&tool);
+            if !self.policy.satisfies(&principal.scopes, required) {
+                note_failure(record.as_ref(), "insufficient_scope");
+                // One challenge with every scope the operation needs (MCP 2026-07-28 §Scope).
+                let scope = required.join(" ");
+                let description = format!("calling {tool} needs the scope {scope}");
+                return Ok(self.challenge.response(
+                    StatusCode::FORBIDDEN,
+                    Some(("insufficient_scope", &description)),
+                    &scope,
+                ));
+            }
+        }
+        self.inner.call(req).await.map(IntoResponse::into_response)
+    }
 }
 
 #[cfg(test)]
@@ -175,26 +302,20 @@ mod tests {
     }
 
     #[test]
-    fn challenges_follow_rfc_6750() {
-        let missing = challenge(StatusCode::UNAUTHORIZED, None, "x");
+    fn challenges_carry_resource_metadata_and_scope() {
+        let challenge = Challenge {
+            resource_metadata: "https://s.example/.well-known/oauth-protected-resource/mcp".into(),
+            scope: "web-search:read".into(),
+        };
         assert_eq!(
-            missing.headers()[header::WWW_AUTHENTICATE],
-            "Bearer",
-            "no error code without credentials"
+            challenge.header(None, &challenge.scope),
+            "Bearer resource_metadata=\"https://s.example/.well-known/oauth-protected-resource/mcp\", scope=\"web-search:read\"",
+            "no error code without credentials (RFC 6750 §3.1)"
         );
-        let invalid = rejection(&AuthError::InvalidToken {
-            reason: "token \"expired\"".into(),
-        });
-        assert_eq!(invalid.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
-            invalid.headers()[header::WWW_AUTHENTICATE],
-            "Bearer error=\"invalid_token\", error_description=\"token 'expired'\"",
-            "quotes cannot break the header"
+            challenge.header(Some(("invalid_token", "token \"expired\"")), ""),
+            "Bearer error=\"invalid_token\", error_description=\"token 'expired'\", resource_metadata=\"https://s.example/.well-known/oauth-protected-resource/mcp\"",
+            "quotes cannot break the header; no scope parameter when none is needed"
         );
-        let down = rejection(&AuthError::Unavailable {
-            retry_after: Some(Duration::from_secs(7)),
-        });
-        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(down.headers()[header::RETRY_AFTER], "7");
     }
 }

@@ -12,15 +12,17 @@ enum ApiTags {
     Health,
 }
 
-/// The probes; readiness asks the audit store whether it can be written.
+/// The probes; readiness asks the audit store whether it can be written and says how requests
+/// are authenticated.
 pub struct HealthApi {
     audit: Arc<dyn AuditLog>,
+    auth: &'static str,
 }
 
 impl HealthApi {
-    /// Probes backed by `audit`.
-    pub fn new(audit: Arc<dyn AuditLog>) -> Self {
-        Self { audit }
+    /// Probes backed by `audit`; `auth` is the authentication mode (`disabled` when off).
+    pub fn new(audit: Arc<dyn AuditLog>, auth: &'static str) -> Self {
+        Self { audit, auth }
     }
 }
 
@@ -30,9 +32,12 @@ impl HealthApi {
 pub struct HealthStatus {
     /// `ok`, `ready` or `unavailable`.
     status: String,
-    /// Per-dependency results, for readiness.
+    /// The database, for readiness: `ok` or `unavailable`.
     #[oai(skip_serializing_if_is_none)]
     database: Option<String>,
+    /// How MCP requests are authenticated, for readiness: `oidc`, `scalekit`, or `disabled`.
+    #[oai(skip_serializing_if_is_none)]
+    auth: Option<String>,
 }
 
 impl poem_openapi::types::Example for HealthStatus {
@@ -40,6 +45,7 @@ impl poem_openapi::types::Example for HealthStatus {
         Self {
             status: "ready".into(),
             database: Some("ok".into()),
+            auth: Some("oidc".into()),
         }
     }
 }
@@ -63,6 +69,7 @@ impl HealthApi {
         Json(HealthStatus {
             status: "ok".into(),
             database: None,
+            auth: None,
         })
     }
 
@@ -73,12 +80,14 @@ impl HealthApi {
             Ok(()) => Readiness::Ready(Json(HealthStatus {
                 status: "ready".into(),
                 database: Some("ok".into()),
+                auth: Some(self.auth.into()),
             })),
             Err(error) => {
                 tracing::warn!(error = %error, "readiness check failed");
                 Readiness::Unavailable(Json(HealthStatus {
                     status: "unavailable".into(),
                     database: Some("unavailable".into()),
+                    auth: Some(self.auth.into()),
                 }))
             }
         }

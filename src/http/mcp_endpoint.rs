@@ -32,7 +32,7 @@ use serde::{Deserialize, de::IgnoredAny};
 
 use super::{
     AppState, RequestId,
-    bearer::BearerGuard,
+    bearer::{BearerGuard, Challenge, ScopeGuard},
     transport_guard::{HostPolicy, TransportGuard},
 };
 use crate::{
@@ -66,12 +66,27 @@ pub(super) fn endpoint(state: &AppState) -> BoxEndpoint<'static, Response> {
             ])
             .max_age(600)
     };
-    let dispatch = RmcpEndpoint { service }.with(BodyReader {
-        max_bytes: server.max_body_bytes,
+    let challenge = Arc::new(Challenge {
+        resource_metadata: state.resource_metadata_url(),
+        scope: state.scopes.supported().join(" "),
     });
+    let body = BodyReader {
+        max_bytes: server.max_body_bytes,
+    };
+    // Authorization comes before the body is read; the scope check needs the tool, so after.
     let authenticated = match &state.auth {
-        Some(auth) => dispatch.with(BearerGuard(auth.clone())).boxed(),
-        None => dispatch.boxed(),
+        Some(auth) => RmcpEndpoint { service }
+            .with(ScopeGuard {
+                policy: state.scopes.clone(),
+                challenge: challenge.clone(),
+            })
+            .with(body)
+            .with(BearerGuard {
+                auth: auth.clone(),
+                challenge,
+            })
+            .boxed(),
+        None => RmcpEndpoint { service }.with(body).boxed(),
     };
     authenticated
         .with(cors)
@@ -292,7 +307,10 @@ impl Pending {
             latency: self.started.elapsed(),
             subject: principal.as_ref().map(|p| p.subject.clone()),
             client_id: principal.as_ref().and_then(|p| p.client_id.clone()),
-            issuer: principal.map(|p| p.issuer),
+            issuer: principal.as_ref().map(|p| p.issuer.clone()),
+            token_hash_prefix: principal
+                .map(|p| p.token_hash_prefix)
+                .filter(|h| !h.is_empty()),
             source_addr: self.source_addr.map(|a| a.to_string()),
         }
     }
@@ -401,6 +419,14 @@ fn classify(
 ) -> (Outcome, Option<String>) {
     let rpc = |code: i64| Some(format!("jsonrpc_{code}"));
     let http = || Some(format!("http_{}", status.as_u16()));
+    if let Some(reason) = info.auth_failure {
+        let outcome = match status.as_u16() {
+            403 => Outcome::Forbidden,
+            500.. => Outcome::Failed,
+            _ => Outcome::Unauthenticated,
+        };
+        return (outcome, Some(reason.to_owned()));
+    }
     match status.as_u16() {
         401 => (Outcome::Unauthenticated, http()),
         // A 403 after authentication is a scope decision; before it, a transport refusal.
@@ -489,9 +515,16 @@ mod tests {
                 client_id: None,
                 issuer: "i".into(),
                 scopes: ScopeSet::default(),
+                ..Principal::default()
             }),
             ..CallInfo::default()
         };
+        let failed = |code| CallInfo {
+            auth_failure: Some(code),
+            ..CallInfo::default()
+        };
+        let (expired, malformed) = (failed("token_expired"), failed("malformed_authorization"));
+        let (no_scope, idp_down) = (failed("insufficient_scope"), failed("idp_unavailable"));
         let cases = [
             (200, &tool_ok, None, Outcome::Success, None),
             (
@@ -547,6 +580,34 @@ mod tests {
                 Some("http_401"),
             ),
             (503, &plain, None, Outcome::Failed, Some("http_503")),
+            (
+                401,
+                &expired,
+                None,
+                Outcome::Unauthenticated,
+                Some("token_expired"),
+            ),
+            (
+                400,
+                &malformed,
+                None,
+                Outcome::Unauthenticated,
+                Some("malformed_authorization"),
+            ),
+            (
+                403,
+                &no_scope,
+                None,
+                Outcome::Forbidden,
+                Some("insufficient_scope"),
+            ),
+            (
+                503,
+                &idp_down,
+                None,
+                Outcome::Failed,
+                Some("idp_unavailable"),
+            ),
         ];
         for (status, info, rpc, outcome, code) in cases {
             let got = classify(StatusCode::from_u16(status).unwrap(), info, rpc);

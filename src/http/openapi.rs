@@ -6,12 +6,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use poem_openapi::OpenApiService;
 
-use super::health::HealthApi;
+use super::{health::HealthApi, oauth::OAuthApi};
 use crate::domain::audit::{AuditError, AuditEvent, AuditLog};
 
 /// The poem-openapi service for the documented endpoints.
-pub fn service(health: HealthApi) -> OpenApiService<HealthApi, ()> {
-    OpenApiService::new(health, "searchgate", env!("CARGO_PKG_VERSION")).description(
+pub fn service(health: HealthApi, oauth: OAuthApi) -> OpenApiService<(HealthApi, OAuthApi), ()> {
+    OpenApiService::new((health, oauth), "searchgate", env!("CARGO_PKG_VERSION")).description(
         "The plain HTTP surface of searchgate, a self-hosted MCP server that gives AI agents web \
          search behind OAuth 2.1. The MCP endpoint itself speaks JSON-RPC over Streamable HTTP.",
     )
@@ -19,7 +19,11 @@ pub fn service(health: HealthApi) -> OpenApiService<HealthApi, ()> {
 
 /// The document as pretty JSON, without a `servers` entry (it is the same for every deployment).
 pub fn document_json() -> String {
-    service(HealthApi::new(Arc::new(DocumentOnly))).spec()
+    service(
+        HealthApi::new(Arc::new(DocumentOnly), "disabled"),
+        OAuthApi::new(None, None),
+    )
+    .spec()
 }
 
 /// Stands in for the audit store while rendering the document; never serves a request.

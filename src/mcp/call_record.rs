@@ -26,6 +26,8 @@ pub struct CallInfo {
     pub principal: Option<Principal>,
     /// Set when a tool ran: `None` for success, else the tool error's code.
     pub tool_result: Option<Option<&'static str>>,
+    /// Why authentication or authorization refused the request.
+    pub auth_failure: Option<&'static str>,
 }
 
 impl CallRecord {

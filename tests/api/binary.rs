@@ -93,22 +93,24 @@ fn a_non_loopback_bind_is_refused_until_authentication_exists() {
 }
 
 #[test]
-fn an_external_idp_is_refused_rather_than_served_unprotected() {
+fn authentication_off_is_refused_on_a_network_interface() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(
-        dir.path(),
-        &[
-            ("SEARCHGATE_AUTH__PROVIDER", "oidc"),
-            ("SEARCHGATE_AUTH__OIDC__ISSUER", "https://idp.example.com"),
-        ],
-        &["serve"],
-    );
-    assert_eq!(output.status.code(), Some(2), "fail closed");
-    assert!(
-        stderr(&output).contains("auth.provider"),
-        "{}",
-        stderr(&output)
-    );
+    for provider in ["none", "embedded"] {
+        let output = run(
+            dir.path(),
+            &[
+                ("SEARCHGATE_AUTH__PROVIDER", provider),
+                ("SEARCHGATE_SERVER__BIND", "0.0.0.0:10000"),
+            ],
+            &["serve"],
+        );
+        assert_eq!(output.status.code(), Some(2), "{provider}: fail closed");
+        assert!(
+            stderr(&output).contains("server.bind"),
+            "{}",
+            stderr(&output)
+        );
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::{
 use async_trait::async_trait;
 use searchgate::domain::{
     audit::{AuditError, AuditEvent, AuditLog},
-    auth::{AuthError, AuthorizationServer, BearerToken, Principal, ScopeSet},
+    auth::{AuthError, AuthorizationServer, BearerToken, Principal, Rejection, ScopeSet},
     search::{SearchError, SearchProvider, SearchRequest, SearchResult, SearchResults},
 };
 use serde_json::{Value, json};
@@ -50,16 +50,19 @@ impl AuthorizationServer for FixedToken {
 
     async fn verify(&self, token: &BearerToken) -> Result<Principal, AuthError> {
         match token.expose() {
-            "good-token" => Ok(Principal {
+            "good-token" | "reader-only-profile" => Ok(Principal {
                 subject: "alice".into(),
                 client_id: Some("cli".into()),
                 issuer: "https://idp.example".into(),
-                scopes: ScopeSet::from_space_separated("web-search:read"),
+                scopes: ScopeSet::from_space_separated(if token.expose() == "good-token" {
+                    "web-search:read"
+                } else {
+                    "profile"
+                }),
+                ..Principal::default()
             }),
-            "idp-down" => Err(AuthError::Unavailable { retry_after: None }),
-            _ => Err(AuthError::InvalidToken {
-                reason: "unknown token".into(),
-            }),
+            "idp-down" => Err(AuthError::unavailable("down")),
+            _ => Err(AuthError::invalid(Rejection::Refused, "unknown token")),
         }
     }
 }
@@ -97,9 +100,13 @@ async fn custom_ports_are_served_with_everything_else_unchanged() {
 
     let anonymous = app.mcp_post().json(&call).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
+    let prm = format!(
+        "http://{}/.well-known/oauth-protected-resource/web-search/mcp",
+        app.addr
+    );
     assert_eq!(
         anonymous.headers()["www-authenticate"],
-        "Bearer",
+        format!("Bearer resource_metadata=\"{prm}\", scope=\"web-search:read\"").as_str(),
         "no credentials, no error code"
     );
 
@@ -148,6 +155,28 @@ async fn custom_ports_are_served_with_everything_else_unchanged() {
         "tokens in the query string are refused"
     );
 
+    let narrow = app
+        .mcp_post()
+        .bearer_auth("reader-only-profile")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        narrow.status(),
+        403,
+        "a valid token without the tool's scope"
+    );
+    let step_up = narrow.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        step_up.contains("error=\"insufficient_scope\"")
+            && step_up.contains("scope=\"web-search:read\""),
+        "{step_up}"
+    );
+
     let ok = app
         .mcp_post()
         .bearer_auth("good-token")
@@ -173,7 +202,8 @@ async fn custom_ports_are_served_with_everything_else_unchanged() {
             ("unauthenticated", 401),
             ("unauthenticated", 401),
             ("failed", 503),
-            ("rejected", 400),
+            ("unauthenticated", 400),
+            ("forbidden", 403),
             ("success", 200)
         ]
     );
@@ -185,6 +215,23 @@ async fn custom_ports_are_served_with_everything_else_unchanged() {
     );
     assert_eq!(last.client_id.as_deref(), Some("cli"));
     assert_eq!(last.issuer.as_deref(), Some("https://idp.example"));
+    assert_eq!(
+        last.token_hash_prefix.as_ref().map(String::len),
+        Some(12),
+        "a hash prefix, not the token"
+    );
+    let codes: Vec<_> = events.iter().map(|e| e.error_code.as_deref()).collect();
+    assert_eq!(
+        codes,
+        [
+            Some("missing_token"),
+            Some("token_refused"),
+            Some("idp_unavailable"),
+            Some("malformed_authorization"),
+            Some("insufficient_scope"),
+            None
+        ]
+    );
 }
 
 #[tokio::test]

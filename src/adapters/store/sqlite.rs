@@ -61,7 +61,7 @@ impl AuditLog for SqliteStore {
         }
         let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO audit_events (occurred_at_ms, request_id, method, tool, outcome, \
-             http_status, error_code, latency_us, subject, client_id, issuer, source_addr) ",
+             http_status, error_code, latency_us, subject, client_id, issuer, token_hash_prefix, source_addr) ",
         );
         builder.push_values(events, |mut row, e| {
             row.push_bind(millis_since_epoch(e))
@@ -75,6 +75,7 @@ impl AuditLog for SqliteStore {
                 .push_bind(&e.subject)
                 .push_bind(&e.client_id)
                 .push_bind(&e.issuer)
+                .push_bind(&e.token_hash_prefix)
                 .push_bind(&e.source_addr);
         });
         // One statement is one implicit transaction: all rows or none.

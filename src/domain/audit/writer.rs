@@ -212,6 +212,7 @@ mod tests {
             subject: None,
             client_id: None,
             issuer: None,
+            token_hash_prefix: None,
             source_addr: None,
         }
     }

@@ -142,6 +142,46 @@ async fn discovery_documents_name_the_idp_and_the_exact_resource() {
         .await
         .unwrap();
     assert_eq!(ready["auth"], "oidc");
+
+    // A browser's CORS preflight carries no token and is answered before authentication.
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, &app.mcp_url)
+        .header("origin", "http://localhost:6274")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization, content-type, mcp-protocol-version")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    let exposed = preflight.headers()["access-control-expose-headers"].to_str().unwrap().to_owned();
+    assert!(exposed.contains("www-authenticate"), "{exposed}");
+    let prm = app
+        .http
+        .get(app.url("/.well-known/oauth-protected-resource"))
+        .header("origin", "http://localhost:6274")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        prm.headers()["access-control-allow-origin"],
+        "http://localhost:6274",
+        "browsers can read the metadata"
+    );
+}
+
+#[tokio::test]
+async fn configured_audiences_replace_the_resource_url() {
+    let stack = stack(
+        |s| s.auth.audiences = vec![s.server.public_url_or(s.server.bind).join("/other/mcp").unwrap().to_string()],
+        &[],
+    )
+    .await;
+    let other = stack.resource.replace("/web-search/mcp", "/other/mcp");
+    let for_resource = stack.idp.client_token("searchgate-cc", &stack.resource, Some("web-search:read")).await;
+    let for_other = stack.idp.client_token("searchgate-cc", &other, Some("web-search:read")).await;
+    assert_eq!(call_with(&stack.app, &for_other).await.0, 200, "SEARCHGATE_AUTH__AUDIENCES names the audience");
+    assert_eq!(call_with(&stack.app, &for_resource).await.0, 401, "and only that one");
 }
 
 #[tokio::test]

@@ -299,6 +299,9 @@ pub struct AuthSettings {
     pub resource_name: String,
     /// `resource_documentation` in the protected-resource metadata.
     pub resource_documentation: Option<Url>,
+    /// Require RFC 9068's `typ: at+jwt` on JWT access tokens (off: plain `JWT` is accepted too,
+    /// as many IdPs send it; other types are always refused).
+    pub require_at_jwt_typ: bool,
     /// How long fetched signing keys (JWKS) are trusted when the IdP sends no Cache-Control.
     pub jwks_ttl_secs: u64,
     /// Most verified tokens remembered (so a repeated token skips signature work).
@@ -326,6 +329,7 @@ impl Default for AuthSettings {
             scopes_supported: Vec::new(),
             resource_name: "searchgate web search".to_owned(),
             resource_documentation: None,
+            require_at_jwt_typ: false,
             jwks_ttl_secs: 600,
             token_cache_capacity: 10_000,
             token_cache_max_ttl_secs: 300,
@@ -365,8 +369,9 @@ pub enum TokenValidation {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OidcSettings {
-    /// The issuer identifier; its discovery document names the JWKS.
-    pub issuer: Option<Url>,
+    /// The issuer identifier, exactly as the provider writes it (with or without a trailing
+    /// slash): discovery compares it character for character.
+    pub issuer: Option<String>,
     /// `jwt` (default) or `introspection`.
     pub validation: TokenValidation,
     /// searchgate's client id at the provider, for introspection.

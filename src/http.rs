@@ -55,17 +55,14 @@ pub struct AppState {
 impl AppState {
     /// The path-suffixed protected-resource metadata URL (RFC 9728 §3.1), named in challenges.
     pub fn resource_metadata_url(&self) -> String {
-        let public = self
-            .settings
-            .server
-            .public_url
-            .as_ref()
-            .map_or("", |u| u.as_str())
-            .trim_end_matches('/');
-        format!(
-            "{public}{}{}",
-            WELL_KNOWN_RESOURCE, self.settings.server.mcp_path
-        )
+        let origin = self.resource_url.origin().ascii_serialization();
+        format!("{origin}{}", self.resource_metadata_path())
+    }
+
+    /// RFC 9728 §3.1: the well-known segment goes between the host and the resource's whole
+    /// path, so a public URL with a path prefix (behind a proxy) keeps the prefix after it.
+    fn resource_metadata_path(&self) -> String {
+        format!("{WELL_KNOWN_RESOURCE}{}", self.resource_url.path())
     }
 
     /// The protected-resource metadata, when authentication is on.
@@ -108,7 +105,7 @@ pub fn routes(state: &AppState) -> impl Endpoint + 'static {
         oauth,
     );
     let spec = api.spec_endpoint();
-    let suffixed = format!("{WELL_KNOWN_RESOURCE}{}", state.settings.server.mcp_path);
+    let suffixed = state.resource_metadata_path();
     let suffixed_api = Arc::new(oauth::OAuthApi::new(metadata, state.auth.clone()));
     // Discovery documents and probes are public; browser clients (MCP Inspector) fetch the
     // discovery documents cross-origin.

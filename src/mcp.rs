@@ -10,8 +10,9 @@ use std::{sync::Arc, time::Duration};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CacheScope, CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
+        Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+        Tool,
     },
     service::RequestContext,
     transport::streamable_http_server::{
@@ -24,7 +25,7 @@ use tracing::Instrument;
 pub use call_record::{CallInfo, CallRecord};
 pub use web_search::{WebSearchArgs, WebSearchHit, WebSearchOutput};
 
-use crate::domain::search::SearchProvider;
+use crate::domain::{auth::ScopePolicy, search::SearchProvider};
 
 /// How long clients may cache `tools/list` (2026-07-28 cache hints): the list only changes on
 /// restart.
@@ -35,6 +36,7 @@ const TOOLS_TTL: Duration = Duration::from_secs(300);
 pub struct McpServer {
     search: Arc<dyn SearchProvider>,
     tools: Arc<[Tool]>,
+    scopes: Option<Arc<ScopePolicy>>,
 }
 
 impl McpServer {
@@ -43,7 +45,21 @@ impl McpServer {
         Self {
             search,
             tools: Arc::new([web_search::definition()]),
+            scopes: None,
         }
+    }
+
+    /// Checks each tool's scopes again in the handler. The HTTP layer answers a missing scope
+    /// with a 403 step-up before dispatch; this second check keeps a tool closed even if a
+    /// request ever got past that layer.
+    pub fn with_scope_policy(mut self, scopes: Arc<ScopePolicy>) -> Self {
+        self.scopes = Some(scopes);
+        self
+    }
+
+    /// The names of the tools this server offers.
+    pub fn tool_names(&self) -> impl Iterator<Item = &str> {
+        self.tools.iter().map(|tool| tool.name.as_ref())
     }
 
     /// The rmcp Streamable HTTP service for this handler: stateless (no `Mcp-Session-Id`, GET
@@ -102,10 +118,26 @@ impl ServerHandler for McpServer {
         let record = CallRecord::from_context(&context);
         // rmcp runs handlers on their own task, outside the HTTP request's span; this span
         // puts the request id back on every line the tool logs.
-        let subject = record
-            .as_ref()
-            .and_then(|r| r.snapshot().principal)
-            .map(|p| p.subject);
+        let principal = record.as_ref().and_then(|r| r.snapshot().principal);
+        if let Some(scopes) = &self.scopes {
+            let required = scopes.required_for_tool(&request.name);
+            let allowed = principal
+                .as_ref()
+                .is_some_and(|p| scopes.satisfies(&p.scopes, required));
+            if !allowed {
+                tracing::error!(tool = %request.name, "a tools/call without the tool's scopes reached the handler");
+                if let Some(record) = &record {
+                    record.tool_finished(Some("insufficient_scope"));
+                }
+                let text = format!(
+                    "Calling {} needs the scope {}.",
+                    request.name,
+                    required.join(" ")
+                );
+                return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+            }
+        }
+        let subject = principal.map(|p| p.subject);
         let span = tracing::info_span!(
             "tool",
             request_id = record.as_ref().map_or("", CallRecord::request_id),

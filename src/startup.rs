@@ -29,6 +29,7 @@ use crate::{
         search::SearchProvider,
     },
     http::{self, AppState},
+    mcp::McpServer,
 };
 
 /// Why searchgate could not start or stopped abnormally.
@@ -94,6 +95,18 @@ impl Searchgate {
             Some(search) => search,
             None => configured_search(&settings)?,
         };
+        // A scope listed for a tool that does not exist is a typo that leaves the real tool open.
+        let tools = McpServer::new(search.clone());
+        let known: Vec<&str> = tools.tool_names().collect();
+        if let Some(unknown) = settings
+            .auth
+            .tool_scopes
+            .keys()
+            .find(|name| !known.contains(&name.as_str()))
+        {
+            let expected = format!("names of tools searchgate serves: {}", known.join(", "));
+            return Err(load_problem("auth.tool_scopes", unknown, &expected).into());
+        }
         let audit_log: Arc<dyn AuditLog> = match self.audit {
             Some(audit) => audit,
             None => Arc::new(
@@ -301,12 +314,13 @@ async fn configured_auth(
                     )
                 });
             let config = OidcConfig {
-                issuer: canonical(issuer.as_str()),
+                issuer: issuer.clone(),
                 issuers: auth.issuers.clone(),
                 audiences,
                 leeway,
                 jwks_ttl,
                 introspection,
+                strict_typ: auth.require_at_jwt_typ,
             };
             let oidc = OidcAuthorizationServer::new(config, http);
             oidc.discover().await;

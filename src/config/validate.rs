@@ -45,6 +45,13 @@ pub(super) fn validate(
          embedded or none: those serve without token checks and refuse other interfaces; set \
          auth.provider to oidc or scalekit to listen on the network",
     );
+    // Clients on the network must be told a URL they can reach (and tokens must name it).
+    check(
+        server.bind.ip().is_loopback() || server.public_url.is_some(),
+        &["server", "public_url"],
+        "the URL clients use, such as https://search.example.com, when listening on a network \
+         interface; set SEARCHGATE_SERVER__PUBLIC_URL",
+    );
     if let Some(url) = &server.public_url {
         check(
             is_plain_http_url(url),
@@ -112,7 +119,12 @@ pub(super) fn validate(
         AuthProviderKind::Embedded | AuthProviderKind::None => {}
         AuthProviderKind::Oidc => {
             check(
-                auth.oidc.issuer.as_ref().is_some_and(is_plain_http_url),
+                auth.oidc
+                    .issuer
+                    .as_deref()
+                    .and_then(|i| Url::parse(i).ok())
+                    .as_ref()
+                    .is_some_and(is_plain_http_url),
                 &["auth", "oidc", "issuer"],
                 "the issuer URL of your OpenID Connect provider when auth.provider is oidc; set \
                  SEARCHGATE_AUTH__OIDC__ISSUER",
@@ -288,6 +300,53 @@ mod tests {
             Ok(())
         });
         found
+    }
+
+    #[test]
+    fn a_network_bind_needs_a_provider_that_checks_tokens() {
+        let remote = [
+            ("SEARCHGATE_SERVER__BIND", "0.0.0.0:10000"),
+            (
+                "SEARCHGATE_SERVER__PUBLIC_URL",
+                "https://search.example.com",
+            ),
+        ];
+        assert_eq!(
+            settings_problems(&remote),
+            ["server.bind"],
+            "the default checks no tokens"
+        );
+        let unnamed = [
+            ("SEARCHGATE_SERVER__BIND", "0.0.0.0:10000"),
+            ("SEARCHGATE_AUTH__PROVIDER", "oidc"),
+            ("SEARCHGATE_AUTH__OIDC__ISSUER", "https://idp.example.com"),
+        ];
+        assert_eq!(
+            settings_problems(&unnamed),
+            ["server.public_url"],
+            "0.0.0.0 is no URL for clients"
+        );
+        let oidc = [
+            ("SEARCHGATE_SERVER__BIND", "0.0.0.0:10000"),
+            (
+                "SEARCHGATE_SERVER__PUBLIC_URL",
+                "https://search.example.com",
+            ),
+            ("SEARCHGATE_AUTH__PROVIDER", "oidc"),
+            ("SEARCHGATE_AUTH__OIDC__ISSUER", "https://idp.example.com"),
+        ];
+        assert!(
+            settings_problems(&oidc).is_empty(),
+            "with an IdP the restriction is lifted"
+        );
+        let mut settings = Settings::default();
+        settings.server.bind = "0.0.0.0:10000".parse().unwrap();
+        settings.server.public_url = Some("https://search.example.com".parse().unwrap());
+        assert!(settings.validate().is_err());
+        assert!(
+            settings.validate_with(true).is_ok(),
+            "a program's own authorization server counts"
+        );
     }
 
     #[test]

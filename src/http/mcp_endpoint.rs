@@ -46,8 +46,11 @@ const MAX_NAME_CHARS: usize = 128;
 /// Assembles the pipeline for `state`.
 pub(super) fn endpoint(state: &AppState) -> BoxEndpoint<'static, Response> {
     let server = &state.settings.server;
-    let service = McpServer::new(state.search.clone())
-        .into_service(server.max_body_bytes, state.shutdown.clone());
+    let mut mcp = McpServer::new(state.search.clone());
+    if state.auth.is_some() {
+        mcp = mcp.with_scope_policy(state.scopes.clone());
+    }
+    let service = mcp.into_service(server.max_body_bytes, state.shutdown.clone());
     let policy = Arc::new(HostPolicy::new(
         &server.allowed_hosts,
         &server.allowed_origins,
@@ -169,23 +172,26 @@ impl<E: Endpoint> Endpoint for BodyReaderEndpoint<E> {
                     ));
                 }
             };
-            let is_json = req
-                .content_type()
-                .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
-            // Other media types are rmcp's to refuse (415).
-            if is_json {
-                match Envelope::read(&bytes) {
-                    Ok(envelope) => {
-                        if let Some(record) = req.extensions().get::<CallRecord>() {
-                            record.update(|info| {
-                                info.method = envelope.method;
-                                info.tool = envelope.tool;
-                            });
-                        }
+            // Every body that reaches dispatch has been read here: the scope check depends on
+            // it, so nothing may slip past under a media type only rmcp would accept.
+            if !is_json(req.content_type()) {
+                return Ok(jsonrpc_error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    -32600,
+                    "Unsupported Media Type: Content-Type must be application/json",
+                ));
+            }
+            match Envelope::read(&bytes) {
+                Ok(envelope) => {
+                    if let Some(record) = req.extensions().get::<CallRecord>() {
+                        record.update(|info| {
+                            info.method = envelope.method;
+                            info.tool = envelope.tool;
+                        });
                     }
-                    Err((code, message)) => {
-                        return Ok(jsonrpc_error(StatusCode::BAD_REQUEST, code, &message));
-                    }
+                }
+                Err((code, message)) => {
+                    return Ok(jsonrpc_error(StatusCode::BAD_REQUEST, code, &message));
                 }
             }
             req.set_body(bytes);
@@ -194,7 +200,17 @@ impl<E: Endpoint> Endpoint for BodyReaderEndpoint<E> {
     }
 }
 
-/// What the transport needs of a JSON-RPC message: its method and, for `tools/call`, the tool.
+/// `application/json`, judged as rmcp judges it: the part before `;`, trimmed, any case.
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+    })
+}
+
+/// What the transport needs of a JSON-RPC message: its method and, for `tools/call`, the tool
+/// (whole: the scope check needs the exact name; audit rows shorten it).
 #[derive(Debug, PartialEq, Eq)]
 struct Envelope {
     method: Option<String>,
@@ -249,15 +265,23 @@ impl Envelope {
                     .to_owned(),
             ));
         }
-        let bounded = |s: Cow<'_, str>| s.chars().take(MAX_NAME_CHARS).collect::<String>();
         let tool = match message.method.as_deref() {
-            Some("tools/call") => message.params.and_then(|p| p.name).map(bounded),
+            Some("tools/call") => message.params.and_then(|p| p.name).map(Cow::into_owned),
             _ => None,
         };
         Ok(Self {
-            method: message.method.map(bounded),
+            method: message.method.map(Cow::into_owned),
             tool,
         })
+    }
+}
+
+/// An audit row keeps at most [`MAX_NAME_CHARS`] of a method or tool name.
+fn bounded(name: String) -> String {
+    if name.chars().count() <= MAX_NAME_CHARS {
+        name
+    } else {
+        name.chars().take(MAX_NAME_CHARS).collect()
     }
 }
 
@@ -299,8 +323,8 @@ impl Pending {
         AuditEvent {
             occurred_at: self.occurred_at,
             request_id: self.request_id.clone(),
-            method: info.method,
-            tool: info.tool,
+            method: info.method.map(bounded),
+            tool: info.tool.map(bounded),
             outcome,
             http_status: status.as_u16(),
             error_code,
@@ -490,12 +514,31 @@ mod tests {
         ] {
             assert_eq!(read(body).map_err(|e| e.0), Err(code), "{why}");
         }
-        let long = format!(r#"{{"jsonrpc":"2.0","method":"{}"}}"#, "m".repeat(500));
-        assert_eq!(
-            read(long.as_bytes()).unwrap().method.map(|m| m.len()),
-            Some(MAX_NAME_CHARS),
-            "names are bounded"
+        let long = format!(
+            r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"{}"}}}}"#,
+            "t".repeat(500)
         );
+        let tool = read(long.as_bytes()).unwrap().tool.unwrap();
+        assert_eq!(tool.len(), 500, "the whole name, for the scope check");
+        assert_eq!(
+            bounded(tool).len(),
+            MAX_NAME_CHARS,
+            "audit rows keep a bounded prefix"
+        );
+    }
+
+    #[test]
+    fn json_is_recognised_as_rmcp_recognises_it() {
+        for (value, json) in [
+            (Some("application/json"), true),
+            (Some(" Application/JSON ; charset=utf-8"), true),
+            (Some("\tapplication/json"), true),
+            (Some("application/jsonx"), false),
+            (Some("text/plain"), false),
+            (None, false),
+        ] {
+            assert_eq!(is_json(value), json, "{value:?}");
+        }
     }
 
     #[test]

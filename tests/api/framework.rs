@@ -235,6 +235,108 @@ async fn custom_ports_are_served_with_everything_else_unchanged() {
 }
 
 #[tokio::test]
+async fn a_public_url_with_a_path_keeps_it_after_the_well_known_segment() {
+    let port = crate::helpers::free_port();
+    let app = spawn_with(
+        |s| {
+            s.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
+            s.server.public_url = Some(format!("http://127.0.0.1:{port}/search").parse().unwrap());
+        },
+        |builder| builder.with_authorization_server(FixedToken),
+    )
+    .await;
+    let anonymous = app
+        .http
+        .post(app.url("/web-search/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let challenge = anonymous.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let expected = format!(
+        "http://127.0.0.1:{port}/.well-known/oauth-protected-resource/search/web-search/mcp"
+    );
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{expected}\"")),
+        "RFC 9728 §3.1: {challenge}"
+    );
+    let metadata: Value = app
+        .http
+        .get(&expected)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metadata["resource"],
+        format!("http://127.0.0.1:{port}/search/web-search/mcp")
+    );
+}
+
+#[tokio::test]
+async fn the_scope_check_holds_for_every_spelling_of_the_media_type_and_over_http2() {
+    let app = spawn_with(
+        |_| {},
+        |builder| builder.with_authorization_server(FixedToken),
+    )
+    .await;
+    let h1 = reqwest::Client::new();
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "web_search", "arguments": { "query": "x" } } })
+    .to_string();
+    for (client, protocol) in [(&h1, "HTTP/1.1"), (&h2, "h2c")] {
+        for (content_type, status) in [
+            (" application/json", 403),
+            ("\tApplication/JSON; charset=utf-8", 403),
+            ("text/plain", 415),
+        ] {
+            let response = client
+                .post(&app.mcp_url)
+                .bearer_auth("reader-only-profile")
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", content_type)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status().as_u16(),
+                status,
+                "{protocol} with {content_type:?}: never the tool's results"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_scope_for_a_tool_that_does_not_exist_stops_start_up() {
+    let mut settings = searchgate::config::Settings::default();
+    settings.server.bind = "127.0.0.1:0".parse().unwrap();
+    settings
+        .auth
+        .tool_scopes
+        .insert("web_serach".into(), vec!["x".into()]);
+    let result = searchgate::startup::Searchgate::new(settings)
+        .with_audit_log(MemoryAudit::default())
+        .bind()
+        .await;
+    let Err(searchgate::startup::StartupError::Config(error)) = result else {
+        panic!("a misspelt tool must be refused")
+    };
+    assert!(error.to_string().contains("web_serach"), "{error}");
+}
+
+#[tokio::test]
 async fn the_custom_provider_example_serves_its_own_results() {
     // `cargo test` builds examples next to the test binaries.
     let examples = std::env::current_exe()

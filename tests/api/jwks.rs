@@ -67,8 +67,49 @@ async fn unknown_kids_refetch_once_coalesced_and_then_wait_30_seconds() {
         "twenty concurrent unknown kids cost one refetch"
     );
 
-    assert!(cache.key_for(Some("another-new-key")).await.is_err());
+    let within_window = cache.key_for(Some("another-new-key")).await.unwrap_err();
+    assert!(
+        matches!(
+            within_window,
+            AuthError::Unavailable {
+                retry_after: Some(_),
+                ..
+            }
+        ),
+        "a key that may just have been published: 503 with the wait, not 401: {within_window:?}"
+    );
     assert_eq!(fetches(&server).await, 2, "no second refetch within 30 s");
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_one_failed_fetch() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/keys"))
+        .respond_with(ResponseTemplate::new(500).set_delay(Duration::from_millis(300)))
+        .mount(&server)
+        .await;
+    let cache = JwksCache::remote(
+        &format!("{}/keys", server.uri()),
+        outbound(),
+        Duration::from_secs(600),
+    );
+    let started = std::time::Instant::now();
+    let results = futures::future::join_all((0..10).map(|_| cache.key_for(Some("k")))).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(AuthError::Unavailable { .. })))
+    );
+    assert_eq!(
+        fetches(&server).await,
+        1,
+        "ten waiting requests share the one failed fetch"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "nobody queues behind nine more fetches"
+    );
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ async fn stack(configure: impl FnOnce(&mut Settings), idp_env: &[(&str, &str)]) 
         |s| {
             s.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
             s.auth.provider = AuthProviderKind::Oidc;
-            s.auth.oidc.issuer = Some(issuer.parse().unwrap());
+            s.auth.oidc.issuer = Some(issuer);
             configure(s);
         },
         |builder| builder,
@@ -149,12 +149,18 @@ async fn discovery_documents_name_the_idp_and_the_exact_resource() {
         .request(reqwest::Method::OPTIONS, &app.mcp_url)
         .header("origin", "http://localhost:6274")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization, content-type, mcp-protocol-version")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type, mcp-protocol-version",
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(preflight.status(), 200);
-    let exposed = preflight.headers()["access-control-expose-headers"].to_str().unwrap().to_owned();
+    let exposed = preflight.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(exposed.contains("www-authenticate"), "{exposed}");
     let prm = app
         .http
@@ -173,15 +179,37 @@ async fn discovery_documents_name_the_idp_and_the_exact_resource() {
 #[tokio::test]
 async fn configured_audiences_replace_the_resource_url() {
     let stack = stack(
-        |s| s.auth.audiences = vec![s.server.public_url_or(s.server.bind).join("/other/mcp").unwrap().to_string()],
+        |s| {
+            s.auth.audiences = vec![
+                s.server
+                    .public_url_or(s.server.bind)
+                    .join("/other/mcp")
+                    .unwrap()
+                    .to_string(),
+            ]
+        },
         &[],
     )
     .await;
     let other = stack.resource.replace("/web-search/mcp", "/other/mcp");
-    let for_resource = stack.idp.client_token("searchgate-cc", &stack.resource, Some("web-search:read")).await;
-    let for_other = stack.idp.client_token("searchgate-cc", &other, Some("web-search:read")).await;
-    assert_eq!(call_with(&stack.app, &for_other).await.0, 200, "SEARCHGATE_AUTH__AUDIENCES names the audience");
-    assert_eq!(call_with(&stack.app, &for_resource).await.0, 401, "and only that one");
+    let for_resource = stack
+        .idp
+        .client_token("searchgate-cc", &stack.resource, Some("web-search:read"))
+        .await;
+    let for_other = stack
+        .idp
+        .client_token("searchgate-cc", &other, Some("web-search:read"))
+        .await;
+    assert_eq!(
+        call_with(&stack.app, &for_other).await.0,
+        200,
+        "SEARCHGATE_AUTH__AUDIENCES names the audience"
+    );
+    assert_eq!(
+        call_with(&stack.app, &for_resource).await.0,
+        401,
+        "and only that one"
+    );
 }
 
 #[tokio::test]
@@ -493,7 +521,7 @@ async fn an_unreachable_idp_at_start_gives_503_not_401() {
     let app = spawn_with(
         |s| {
             s.auth.provider = AuthProviderKind::Oidc;
-            s.auth.oidc.issuer = Some(format!("http://127.0.0.1:{port}").parse().unwrap());
+            s.auth.oidc.issuer = Some(format!("http://127.0.0.1:{port}"));
         },
         |b| b,
     )
@@ -646,6 +674,26 @@ async fn check_config_probes_the_idp() {
     assert!(output.status.success(), "{text}");
     assert!(text.contains("# ok      discovery:"), "{text}");
     assert!(text.contains("# ok      signing keys: 1 usable"), "{text}");
+
+    let with_slash = format!("{issuer}/");
+    let wrong = [
+        ("SEARCHGATE_AUTH__PROVIDER", "oidc"),
+        ("SEARCHGATE_AUTH__OIDC__ISSUER", with_slash.as_str()),
+    ];
+    let output = searchgate(dir.path(), &wrong)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "discovery compares issuers exactly: {text}"
+    );
+    assert!(
+        text.contains("# PROBLEM discovery:") && text.contains(&issuer),
+        "the probe names the provider's issuer: {text}"
+    );
 
     drop(idp);
     let output = searchgate(dir.path(), &env)

@@ -30,6 +30,8 @@ const EMPTY_RETRY_INTERVAL: Duration = Duration::from_secs(5);
 /// Bounds on a TTL taken from `Cache-Control`.
 const MIN_TTL: Duration = Duration::from_secs(30);
 const MAX_TTL: Duration = Duration::from_secs(86_400);
+/// How long past their TTL keys may serve while they cannot be refreshed.
+const MAX_STALENESS: Duration = Duration::from_secs(86_400);
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
@@ -82,15 +84,18 @@ enum Source {
     Static,
 }
 
+/// When an on-demand fetch last ran, and whether it failed.
+type LastAttempt = Mutex<Option<(Instant, bool)>>;
+
 #[derive(Debug)]
 struct Inner {
     source: Source,
     current: RwLock<Option<Arc<Snapshot>>>,
     refresh: tokio::sync::Mutex<()>,
     /// When the last on-demand fetch for an unknown `kid` ran, and whether it failed.
-    last_unknown_kid: Mutex<Option<(Instant, bool)>>,
+    last_unknown_kid: LastAttempt,
     /// When the last fetch with no keys at all ran, and whether it failed.
-    last_empty: Mutex<Option<(Instant, bool)>>,
+    last_empty: LastAttempt,
     background_running: AtomicBool,
     next_background: Mutex<Option<Instant>>,
 }
@@ -145,7 +150,12 @@ impl JwksCache {
     /// [`AuthError::InvalidToken`] (`UnknownKey`) when the IdP publishes no such key;
     /// [`AuthError::Unavailable`] when the keys cannot be fetched and none answers.
     pub async fn key_for(&self, kid: Option<&str>) -> Result<Arc<VerifyingKey>, AuthError> {
-        let cached = self.current();
+        let asked = Instant::now();
+        // Keys that could not be refreshed for a day past their TTL are no longer trusted: the
+        // IdP may have withdrawn them.
+        let cached = self
+            .current()
+            .filter(|s| s.fetched_at.elapsed() < s.ttl.saturating_add(MAX_STALENESS));
         if let Some(snapshot) = &cached {
             if snapshot.is_stale() {
                 self.refresh_in_background();
@@ -158,20 +168,19 @@ impl JwksCache {
             Some(_) => (UNKNOWN_KID_REFETCH_INTERVAL, &self.0.last_unknown_kid),
             None => (EMPTY_RETRY_INTERVAL, &self.0.last_empty),
         };
-        if let Some((at, failed)) = *lock(tracker)
+        // Within the rate limit, an unknown key may be one the IdP has just published: answer
+        // 503 with the wait, not a 401 that would make the client discard a good token.
+        if let Some((at, _)) = *lock(tracker)
             && at.elapsed() < interval
         {
-            return Err(if failed {
-                AuthError::Unavailable {
-                    detail: "the signing keys cannot be fetched".into(),
-                    retry_after: Some(interval.saturating_sub(at.elapsed())),
-                }
-            } else {
-                unknown_key()
+            return Err(AuthError::Unavailable {
+                detail: "the signing key is not known yet and the keys were fetched moments ago"
+                    .into(),
+                retry_after: Some(interval.saturating_sub(at.elapsed())),
             });
         }
         let snapshot = self
-            .refetch(cached.map(|s| s.generation), Some(tracker))
+            .refetch(cached.map(|s| s.generation), Some((tracker, asked)))
             .await?;
         snapshot.find(kid).ok_or_else(unknown_key)
     }
@@ -194,12 +203,13 @@ impl JwksCache {
             .clone()
     }
 
-    /// Fetches unless someone else refreshed since `seen` (coalescing); an on-demand fetch
-    /// records when it ran in `tracker`, for rate limiting.
+    /// Fetches unless someone else refreshed since `seen` (coalescing). An on-demand fetch
+    /// passes its `tracker` and when it was asked: it records when it ran, and a caller that
+    /// waited while another's fetch failed shares that failure instead of fetching again.
     async fn refetch(
         &self,
         seen: Option<u64>,
-        tracker: Option<&Mutex<Option<(Instant, bool)>>>,
+        tracker: Option<(&LastAttempt, Instant)>,
     ) -> Result<Arc<Snapshot>, AuthError> {
         let _turn = self.0.refresh.lock().await;
         if let Some(current) = self.current()
@@ -207,6 +217,13 @@ impl JwksCache {
         {
             return Ok(current);
         }
+        if let Some((tracker, asked)) = tracker
+            && let Some((at, true)) = *lock(tracker)
+            && at >= asked
+        {
+            return Err(AuthError::unavailable("the signing keys cannot be fetched"));
+        }
+        let tracker = tracker.map(|(tracker, _)| tracker);
         let result = self.fetch(seen.unwrap_or(0) + 1).await;
         if let Some(tracker) = tracker {
             *lock(tracker) = Some((Instant::now(), result.is_err()));

@@ -30,18 +30,31 @@ const ALLOWED: [(&str, Algorithm); 9] = [
 pub struct JwtVerifier {
     keys: JwksCache,
     policy: TokenPolicy,
+    strict_typ: bool,
 }
 
 #[derive(Deserialize)]
 struct Header {
     alg: String,
     kid: Option<String>,
+    typ: Option<String>,
 }
 
 impl JwtVerifier {
     /// Verifies signatures with `keys` and claims with `policy`.
     pub fn new(keys: JwksCache, policy: TokenPolicy) -> Self {
-        Self { keys, policy }
+        Self {
+            keys,
+            policy,
+            strict_typ: false,
+        }
+    }
+
+    /// Requires `typ: at+jwt` (RFC 9068 §4, strictly). Off by default because many IdPs
+    /// (Scalekit, Entra, Keycloak) type their access tokens plain `JWT`.
+    pub fn with_strict_typ(mut self, strict: bool) -> Self {
+        self.strict_typ = strict;
+        self
     }
 
     /// The signing keys, for probes.
@@ -62,11 +75,18 @@ impl JwtVerifier {
             .find(|(name, _)| *name == header.alg)
             .map(|(_, alg)| *alg)
             .ok_or_else(|| {
+                let shown: String = header.alg.chars().take(16).collect();
                 AuthError::invalid(
                     Rejection::DisallowedAlgorithm,
-                    format!("tokens signed with {} are not accepted", header.alg),
+                    format!("tokens signed with {shown} are not accepted"),
                 )
             })?;
+        if !typ_acceptable(header.typ.as_deref(), self.strict_typ) {
+            return Err(AuthError::invalid(
+                Rejection::Malformed,
+                "the token is not an access token (typ)",
+            ));
+        }
         let key = self.keys.key_for(header.kid.as_deref()).await?;
         if key.alg.is_some_and(|alg| alg != algorithm) {
             return Err(AuthError::invalid(
@@ -99,6 +119,21 @@ impl JwtVerifier {
     }
 }
 
+/// RFC 9068 access tokens say `at+jwt`; a plain `JWT` (or none) is accepted unless strict. Any
+/// other type (a logout token, a DPoP proof, a security event) is never an access token.
+fn typ_acceptable(typ: Option<&str>, strict: bool) -> bool {
+    let typ = typ.map(|t| {
+        t.strip_prefix("application/")
+            .unwrap_or(t)
+            .to_ascii_lowercase()
+    });
+    match typ.as_deref() {
+        Some("at+jwt") => true,
+        Some("jwt") | None => !strict,
+        Some(_) => false,
+    }
+}
+
 /// The header, read by hand so an unknown `alg` (such as `none`) is reported as such.
 fn read_header(token: &str) -> Result<Header, AuthError> {
     let malformed = || AuthError::invalid(Rejection::Malformed, "the token is not a JWT");
@@ -125,6 +160,22 @@ fn signature_only(algorithm: Algorithm) -> Validation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_access_token_types_pass() {
+        for (typ, strict, ok) in [
+            (Some("at+jwt"), true, true),
+            (Some("application/at+JWT"), true, true),
+            (Some("JWT"), false, true),
+            (None, false, true),
+            (Some("JWT"), true, false),
+            (None, true, false),
+            (Some("logout+jwt"), false, false),
+            (Some("dpop+jwt"), false, false),
+        ] {
+            assert_eq!(typ_acceptable(typ, strict), ok, "{typ:?} strict={strict}");
+        }
+    }
 
     #[test]
     fn headers_are_read_strictly() {

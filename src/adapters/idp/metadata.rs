@@ -12,10 +12,12 @@ use reqwest::Client;
 
 use crate::{
     adapters::http_client::get_json,
-    domain::auth::{AuthError, ServerMetadata, canonical},
+    domain::auth::{AuthError, ServerMetadata},
 };
 
 const MAX_METADATA_BYTES: usize = 256 * 1024;
+/// After a failed fetch, the next one waits this long.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// A cached metadata document.
 #[derive(Debug, Clone)]
@@ -26,6 +28,7 @@ pub struct MetadataCache {
     ttl: Duration,
     current: Arc<RwLock<Option<(ServerMetadata, Instant)>>>,
     refresh: Arc<tokio::sync::Mutex<()>>,
+    last_failure: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 impl MetadataCache {
@@ -38,6 +41,7 @@ impl MetadataCache {
             ttl,
             current: Arc::default(),
             refresh: Arc::default(),
+            last_failure: Arc::default(),
         }
     }
 
@@ -63,7 +67,30 @@ impl MetadataCache {
         {
             return Ok(document);
         }
-        match self.fetch().await {
+        // After a failure, wait before asking again: stale copy if any, else 503.
+        let failed_at = *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = failed_at
+            && at.elapsed() < RETRY_AFTER_FAILURE
+        {
+            return match self.cached() {
+                Some((document, _)) => Ok(document),
+                None => Err(AuthError::Unavailable {
+                    detail: "the authorization server metadata could not be fetched moments ago"
+                        .into(),
+                    retry_after: Some(RETRY_AFTER_FAILURE.saturating_sub(at.elapsed())),
+                }),
+            };
+        }
+        let fetched = self.fetch().await;
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            fetched.is_err().then(Instant::now);
+        match fetched {
             Ok(document) => {
                 *self
                     .current
@@ -98,7 +125,8 @@ impl MetadataCache {
             .get("issuer")
             .and_then(|i| i.as_str())
             .unwrap_or_default();
-        if canonical(issuer) != canonical(&self.issuer) {
+        // MCP 2026-07-28: the issuer must be identical to the one the document was looked up for.
+        if issuer != self.issuer {
             return Err(AuthError::Unexpected(anyhow::anyhow!(
                 "the metadata at {} names issuer `{issuer}`, not `{}`",
                 self.url,

@@ -60,9 +60,9 @@ type DiscoveredMetadata = ProviderMetadata<
 >;
 
 /// What an OIDC adapter needs to know.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OidcConfig {
-    /// The issuer identifier, as the provider writes it.
+    /// The issuer identifier, exactly as the provider writes it (discovery compares strings).
     pub issuer: String,
     /// Accepted issuers (default: `issuer`).
     pub issuers: Vec<String>,
@@ -74,6 +74,22 @@ pub struct OidcConfig {
     pub jwks_ttl: Duration,
     /// `Some((client_id, client_secret))` for introspection; `None` for JWTs.
     pub introspection: Option<(String, String)>,
+    /// Require `typ: at+jwt` on JWT access tokens.
+    pub strict_typ: bool,
+}
+
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .field(
+                "introspection_client",
+                &self.introspection.as_ref().map(|(id, _)| id),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 enum Verifier {
@@ -119,20 +135,12 @@ impl OidcAuthorizationServer {
         if let Some(verifier) = self.verifier.get() {
             return Ok(verifier);
         }
-        if let Some(at) = *self
-            .last_failure
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            && at.elapsed() < DISCOVERY_RETRY
-        {
-            return Err(AuthError::Unavailable {
-                detail: "OIDC discovery failed recently".into(),
-                retry_after: Some(DISCOVERY_RETRY.saturating_sub(at.elapsed())),
-            });
-        }
-        // OnceCell coalesces concurrent discoveries; a failure leaves it empty for a later try.
+        self.recent_failure()?;
+        // OnceCell runs one discovery at a time and leaves the cell empty after a failure; the
+        // waiters that queued behind a failed attempt share its failure instead of retrying.
         self.verifier
             .get_or_try_init(|| async {
+                self.recent_failure()?;
                 let result = self.build_verifier().await;
                 if result.is_err() {
                     *self
@@ -143,6 +151,20 @@ impl OidcAuthorizationServer {
                 result
             })
             .await
+    }
+
+    fn recent_failure(&self) -> Result<(), AuthError> {
+        match *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Some(at) if at.elapsed() < DISCOVERY_RETRY => Err(AuthError::Unavailable {
+                detail: "OIDC discovery failed moments ago".into(),
+                retry_after: Some(DISCOVERY_RETRY.saturating_sub(at.elapsed())),
+            }),
+            _ => Ok(()),
+        }
     }
 
     async fn build_verifier(&self) -> Result<Verifier, AuthError> {
@@ -160,7 +182,9 @@ impl OidcAuthorizationServer {
                     self.http.clone(),
                     self.config.jwks_ttl,
                 );
-                Verifier::Jwt(JwtVerifier::new(keys, policy))
+                Verifier::Jwt(
+                    JwtVerifier::new(keys, policy).with_strict_typ(self.config.strict_typ),
+                )
             }
             Some((client_id, client_secret)) => {
                 let endpoint = metadata.additional_metadata().introspection_endpoint.clone().ok_or_else(|| {
@@ -212,16 +236,17 @@ impl OidcAuthorizationServer {
             .await
             .map_err(|error| {
                 let message = error_chain(&error);
-                match error {
-                    openidconnect::DiscoveryError::Request(_)
-                    | openidconnect::DiscoveryError::Response(..) => AuthError::unavailable(
-                        format!("OIDC discovery at {} failed: {message}", self.config.issuer),
-                    ),
-                    _ => AuthError::Unexpected(anyhow::anyhow!(
-                        "OIDC discovery at {} failed: {message}",
-                        self.config.issuer
-                    )),
+                let unreachable = matches!(
+                    error,
+                    openidconnect::DiscoveryError::Request(_) | openidconnect::DiscoveryError::Response(..)
+                );
+                // Either way requests get 503 until discovery succeeds; an answer that is wrong
+                // (another issuer, unreadable metadata) is the operator's to fix, so say so once
+                // per attempt rather than on every request.
+                if !unreachable {
+                    tracing::error!(issuer = %self.config.issuer, error = %message, "OIDC discovery got an unusable answer; check auth.oidc.issuer (it must be the provider's issuer exactly)");
                 }
+                AuthError::unavailable(format!("OIDC discovery at {} failed: {message}", self.config.issuer))
             })
     }
 }

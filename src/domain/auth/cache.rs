@@ -1,7 +1,10 @@
 //! The verified-token cache, in front of any authorization server: a repeated token skips
 //! signature work (or an introspection call). Keyed by the token's SHA-256, never the token;
 //! bounded; an entry lives until the token expires or the cache's maximum age, whichever comes
-//! first; failures are never cached; concurrent lookups of one token are coalesced.
+//! first; failures (an unreachable IdP) are never cached; concurrent lookups of one token are
+//! coalesced. A token refused for good (bad signature, wrong audience, inactive, …) is
+//! remembered for a short while too, so replaying it costs neither signature work nor an
+//! introspection call.
 
 use std::{
     sync::Arc,
@@ -11,7 +14,9 @@ use std::{
 use async_trait::async_trait;
 use moka::{Expiry, future::Cache};
 
-use super::{AuthError, AuthorizationServer, BearerToken, Principal, ProbeFinding, ServerMetadata};
+use super::{
+    AuthError, AuthorizationServer, BearerToken, Principal, ProbeFinding, Rejection, ServerMetadata,
+};
 
 /// Hex digits of the token hash kept in audit rows: enough to correlate, too few to matter.
 const HASH_PREFIX_BYTES: usize = 6;
@@ -20,19 +25,34 @@ const HASH_PREFIX_BYTES: usize = 6;
 pub struct CachingAuthorizationServer {
     inner: Arc<dyn AuthorizationServer>,
     cache: Option<Cache<[u8; 32], Principal>>,
+    refused: Option<Cache<[u8; 32], (Rejection, String)>>,
 }
+
+/// How long a refused token is remembered.
+const REFUSED_TTL: Duration = Duration::from_secs(30);
 
 impl CachingAuthorizationServer {
     /// Caches up to `capacity` tokens verified by `inner`, each for at most `max_age` (zero turns
     /// caching off).
     pub fn new(inner: Arc<dyn AuthorizationServer>, capacity: u64, max_age: Duration) -> Self {
-        let cache = (!max_age.is_zero() && capacity > 0).then(|| {
+        let enabled = !max_age.is_zero() && capacity > 0;
+        let cache = enabled.then(|| {
             Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(UntilExpiry { max_age })
                 .build()
         });
-        Self { inner, cache }
+        let refused = enabled.then(|| {
+            Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(REFUSED_TTL.min(max_age))
+                .build()
+        });
+        Self {
+            inner,
+            cache,
+            refused,
+        }
     }
 
     async fn verify_uncached(
@@ -67,10 +87,28 @@ impl AuthorizationServer for CachingAuthorizationServer {
             }
             cache.invalidate(&fingerprint).await;
         }
-        cache
+        if let Some(refused) = &self.refused
+            && let Some((rejection, detail)) = refused.get(&fingerprint).await
+        {
+            return Err(AuthError::invalid(rejection, detail));
+        }
+        let error = match cache
             .try_get_with(fingerprint, self.verify_uncached(token, &fingerprint))
             .await
-            .map_err(|shared| shared.duplicate())
+        {
+            Ok(principal) => return Ok(principal),
+            Err(shared) => shared.duplicate(),
+        };
+        // A key may be published, or a token become valid, moments later: those are not final.
+        if let (Some(refused), AuthError::InvalidToken { rejection, detail }) =
+            (&self.refused, &error)
+            && !matches!(rejection, Rejection::UnknownKey | Rejection::NotYetValid)
+        {
+            refused
+                .insert(fingerprint, (*rejection, detail.clone()))
+                .await;
+        }
+        Err(error)
     }
 
     async fn metadata(&self) -> Result<Option<ServerMetadata>, AuthError> {
@@ -170,6 +208,35 @@ mod tests {
 
     #[tokio::test]
     async fn failures_are_never_cached() {
+        struct Down(AtomicUsize);
+        #[async_trait]
+        impl AuthorizationServer for Down {
+            fn authorization_servers(&self) -> Vec<String> {
+                vec![]
+            }
+            async fn verify(&self, _: &BearerToken) -> Result<Principal, AuthError> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                Err(AuthError::unavailable("down"))
+            }
+        }
+        let down = Arc::new(Down(AtomicUsize::new(0)));
+        let cache = CachingAuthorizationServer::new(down.clone(), 100, Duration::from_secs(300));
+        let any = BearerToken::parse("any").unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                cache.verify(&any).await.unwrap_err().code(),
+                "idp_unavailable"
+            );
+        }
+        assert_eq!(
+            down.0.load(Ordering::SeqCst),
+            3,
+            "an outage is asked about again every time"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_remembered_briefly() {
         let inner = counting(Some(Duration::from_secs(600)));
         let cache = CachingAuthorizationServer::new(inner.clone(), 100, Duration::from_secs(300));
         let token = BearerToken::parse("bad-token").unwrap();
@@ -177,7 +244,11 @@ mod tests {
             let error = cache.verify(&token).await.unwrap_err();
             assert_eq!(error.code(), "bad_signature");
         }
-        assert_eq!(inner.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            inner.calls.load(Ordering::SeqCst),
+            1,
+            "replaying a refused token costs nothing"
+        );
     }
 
     #[tokio::test]

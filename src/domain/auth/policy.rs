@@ -69,6 +69,7 @@ pub struct TokenPolicy {
     audiences: Vec<String>,
     leeway: Duration,
     require_exp: bool,
+    require_active: bool,
     implicit_issuer: Option<String>,
 }
 
@@ -81,14 +82,16 @@ impl TokenPolicy {
             audiences: audiences.iter().map(|a| canonical(a)).collect(),
             leeway,
             require_exp: true,
+            require_active: false,
             implicit_issuer: None,
         }
     }
 
     /// For introspection responses, which may omit `exp` and `iss` (RFC 7662 §2.2): a missing
-    /// `iss` is taken to be `issuer`, the server that was asked.
+    /// `iss` is taken to be `issuer`, the server that was asked; `active: true` is required.
     pub fn for_introspection(mut self, issuer: &str) -> Self {
         self.require_exp = false;
+        self.require_active = true;
         self.implicit_issuer = Some(issuer.to_owned());
         self
     }
@@ -103,7 +106,8 @@ impl TokenPolicy {
     /// # Errors
     /// [`AuthError::InvalidToken`] naming the first rule broken.
     pub fn check(&self, claims: Claims, now: SystemTime) -> Result<Principal, AuthError> {
-        if claims.active == Some(false) {
+        // RFC 7662 §2.2: `active` is REQUIRED in an introspection answer; only `true` admits.
+        if claims.active == Some(false) || (self.require_active && claims.active != Some(true)) {
             return Err(AuthError::invalid(
                 Rejection::Inactive,
                 "the token is not active",
@@ -176,7 +180,21 @@ impl TokenPolicy {
             client_id,
             issuer,
             scopes,
-            expires_at: expires_at.map(|exp| UNIX_EPOCH + Duration::from_secs_f64(exp.max(0.0))),
+            expires_at: match expires_at {
+                // Numeric dates beyond any real expiry would overflow SystemTime.
+                Some(exp) => Some(
+                    Duration::try_from_secs_f64(exp.max(0.0))
+                        .ok()
+                        .and_then(|since| UNIX_EPOCH.checked_add(since))
+                        .ok_or_else(|| {
+                            AuthError::invalid(
+                                Rejection::Malformed,
+                                "the token's exp is not a usable date",
+                            )
+                        })?,
+                ),
+                None => None,
+            },
             token_hash_prefix: String::new(),
         })
     }
@@ -187,15 +205,22 @@ fn seconds(time: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// URLs compare by their canonical form (MCP: lowercase scheme and host, no trailing slash);
-/// anything else (a Scalekit `res_…` id, an Entra GUID) compares as written.
+/// The form issuers and audiences are compared in: exactly as written, except that a URL's
+/// scheme and host are case-insensitive (MCP: canonical server URI) and one trailing slash is
+/// ignored. Nothing else is resolved (dot segments, default ports, backslashes), so look-alike
+/// identifiers stay different.
 pub fn canonical(value: &str) -> String {
-    let value = value.trim();
-    match url::Url::parse(value) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") => {
-            url.as_str().trim_end_matches('/').to_owned()
+    let value = value.strip_suffix('/').unwrap_or(value);
+    match value.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            format!(
+                "{}://{}{path}",
+                scheme.to_ascii_lowercase(),
+                authority.to_ascii_lowercase()
+            )
         }
-        _ => value.to_owned(),
+        None => value.to_owned(),
     }
 }
 
@@ -386,6 +411,57 @@ mod tests {
         let mut neither = without("sub");
         neither.as_object_mut().unwrap().remove("client_id");
         assert_eq!(rejection(neither), Some(Rejection::MissingClaim));
+    }
+
+    #[test]
+    fn canonical_forms_forgive_only_case_and_one_trailing_slash() {
+        assert_eq!(
+            canonical("HTTPS://Search.Example.com/mcp/"),
+            "https://search.example.com/mcp"
+        );
+        assert_eq!(
+            canonical("https://idp.example.com/"),
+            "https://idp.example.com"
+        );
+        assert_eq!(canonical("res_1"), "res_1");
+        for (a, b) in [
+            ("https://x.com/a/../mcp", "https://x.com/mcp"),
+            ("https://x.com:443/mcp", "https://x.com/mcp"),
+            ("https://x.com/mcp//", "https://x.com/mcp"),
+            (" res_1", "res_1"),
+            ("https://x.com/MCP", "https://x.com/mcp"),
+        ] {
+            assert_ne!(canonical(a), canonical(b), "{a} must not pass for {b}");
+        }
+    }
+
+    #[test]
+    fn introspection_answers_must_say_active_true() {
+        let policy = policy().for_introspection("https://idp.example.com");
+        let at = UNIX_EPOCH + Duration::from_secs(NOW);
+        assert!(
+            matches!(
+                policy.check(claims(base()), at),
+                Err(AuthError::InvalidToken {
+                    rejection: Rejection::Inactive,
+                    ..
+                })
+            ),
+            "no `active` member is not active"
+        );
+        assert!(
+            policy
+                .check(claims(with("active", json!(true))), at)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn absurd_expiry_dates_are_malformed_not_a_panic() {
+        assert_eq!(
+            rejection(with("exp", json!(1e300))),
+            Some(Rejection::Malformed)
+        );
     }
 
     #[test]

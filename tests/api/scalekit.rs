@@ -176,3 +176,48 @@ async fn scalekit_tokens_in_both_issuer_forms_are_accepted_for_this_resource_onl
         .count();
     assert_eq!(key_fetches, 1, "the keys were fetched once and cached");
 }
+
+#[tokio::test]
+async fn metadata_naming_another_issuer_is_a_502_not_forwarded() {
+    let impostor = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/.well-known/oauth-authorization-server/resources/{RESOURCE_ID}"
+        )))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "issuer": "https://attacker.example" })),
+        )
+        .mount(&impostor)
+        .await;
+    let env = impostor.uri();
+    let app = spawn_with(
+        |s| {
+            s.auth.provider = AuthProviderKind::Scalekit;
+            s.auth.scalekit.environment_url = Some(env.parse().unwrap());
+            s.auth.scalekit.resource_id = Some(RESOURCE_ID.into());
+        },
+        |b| b,
+    )
+    .await;
+    let response = app
+        .http
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        502,
+        "MCP 2026-07-28: metadata whose issuer differs must not be used"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "bad_gateway");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("attacker.example"),
+        "{body}"
+    );
+}

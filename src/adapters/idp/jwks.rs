@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::{
     adapters::http_client::{FetchError, get_json},
-    domain::auth::{AuthError, Rejection},
+    domain::auth::{AuthError, ProbeFinding, Rejection},
 };
 
 /// At most one refetch for an unknown `kid` in this long.
@@ -193,6 +193,26 @@ impl JwksCache {
         let generation = self.current().map(|s| s.generation);
         let snapshot = self.refetch(generation, None).await?;
         Ok(snapshot.keys.iter().map(|k| k.kid.clone()).collect())
+    }
+
+    /// Fetches the keys now and says what was found, for `check-config`.
+    pub async fn probe(&self) -> ProbeFinding {
+        match self.refresh().await {
+            Ok(kids) if kids.is_empty() => {
+                ProbeFinding::failed("signing keys", "the JWKS has no usable signing key")
+            }
+            Ok(kids) => {
+                let names: Vec<_> = kids
+                    .iter()
+                    .map(|k| k.as_deref().unwrap_or("(no kid)"))
+                    .collect();
+                ProbeFinding::ok(
+                    "signing keys",
+                    format!("{} usable: {}", kids.len(), names.join(", ")),
+                )
+            }
+            Err(error) => ProbeFinding::failed("signing keys", error.to_string()),
+        }
     }
 
     fn current(&self) -> Option<Arc<Snapshot>> {

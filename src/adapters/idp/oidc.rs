@@ -305,16 +305,7 @@ impl AuthorizationServer for OidcAuthorizationServer {
             }
         }
         match self.verifier().await {
-            Ok(Verifier::Jwt(jwt)) => findings.push(match jwt.keys().refresh().await {
-                Ok(kids) if kids.is_empty() => {
-                    ProbeFinding::failed("signing keys", "the JWKS has no usable signing key")
-                }
-                Ok(kids) => ProbeFinding::ok(
-                    "signing keys",
-                    format!("{} usable: {}", kids.len(), kid_list(&kids)),
-                ),
-                Err(error) => ProbeFinding::failed("signing keys", error.to_string()),
-            }),
+            Ok(Verifier::Jwt(jwt)) => findings.push(jwt.keys().probe().await),
             Ok(Verifier::Introspection(introspection)) => {
                 findings.push(ProbeFinding::ok("introspection", introspection.endpoint()));
             }
@@ -324,11 +315,4 @@ impl AuthorizationServer for OidcAuthorizationServer {
         }
         findings
     }
-}
-
-pub(super) fn kid_list(kids: &[Option<String>]) -> String {
-    kids.iter()
-        .map(|k| k.as_deref().unwrap_or("(no kid)"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

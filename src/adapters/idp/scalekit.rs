@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::Client;
 
-use super::{JwksCache, JwtVerifier, MetadataCache, oidc::kid_list};
+use super::{JwksCache, JwtVerifier, MetadataCache};
 use crate::domain::auth::{
     AuthError, AuthorizationServer, BearerToken, Principal, ProbeFinding, ServerMetadata,
     TokenPolicy,
@@ -92,16 +92,7 @@ impl AuthorizationServer for ScalekitAuthorizationServer {
                 format!("{error}; check auth.scalekit.environment_url and resource_id"),
             ),
         };
-        let keys = match self.jwt.keys().refresh().await {
-            Ok(kids) if kids.is_empty() => {
-                ProbeFinding::failed("signing keys", "the JWKS has no usable signing key")
-            }
-            Ok(kids) => ProbeFinding::ok(
-                "signing keys",
-                format!("{} usable: {}", kids.len(), kid_list(&kids)),
-            ),
-            Err(error) => ProbeFinding::failed("signing keys", error.to_string()),
-        };
+        let keys = self.jwt.keys().probe().await;
         vec![metadata, keys]
     }
 }

@@ -118,7 +118,9 @@ impl ServerHandler for McpServer {
         let record = CallRecord::from_context(&context);
         // rmcp runs handlers on their own task, outside the HTTP request's span; this span
         // puts the request id back on every line the tool logs.
-        let principal = record.as_ref().and_then(|r| r.snapshot().principal);
+        let principal = record
+            .as_ref()
+            .and_then(|r| r.read(|info| info.principal.clone()));
         if let Some(scopes) = &self.scopes {
             let required = scopes.required_for_tool(&request.name);
             let allowed = principal

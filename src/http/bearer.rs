@@ -243,10 +243,10 @@ impl<E: Endpoint> Endpoint for ScopeGuardEndpoint<E> {
     async fn call(&self, req: Request) -> Result<Self::Output> {
         let record = req.extensions().get::<CallRecord>().cloned();
         let tool = record.as_ref().and_then(|r| {
-            let info = r.snapshot();
-            (info.method.as_deref() == Some("tools/call"))
-                .then_some(info.tool)
-                .flatten()
+            r.read(|info| match info.method.as_deref() {
+                Some("tools/call") => info.tool.clone(),
+                _ => None,
+            })
         });
         if let (Some(tool), Some(principal)) = (tool, req.extensions().get::<Principal>()) {
             let required = self.policy.required_for_tool(&tool);

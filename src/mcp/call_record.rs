@@ -68,6 +68,11 @@ impl CallRecord {
         self.lock().clone()
     }
 
+    /// Reads from the record without copying all of it.
+    pub fn read<R>(&self, read: impl FnOnce(&CallInfo) -> R) -> R {
+        read(&self.lock())
+    }
+
     fn lock(&self) -> MutexGuard<'_, CallInfo> {
         // A panic while holding this lock cannot leave the record inconsistent (plain fields).
         self.info

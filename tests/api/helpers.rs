@@ -100,6 +100,41 @@ impl TestApp {
         }
     }
 
+    /// GETs `path` and parses the body as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the request is sent");
+        response.json().await.expect("a JSON body")
+    }
+
+    /// A stateless MCP 2026-07-28 request: the version and method headers, and the `_meta` the
+    /// revision requires merged into `params`.
+    pub async fn modern(&self, method: &str, params: Value) -> reqwest::Response {
+        let mut params = params;
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": { "name": "raw", "version": "1" }
+        });
+        let mut request = self
+            .mcp_post_version(Some("2026-07-28"))
+            .header("mcp-method", method);
+        if let Some(name) = params.get("name").and_then(Value::as_str) {
+            request = request.header("mcp-name", name);
+        }
+        request
+            .json(
+                &json!({ "jsonrpc": "2.0", "id": "modern-1", "method": method, "params": params }),
+            )
+            .send()
+            .await
+            .expect("the request is sent")
+    }
+
     /// Sends one JSON-RPC message and returns the status and the JSON body (Null when empty).
     pub async fn rpc(&self, message: Value) -> (u16, Value) {
         let response = self

@@ -167,19 +167,7 @@ async fn a_stateless_2026_07_28_tools_call_needs_no_handshake() {
 #[tokio::test]
 async fn server_discover_lists_every_supported_revision_and_the_tools_capability() {
     let app = spawn_app().await;
-    let response = app
-        .mcp_post_version(Some("2026-07-28"))
-        .header("mcp-method", "server/discover")
-        .json(&json!({
-            "jsonrpc": "2.0", "id": 1, "method": "server/discover",
-            "params": { "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {}
-            } }
-        }))
-        .send()
-        .await
-        .unwrap();
+    let response = app.modern("server/discover", json!({})).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     let versions = body["result"]["supportedVersions"]
@@ -231,19 +219,7 @@ async fn every_legacy_revision_completes_the_initialize_handshake() {
 #[tokio::test]
 async fn tools_list_carries_cache_hints_on_the_modern_wire() {
     let app = spawn_app().await;
-    let response = app
-        .mcp_post_version(Some("2026-07-28"))
-        .header("mcp-method", "tools/list")
-        .json(&json!({
-            "jsonrpc": "2.0", "id": 1, "method": "tools/list",
-            "params": { "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {}
-            } }
-        }))
-        .send()
-        .await
-        .unwrap();
+    let response = app.modern("tools/list", json!({})).await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["result"]["ttlMs"], 300_000);
     assert_eq!(body["result"]["cacheScope"], "public");

@@ -113,15 +113,7 @@ async fn discovery_documents_name_the_idp_and_the_exact_resource() {
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
     ] {
-        let metadata: Value = app
-            .http
-            .get(app.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let metadata: Value = app.get_json(path).await;
         assert_eq!(
             metadata["issuer"],
             stack.idp.issuer(),
@@ -132,15 +124,7 @@ async fn discovery_documents_name_the_idp_and_the_exact_resource() {
             json!(["S256"])
         );
     }
-    let ready: Value = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.get_json("/readyz").await;
     assert_eq!(ready["auth"], "oidc");
 
     // A browser's CORS preflight carries no token and is answered before authentication.
@@ -662,47 +646,36 @@ async fn check_config_probes_the_idp() {
     let idp = Idp::start(&resource, &resource, &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let issuer = idp.issuer();
-    let env = [
-        ("SEARCHGATE_AUTH__PROVIDER", "oidc"),
-        ("SEARCHGATE_AUTH__OIDC__ISSUER", issuer.as_str()),
-    ];
-    let output = searchgate(dir.path(), &env)
-        .arg("check-config")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{text}");
+    let check_config = |issuer: &str| {
+        let env = [
+            ("SEARCHGATE_AUTH__PROVIDER", "oidc"),
+            ("SEARCHGATE_AUTH__OIDC__ISSUER", issuer),
+        ];
+        let output = searchgate(dir.path(), &env)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, text) = check_config(&issuer);
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("# ok      discovery:"), "{text}");
     assert!(text.contains("# ok      signing keys: 1 usable"), "{text}");
 
-    let with_slash = format!("{issuer}/");
-    let wrong = [
-        ("SEARCHGATE_AUTH__PROVIDER", "oidc"),
-        ("SEARCHGATE_AUTH__OIDC__ISSUER", with_slash.as_str()),
-    ];
-    let output = searchgate(dir.path(), &wrong)
-        .arg("check-config")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "discovery compares issuers exactly: {text}"
-    );
+    let (code, text) = check_config(&format!("{issuer}/"));
+    assert_eq!(code, Some(1), "discovery compares issuers exactly: {text}");
     assert!(
         text.contains("# PROBLEM discovery:") && text.contains(&issuer),
         "the probe names the provider's issuer: {text}"
     );
 
     drop(idp);
-    let output = searchgate(dir.path(), &env)
-        .arg("check-config")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
+    let (code, text) = check_config(&issuer);
     assert_eq!(
-        output.status.code(),
+        code,
         Some(1),
         "a valid configuration whose IdP cannot be reached: {text}"
     );

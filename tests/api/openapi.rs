@@ -21,15 +21,7 @@ fn the_committed_document_has_not_drifted() {
 #[tokio::test]
 async fn the_served_document_is_the_committed_one_and_lists_the_probes() {
     let app = spawn_app().await;
-    let served: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: Value = app.get_json("/openapi.json").await;
     assert!(
         served == serde_json::from_str::<Value>(COMMITTED).unwrap(),
         "the served document differs from the committed one"

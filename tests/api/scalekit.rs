@@ -139,25 +139,13 @@ async fn scalekit_tokens_in_both_issuer_forms_are_accepted_for_this_resource_onl
     assert_eq!(call(&app, &sign(&no_scope)).await, 403);
 
     let prm: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-protected-resource/web-search/mcp"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/.well-known/oauth-protected-resource/web-search/mcp")
+        .await;
     assert_eq!(prm["authorization_servers"], json!([resource_issuer]));
     assert_eq!(prm["resource"], resource);
     let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert_eq!(
         metadata["issuer"], resource_issuer,
         "Scalekit's metadata, forwarded as published"

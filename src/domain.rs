@@ -10,5 +10,7 @@ pub mod audit;
 pub mod auth;
 /// OAuth client metadata and the `ClientRegistry` port.
 pub mod clients;
+/// The embedded authorization server's keys, clients and grants, and the `IssuerStore` port.
+pub mod issuer;
 /// Search requests and results and the `SearchProvider` port.
 pub mod search;

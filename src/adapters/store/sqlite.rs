@@ -1,6 +1,8 @@
 //! SQLite storage (the embedded default): one file, WAL mode, migrations embedded in the binary
 //! and run at start.
 
+mod issuer;
+
 use std::{
     str::FromStr,
     time::{Duration, UNIX_EPOCH},

@@ -1,0 +1,152 @@
+//! The embedded development authorization server's state: signing keys, registered clients,
+//! authorization codes and refresh tokens, behind the `IssuerStore` port. Codes and refresh
+//! tokens are stored by their SHA-256 only; client secrets likewise.
+
+use async_trait::async_trait;
+
+/// Seconds since the Unix epoch.
+pub type UnixTime = i64;
+
+/// A signing key of the embedded authorization server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The key id (`kid`) tokens name.
+    pub kid: String,
+    /// The private key, PKCS#8 PEM.
+    pub private_pem: String,
+    /// When it was made.
+    pub created_at: UnixTime,
+    /// When a newer key replaced it for signing; it stays published while its tokens live.
+    pub rotated_at: Option<UnixTime>,
+    /// The latest `exp` of any token it signed.
+    pub tokens_expire_at: UnixTime,
+    /// When an operator withdrew it; from then on its tokens are refused.
+    pub retired_at: Option<UnixTime>,
+}
+
+impl KeyRecord {
+    /// Whether tokens signed with it are still accepted at `now` (`leeway` for clock skew).
+    pub fn is_published(&self, now: UnixTime, leeway: i64) -> bool {
+        self.retired_at.is_none()
+            && self
+                .rotated_at
+                .is_none_or(|_| self.tokens_expire_at.saturating_add(leeway) > now)
+    }
+
+    /// Whether it is the one new tokens are signed with (the newest not rotated out).
+    pub fn is_signing(&self) -> bool {
+        self.retired_at.is_none() && self.rotated_at.is_none()
+    }
+}
+
+/// A client registered with the embedded authorization server (RFC 7591).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// The id issued at registration.
+    pub client_id: String,
+    /// The name shown on the consent page.
+    pub client_name: Option<String>,
+    /// Exact redirect URIs (loopback ones match on any port, RFC 8252 §7.3).
+    pub redirect_uris: Vec<String>,
+    /// `authorization_code`, `refresh_token`, `client_credentials`.
+    pub grant_types: Vec<String>,
+    /// `none`, `client_secret_basic` or `client_secret_post`.
+    pub token_endpoint_auth_method: String,
+    /// SHA-256 (hex) of the client secret, for confidential clients.
+    pub secret_hash: Option<String>,
+    /// When it registered.
+    pub created_at: UnixTime,
+}
+
+/// An issued authorization code, waiting to be exchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    /// SHA-256 (hex) of the code.
+    pub code_hash: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The redirect URI of the authorization request; the token request must repeat it.
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge.
+    pub code_challenge: String,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// The resource (audience) the tokens are for.
+    pub resource: String,
+    /// Who approved it.
+    pub subject: String,
+    /// When it stops being exchangeable.
+    pub expires_at: UnixTime,
+}
+
+/// An issued refresh token. Each use replaces it with a new one of the same family; using a
+/// replaced one revokes the whole family (OAuth 2.1 §4.3.1, reuse detection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRecord {
+    /// SHA-256 (hex) of the token.
+    pub token_hash: String,
+    /// The grant it descends from (the code's hash, or the first token's).
+    pub family: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Who approved the grant.
+    pub subject: String,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// The resource (audience) the tokens are for.
+    pub resource: String,
+    /// When it stops being usable.
+    pub expires_at: UnixTime,
+}
+
+/// The outcome of taking a single-use credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed<T> {
+    /// It was unused and is now used.
+    Fresh(T),
+    /// It had been used (or revoked) before: a replay. Carries the family to revoke.
+    Replayed {
+        /// The grant family.
+        family: String,
+    },
+    /// No such credential.
+    Unknown,
+}
+
+/// Where the embedded authorization server keeps its state.
+///
+/// Contract:
+/// - `redeem_code` and `redeem_refresh` MUST be atomic: of two concurrent redemptions of the same
+///   credential exactly one gets [`Redeemed::Fresh`].
+/// - A redeemed code or refresh token MUST answer [`Redeemed::Replayed`] afterwards, and so MUST
+///   every member of a revoked family.
+/// - Secrets, codes and refresh tokens arrive hashed; the store never sees them in plain text.
+/// - Every method returns an error only when the store cannot be used.
+#[async_trait]
+pub trait IssuerStore: Send + Sync + 'static {
+    /// Every signing key, oldest first.
+    async fn keys(&self) -> anyhow::Result<Vec<KeyRecord>>;
+    /// Adds `key` and marks every other signing key as rotated out at `key.created_at`.
+    async fn add_signing_key(&self, key: &KeyRecord) -> anyhow::Result<()>;
+    /// Records that `kid` signed a token expiring at `exp` (keeps it published until then).
+    async fn extend_key(&self, kid: &str, exp: UnixTime) -> anyhow::Result<()>;
+    /// Withdraws `kid` at `at`; `false` when there is no such key.
+    async fn retire_key(&self, kid: &str, at: UnixTime) -> anyhow::Result<bool>;
+
+    /// Stores a newly registered client.
+    async fn add_client(&self, client: &ClientRecord) -> anyhow::Result<()>;
+    /// Looks a client up.
+    async fn client(&self, client_id: &str) -> anyhow::Result<Option<ClientRecord>>;
+
+    /// Stores an issued authorization code.
+    async fn add_code(&self, code: &CodeRecord) -> anyhow::Result<()>;
+    /// Takes a code for exchange (single use).
+    async fn redeem_code(&self, code_hash: &str) -> anyhow::Result<Redeemed<CodeRecord>>;
+
+    /// Stores an issued refresh token.
+    async fn add_refresh(&self, token: &RefreshRecord) -> anyhow::Result<()>;
+    /// Takes a refresh token for rotation (single use).
+    async fn redeem_refresh(&self, token_hash: &str) -> anyhow::Result<Redeemed<RefreshRecord>>;
+    /// Revokes every refresh token of `family`.
+    async fn revoke_family(&self, family: &str) -> anyhow::Result<()>;
+}

@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::future::BoxFuture;
 use jsonwebtoken::{
     Algorithm, DecodingKey,
     jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse},
@@ -82,6 +83,23 @@ enum Source {
         default_ttl: Duration,
     },
     Static,
+    Loader {
+        load: JwksLoader,
+        ttl: Duration,
+    },
+}
+
+/// Produces a JWKS document without HTTP (the embedded authorization server reads its keys from
+/// the database).
+#[derive(Clone)]
+pub struct JwksLoader(
+    pub Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<serde_json::Value>> + Send + Sync>,
+);
+
+impl std::fmt::Debug for JwksLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwksLoader")
+    }
 }
 
 /// When an on-demand fetch last ran, and whether it failed.
@@ -130,6 +148,12 @@ impl JwksCache {
             generation: 1,
         };
         Ok(Self::with(Source::Static, Some(Arc::new(snapshot))))
+    }
+
+    /// Keys produced by `load`, reloaded every `ttl` and on an unknown `kid` (rate limited as
+    /// for remote keys).
+    pub fn loaded(load: JwksLoader, ttl: Duration) -> Self {
+        Self::with(Source::Loader { load, ttl }, None)
     }
 
     fn with(source: Source, current: Option<Arc<Snapshot>>) -> Self {
@@ -266,19 +290,38 @@ impl JwksCache {
     }
 
     async fn fetch(&self, generation: u64) -> Result<Snapshot, FetchError> {
-        let Source::Remote {
-            url,
-            http,
-            default_ttl,
-        } = &self.0.source
-        else {
-            let current = self.current().expect("a fixed key set always has keys");
-            return Ok(Snapshot {
-                keys: current.keys.clone(),
-                fetched_at: Instant::now(),
-                ttl: Duration::MAX,
-                generation,
-            });
+        let (url, http, default_ttl) = match &self.0.source {
+            Source::Remote {
+                url,
+                http,
+                default_ttl,
+            } => (url, http, default_ttl),
+            Source::Loader { load, ttl } => {
+                let document = (load.0)().await.map_err(|e| FetchError::Unreachable {
+                    url: "the key store".to_owned(),
+                    reason: format!("{e:#}"),
+                })?;
+                let document: JwksDocument =
+                    serde_json::from_value(document).map_err(|e| FetchError::Unreachable {
+                        url: "the key store".to_owned(),
+                        reason: e.to_string(),
+                    })?;
+                return Ok(Snapshot {
+                    keys: parse_keys(&document),
+                    fetched_at: Instant::now(),
+                    ttl: *ttl,
+                    generation,
+                });
+            }
+            Source::Static => {
+                let current = self.current().expect("a fixed key set always has keys");
+                return Ok(Snapshot {
+                    keys: current.keys.clone(),
+                    fetched_at: Instant::now(),
+                    ttl: Duration::MAX,
+                    generation,
+                });
+            }
         };
         let (document, headers) = get_json::<JwksDocument>(http, url, MAX_JWKS_BYTES).await?;
         let ttl = headers

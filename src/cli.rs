@@ -1,6 +1,7 @@
-//! The `searchgate` command line: `serve` (the default), `check-config` and `openapi`.
+//! The `searchgate` command line: `serve` (the default), `check-config`, `openapi`, and for the
+//! embedded development authorization server `token` and `keys`.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,61 @@ pub enum Command {
     CheckConfig,
     /// Print the OpenAPI document of the HTTP surface.
     Openapi,
+    /// Print an access token from the embedded authorization server, for curl and scripts.
+    Token {
+        /// Scopes to grant (repeat the flag or separate with spaces); default: every tool's.
+        #[arg(long, value_name = "SCOPE")]
+        scope: Vec<String>,
+        /// Lifetime: seconds, or a number with s, m, h or d (at most 24h).
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: Duration,
+        /// The client id the token names.
+        #[arg(long, value_name = "NAME", default_value = "searchgate-cli")]
+        client: String,
+    },
+    /// Manage the embedded authorization server's signing keys.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+/// `searchgate keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// List the keys and their state.
+    List,
+    /// Make a new signing key; the old one stays published until its tokens expire.
+    Rotate,
+    /// Withdraw a key now: tokens it signed are refused from then on.
+    Retire {
+        /// The key id (see `searchgate keys list`).
+        kid: String,
+    },
+}
+
+/// Reads `90`, `90s`, `15m`, `1h` or `1d`; between 1 second and 24 hours.
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 3600, 90m or 1h"))?;
+    let seconds = match unit {
+        "s" => number,
+        "m" => number.saturating_mul(60),
+        "h" => number.saturating_mul(3600),
+        "d" => number.saturating_mul(86_400),
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    if !(1..=86_400).contains(&seconds) {
+        return Err(format!("{text:?}: the lifetime must be between 1s and 24h"));
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 impl Cli {
@@ -48,6 +104,59 @@ impl Cli {
                 Ok(settings) => serve(settings).await,
                 Err(code) => code,
             },
+            Command::Token { scope, ttl, client } => match load(self.config) {
+                Ok(settings) => report(
+                    startup::embedded::mint_token(&settings, &scope, ttl, &client)
+                        .await
+                        .map(|token| println!("{token}")),
+                ),
+                Err(code) => code,
+            },
+            Command::Keys { action } => match load(self.config) {
+                Ok(settings) => report(keys(&settings, action).await),
+                Err(code) => code,
+            },
+        }
+    }
+}
+
+async fn keys(settings: &Settings, action: KeysAction) -> Result<(), startup::StartupError> {
+    match action {
+        KeysAction::List => {
+            for line in startup::embedded::list_keys(settings).await? {
+                println!("{line}");
+            }
+        }
+        KeysAction::Rotate => {
+            let kid = startup::embedded::rotate_key(settings).await?;
+            println!("{kid}");
+            eprintln!(
+                "searchgate: new signing key {kid}; the previous key stays published until its \
+                 tokens expire, and a running server switches within 30 s"
+            );
+        }
+        KeysAction::Retire { kid } => {
+            startup::embedded::retire_key(settings, &kid).await?;
+            eprintln!(
+                "searchgate: retired {kid}; its tokens are refused once a running server reloads \
+                 its keys (within 30 s) and its verified-token cache lets go of them"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The exit code for a command's outcome: 0, 2 for configuration problems, 1 otherwise.
+fn report(outcome: Result<(), startup::StartupError>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(startup::StartupError::Config(error)) => {
+            eprintln!("searchgate: {error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(error) => {
+            eprintln!("searchgate: {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -243,8 +243,8 @@ impl Default for TavilySettings {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthProviderKind {
-    /// The embedded development authorization server (loopback only). Until it is built, this
-    /// serves unauthenticated on loopback.
+    /// The embedded development authorization server (loopback only unless
+    /// `auth.embedded.allow_remote`; refused in production).
     Embedded,
     /// Any OpenID Connect provider.
     Oidc,
@@ -265,9 +265,9 @@ impl AuthProviderKind {
         }
     }
 
-    /// Whether this provider verifies tokens today.
+    /// Whether this provider verifies tokens.
     pub fn authenticates(self) -> bool {
-        matches!(self, Self::Oidc | Self::Scalekit)
+        !matches!(self, Self::None)
     }
 }
 
@@ -312,6 +312,8 @@ pub struct AuthSettings {
     pub oidc: OidcSettings,
     /// `[auth.scalekit]`.
     pub scalekit: ScalekitSettings,
+    /// `[auth.embedded]`.
+    pub embedded: EmbeddedSettings,
 }
 
 impl Default for AuthSettings {
@@ -335,6 +337,7 @@ impl Default for AuthSettings {
             token_cache_max_ttl_secs: 300,
             oidc: OidcSettings::default(),
             scalekit: ScalekitSettings::default(),
+            embedded: EmbeddedSettings::default(),
         }
     }
 }
@@ -399,6 +402,35 @@ pub struct ScalekitSettings {
     pub environment_url: Option<Url>,
     /// The MCP server's resource id, `res_…` (`RESOURCE_IDENTIFIER` also works).
     pub resource_id: Option<String>,
+}
+
+/// `[auth.embedded]`: the development authorization server served under `/idp`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedSettings {
+    /// Serve it on a network interface too (it has no passwords: whoever reaches the consent
+    /// page can approve). Never in the production profile.
+    pub allow_remote: bool,
+    /// Lifetime of issued access tokens, in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of refresh tokens, in seconds (renewed at each rotation).
+    pub refresh_token_ttl_secs: u64,
+    /// Lifetime of authorization codes, in seconds.
+    pub code_ttl_secs: u64,
+    /// The `sub` of tokens approved on the consent page: the local operator.
+    pub subject: String,
+}
+
+impl Default for EmbeddedSettings {
+    fn default() -> Self {
+        Self {
+            allow_remote: false,
+            access_token_ttl_secs: 3600,
+            refresh_token_ttl_secs: 30 * 86_400,
+            code_ttl_secs: 60,
+            subject: "operator".to_owned(),
+        }
+    }
 }
 
 /// `[audit]`.

@@ -12,7 +12,7 @@ mod transport_guard;
 
 use std::sync::Arc;
 
-use poem::{Endpoint, EndpointExt, Route, middleware::Cors};
+use poem::{Endpoint, EndpointExt, Response, Route, endpoint::BoxEndpoint, middleware::Cors};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -93,11 +93,23 @@ impl AppState {
     }
 }
 
+/// Extra routes an adapter serves on searchgate's origin (the embedded authorization server).
+/// They get the `Host` check (DNS rebinding) and open CORS, as token endpoints and discovery
+/// documents are called by browser clients on other origins.
+pub struct Mount {
+    /// Where: an exact path, or a prefix when `nested`.
+    pub path: String,
+    /// Whether `path` is a prefix for the endpoint's own routes.
+    pub nested: bool,
+    /// What answers.
+    pub endpoint: BoxEndpoint<'static, Response>,
+}
+
 /// RFC 9728's well-known prefix.
 const WELL_KNOWN_RESOURCE: &str = "/.well-known/oauth-protected-resource";
 
-/// The whole application: every route with request ids and access logging.
-pub fn routes(state: &AppState) -> impl Endpoint + 'static {
+/// The whole application: every route, and `mounts`, with request ids and access logging.
+pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
     let metadata = state.resource_metadata();
     let oauth = oauth::OAuthApi::new(metadata.clone(), state.auth.clone());
     let api = openapi::service(
@@ -110,7 +122,23 @@ pub fn routes(state: &AppState) -> impl Endpoint + 'static {
     // Discovery documents and probes are public; browser clients (MCP Inspector) fetch the
     // discovery documents cross-origin.
     let public_cors = || Cors::new().allow_methods([poem::http::Method::GET]);
-    Route::new()
+    let hosts = Arc::new(HostPolicy::new(
+        &state.settings.server.allowed_hosts,
+        &state.settings.server.allowed_origins,
+    ));
+    let mut route = Route::new();
+    for mount in mounts {
+        let endpoint = mount
+            .endpoint
+            .with(Cors::new().allow_methods([poem::http::Method::GET, poem::http::Method::POST]))
+            .with(transport_guard::TransportGuard::hosts_only(hosts.clone()));
+        route = if mount.nested {
+            route.nest(&mount.path, endpoint)
+        } else {
+            route.at(&mount.path, endpoint)
+        };
+    }
+    route
         .at(
             &state.settings.server.mcp_path,
             mcp_endpoint::endpoint(state),

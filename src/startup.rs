@@ -2,6 +2,8 @@
 //! library's builder: supply your own `SearchProvider`, `AuthorizationServer` or `AuditLog` and
 //! everything else is served unchanged.
 
+pub mod embedded;
+
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use poem::{
@@ -14,7 +16,10 @@ use url::Url;
 use crate::{
     adapters::{
         http_client::outbound,
-        idp::{OidcAuthorizationServer, OidcConfig, ScalekitAuthorizationServer},
+        idp::{
+            EmbeddedAuthorizationServer, OidcAuthorizationServer, OidcConfig,
+            ScalekitAuthorizationServer,
+        },
         search::MockSearchProvider,
         store::SqliteStore,
     },
@@ -28,7 +33,7 @@ use crate::{
         },
         search::SearchProvider,
     },
-    http::{self, AppState},
+    http::{self, AppState, Mount},
     mcp::McpServer,
 };
 
@@ -107,12 +112,21 @@ impl Searchgate {
             let expected = format!("names of tools searchgate serves: {}", known.join(", "));
             return Err(load_problem("auth.tool_scopes", unknown, &expected).into());
         }
-        let audit_log: Arc<dyn AuditLog> = match self.audit {
-            Some(audit) => audit,
-            None => Arc::new(
+        // The database serves the audit trail and the embedded authorization server, unless a
+        // program replaced both.
+        let embedded = self.auth.is_none() && settings.auth.provider == AuthProviderKind::Embedded;
+        let store = if self.audit.is_none() || embedded {
+            Some(Arc::new(
                 SqliteStore::connect(&settings.database.url, settings.database.max_connections)
                     .await?,
-            ),
+            ))
+        } else {
+            None
+        };
+        let audit_log: Arc<dyn AuditLog> = match (self.audit, &store) {
+            (Some(audit), _) => audit,
+            (None, Some(store)) => store.clone(),
+            (None, None) => unreachable!("the store is opened when no audit log is given"),
         };
 
         let acceptor = TcpListener::bind(settings.server.bind)
@@ -127,9 +141,27 @@ impl Searchgate {
 
         let settings = settings.resolved(local_addr);
         let resource_url = resource_url(&settings)?;
-        let auth = match self.auth {
-            Some(auth) => Some(auth),
-            None => configured_auth(&settings, &resource_url, outbound()).await,
+        let mut mounts = Vec::new();
+        let auth = match (self.auth, store) {
+            (Some(auth), _) => Some(auth),
+            (None, Some(store)) if embedded => {
+                let idp = EmbeddedAuthorizationServer::open(
+                    embedded::config(&settings, &resource_url),
+                    store,
+                )
+                .await?;
+                mounts = embedded::mounts(&idp);
+                if !settings.server.bind.ip().is_loopback() {
+                    tracing::warn!(
+                        bind = %settings.server.bind,
+                        "THE EMBEDDED DEVELOPMENT AUTHORIZATION SERVER IS REACHABLE FROM THE NETWORK \
+                         (auth.embedded.allow_remote): anyone who reaches its consent page can approve \
+                         a client and search with your backend key; use oidc or scalekit for real deployments"
+                    );
+                }
+                Some(Arc::new(idp) as Arc<dyn AuthorizationServer>)
+            }
+            (None, _) => configured_auth(&settings, &resource_url, outbound()).await,
         };
         if let Some(auth) = &auth
             && let Some(idp) = auth.authorization_servers().first()
@@ -177,6 +209,7 @@ impl Searchgate {
             acceptor,
             local_addr,
             state,
+            mounts,
             writer,
             grace,
         })
@@ -188,6 +221,7 @@ pub struct Server {
     acceptor: TcpAcceptor,
     local_addr: SocketAddr,
     state: AppState,
+    mounts: Vec<Mount>,
     writer: AuditWriter,
     grace: Duration,
 }
@@ -225,6 +259,7 @@ impl Server {
             acceptor,
             local_addr,
             state,
+            mounts,
             writer,
             grace,
         } = self;
@@ -235,7 +270,7 @@ impl Server {
             "searchgate is listening"
         );
         let shutdown = state.shutdown.clone();
-        let app = http::routes(&state).boxed();
+        let app = http::routes(&state, mounts).boxed();
         drop(state);
         let served = PoemServer::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(
@@ -288,8 +323,7 @@ async fn configured_auth(
     let jwks_ttl = Duration::from_secs(auth.jwks_ttl_secs);
     let resource = canonical(resource_url.as_str());
     match auth.provider {
-        // The embedded development authorization server is not built yet; until it is, the
-        // default serves unauthenticated, which validation allows on loopback only.
+        // The embedded server needs the database; `bind` opens it (and `probe_auth` says so).
         AuthProviderKind::Embedded | AuthProviderKind::None => None,
         AuthProviderKind::Oidc => {
             let issuer = auth
@@ -359,6 +393,19 @@ pub async fn probe_auth(settings: &Settings) -> Vec<ProbeFinding> {
         Ok(url) => url,
         Err(error) => return vec![ProbeFinding::failed("resource", error.to_string())],
     };
+    if settings.auth.provider == AuthProviderKind::Embedded {
+        return vec![
+            ProbeFinding::ok("resource", resource_url.as_str()),
+            ProbeFinding::ok(
+                "authorization server",
+                format!(
+                    "embedded (development) at {}; its keys and clients live in {}",
+                    embedded::config(&settings, &resource_url).issuer,
+                    settings.database.url
+                ),
+            ),
+        ];
+    }
     match configured_auth(&settings, &resource_url, outbound()).await {
         Some(auth) => {
             let mut findings = vec![ProbeFinding::ok("resource", resource_url.as_str())];

@@ -1,6 +1,7 @@
 //! Identity-provider adapters: they fetch keys, metadata and introspection answers and decode
 //! tokens; the core `TokenPolicy` decides what is accepted.
 
+mod embedded;
 mod introspection;
 mod jwks;
 mod jwt;
@@ -8,8 +9,11 @@ mod metadata;
 mod oidc;
 mod scalekit;
 
+pub use embedded::{
+    EmbeddedAuthorizationServer, EmbeddedConfig, ensure_signing_key, rotate_signing_key,
+};
 pub use introspection::IntrospectionVerifier;
-pub use jwks::JwksCache;
+pub use jwks::{JwksCache, JwksLoader};
 pub use jwt::JwtVerifier;
 pub use metadata::MetadataCache;
 pub use oidc::{OidcAuthorizationServer, OidcConfig};

@@ -37,13 +37,20 @@ pub(super) fn validate(
     };
 
     let server = &settings.server;
-    // Fail closed: a server that checks no tokens must not be reachable from the network.
+    // Fail closed: a server that checks no tokens, or whose development authorization server
+    // lets anyone approve, must not be reachable from the network.
+    let network_ok = match settings.auth.provider {
+        AuthProviderKind::None => custom_auth,
+        AuthProviderKind::Embedded => custom_auth || settings.auth.embedded.allow_remote,
+        AuthProviderKind::Oidc | AuthProviderKind::Scalekit => true,
+    };
     check(
-        server.bind.ip().is_loopback() || settings.auth.provider.authenticates() || custom_auth,
+        server.bind.ip().is_loopback() || network_ok,
         &["server", "bind"],
         "a loopback address such as 127.0.0.1:10000 or [::1]:10000 while auth.provider is \
-         embedded or none: those serve without token checks and refuse other interfaces; set \
-         auth.provider to oidc or scalekit to listen on the network",
+         embedded (anyone who reaches its consent page can approve) or none (no token checks); \
+         set auth.provider to oidc or scalekit to listen on the network, or, for a trusted \
+         network only, SEARCHGATE_AUTH__EMBEDDED__ALLOW_REMOTE=true",
     );
     // Clients on the network must be told a URL they can reach (and tokens must name it).
     check(
@@ -116,7 +123,36 @@ pub(super) fn validate(
 
     let auth = &settings.auth;
     match auth.provider {
-        AuthProviderKind::Embedded | AuthProviderKind::None => {}
+        AuthProviderKind::None => {}
+        AuthProviderKind::Embedded => {
+            check(
+                settings.profile != super::Profile::Production,
+                &["auth", "provider"],
+                "oidc or scalekit in the production profile: the embedded authorization server \
+                 is for development (anyone who reaches its consent page can approve)",
+            );
+            let embedded = &auth.embedded;
+            check(
+                (60..=86_400).contains(&embedded.access_token_ttl_secs),
+                &["auth", "embedded", "access_token_ttl_secs"],
+                "between 60 and 86400 seconds",
+            );
+            check(
+                (60..=366 * 86_400).contains(&embedded.refresh_token_ttl_secs),
+                &["auth", "embedded", "refresh_token_ttl_secs"],
+                "between 60 seconds and 366 days",
+            );
+            check(
+                (1..=600).contains(&embedded.code_ttl_secs),
+                &["auth", "embedded", "code_ttl_secs"],
+                "between 1 and 600 seconds (OAuth 2.1 recommends at most 600)",
+            );
+            check(
+                !embedded.subject.trim().is_empty() && embedded.subject.len() <= 255,
+                &["auth", "embedded", "subject"],
+                "a non-empty name of at most 255 bytes",
+            );
+        }
         AuthProviderKind::Oidc => {
             check(
                 auth.oidc

@@ -93,7 +93,7 @@ pub(super) fn endpoint(state: &AppState) -> BoxEndpoint<'static, Response> {
     };
     authenticated
         .with(cors)
-        .with(TransportGuard(policy))
+        .with(TransportGuard::new(policy))
         .with(AuditLayer {
             sink: state.audit.clone(),
         })

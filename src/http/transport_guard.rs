@@ -131,15 +131,39 @@ fn parse_origin_pattern(pattern: &str) -> Option<OriginPattern> {
     Some(OriginPattern::Tuple { scheme, host, port })
 }
 
-/// Middleware that applies a [`HostPolicy`].
-pub struct TransportGuard(pub Arc<HostPolicy>);
+/// Middleware that applies a [`HostPolicy`]: `Host` always, `Origin` unless built with
+/// [`TransportGuard::hosts_only`].
+pub struct TransportGuard {
+    policy: Arc<HostPolicy>,
+    check_origin: bool,
+}
+
+impl TransportGuard {
+    /// Checks `Host` and `Origin` (the MCP endpoint).
+    pub fn new(policy: Arc<HostPolicy>) -> Self {
+        Self {
+            policy,
+            check_origin: true,
+        }
+    }
+
+    /// Checks `Host` only: for endpoints browsers on any origin may call (the embedded
+    /// authorization server's token and registration endpoints, protected by PKCE and secrets).
+    pub fn hosts_only(policy: Arc<HostPolicy>) -> Self {
+        Self {
+            policy,
+            check_origin: false,
+        }
+    }
+}
 
 impl<E: Endpoint> Middleware<E> for TransportGuard {
     type Output = TransportGuardEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
         TransportGuardEndpoint {
-            policy: self.0.clone(),
+            policy: self.policy.clone(),
+            check_origin: self.check_origin,
             inner,
         }
     }
@@ -148,6 +172,7 @@ impl<E: Endpoint> Middleware<E> for TransportGuard {
 /// See [`TransportGuard`].
 pub struct TransportGuardEndpoint<E> {
     policy: Arc<HostPolicy>,
+    check_origin: bool,
     inner: E,
 }
 
@@ -168,7 +193,11 @@ impl<E: Endpoint> Endpoint for TransportGuardEndpoint<E> {
                 "Forbidden: the Host header names a host this server does not serve",
             ));
         }
-        if let Some(origin) = req.headers().get(http::header::ORIGIN) {
+        if let Some(origin) = req
+            .headers()
+            .get(http::header::ORIGIN)
+            .filter(|_| self.check_origin)
+        {
             let allowed = origin.to_str().is_ok_and(|o| self.policy.origin_allowed(o));
             if !allowed {
                 tracing::warn!(origin = ?origin, "refused a request from an origin that is not allowed");

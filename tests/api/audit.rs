@@ -70,7 +70,12 @@ async fn sigterm_flushes_every_queued_event_of_the_real_binary() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let port_text = port.to_string();
-    let mut child = spawn_binary(dir.path(), port, &[("PORT", &port_text)]).await;
+    let mut child = spawn_binary(
+        dir.path(),
+        port,
+        &[("PORT", &port_text), ("SEARCHGATE_AUTH__PROVIDER", "none")],
+    )
+    .await;
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/web-search/mcp");
     const CALLS: usize = 25;

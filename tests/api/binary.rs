@@ -145,12 +145,34 @@ fn a_dotenv_file_and_a_config_file_are_read() {
 
 #[tokio::test]
 async fn port_sets_the_listening_port_and_serves_mcp_there() {
+    // The README's quick start: the embedded defaults, and a token from `searchgate token`.
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let port_text = port.to_string();
     let mut child = spawn_binary(dir.path(), port, &[("PORT", &port_text)]).await;
+    let url = format!("http://127.0.0.1:{port}/web-search/mcp");
+    let unauthenticated = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unauthenticated.status(),
+        401,
+        "the default is authenticated"
+    );
+    let token = searchgate(dir.path(), &[("PORT", &port_text)])
+        .args(["token", "--scope", "web-search:read"])
+        .output()
+        .unwrap();
+    assert!(token.status.success());
+    let token = String::from_utf8(token.stdout).unwrap();
     let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/web-search/mcp"))
+        .post(&url)
+        .bearer_auth(token.trim())
         .header("accept", "application/json, text/event-stream")
         .header("content-type", "application/json")
         .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
@@ -193,6 +215,7 @@ async fn json_logs_name_the_request_id_on_every_line_of_a_request() {
         &[
             ("PORT", &port_text),
             ("SEARCHGATE_TELEMETRY__FORMAT", "json"),
+            ("SEARCHGATE_AUTH__PROVIDER", "none"),
         ],
     )
     .await;

@@ -357,6 +357,8 @@ async fn the_custom_provider_example_serves_its_own_results() {
         .current_dir(dir.path())
         .env_clear()
         .env("SEARCHGATE_SERVER__BIND", "127.0.0.1:0")
+        // This test is about the provider; the example's authentication is the default's.
+        .env("SEARCHGATE_AUTH__PROVIDER", "none")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

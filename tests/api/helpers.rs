@@ -9,7 +9,7 @@ use std::{
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use searchgate::{
-    config::Settings,
+    config::{AuthProviderKind, Settings},
     startup::{Searchgate, StartupError},
 };
 use serde_json::{Value, json};
@@ -47,6 +47,8 @@ pub async fn spawn_with(
     let mut settings = Settings::default();
     settings.server.bind = "127.0.0.1:0".parse().unwrap();
     settings.database.url = format!("sqlite://{}", db_path.display());
+    // Most tests exercise the MCP surface without tokens; auth tests choose their provider.
+    settings.auth.provider = AuthProviderKind::None;
     configure(&mut settings);
     let server = build(Searchgate::new(settings))
         .bind()

@@ -4,6 +4,7 @@
 mod audit;
 mod bad_input;
 mod binary;
+mod embedded;
 mod framework;
 mod health;
 mod helpers;

@@ -1,4 +1,4 @@
-// Walks oidc-provider's development login and consent pages without a browser: follows the
+// Walks oidc-provider's development login and consent pages (and searchgate's embedded consent page) without a browser: follows the
 // authorize URL through the HTML forms (keeping cookies) until the redirect to redirectUri, and
 // returns that URL (with code, state and iss).
 export async function walkAuthorize(authorizeUrl, redirectUri, { login = 'alice' } = {}) {
@@ -29,6 +29,9 @@ export async function walkAuthorize(authorizeUrl, redirectUri, { login = 'alice'
     for (const [, name, value = ''] of form[2].matchAll(/<input[^>]*name="([^"]+)"(?:[^>]*value="([^"]*)")?/g)) {
       fields.set(name, value);
     }
+    // A named submit button (searchgate's consent page: decision=approve) is the first one.
+    const button = form[2].match(/<button[^>]*name="([^"]+)"[^>]*value="([^"]*)"/);
+    if (button) fields.set(button[1], button[2]);
     if (fields.get('prompt') === 'login') { fields.set('login', login); fields.set('password', 'x'); }
     url = new URL(form[1].replaceAll('&amp;', '&'), url).href;
     init = { method: 'POST', body: fields, headers: { 'content-type': 'application/x-www-form-urlencoded' } };

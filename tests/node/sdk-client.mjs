@@ -63,6 +63,7 @@ await client.close();
 
 // Refresh: exchange the refresh token (with the resource) and call again with the new token.
 const firstToken = provider.saved.access_token;
+const firstRefresh = provider.saved.refresh_token;
 const prm = await (await fetch(new URL('/.well-known/oauth-protected-resource' + mcpUrl.pathname, mcpUrl))).json();
 const asMetadata = await discoverAuthorizationServerMetadata(prm.authorization_servers[0]);
 const refreshed = await refreshAuthorization(prm.authorization_servers[0], {
@@ -73,6 +74,16 @@ client = await connect();
 const again = await client.callTool({ name: 'web_search', arguments: { query: 'after refresh' } });
 await client.close();
 
+// The refresh token just exchanged must not work twice (rotation with reuse detection).
+let reuseRejected = false;
+try {
+  await refreshAuthorization(prm.authorization_servers[0], {
+    metadata: asMetadata, clientInformation: provider.client, refreshToken: firstRefresh, resource: new URL(prm.resource),
+  });
+} catch (error) {
+  reuseRejected = /invalid_grant/i.test(String(error?.errorCode ?? error?.code ?? error));
+}
+
 console.log(JSON.stringify({
   tools: tools.tools.map((t) => t.name),
   result: call.structuredContent,
@@ -81,4 +92,5 @@ console.log(JSON.stringify({
   requests: seen.requests,
   refreshed: refreshed.access_token !== firstToken,
   after_refresh: again.structuredContent,
+  reuse_rejected: reuseRejected,
 }));

@@ -1,0 +1,283 @@
+//! The embedded development authorization server: a complete OAuth 2.1 authorization server
+//! under `/idp` so that `cargo run` gives a working, authenticated server with no IdP account.
+//! It registers clients (RFC 7591, or Client ID Metadata Documents), shows a consent page to
+//! the single local operator, issues RS256 `at+jwt` access tokens (RFC 9068) and rotating
+//! refresh tokens, and verifies its own tokens through the same core `TokenPolicy` as every
+//! other provider. Its keys, clients and grants live in the database (`IssuerStore`), so tokens
+//! survive restarts and replicas share them.
+
+mod authorize;
+mod cimd;
+mod consent;
+mod keys;
+mod routes;
+mod token;
+
+use std::{
+    sync::{Arc, RwLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use serde::Serialize;
+
+use self::{cimd::CimdResolver, keys::Signer};
+use super::{JwksCache, JwksLoader, JwtVerifier};
+use crate::domain::{
+    auth::{
+        AuthError, AuthorizationServer, BearerToken, Principal, ProbeFinding, ServerMetadata,
+        TokenPolicy,
+    },
+    issuer::{ClientRecord, IssuerStore, UnixTime},
+};
+
+/// How often the published keys are re-read from the store (rotations by the CLI or another
+/// replica show up within this long; an unknown `kid` re-reads at once).
+const KEY_RELOAD: Duration = Duration::from_secs(30);
+
+/// What the embedded authorization server needs to know.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// Its issuer identifier: `public_url + "/idp"`.
+    pub issuer: String,
+    /// The resource its tokens are for (the MCP endpoint's URL, canonical).
+    pub resource: String,
+    /// Audiences accepted when verifying (default: the resource).
+    pub audiences: Vec<String>,
+    /// Scopes clients may ask for.
+    pub scopes: Vec<String>,
+    /// Clock skew tolerated.
+    pub leeway: Duration,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+    /// Refresh-token lifetime.
+    pub refresh_ttl: Duration,
+    /// Authorization-code lifetime.
+    pub code_ttl: Duration,
+    /// The `sub` of tokens approved on the consent page.
+    pub subject: String,
+}
+
+/// The embedded authorization server. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedAuthorizationServer {
+    config: Arc<EmbeddedConfig>,
+    store: Arc<dyn IssuerStore>,
+    jwt: JwtVerifier,
+    signer: Arc<RwLock<Option<Signer>>>,
+    cimd: CimdResolver,
+}
+
+/// The claims of an issued access token (RFC 9068 §2.2).
+#[derive(Debug, Serialize)]
+struct AccessClaims<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    sub: &'a str,
+    client_id: &'a str,
+    scope: &'a str,
+    iat: UnixTime,
+    exp: UnixTime,
+    jti: String,
+}
+
+/// A freshly issued access token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The JWT.
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+impl EmbeddedAuthorizationServer {
+    /// Opens the server on `store`, making its first signing key when there is none.
+    ///
+    /// # Errors
+    /// When the store cannot be read or written.
+    pub async fn open(config: EmbeddedConfig, store: Arc<dyn IssuerStore>) -> anyhow::Result<Self> {
+        ensure_signing_key(store.as_ref()).await?;
+        let signer: Arc<RwLock<Option<Signer>>> = Arc::default();
+        let leeway = i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX);
+        let loader = {
+            let store = store.clone();
+            let signer = signer.clone();
+            JwksLoader(Arc::new(move || {
+                let store = store.clone();
+                let signer = signer.clone();
+                async move {
+                    let records = store.keys().await?;
+                    if let Some(current) = records.iter().rev().find(|k| k.is_signing()) {
+                        let fresh = Signer::new(current)?;
+                        *signer
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fresh);
+                    }
+                    keys::jwks(&records, now(), leeway)
+                }
+                .boxed()
+            }))
+        };
+        let keys = JwksCache::loaded(loader, KEY_RELOAD);
+        keys.refresh()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load the embedded signing keys: {e}"))?;
+        let policy = TokenPolicy::new(
+            std::slice::from_ref(&config.issuer),
+            &config.audiences,
+            config.leeway,
+        );
+        Ok(Self {
+            jwt: JwtVerifier::new(keys, policy).with_strict_typ(true),
+            cimd: CimdResolver::new(),
+            config: Arc::new(config),
+            store,
+            signer,
+        })
+    }
+
+    /// Its issuer identifier.
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    /// The issuer's path (`/idp`, after any public path prefix): where its pages post to.
+    fn issuer_path(&self) -> String {
+        url::Url::parse(&self.config.issuer)
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The JWKS as stored now.
+    async fn published_keys(&self) -> anyhow::Result<serde_json::Value> {
+        let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(i64::MAX);
+        keys::jwks(&self.store.keys().await?, now(), leeway)
+    }
+
+    /// Signs an access token for `subject` and `client_id` with `scope`, valid for `ttl`.
+    ///
+    /// # Errors
+    /// When there is no signing key or the store cannot record the token's lifetime.
+    pub async fn mint(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scope: &str,
+        resource: &str,
+        ttl: Duration,
+    ) -> anyhow::Result<IssuedToken> {
+        let signer = self
+            .signer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                anyhow::anyhow!("the embedded authorization server has no signing key")
+            })?;
+        let iat = now();
+        let exp = iat.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+        // Recorded first, so a key is never withdrawn while a token it signed still lives.
+        self.store.extend_key(&signer.kid, exp).await?;
+        let claims = AccessClaims {
+            iss: &self.config.issuer,
+            aud: resource,
+            sub: subject,
+            client_id,
+            scope,
+            iat,
+            exp,
+            jti: keys::random_string(16),
+        };
+        Ok(IssuedToken {
+            token: signer.sign("at+jwt", &claims)?,
+            expires_in: ttl.as_secs(),
+        })
+    }
+
+    /// The authorization server metadata (RFC 8414), also served as OpenID discovery.
+    pub fn metadata_document(&self) -> serde_json::Value {
+        let issuer = &self.config.issuer;
+        let mut scopes = self.config.scopes.clone();
+        scopes.push("offline_access".to_owned());
+        serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "registration_endpoint": format!("{issuer}/register"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "scopes_supported": scopes,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": true,
+            "client_id_metadata_document_supported": true,
+        })
+    }
+
+    /// A registered client, or one described by a Client ID Metadata Document when `client_id`
+    /// is an https URL.
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, String> {
+        if client_id.starts_with("https://") {
+            return self.cimd.resolve(client_id).await.map(Some);
+        }
+        self.store.client(client_id).await.map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), "cannot read the client registry");
+            "the client registry cannot be read; try again".to_owned()
+        })
+    }
+}
+
+#[async_trait]
+impl AuthorizationServer for EmbeddedAuthorizationServer {
+    fn authorization_servers(&self) -> Vec<String> {
+        vec![self.config.issuer.clone()]
+    }
+
+    async fn verify(&self, token: &BearerToken) -> Result<Principal, AuthError> {
+        self.jwt.verify(token).await
+    }
+
+    async fn metadata(&self) -> Result<Option<ServerMetadata>, AuthError> {
+        Ok(Some(ServerMetadata(Arc::new(self.metadata_document()))))
+    }
+
+    async fn probe(&self) -> Vec<ProbeFinding> {
+        vec![
+            ProbeFinding::ok("issuer", &self.config.issuer),
+            self.jwt.keys().probe().await,
+        ]
+    }
+}
+
+/// Makes the first signing key when the store has none that signs.
+///
+/// # Errors
+/// When the store cannot be used.
+pub async fn ensure_signing_key(store: &dyn IssuerStore) -> anyhow::Result<()> {
+    if !store.keys().await?.iter().any(|k| k.is_signing()) {
+        let key = keys::generate(now())?;
+        store.add_signing_key(&key).await?;
+        tracing::info!(kid = %key.kid, "made the embedded authorization server's signing key");
+    }
+    Ok(())
+}
+
+/// Makes a new signing key; the previous one stays published until its tokens expire.
+///
+/// # Errors
+/// When the store cannot be used.
+pub async fn rotate_signing_key(store: &dyn IssuerStore) -> anyhow::Result<String> {
+    let key = keys::generate(now())?;
+    store.add_signing_key(&key).await?;
+    Ok(key.kid)
+}
+
+/// Seconds since the Unix epoch.
+fn now() -> UnixTime {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,298 @@
+//! Client ID Metadata Documents: a client whose id is an https URL describes itself in a JSON
+//! document at that URL. Fetching a URL a stranger chose is a server-side request forgery risk,
+//! so the fetch is guarded: https only, public addresses only (checked on the resolved
+//! addresses the connection uses), no redirects, 5 KB, 10 s; answers are cached.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use moka::future::Cache;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use serde::Deserialize;
+use url::{Host, Url};
+
+use crate::{
+    adapters::http_client::read_limited,
+    domain::{
+        clients::{ClientError, ClientMetadata, RegistrationRequest},
+        issuer::ClientRecord,
+    },
+};
+
+const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+const CACHE_TTL: Duration = Duration::from_secs(600);
+
+/// Fetches and caches metadata documents.
+#[derive(Clone)]
+pub struct CimdResolver {
+    http: reqwest::Client,
+    cache: Cache<String, Arc<Result<ClientRecord, String>>>,
+}
+
+#[derive(Deserialize)]
+struct Document {
+    client_id: String,
+    #[serde(flatten)]
+    registration: RegistrationFields,
+}
+
+#[derive(Deserialize)]
+struct RegistrationFields {
+    redirect_uris: Option<Vec<String>>,
+    client_name: Option<String>,
+    grant_types: Option<Vec<String>>,
+    response_types: Option<Vec<String>>,
+    token_endpoint_auth_method: Option<String>,
+}
+
+impl CimdResolver {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("searchgate/", env!("CARGO_PKG_VERSION")))
+            .https_only(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(FETCH_TIMEOUT)
+            .dns_resolver(PublicOnly)
+            .build()
+            .expect("a static client configuration is valid");
+        Self {
+            http,
+            cache: Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+        }
+    }
+
+    /// The client `url` describes, or why it cannot be used (shown on the consent page).
+    pub async fn resolve(&self, url: &str) -> Result<ClientRecord, String> {
+        let resolver = self.clone();
+        let key = url.to_owned();
+        let answer = self
+            .cache
+            .get_with(key, async move { Arc::new(resolver.fetch(url).await) })
+            .await;
+        answer.as_ref().clone()
+    }
+
+    async fn fetch(&self, url: &str) -> Result<ClientRecord, String> {
+        let parsed = check_url(url)?;
+        let response = self
+            .http
+            .get(parsed)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("cannot fetch the client's metadata document {url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "the client's metadata document {url} answered HTTP {}",
+                response.status().as_u16()
+            ));
+        }
+        let body = read_limited(response, url, MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(|e| format!("the client's metadata document {url}: {e}"))?;
+        document_to_client(url, &body)
+    }
+}
+
+/// Validates a fetched document: it must name itself and be a public client.
+fn document_to_client(url: &str, body: &[u8]) -> Result<ClientRecord, String> {
+    let document: Document = serde_json::from_slice(body)
+        .map_err(|e| format!("the client's metadata document is not valid JSON: {e}"))?;
+    if document.client_id != url {
+        return Err(format!(
+            "the client's metadata document names client_id {:?}, not its own URL",
+            document.client_id.chars().take(200).collect::<String>()
+        ));
+    }
+    let fields = document.registration;
+    let method = fields
+        .token_endpoint_auth_method
+        .unwrap_or_else(|| "none".to_owned());
+    if method != "none" {
+        return Err(format!(
+            "metadata-document clients must be public (token_endpoint_auth_method none), not {method:?}"
+        ));
+    }
+    let metadata = ClientMetadata::from_request(RegistrationRequest {
+        redirect_uris: fields.redirect_uris,
+        client_name: fields.client_name,
+        grant_types: fields.grant_types,
+        response_types: fields.response_types,
+        token_endpoint_auth_method: Some(method),
+    })
+    .map_err(|e| match e {
+        ClientError::Rejected { description, .. } => {
+            format!("the client's metadata document is invalid: {description}")
+        }
+        other => other.to_string(),
+    })?;
+    Ok(ClientRecord {
+        client_id: url.to_owned(),
+        client_name: metadata.client_name,
+        redirect_uris: metadata.redirect_uris,
+        grant_types: metadata.grant_types,
+        token_endpoint_auth_method: metadata.token_endpoint_auth_method,
+        secret_hash: None,
+        created_at: 0,
+    })
+}
+
+/// The URL rules before any connection: https, a host, a path, no credentials or fragment, and
+/// not an address literal outside the public internet.
+fn check_url(url: &str) -> Result<Url, String> {
+    let parsed = Url::parse(url).map_err(|_| format!("client id {url:?} is not a URL"))?;
+    if parsed.scheme() != "https" {
+        return Err("client id URLs must use https".to_owned());
+    }
+    if parsed.fragment().is_some() || !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("client id URLs must not carry a fragment or credentials".to_owned());
+    }
+    if parsed.path() == "/" {
+        return Err("client id URLs must have a path".to_owned());
+    }
+    match parsed.host() {
+        Some(Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
+            Err("client id URLs must not point at this machine".to_owned())
+        }
+        Some(Host::Domain(_)) => Ok(parsed),
+        Some(Host::Ipv4(ip)) if is_public(IpAddr::V4(ip)) => Ok(parsed),
+        Some(Host::Ipv6(ip)) if is_public(IpAddr::V6(ip)) => Ok(parsed),
+        _ => Err("client id URLs must name a public host".to_owned()),
+    }
+}
+
+/// Whether `ip` is on the public internet (not loopback, private, link-local, shared, reserved,
+/// documentation, multicast or unspecified).
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // shared address space (RFC 6598)
+                || (a == 192 && b == 0)                   // IETF protocol assignments
+                || (a == 198 && (18..20).contains(&b))    // benchmarking
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link local
+                || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
+                || first == 0x0064) // NAT64 well-known prefix
+        }
+    }
+}
+
+/// Resolves names and keeps only public addresses, so a hostname that points inside the
+/// network cannot be used to reach it (the check is on the addresses actually connected to).
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 443))
+                .await?
+                .filter(|addr| is_public(addr.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} has no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_https_urls_with_a_path_are_fetched() {
+        assert!(check_url("https://app.example.com/oauth/client.json").is_ok());
+        for bad in [
+            "http://app.example.com/client.json",
+            "https://app.example.com/",
+            "https://127.0.0.1/client.json",
+            "https://10.1.2.3/client.json",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::1]/client.json",
+            "https://[fd00::1]/client.json",
+            "https://[::ffff:127.0.0.1]/client.json",
+            "https://localhost/client.json",
+            "https://u:p@app.example.com/client.json",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn public_addresses_are_told_apart() {
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+        for private in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+    }
+
+    #[tokio::test]
+    async fn names_that_resolve_inside_the_network_are_refused() {
+        let refused = PublicOnly.resolve("localhost".parse().unwrap()).await;
+        assert!(refused.is_err());
+    }
+
+    #[test]
+    fn documents_must_name_themselves_and_be_public_clients() {
+        let url = "https://app.example.com/client.json";
+        let good = format!(
+            r#"{{"client_id":"{url}","client_name":"App","redirect_uris":["http://127.0.0.1:3000/cb"]}}"#
+        );
+        let client = document_to_client(url, good.as_bytes()).unwrap();
+        assert_eq!(client.client_name.as_deref(), Some("App"));
+        assert_eq!(client.token_endpoint_auth_method, "none");
+        let other =
+            r#"{"client_id":"https://evil.example/c.json","redirect_uris":["https://a/cb"]}"#;
+        assert!(document_to_client(url, other.as_bytes()).is_err());
+        let secret = format!(
+            r#"{{"client_id":"{url}","token_endpoint_auth_method":"client_secret_basic","redirect_uris":["https://a.example/cb"]}}"#
+        );
+        assert!(document_to_client(url, secret.as_bytes()).is_err());
+        let bad_redirect =
+            format!(r#"{{"client_id":"{url}","redirect_uris":["http://evil.example/cb"]}}"#);
+        assert!(document_to_client(url, bad_redirect.as_bytes()).is_err());
+    }
+}

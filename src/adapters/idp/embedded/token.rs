@@ -1,0 +1,491 @@
+//! The token endpoint (RFC 6749 §3.2, OAuth 2.1): authorization code with PKCE, refresh token
+//! with rotation and reuse detection, and client credentials for confidential clients; and the
+//! registration endpoint (RFC 7591).
+
+use std::collections::HashMap;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde::Serialize;
+
+use super::{EmbeddedAuthorizationServer, keys, now};
+use crate::domain::{
+    clients::{ClientError, ClientMetadata, RegistrationRequest},
+    issuer::{ClientRecord, Redeemed, RefreshRecord},
+};
+
+/// A successful token response.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    /// The RS256 JWT access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The granted scopes.
+    pub scope: String,
+    /// A new refresh token, when the client may refresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// An OAuth error answer (RFC 6749 §5.2).
+#[derive(Debug, Serialize)]
+pub struct OAuthError {
+    /// The HTTP status: 400, or 401 for `invalid_client`, or 503.
+    #[serde(skip)]
+    pub status: u16,
+    /// Whether to add `WWW-Authenticate: Basic` (the client tried HTTP Basic).
+    #[serde(skip)]
+    pub basic_challenge: bool,
+    /// The error code.
+    pub error: &'static str,
+    /// What went wrong, for the client's developer.
+    pub error_description: String,
+}
+
+fn error(error: &'static str, description: impl Into<String>) -> OAuthError {
+    OAuthError {
+        status: 400,
+        basic_challenge: false,
+        error,
+        error_description: description.into(),
+    }
+}
+
+fn unavailable(what: &str, cause: &anyhow::Error) -> OAuthError {
+    tracing::error!(error = %format!("{cause:#}"), "the embedded authorization server cannot {what}");
+    OAuthError {
+        status: 503,
+        basic_challenge: false,
+        error: "temporarily_unavailable",
+        error_description: format!("the server cannot {what} right now; try again"),
+    }
+}
+
+/// The client's credentials as presented.
+struct Presented {
+    client_id: String,
+    secret: Option<String>,
+    basic: bool,
+}
+
+impl EmbeddedAuthorizationServer {
+    /// Answers a token request: `form` is the decoded body, `authorization` the header.
+    ///
+    /// # Errors
+    /// The OAuth error to send.
+    pub async fn token(
+        &self,
+        form: &HashMap<String, String>,
+        authorization: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let presented = presented_credentials(form, authorization)?;
+        let client = self.authenticate(&presented).await?;
+        let Some(grant_type) = param(form, "grant_type") else {
+            return Err(error("invalid_request", "grant_type is missing"));
+        };
+        if !matches!(
+            grant_type,
+            "authorization_code" | "refresh_token" | "client_credentials"
+        ) {
+            return Err(error(
+                "unsupported_grant_type",
+                "use authorization_code, refresh_token or client_credentials",
+            ));
+        }
+        if !client.grant_types.iter().any(|g| g == grant_type) {
+            return Err(error(
+                "unauthorized_client",
+                format!("the client did not register the {grant_type} grant"),
+            ));
+        }
+        match grant_type {
+            "authorization_code" => self.exchange_code(&client, form).await,
+            "refresh_token" => self.refresh(&client, form).await,
+            _ => self.client_credentials(&client, form).await,
+        }
+    }
+
+    async fn exchange_code(
+        &self,
+        client: &ClientRecord,
+        form: &HashMap<String, String>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let (Some(code), Some(verifier)) = (param(form, "code"), param(form, "code_verifier"))
+        else {
+            return Err(error(
+                "invalid_request",
+                "code and code_verifier (PKCE) are required",
+            ));
+        };
+        let code_hash = keys::sha256_hex(code);
+        let record = match self.store.redeem_code(&code_hash).await {
+            Ok(Redeemed::Fresh(record)) => record,
+            Ok(Redeemed::Replayed { family }) => {
+                // A replayed code may be stolen: revoke what the first exchange issued.
+                self.store
+                    .revoke_family(&family)
+                    .await
+                    .map_err(|e| unavailable("revoke tokens", &e))?;
+                tracing::warn!(client_id = %client.client_id, "an authorization code was used twice; its tokens are revoked");
+                return Err(error(
+                    "invalid_grant",
+                    "the authorization code was already used; the tokens issued for it are revoked",
+                ));
+            }
+            Ok(Redeemed::Unknown) => {
+                return Err(error(
+                    "invalid_grant",
+                    "the authorization code is not valid",
+                ));
+            }
+            Err(e) => return Err(unavailable("redeem the code", &e)),
+        };
+        if record.client_id != client.client_id {
+            return Err(error(
+                "invalid_grant",
+                "the authorization code was issued to another client",
+            ));
+        }
+        if record.expires_at < now() {
+            return Err(error(
+                "invalid_grant",
+                "the authorization code has expired; sign in again",
+            ));
+        }
+        if param(form, "redirect_uri") != Some(record.redirect_uri.as_str()) {
+            return Err(error(
+                "invalid_grant",
+                "redirect_uri must be the one of the authorization request",
+            ));
+        }
+        if !keys::pkce_matches(verifier, &record.code_challenge) {
+            return Err(error(
+                "invalid_grant",
+                "the PKCE code_verifier does not match the code_challenge",
+            ));
+        }
+        if let Some(resource) = param(form, "resource") {
+            let resource = self
+                .check_resource(Some(resource))
+                .map_err(|d| error("invalid_target", d))?;
+            if resource != record.resource {
+                return Err(error(
+                    "invalid_target",
+                    "resource differs from the authorization request's",
+                ));
+            }
+        }
+        let refresh = client.grant_types.iter().any(|g| g == "refresh_token");
+        self.issue(
+            client,
+            &record.subject,
+            &record.scope,
+            &record.resource,
+            refresh.then_some(record.code_hash.as_str()),
+        )
+        .await
+    }
+
+    async fn refresh(
+        &self,
+        client: &ClientRecord,
+        form: &HashMap<String, String>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let Some(token) = param(form, "refresh_token") else {
+            return Err(error("invalid_request", "refresh_token is missing"));
+        };
+        let record = match self.store.redeem_refresh(&keys::sha256_hex(token)).await {
+            Ok(Redeemed::Fresh(record)) => record,
+            Ok(Redeemed::Replayed { family }) => {
+                // Reuse means two parties hold the grant: end it for both (OAuth 2.1 §4.3.1).
+                self.store
+                    .revoke_family(&family)
+                    .await
+                    .map_err(|e| unavailable("revoke tokens", &e))?;
+                tracing::warn!(client_id = %client.client_id, "a refresh token was reused; its grant is revoked");
+                return Err(error(
+                    "invalid_grant",
+                    "the refresh token was already used or revoked; sign in again",
+                ));
+            }
+            Ok(Redeemed::Unknown) => {
+                return Err(error("invalid_grant", "the refresh token is not valid"));
+            }
+            Err(e) => return Err(unavailable("redeem the refresh token", &e)),
+        };
+        if record.client_id != client.client_id {
+            return Err(error(
+                "invalid_grant",
+                "the refresh token was issued to another client",
+            ));
+        }
+        if record.expires_at < now() {
+            return Err(error(
+                "invalid_grant",
+                "the refresh token has expired; sign in again",
+            ));
+        }
+        let scope = match param(form, "scope") {
+            None => record.scope.clone(),
+            Some(asked) => {
+                let granted: Vec<&str> = record.scope.split_whitespace().collect();
+                let asked: Vec<&str> = asked
+                    .split_whitespace()
+                    .filter(|s| *s != "offline_access")
+                    .collect();
+                if asked.iter().any(|s| !granted.contains(s)) {
+                    return Err(error(
+                        "invalid_scope",
+                        format!("a refresh may only narrow the grant ({})", record.scope),
+                    ));
+                }
+                asked.join(" ")
+            }
+        };
+        if let Some(resource) = param(form, "resource") {
+            let resource = self
+                .check_resource(Some(resource))
+                .map_err(|d| error("invalid_target", d))?;
+            if resource != record.resource {
+                return Err(error("invalid_target", "resource differs from the grant's"));
+            }
+        }
+        // The family keeps the whole grant's scope; the access token carries the narrowed one.
+        let access = self
+            .mint(
+                &record.subject,
+                &client.client_id,
+                &scope,
+                &record.resource,
+                self.config.access_ttl,
+            )
+            .await
+            .map_err(|e| unavailable("issue a token", &e))?;
+        let refresh_token = self.new_refresh(&record).await?;
+        Ok(TokenResponse {
+            access_token: access.token,
+            token_type: "Bearer",
+            expires_in: access.expires_in,
+            scope,
+            refresh_token: Some(refresh_token),
+        })
+    }
+
+    async fn client_credentials(
+        &self,
+        client: &ClientRecord,
+        form: &HashMap<String, String>,
+    ) -> Result<TokenResponse, OAuthError> {
+        if client.secret_hash.is_none() {
+            return Err(error(
+                "unauthorized_client",
+                "client_credentials is for confidential clients",
+            ));
+        }
+        let scope = self
+            .grantable_scope(param(form, "scope"))
+            .map_err(|d| error("invalid_scope", d))?;
+        let resource = self
+            .check_resource(param(form, "resource"))
+            .map_err(|d| error("invalid_target", d))?;
+        self.issue(client, &client.client_id, &scope, &resource, None)
+            .await
+    }
+
+    /// An access token, and a refresh token of `family` when given.
+    async fn issue(
+        &self,
+        client: &ClientRecord,
+        subject: &str,
+        scope: &str,
+        resource: &str,
+        family: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let access = self
+            .mint(
+                subject,
+                &client.client_id,
+                scope,
+                resource,
+                self.config.access_ttl,
+            )
+            .await
+            .map_err(|e| unavailable("issue a token", &e))?;
+        let refresh_token = match family {
+            Some(family) => Some(
+                self.new_refresh(&RefreshRecord {
+                    token_hash: String::new(),
+                    family: family.to_owned(),
+                    client_id: client.client_id.clone(),
+                    subject: subject.to_owned(),
+                    scope: scope.to_owned(),
+                    resource: resource.to_owned(),
+                    expires_at: 0,
+                })
+                .await?,
+            ),
+            None => None,
+        };
+        Ok(TokenResponse {
+            access_token: access.token,
+            token_type: "Bearer",
+            expires_in: access.expires_in,
+            scope: scope.to_owned(),
+            refresh_token,
+        })
+    }
+
+    /// Stores and returns a new refresh token continuing `grant`.
+    async fn new_refresh(&self, grant: &RefreshRecord) -> Result<String, OAuthError> {
+        let token = keys::random_string(32);
+        let record = RefreshRecord {
+            token_hash: keys::sha256_hex(&token),
+            expires_at: now() + i64::try_from(self.config.refresh_ttl.as_secs()).unwrap_or(0),
+            ..grant.clone()
+        };
+        self.store
+            .add_refresh(&record)
+            .await
+            .map_err(|e| unavailable("store the refresh token", &e))?;
+        Ok(token)
+    }
+
+    /// Finds the client and checks its secret (confidential) or that it sent none (public).
+    async fn authenticate(&self, presented: &Presented) -> Result<ClientRecord, OAuthError> {
+        let invalid = |description: &str| OAuthError {
+            status: 401,
+            basic_challenge: presented.basic,
+            error: "invalid_client",
+            error_description: description.to_owned(),
+        };
+        let client = match self.find_client(&presented.client_id).await {
+            Ok(Some(client)) => client,
+            Ok(None) => return Err(invalid("the client is not registered")),
+            Err(message) => return Err(invalid(&message)),
+        };
+        match (&client.secret_hash, &presented.secret) {
+            (Some(hash), Some(secret)) if keys::secret_matches(hash, secret) => Ok(client),
+            (Some(_), _) => Err(invalid("the client secret is missing or wrong")),
+            (None, None) => Ok(client),
+            (None, Some(_)) => Err(invalid("this public client has no secret")),
+        }
+    }
+
+    /// Registers a client (`POST /idp/register`).
+    ///
+    /// # Errors
+    /// RFC 7591 errors (400), or 503 when the store is down.
+    pub async fn register(
+        &self,
+        request: RegistrationRequest,
+    ) -> Result<serde_json::Value, OAuthError> {
+        let metadata = ClientMetadata::from_request(request).map_err(|e| match e {
+            ClientError::Rejected { code, description } => error(code, description),
+            other => unavailable("register clients", &anyhow::anyhow!(other.to_string())),
+        })?;
+        let client_id = format!("sg_{}", keys::random_string(16));
+        let secret = metadata.is_confidential().then(|| keys::random_string(32));
+        let issued_at = now();
+        let record = ClientRecord {
+            client_id: client_id.clone(),
+            client_name: metadata.client_name.clone(),
+            redirect_uris: metadata.redirect_uris.clone(),
+            grant_types: metadata.grant_types.clone(),
+            token_endpoint_auth_method: metadata.token_endpoint_auth_method.clone(),
+            secret_hash: secret.as_deref().map(keys::sha256_hex),
+            created_at: issued_at,
+        };
+        self.store
+            .add_client(&record)
+            .await
+            .map_err(|e| unavailable("register clients", &e))?;
+        tracing::info!(client_id = %client_id, client_name = ?record.client_name, "registered a client");
+        let has_code = record.grant_types.iter().any(|g| g == "authorization_code");
+        let mut answer = serde_json::json!({
+            "client_id": client_id,
+            "client_id_issued_at": issued_at,
+            "redirect_uris": record.redirect_uris,
+            "grant_types": record.grant_types,
+            "response_types": if has_code { vec!["code"] } else { vec![] },
+            "token_endpoint_auth_method": record.token_endpoint_auth_method,
+        });
+        if let Some(name) = &record.client_name {
+            answer["client_name"] = name.clone().into();
+        }
+        if let Some(secret) = secret {
+            answer["client_secret"] = secret.into();
+            answer["client_secret_expires_at"] = 0.into();
+        }
+        Ok(answer)
+    }
+}
+
+/// A non-empty parameter.
+fn param<'a>(form: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    form.get(name).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+/// Reads the client's credentials from HTTP Basic (RFC 6749 §2.3.1, form-encoded parts) or the
+/// body; both at once is an error.
+fn presented_credentials(
+    form: &HashMap<String, String>,
+    authorization: Option<&str>,
+) -> Result<Presented, OAuthError> {
+    let basic = authorization.and_then(|h| {
+        let (scheme, value) = h.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("basic").then_some(value.trim())
+    });
+    if let Some(encoded) = basic {
+        if form.contains_key("client_secret") {
+            return Err(error(
+                "invalid_request",
+                "use one client authentication method, not Basic and client_secret together",
+            ));
+        }
+        let malformed = || OAuthError {
+            status: 401,
+            basic_challenge: true,
+            error: "invalid_client",
+            error_description: "the Basic credentials cannot be read".to_owned(),
+        };
+        let decoded = STANDARD.decode(encoded).map_err(|_| malformed())?;
+        let text = String::from_utf8(decoded).map_err(|_| malformed())?;
+        let (id, secret) = text.split_once(':').ok_or_else(malformed)?;
+        let decode = |part: &str| {
+            url::form_urlencoded::parse(format!("x={part}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let client_id = decode(id);
+        if form
+            .get("client_id")
+            .is_some_and(|body_id| *body_id != client_id)
+        {
+            return Err(error(
+                "invalid_request",
+                "client_id in the body differs from the Basic credentials",
+            ));
+        }
+        return Ok(Presented {
+            client_id,
+            secret: Some(decode(secret)),
+            basic: true,
+        });
+    }
+    let Some(client_id) = form.get("client_id").filter(|v| !v.is_empty()) else {
+        return Err(OAuthError {
+            status: 401,
+            basic_challenge: false,
+            error: "invalid_client",
+            error_description: "the request does not identify the client (client_id)".to_owned(),
+        });
+    };
+    Ok(Presented {
+        client_id: client_id.clone(),
+        secret: form.get("client_secret").cloned(),
+        basic: false,
+    })
+}

@@ -14,7 +14,7 @@ use sqlx::sqlite::SqlitePoolOptions;
 
 use crate::{
     helpers::{TestApp, free_port, searchgate, spawn_binary, spawn_with},
-    idp::{node, node_dir},
+    idp::run_sdk_client,
 };
 
 const REDIRECT: &str = "http://127.0.0.1:45678/callback";
@@ -215,18 +215,7 @@ fn claims(token: &str) -> Value {
 #[tokio::test]
 async fn the_typescript_sdk_client_registers_is_approved_calls_web_search_and_refreshes() {
     let app = spawn_embedded(|_| {}).await;
-    let output = tokio::process::Command::new(node())
-        .arg(node_dir().join("sdk-client.mjs"))
-        .env("MCP_URL", &app.mcp_url)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "the SDK client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = run_sdk_client(&app.mcp_url).await;
     assert_eq!(report["tools"], json!(["web_search"]));
     assert_eq!(report["is_error"], false);
     assert_eq!(report["result"]["results"].as_array().unwrap().len(), 2);

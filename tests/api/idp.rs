@@ -12,6 +12,23 @@ use std::{
 
 use serde_json::{Value, json};
 
+/// Runs `tests/node/sdk-client.mjs` (the official TypeScript SDK client's whole sign-in and
+/// tool flow) against `mcp_url` and returns its JSON report.
+pub async fn run_sdk_client(mcp_url: &str) -> serde_json::Value {
+    let output = tokio::process::Command::new(node())
+        .arg(node_dir().join("sdk-client.mjs"))
+        .env("MCP_URL", mcp_url)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "the SDK client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the SDK client reports JSON")
+}
+
 /// `tests/node`.
 pub fn node_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node")

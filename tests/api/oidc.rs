@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, free_port, searchgate, spawn_with},
-    idp::{Idp, node, node_dir},
+    idp::{Idp, run_sdk_client},
 };
 
 /// An IdP and a searchgate that trusts it, on a port known to both.
@@ -594,18 +594,7 @@ async fn introspection_accepts_active_opaque_tokens_and_refuses_revoked_ones() {
 #[tokio::test]
 async fn the_typescript_sdk_client_discovers_registers_authorizes_and_calls_web_search() {
     let stack = stack(|_| {}, &[]).await;
-    let output = tokio::process::Command::new(node())
-        .arg(node_dir().join("sdk-client.mjs"))
-        .env("MCP_URL", &stack.app.mcp_url)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "the SDK client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = run_sdk_client(&stack.app.mcp_url).await;
     assert_eq!(report["tools"], json!(["web_search"]));
     assert_eq!(report["is_error"], false);
     assert_eq!(report["result"]["results"].as_array().unwrap().len(), 2);

@@ -124,15 +124,13 @@ impl EmbeddedAuthorizationServer {
             Ok(Redeemed::Fresh(record)) => record,
             Ok(Redeemed::Replayed { family }) => {
                 // A replayed code may be stolen: revoke what the first exchange issued.
-                self.store
-                    .revoke_family(&family)
-                    .await
-                    .map_err(|e| unavailable("revoke tokens", &e))?;
-                tracing::warn!(client_id = %client.client_id, "an authorization code was used twice; its tokens are revoked");
-                return Err(error(
-                    "invalid_grant",
-                    "the authorization code was already used; the tokens issued for it are revoked",
-                ));
+                return Err(self
+                    .revoke_replayed(
+                        &family,
+                        client,
+                        "the authorization code was already used; the tokens issued for it are revoked",
+                    )
+                    .await);
             }
             Ok(Redeemed::Unknown) => {
                 return Err(error(
@@ -200,15 +198,13 @@ impl EmbeddedAuthorizationServer {
             Ok(Redeemed::Fresh(record)) => record,
             Ok(Redeemed::Replayed { family }) => {
                 // Reuse means two parties hold the grant: end it for both (OAuth 2.1 §4.3.1).
-                self.store
-                    .revoke_family(&family)
-                    .await
-                    .map_err(|e| unavailable("revoke tokens", &e))?;
-                tracing::warn!(client_id = %client.client_id, "a refresh token was reused; its grant is revoked");
-                return Err(error(
-                    "invalid_grant",
-                    "the refresh token was already used or revoked; sign in again",
-                ));
+                return Err(self
+                    .revoke_replayed(
+                        &family,
+                        client,
+                        "the refresh token was already used or revoked; sign in again",
+                    )
+                    .await);
             }
             Ok(Redeemed::Unknown) => {
                 return Err(error("invalid_grant", "the refresh token is not valid"));
@@ -335,6 +331,20 @@ impl EmbeddedAuthorizationServer {
             scope: scope.to_owned(),
             refresh_token,
         })
+    }
+
+    /// Revokes the grant family of a replayed code or refresh token and says so.
+    async fn revoke_replayed(
+        &self,
+        family: &str,
+        client: &ClientRecord,
+        description: &str,
+    ) -> OAuthError {
+        if let Err(e) = self.store.revoke_family(family).await {
+            return unavailable("revoke tokens", &e);
+        }
+        tracing::warn!(client_id = %client.client_id, "a single-use credential was replayed; its grant is revoked");
+        error("invalid_grant", description)
     }
 
     /// Stores and returns a new refresh token continuing `grant`.

@@ -94,13 +94,16 @@ impl AppState {
 }
 
 /// Extra routes an adapter serves on searchgate's origin (the embedded authorization server).
-/// They get the `Host` check (DNS rebinding) and open CORS, as token endpoints and discovery
-/// documents are called by browser clients on other origins.
+/// They get the `Host` check (DNS rebinding) and, when `cors`, CORS for the allowed browser
+/// origins (token endpoints and discovery documents are called by browser clients such as MCP
+/// Inspector).
 pub struct Mount {
     /// Where: an exact path, or a prefix when `nested`.
     pub path: String,
     /// Whether `path` is a prefix for the endpoint's own routes.
     pub nested: bool,
+    /// Whether browsers on the allowed origins may call it cross-origin.
+    pub cors: bool,
     /// What answers.
     pub endpoint: BoxEndpoint<'static, Response>,
 }
@@ -128,10 +131,21 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
     ));
     let mut route = Route::new();
     for mount in mounts {
-        let endpoint = mount
-            .endpoint
-            .with(Cors::new().allow_methods([poem::http::Method::GET, poem::http::Method::POST]))
-            .with(transport_guard::TransportGuard::hosts_only(hosts.clone()));
+        let guard = transport_guard::TransportGuard::hosts_only(hosts.clone());
+        let endpoint = if mount.cors {
+            let policy = hosts.clone();
+            mount
+                .endpoint
+                .with(
+                    Cors::new()
+                        .allow_origins_fn(move |origin| policy.origin_allowed(origin))
+                        .allow_methods([poem::http::Method::GET, poem::http::Method::POST]),
+                )
+                .with(guard)
+                .boxed()
+        } else {
+            mount.endpoint.with(guard).boxed()
+        };
         route = if mount.nested {
             route.nest(&mount.path, endpoint)
         } else {

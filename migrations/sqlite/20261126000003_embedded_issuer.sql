@@ -45,3 +45,4 @@ CREATE TABLE idp_refresh_tokens (
 );
 
 CREATE INDEX idp_refresh_tokens_family ON idp_refresh_tokens (family);
+CREATE INDEX idp_refresh_tokens_expires_at ON idp_refresh_tokens (expires_at);

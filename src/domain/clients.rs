@@ -197,9 +197,9 @@ impl ClientMetadata {
                     "client_name is longer than {MAX_NAME_CHARS} characters"
                 )));
             }
-            Some(name) if name.chars().any(char::is_control) => {
+            Some(name) if name.chars().any(is_deceptive) => {
                 return Err(metadata_error(
-                    "client_name must not contain control characters".to_owned(),
+                    "client_name must not contain control or text-direction characters".to_owned(),
                 ));
             }
             Some(name) if name.trim().is_empty() => None,
@@ -276,6 +276,13 @@ fn is_loopback(url: &Url) -> bool {
         Some(Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// Characters that could make a consent page show something other than what is written:
+/// controls, bidirectional overrides and isolates, zero-width characters.
+fn is_deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 fn truncate(value: &str, chars: usize) -> String {
@@ -366,6 +373,12 @@ mod tests {
         token.response_types = Some(vec!["token".into()]);
         assert_eq!(
             code_of(ClientMetadata::from_request(token)),
+            "invalid_client_metadata"
+        );
+        let mut bidi = request(uris, "none", &["authorization_code"]);
+        bidi.client_name = Some("Good \u{202E}lixE".into());
+        assert_eq!(
+            code_of(ClientMetadata::from_request(bidi)),
             "invalid_client_metadata"
         );
         let mut long = request(uris, "none", &["authorization_code"]);

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 pub type UnixTime = i64;
 
 /// A signing key of the embedded authorization server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeyRecord {
     /// The key id (`kid`) tokens name.
     pub kid: String,
@@ -22,6 +22,19 @@ pub struct KeyRecord {
     pub tokens_expire_at: UnixTime,
     /// When an operator withdrew it; from then on its tokens are refused.
     pub retired_at: Option<UnixTime>,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("kid", &self.kid)
+            .field("private_pem", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("rotated_at", &self.rotated_at)
+            .field("tokens_expire_at", &self.tokens_expire_at)
+            .field("retired_at", &self.retired_at)
+            .finish()
+    }
 }
 
 impl KeyRecord {
@@ -65,7 +78,8 @@ pub struct CodeRecord {
     pub code_hash: String,
     /// The client it was issued to.
     pub client_id: String,
-    /// The redirect URI of the authorization request; the token request must repeat it.
+    /// The redirect URI the authorization request named, which the token request must repeat;
+    /// empty when the request named none (the client's only registered one was used).
     pub redirect_uri: String,
     /// The PKCE S256 challenge.
     pub code_challenge: String,
@@ -99,27 +113,24 @@ pub struct RefreshRecord {
     pub expires_at: UnixTime,
 }
 
-/// The outcome of taking a single-use credential.
+/// A stored single-use credential and whether it is spent (used, or revoked).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Redeemed<T> {
-    /// It was unused and is now used.
-    Fresh(T),
-    /// It had been used (or revoked) before: a replay. Carries the family to revoke.
-    Replayed {
-        /// The grant family.
-        family: String,
-    },
-    /// No such credential.
-    Unknown,
+pub struct Stored<T> {
+    /// The credential.
+    pub record: T,
+    /// Whether it was used or revoked: presenting it again is a replay.
+    pub spent: bool,
 }
 
 /// Where the embedded authorization server keeps its state.
 ///
 /// Contract:
-/// - `redeem_code` and `redeem_refresh` MUST be atomic: of two concurrent redemptions of the same
-///   credential exactly one gets [`Redeemed::Fresh`].
-/// - A redeemed code or refresh token MUST answer [`Redeemed::Replayed`] afterwards, and so MUST
-///   every member of a revoked family.
+/// - Credentials are looked up (`find_*`) and checked first, and spent only when the answer is
+///   ready, so a refused request never spends one.
+/// - `consume_code` and `rotate_refresh` MUST be atomic: they mark the credential spent and
+///   store its successor in one transaction, and of two concurrent calls for one credential
+///   exactly one returns `true`. A family revoked before or after either call stays revoked,
+///   successor included.
 /// - Secrets, codes and refresh tokens arrive hashed; the store never sees them in plain text.
 /// - Every method returns an error only when the store cannot be used.
 #[async_trait]
@@ -128,8 +139,9 @@ pub trait IssuerStore: Send + Sync + 'static {
     async fn keys(&self) -> anyhow::Result<Vec<KeyRecord>>;
     /// Adds `key` and marks every other signing key as rotated out at `key.created_at`.
     async fn add_signing_key(&self, key: &KeyRecord) -> anyhow::Result<()>;
-    /// Records that `kid` signed a token expiring at `exp` (keeps it published until then).
-    async fn extend_key(&self, kid: &str, exp: UnixTime) -> anyhow::Result<()>;
+    /// Records that `kid` signed a token expiring at `exp` (keeps it published until then);
+    /// `false` when `kid` is retired or unknown (sign with another key).
+    async fn extend_key(&self, kid: &str, exp: UnixTime) -> anyhow::Result<bool>;
     /// Withdraws `kid` at `at`; `false` when there is no such key.
     async fn retire_key(&self, kid: &str, at: UnixTime) -> anyhow::Result<bool>;
 
@@ -140,13 +152,22 @@ pub trait IssuerStore: Send + Sync + 'static {
 
     /// Stores an issued authorization code.
     async fn add_code(&self, code: &CodeRecord) -> anyhow::Result<()>;
-    /// Takes a code for exchange (single use).
-    async fn redeem_code(&self, code_hash: &str) -> anyhow::Result<Redeemed<CodeRecord>>;
+    /// Looks a code up without spending it.
+    async fn find_code(&self, code_hash: &str) -> anyhow::Result<Option<Stored<CodeRecord>>>;
+    /// Spends a code and stores the refresh token issued for it, atomically; `false` when the
+    /// code was spent already.
+    async fn consume_code(
+        &self,
+        code_hash: &str,
+        refresh: Option<&RefreshRecord>,
+    ) -> anyhow::Result<bool>;
 
-    /// Stores an issued refresh token.
-    async fn add_refresh(&self, token: &RefreshRecord) -> anyhow::Result<()>;
-    /// Takes a refresh token for rotation (single use).
-    async fn redeem_refresh(&self, token_hash: &str) -> anyhow::Result<Redeemed<RefreshRecord>>;
-    /// Revokes every refresh token of `family`.
+    /// Looks a refresh token up without spending it.
+    async fn find_refresh(&self, token_hash: &str)
+    -> anyhow::Result<Option<Stored<RefreshRecord>>>;
+    /// Spends a refresh token and stores its successor, atomically; `false` when it was spent
+    /// or revoked already.
+    async fn rotate_refresh(&self, token_hash: &str, next: &RefreshRecord) -> anyhow::Result<bool>;
+    /// Revokes every refresh token of `family` (a code's family is its hash).
     async fn revoke_family(&self, family: &str) -> anyhow::Result<()>;
 }

@@ -26,11 +26,14 @@ pub fn config(settings: &Settings, resource_url: &Url) -> EmbeddedConfig {
     let auth = &settings.auth;
     let public_url = settings.server.public_url_or(settings.server.bind);
     let resource = canonical(resource_url.as_str());
-    let audiences = if auth.audiences.is_empty() {
-        vec![resource.clone()]
-    } else {
-        auth.audiences.iter().map(|a| canonical(a)).collect()
-    };
+    // Its tokens always name the resource, so the resource is always accepted.
+    let mut audiences = vec![resource.clone()];
+    audiences.extend(
+        auth.audiences
+            .iter()
+            .map(|a| canonical(a))
+            .filter(|a| *a != resource),
+    );
     EmbeddedConfig {
         issuer: format!("{}{IDP_PATH}", public_url.as_str().trim_end_matches('/')),
         resource,
@@ -54,11 +57,20 @@ pub fn mounts(idp: &EmbeddedAuthorizationServer) -> Vec<Mount> {
     if issuer_path != IDP_PATH {
         suffixes.push(issuer_path);
     }
-    let mut mounts = vec![Mount {
-        path: IDP_PATH.to_owned(),
-        nested: true,
-        endpoint: idp.endpoint(),
-    }];
+    let mut mounts = vec![
+        Mount {
+            path: format!("{IDP_PATH}/authorize"),
+            nested: false,
+            cors: false,
+            endpoint: idp.authorize_endpoint(),
+        },
+        Mount {
+            path: IDP_PATH.to_owned(),
+            nested: true,
+            cors: true,
+            endpoint: idp.endpoint(),
+        },
+    ];
     for suffix in suffixes {
         for well_known in [
             "/.well-known/oauth-authorization-server",
@@ -67,6 +79,7 @@ pub fn mounts(idp: &EmbeddedAuthorizationServer) -> Vec<Mount> {
             mounts.push(Mount {
                 path: format!("{well_known}{suffix}"),
                 nested: false,
+                cors: true,
                 endpoint: idp.metadata_endpoint(),
             });
         }

@@ -343,6 +343,9 @@ async fn codes_need_the_right_pkce_verifier_are_single_use_and_expire() {
         body["error_description"].as_str().unwrap().contains("PKCE"),
         "{body}"
     );
+    // A refused exchange does not spend the code: the real client still gets its tokens.
+    let (status, _) = oauth.exchange(&client_id, &code, VERIFIER).await;
+    assert_eq!(status, StatusCode::OK);
 
     // Reuse: the second exchange fails and revokes what the first one issued.
     let code = oauth.code(&client_id).await;
@@ -405,6 +408,19 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_grant() {
     let (_, first) = oauth.exchange(&client_id, &code, VERIFIER).await;
     let first_refresh = first["refresh_token"].as_str().unwrap();
 
+    // A refused refresh (widening the scope) does not spend the token.
+    let (status, body) = oauth
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("refresh_token", first_refresh),
+            ("scope", "web-search:read admin:all"),
+        ])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+    );
     let (status, second) = oauth.refresh(&client_id, first_refresh).await;
     assert_eq!(status, StatusCode::OK, "{second}");
     let second_refresh = second["refresh_token"].as_str().unwrap();
@@ -631,6 +647,19 @@ async fn confidential_clients_get_a_secret_once_and_use_client_credentials() {
     let body: Value = wrong.json().await.unwrap();
     assert_eq!(body["error"], "invalid_client");
 
+    // It registered HTTP Basic, so the secret in the body is refused.
+    let (status, body) = oauth
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+
     // Public clients may not use client credentials.
     let public = oauth.public_client().await;
     let (status, body) = oauth
@@ -841,4 +870,83 @@ async fn cli_tokens_survive_restarts_and_retired_keys_are_refused() {
         .unwrap();
     assert_eq!(other.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&other.stderr).contains("embedded"));
+}
+
+#[tokio::test]
+async fn browsers_on_other_origins_cannot_use_the_authorization_server() {
+    let app = spawn_embedded(|_| {}).await;
+    let preflight = |path: &str, origin: &str| {
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header(header::ORIGIN, origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_some()
+    };
+    // MCP Inspector runs on a loopback origin: it may register and exchange codes.
+    let inspector = preflight("/idp/register", "http://localhost:6274")
+        .await
+        .unwrap();
+    assert!(allowed(&inspector));
+    let evil = preflight("/idp/register", "https://evil.example")
+        .await
+        .unwrap();
+    assert!(
+        !allowed(&evil),
+        "another site may not register clients through the browser"
+    );
+    let evil = preflight("/idp/token", "https://evil.example")
+        .await
+        .unwrap();
+    assert!(!allowed(&evil));
+    // The consent page is never readable cross-origin.
+    let page = reqwest::Client::new()
+        .get(app.url("/idp/authorize"))
+        .header(header::ORIGIN, "http://localhost:6274")
+        .send()
+        .await
+        .unwrap();
+    assert!(!allowed(&page));
+}
+
+#[tokio::test]
+async fn redirect_uri_is_needed_at_the_token_endpoint_only_when_the_request_named_one() {
+    let app = spawn_embedded(|_| {}).await;
+    let oauth = OAuth::new(&app);
+    let client_id = oauth.public_client().await;
+    let query = oauth
+        .consent(
+            &oauth.params(&client_id, &[("redirect_uri", "")]),
+            "approve",
+        )
+        .await;
+    let code = value_of(&query, "code").unwrap();
+    let (status, body) = oauth
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let code = oauth.code(&client_id).await;
+    let (status, body) = oauth
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+        ])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
 }

@@ -69,6 +69,17 @@ pub struct EmbeddedAuthorizationServer {
     cimd: CimdResolver,
 }
 
+/// What looking a client up found.
+#[derive(Debug, Clone)]
+pub(crate) enum Lookup {
+    /// The client.
+    Found(ClientRecord),
+    /// No such client, or its metadata document is unusable: the client's fault.
+    Unknown(String),
+    /// The registry or the document's host cannot be reached: try again.
+    Unavailable(String),
+}
+
 /// The claims of an issued access token (RFC 9068 §2.2).
 #[derive(Debug, Serialize)]
 struct AccessClaims<'a> {
@@ -167,18 +178,24 @@ impl EmbeddedAuthorizationServer {
         resource: &str,
         ttl: Duration,
     ) -> anyhow::Result<IssuedToken> {
-        let signer = self
-            .signer
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| {
-                anyhow::anyhow!("the embedded authorization server has no signing key")
-            })?;
         let iat = now();
         let exp = iat.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
-        // Recorded first, so a key is never withdrawn while a token it signed still lives.
-        self.store.extend_key(&signer.kid, exp).await?;
+        // Recorded first, so a key is never withdrawn while a token it signed still lives. A key
+        // retired since the last reload is refused: reload and sign with its successor.
+        let mut signer = self.current_signer()?;
+        if !self.store.extend_key(&signer.kid, exp).await? {
+            self.jwt
+                .keys()
+                .refresh()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reload the signing keys: {e}"))?;
+            signer = self.current_signer()?;
+            anyhow::ensure!(
+                self.store.extend_key(&signer.kid, exp).await?,
+                "the signing key {} is retired and no other is available",
+                signer.kid
+            );
+        }
         let claims = AccessClaims {
             iss: &self.config.issuer,
             aud: resource,
@@ -214,19 +231,39 @@ impl EmbeddedAuthorizationServer {
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
             "client_id_metadata_document_supported": true,
+            // Required of OpenID discovery documents; no ID tokens are issued here.
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
         })
     }
 
     /// A registered client, or one described by a Client ID Metadata Document when `client_id`
     /// is an https URL.
-    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, String> {
+    async fn find_client(&self, client_id: &str) -> Lookup {
         if client_id.starts_with("https://") {
-            return self.cimd.resolve(client_id).await.map(Some);
+            return self.cimd.resolve(client_id).await;
         }
-        self.store.client(client_id).await.map_err(|e| {
-            tracing::error!(error = %format!("{e:#}"), "cannot read the client registry");
-            "the client registry cannot be read; try again".to_owned()
-        })
+        match self.store.client(client_id).await {
+            Ok(Some(client)) => Lookup::Found(client),
+            Ok(None) => Lookup::Unknown(
+                "this client is not registered with this server; register it first, or restart \
+                 the sign-in from your MCP client"
+                    .to_owned(),
+            ),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot read the client registry");
+                Lookup::Unavailable("the client registry cannot be read; try again".to_owned())
+            }
+        }
+    }
+
+    /// The key new tokens are signed with.
+    fn current_signer(&self) -> anyhow::Result<Signer> {
+        self.signer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("the embedded authorization server has no signing key"))
     }
 }
 

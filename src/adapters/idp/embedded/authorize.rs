@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{EmbeddedAuthorizationServer, keys, now};
+use super::{EmbeddedAuthorizationServer, Lookup, keys, now};
 use crate::domain::{
     auth::canonical,
     clients::redirect_uri_registered,
@@ -61,6 +61,7 @@ struct Ticket {
     exp: i64,
     client_id: String,
     redirect_uri: String,
+    redirect_uri_sent: bool,
     scope: String,
     state: Option<String>,
     code_challenge: String,
@@ -87,16 +88,11 @@ impl EmbeddedAuthorizationServer {
             return problem(400, "The request names no client (client_id is missing).");
         };
         let client = match self.find_client(client_id).await {
-            Ok(Some(client)) => client,
-            Ok(None) => {
-                return problem(
-                    400,
-                    "This client is not registered with this server. Register it first, or \
-                     restart the sign-in from your MCP client.",
-                );
-            }
-            Err(message) => return problem(400, message),
+            Lookup::Found(client) => client,
+            Lookup::Unknown(why) => return problem(400, why),
+            Lookup::Unavailable(why) => return problem(503, why),
         };
+        let sent_redirect = get("redirect_uri").is_some();
         let redirect_uri = match get("redirect_uri") {
             Some(uri) if redirect_uri_registered(&client.redirect_uris, uri) => uri.to_owned(),
             Some(_) => {
@@ -160,6 +156,7 @@ impl EmbeddedAuthorizationServer {
             exp: now() + TICKET_TTL_SECS,
             client_id: client.client_id.clone(),
             redirect_uri: redirect_uri.clone(),
+            redirect_uri_sent: sent_redirect,
             scope: scope.clone(),
             state,
             code_challenge: challenge.to_owned(),
@@ -207,7 +204,11 @@ impl EmbeddedAuthorizationServer {
         let record = CodeRecord {
             code_hash: keys::sha256_hex(&code),
             client_id: ticket.client_id.clone(),
-            redirect_uri: ticket.redirect_uri.clone(),
+            redirect_uri: if ticket.redirect_uri_sent {
+                ticket.redirect_uri.clone()
+            } else {
+                String::new()
+            },
             code_challenge: ticket.code_challenge,
             scope: ticket.scope,
             resource: ticket.resource,
@@ -301,13 +302,7 @@ impl EmbeddedAuthorizationServer {
     }
 
     fn sign_ticket(&self, ticket: &Ticket) -> anyhow::Result<String> {
-        let signer = self
-            .signer
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("no signing key"))?;
-        signer.sign(TICKET_TYP, ticket)
+        self.current_signer()?.sign(TICKET_TYP, ticket)
     }
 
     async fn read_ticket(&self, ticket: &str) -> Option<Ticket> {

@@ -1,7 +1,8 @@
 //! Client ID Metadata Documents: a client whose id is an https URL describes itself in a JSON
 //! document at that URL. Fetching a URL a stranger chose is a server-side request forgery risk,
 //! so the fetch is guarded: https only, public addresses only (checked on the resolved
-//! addresses the connection uses), no redirects, 5 KB, 10 s; answers are cached.
+//! addresses the connection uses), no proxy, no redirects, 5 KB, 10 s, a few fetches at a time;
+//! good documents are cached.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -14,6 +15,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde::Deserialize;
 use url::{Host, Url};
 
+use super::Lookup;
 use crate::{
     adapters::http_client::read_limited,
     domain::{
@@ -25,12 +27,15 @@ use crate::{
 const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const CACHE_TTL: Duration = Duration::from_secs(600);
+/// Most documents fetched at once (each may take up to `FETCH_TIMEOUT`).
+const MAX_CONCURRENT_FETCHES: usize = 4;
 
 /// Fetches and caches metadata documents.
 #[derive(Clone)]
 pub struct CimdResolver {
     http: reqwest::Client,
-    cache: Cache<String, Arc<Result<ClientRecord, String>>>,
+    cache: Cache<String, ClientRecord>,
+    fetches: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +59,8 @@ impl CimdResolver {
         let http = reqwest::Client::builder()
             .user_agent(concat!("searchgate/", env!("CARGO_PKG_VERSION")))
             .https_only(true)
+            // A proxy would resolve the name itself, past the public-address check.
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .timeout(FETCH_TIMEOUT)
@@ -66,39 +73,61 @@ impl CimdResolver {
                 .max_capacity(1_000)
                 .time_to_live(CACHE_TTL)
                 .build(),
+            fetches: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES)),
         }
     }
 
-    /// The client `url` describes, or why it cannot be used (shown on the consent page).
-    pub async fn resolve(&self, url: &str) -> Result<ClientRecord, String> {
+    /// The client `url` describes, or why it cannot be used. Only good documents are cached,
+    /// so a host that was briefly down is asked again next time.
+    pub async fn resolve(&self, url: &str) -> Lookup {
+        if let Err(why) = check_url(url) {
+            return Lookup::Unknown(why);
+        }
         let resolver = self.clone();
-        let key = url.to_owned();
         let answer = self
             .cache
-            .get_with(key, async move { Arc::new(resolver.fetch(url).await) })
+            .try_get_with(url.to_owned(), async move { resolver.fetch(url).await })
             .await;
-        answer.as_ref().clone()
+        match answer {
+            Ok(client) => Lookup::Found(client),
+            Err(lookup) => lookup.as_ref().clone(),
+        }
     }
 
-    async fn fetch(&self, url: &str) -> Result<ClientRecord, String> {
-        let parsed = check_url(url)?;
+    async fn fetch(&self, url: &str) -> Result<ClientRecord, Lookup> {
+        let _turn = self
+            .fetches
+            .acquire()
+            .await
+            .map_err(|_| Lookup::Unavailable("shutting down".to_owned()))?;
         let response = self
             .http
-            .get(parsed)
+            .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| format!("cannot fetch the client's metadata document {url}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!(
+            .map_err(|e| {
+                Lookup::Unavailable(format!(
+                    "cannot fetch the client's metadata document {url}: {}",
+                    e.without_url()
+                ))
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let why = format!(
                 "the client's metadata document {url} answered HTTP {}",
-                response.status().as_u16()
-            ));
+                status.as_u16()
+            );
+            return Err(if status.is_server_error() {
+                Lookup::Unavailable(why)
+            } else {
+                Lookup::Unknown(why)
+            });
         }
         let body = read_limited(response, url, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| format!("the client's metadata document {url}: {e}"))?;
-        document_to_client(url, &body)
+            .map_err(|e| Lookup::Unknown(format!("the client's metadata document: {e}")))?;
+        document_to_client(url, &body).map_err(Lookup::Unknown)
     }
 }
 
@@ -185,6 +214,7 @@ fn is_public(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b)) // shared address space (RFC 6598)
                 || (a == 192 && b == 0)                   // IETF protocol assignments
+                || (a == 192 && b == 88 && v4.octets()[2] == 99) // 6to4 relay anycast
                 || (a == 198 && (18..20).contains(&b))    // benchmarking
                 || a >= 240)
         }
@@ -193,12 +223,22 @@ fn is_public(ip: IpAddr) -> bool {
                 return is_public(IpAddr::V4(v4));
             }
             let first = v6.segments()[0];
+            let [_, second, .., last2, last] = v6.segments();
+            // IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks).
+            if v6.segments()[..6].iter().all(|s| *s == 0) && (last2 != 0 || last > 1) {
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::from(
+                    (u32::from(last2) << 16) | u32::from(last),
+                )));
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local
                 || (first & 0xffc0) == 0xfe80 // link local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
+                || (first & 0xffc0) == 0xfec0 // site local (deprecated)
+                || (first == 0x2001 && second == 0x0db8) // documentation
+                || (first == 0x2001 && second == 0) // Teredo: embeds any IPv4
+                || first == 0x2002 // 6to4: embeds any IPv4
                 || first == 0x0064) // NAT64 well-known prefix
         }
     }
@@ -264,6 +304,10 @@ mod tests {
             "fe80::1",
             "fc00::1",
             "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "fec0::1",
+            "2002:7f00:1::",
+            "2001:0:4136:e378::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }

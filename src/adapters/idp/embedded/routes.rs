@@ -20,11 +20,19 @@ use crate::domain::clients::RegistrationRequest;
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
 impl EmbeddedAuthorizationServer {
-    /// The routes under the issuer's path (`/idp`): authorize, token, register, jwks and the
-    /// discovery documents.
+    /// The consent page (`/idp/authorize`): for the operator's browser only, so it is mounted
+    /// without CORS.
+    pub fn authorize_endpoint(&self) -> poem::endpoint::BoxEndpoint<'static, Response> {
+        poem::get(authorize_get)
+            .post(authorize_post)
+            .data(self.clone())
+            .boxed()
+    }
+
+    /// The other routes under the issuer's path (`/idp`): token, register, jwks and the
+    /// discovery documents, which browser-based clients call cross-origin.
     pub fn endpoint(&self) -> poem::endpoint::BoxEndpoint<'static, Response> {
         Route::new()
-            .at("/authorize", poem::get(authorize_get).post(authorize_post))
             .at("/token", poem::post(token))
             .at("/register", poem::post(register))
             .at("/jwks", poem::get(jwks))
@@ -89,7 +97,7 @@ async fn authorize_post(
 ) -> Response {
     // The consent form is only ever posted by the page itself: refuse cross-site posts, which
     // would let another site approve on the operator's behalf.
-    if !same_origin(req) {
+    if !same_origin(req, &idp.config.issuer) {
         tracing::warn!(origin = ?req.headers().get(header::ORIGIN), "refused a cross-site consent post");
         return page(
             StatusCode::FORBIDDEN,
@@ -259,8 +267,9 @@ fn parse_params(raw: &[u8]) -> Result<HashMap<String, String>, String> {
 }
 
 /// Whether a form post comes from a page of this origin: `Origin` (when sent) names the host
-/// the request was sent to, and `Sec-Fetch-Site` (when sent) does not say cross-site.
-fn same_origin(req: &Request) -> bool {
+/// the request was sent to or the issuer's (behind a proxy that rewrites `Host`), and
+/// `Sec-Fetch-Site` (when sent) does not say cross-site.
+fn same_origin(req: &Request, issuer: &str) -> bool {
     let headers = req.headers();
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && !matches!(site, "same-origin" | "none")
@@ -281,7 +290,13 @@ fn same_origin(req: &Request) -> bool {
                         None => h.to_owned(),
                     })
                 });
-            host.is_some() && origin_host.as_deref() == host
+            let issuer_origin = url::Url::parse(issuer).map(|u| u.origin().ascii_serialization());
+            let same_host = host.is_some_and(|h| {
+                origin_host
+                    .as_deref()
+                    .is_some_and(|o| o.eq_ignore_ascii_case(h))
+            });
+            same_host || origin.to_str().ok() == issuer_origin.ok().as_deref()
         }
     }
 }

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde::Serialize;
 
-use super::{EmbeddedAuthorizationServer, keys, now};
+use super::{EmbeddedAuthorizationServer, Lookup, keys, now};
 use crate::domain::{
     clients::{ClientError, ClientMetadata, RegistrationRequest},
-    issuer::{ClientRecord, Redeemed, RefreshRecord},
+    issuer::{ClientRecord, RefreshRecord},
 };
 
 /// A successful token response.
@@ -120,25 +120,27 @@ impl EmbeddedAuthorizationServer {
             ));
         };
         let code_hash = keys::sha256_hex(code);
-        let record = match self.store.redeem_code(&code_hash).await {
-            Ok(Redeemed::Fresh(record)) => record,
-            Ok(Redeemed::Replayed { family }) => {
+        // Checked first and spent last, so a refused request leaves the code as it was.
+        let record = match self.store.find_code(&code_hash).await {
+            Ok(Some(stored)) if stored.spent => {
                 // A replayed code may be stolen: revoke what the first exchange issued.
                 return Err(self
                     .revoke_replayed(
-                        &family,
+                        &code_hash,
                         client,
-                        "the authorization code was already used; the tokens issued for it are revoked",
+                        "the authorization code was already used; the refresh tokens issued for \
+                         it are revoked",
                     )
                     .await);
             }
-            Ok(Redeemed::Unknown) => {
+            Ok(Some(stored)) => stored.record,
+            Ok(None) => {
                 return Err(error(
                     "invalid_grant",
                     "the authorization code is not valid",
                 ));
             }
-            Err(e) => return Err(unavailable("redeem the code", &e)),
+            Err(e) => return Err(unavailable("read the code", &e)),
         };
         if record.client_id != client.client_id {
             return Err(error(
@@ -152,10 +154,19 @@ impl EmbeddedAuthorizationServer {
                 "the authorization code has expired; sign in again",
             ));
         }
-        if param(form, "redirect_uri") != Some(record.redirect_uri.as_str()) {
+        // RFC 6749 §4.1.3: required when the authorization request carried one.
+        if !record.redirect_uri.is_empty()
+            && param(form, "redirect_uri") != Some(record.redirect_uri.as_str())
+        {
             return Err(error(
                 "invalid_grant",
                 "redirect_uri must be the one of the authorization request",
+            ));
+        }
+        if !is_code_verifier(verifier) {
+            return Err(error(
+                "invalid_request",
+                "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636)",
             ));
         }
         if !keys::pkce_matches(verifier, &record.code_challenge) {
@@ -164,26 +175,53 @@ impl EmbeddedAuthorizationServer {
                 "the PKCE code_verifier does not match the code_challenge",
             ));
         }
-        if let Some(resource) = param(form, "resource") {
-            let resource = self
-                .check_resource(Some(resource))
-                .map_err(|d| error("invalid_target", d))?;
-            if resource != record.resource {
-                return Err(error(
-                    "invalid_target",
-                    "resource differs from the authorization request's",
-                ));
-            }
+        self.same_resource(form, &record.resource)?;
+        let refresh = client
+            .grant_types
+            .iter()
+            .any(|g| g == "refresh_token")
+            .then(|| {
+                self.next_refresh(&RefreshRecord {
+                    token_hash: String::new(),
+                    family: code_hash.clone(),
+                    client_id: client.client_id.clone(),
+                    subject: record.subject.clone(),
+                    scope: record.scope.clone(),
+                    resource: record.resource.clone(),
+                    expires_at: 0,
+                })
+            });
+        let access = self
+            .mint(
+                &record.subject,
+                &client.client_id,
+                &record.scope,
+                &record.resource,
+                self.config.access_ttl,
+            )
+            .await
+            .map_err(|e| unavailable("issue a token", &e))?;
+        let consumed = self
+            .store
+            .consume_code(&code_hash, refresh.as_ref().map(|(_, r)| r))
+            .await
+            .map_err(|e| unavailable("redeem the code", &e))?;
+        if !consumed {
+            return Err(self
+                .revoke_replayed(
+                    &code_hash,
+                    client,
+                    "the authorization code was used by another request at the same time",
+                )
+                .await);
         }
-        let refresh = client.grant_types.iter().any(|g| g == "refresh_token");
-        self.issue(
-            client,
-            &record.subject,
-            &record.scope,
-            &record.resource,
-            refresh.then_some(record.code_hash.as_str()),
-        )
-        .await
+        Ok(TokenResponse {
+            access_token: access.token,
+            token_type: "Bearer",
+            expires_in: access.expires_in,
+            scope: record.scope,
+            refresh_token: refresh.map(|(token, _)| token),
+        })
     }
 
     async fn refresh(
@@ -194,22 +232,23 @@ impl EmbeddedAuthorizationServer {
         let Some(token) = param(form, "refresh_token") else {
             return Err(error("invalid_request", "refresh_token is missing"));
         };
-        let record = match self.store.redeem_refresh(&keys::sha256_hex(token)).await {
-            Ok(Redeemed::Fresh(record)) => record,
-            Ok(Redeemed::Replayed { family }) => {
+        let token_hash = keys::sha256_hex(token);
+        let record = match self.store.find_refresh(&token_hash).await {
+            Ok(Some(stored)) if stored.spent => {
                 // Reuse means two parties hold the grant: end it for both (OAuth 2.1 §4.3.1).
                 return Err(self
                     .revoke_replayed(
-                        &family,
+                        &stored.record.family,
                         client,
                         "the refresh token was already used or revoked; sign in again",
                     )
                     .await);
             }
-            Ok(Redeemed::Unknown) => {
+            Ok(Some(stored)) => stored.record,
+            Ok(None) => {
                 return Err(error("invalid_grant", "the refresh token is not valid"));
             }
-            Err(e) => return Err(unavailable("redeem the refresh token", &e)),
+            Err(e) => return Err(unavailable("read the refresh token", &e)),
         };
         if record.client_id != client.client_id {
             return Err(error(
@@ -223,32 +262,26 @@ impl EmbeddedAuthorizationServer {
                 "the refresh token has expired; sign in again",
             ));
         }
-        let scope = match param(form, "scope") {
-            None => record.scope.clone(),
-            Some(asked) => {
-                let granted: Vec<&str> = record.scope.split_whitespace().collect();
-                let asked: Vec<&str> = asked
-                    .split_whitespace()
-                    .filter(|s| *s != "offline_access")
-                    .collect();
-                if asked.iter().any(|s| !granted.contains(s)) {
-                    return Err(error(
-                        "invalid_scope",
-                        format!("a refresh may only narrow the grant ({})", record.scope),
-                    ));
-                }
-                asked.join(" ")
-            }
-        };
-        if let Some(resource) = param(form, "resource") {
-            let resource = self
-                .check_resource(Some(resource))
-                .map_err(|d| error("invalid_target", d))?;
-            if resource != record.resource {
-                return Err(error("invalid_target", "resource differs from the grant's"));
-            }
+        let granted: Vec<&str> = record.scope.split_whitespace().collect();
+        let asked: Vec<&str> = param(form, "scope")
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter(|s| !matches!(*s, "offline_access" | "openid"))
+            .collect();
+        if asked.iter().any(|s| !granted.contains(s)) {
+            return Err(error(
+                "invalid_scope",
+                format!("a refresh may only narrow the grant ({})", record.scope),
+            ));
         }
         // The family keeps the whole grant's scope; the access token carries the narrowed one.
+        let scope = if asked.is_empty() {
+            record.scope.clone()
+        } else {
+            asked.join(" ")
+        };
+        self.same_resource(form, &record.resource)?;
+        let (refresh_token, next) = self.next_refresh(&record);
         let access = self
             .mint(
                 &record.subject,
@@ -259,7 +292,20 @@ impl EmbeddedAuthorizationServer {
             )
             .await
             .map_err(|e| unavailable("issue a token", &e))?;
-        let refresh_token = self.new_refresh(&record).await?;
+        let rotated = self
+            .store
+            .rotate_refresh(&token_hash, &next)
+            .await
+            .map_err(|e| unavailable("rotate the refresh token", &e))?;
+        if !rotated {
+            return Err(self
+                .revoke_replayed(
+                    &record.family,
+                    client,
+                    "the refresh token was used by another request at the same time; sign in again",
+                )
+                .await);
+        }
         Ok(TokenResponse {
             access_token: access.token,
             token_type: "Bearer",
@@ -286,51 +332,40 @@ impl EmbeddedAuthorizationServer {
         let resource = self
             .check_resource(param(form, "resource"))
             .map_err(|d| error("invalid_target", d))?;
-        self.issue(client, &client.client_id, &scope, &resource, None)
-            .await
-    }
-
-    /// An access token, and a refresh token of `family` when given.
-    async fn issue(
-        &self,
-        client: &ClientRecord,
-        subject: &str,
-        scope: &str,
-        resource: &str,
-        family: Option<&str>,
-    ) -> Result<TokenResponse, OAuthError> {
         let access = self
             .mint(
-                subject,
                 &client.client_id,
-                scope,
-                resource,
+                &client.client_id,
+                &scope,
+                &resource,
                 self.config.access_ttl,
             )
             .await
             .map_err(|e| unavailable("issue a token", &e))?;
-        let refresh_token = match family {
-            Some(family) => Some(
-                self.new_refresh(&RefreshRecord {
-                    token_hash: String::new(),
-                    family: family.to_owned(),
-                    client_id: client.client_id.clone(),
-                    subject: subject.to_owned(),
-                    scope: scope.to_owned(),
-                    resource: resource.to_owned(),
-                    expires_at: 0,
-                })
-                .await?,
-            ),
-            None => None,
-        };
         Ok(TokenResponse {
             access_token: access.token,
             token_type: "Bearer",
             expires_in: access.expires_in,
-            scope: scope.to_owned(),
-            refresh_token,
+            scope,
+            refresh_token: None,
         })
+    }
+
+    /// A `resource` sent at the token endpoint must be searchgate's and the grant's.
+    fn same_resource(
+        &self,
+        form: &HashMap<String, String>,
+        granted: &str,
+    ) -> Result<(), OAuthError> {
+        if let Some(resource) = param(form, "resource") {
+            let resource = self
+                .check_resource(Some(resource))
+                .map_err(|d| error("invalid_target", d))?;
+            if resource != granted {
+                return Err(error("invalid_target", "resource differs from the grant's"));
+            }
+        }
+        Ok(())
     }
 
     /// Revokes the grant family of a replayed code or refresh token and says so.
@@ -347,19 +382,15 @@ impl EmbeddedAuthorizationServer {
         error("invalid_grant", description)
     }
 
-    /// Stores and returns a new refresh token continuing `grant`.
-    async fn new_refresh(&self, grant: &RefreshRecord) -> Result<String, OAuthError> {
+    /// A new refresh token continuing `grant`, and the record to store for it.
+    fn next_refresh(&self, grant: &RefreshRecord) -> (String, RefreshRecord) {
         let token = keys::random_string(32);
         let record = RefreshRecord {
             token_hash: keys::sha256_hex(&token),
             expires_at: now() + i64::try_from(self.config.refresh_ttl.as_secs()).unwrap_or(0),
             ..grant.clone()
         };
-        self.store
-            .add_refresh(&record)
-            .await
-            .map_err(|e| unavailable("store the refresh token", &e))?;
-        Ok(token)
+        (token, record)
     }
 
     /// Finds the client and checks its secret (confidential) or that it sent none (public).
@@ -371,10 +402,30 @@ impl EmbeddedAuthorizationServer {
             error_description: description.to_owned(),
         };
         let client = match self.find_client(&presented.client_id).await {
-            Ok(Some(client)) => client,
-            Ok(None) => return Err(invalid("the client is not registered")),
-            Err(message) => return Err(invalid(&message)),
+            Lookup::Found(client) => client,
+            Lookup::Unknown(why) => return Err(invalid(&why)),
+            // Not the client's fault: a 401 would make it throw its registration away.
+            Lookup::Unavailable(why) => {
+                return Err(OAuthError {
+                    status: 503,
+                    basic_challenge: false,
+                    error: "temporarily_unavailable",
+                    error_description: why,
+                });
+            }
         };
+        // The method the client registered is the one it must use.
+        let method_ok = match client.token_endpoint_auth_method.as_str() {
+            "client_secret_basic" => presented.basic,
+            "client_secret_post" => !presented.basic,
+            _ => true,
+        };
+        if !method_ok {
+            return Err(invalid(&format!(
+                "this client registered token_endpoint_auth_method {}",
+                client.token_endpoint_auth_method
+            )));
+        }
         match (&client.secret_hash, &presented.secret) {
             (Some(hash), Some(secret)) if keys::secret_matches(hash, secret) => Ok(client),
             (Some(_), _) => Err(invalid("the client secret is missing or wrong")),
@@ -432,6 +483,14 @@ impl EmbeddedAuthorizationServer {
     }
 }
 
+/// RFC 7636 §4.1: 43 to 128 unreserved characters.
+fn is_code_verifier(verifier: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
 /// A non-empty parameter.
 fn param<'a>(form: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     form.get(name).map(String::as_str).filter(|v| !v.is_empty())
@@ -481,7 +540,7 @@ fn presented_credentials(
         }
         return Ok(Presented {
             client_id,
-            secret: Some(decode(secret)),
+            secret: Some(decode(secret)).filter(|s| !s.is_empty()),
             basic: true,
         });
     }
@@ -495,7 +554,7 @@ fn presented_credentials(
     };
     Ok(Presented {
         client_id: client_id.clone(),
-        secret: form.get("client_secret").cloned(),
+        secret: param(form, "client_secret").map(str::to_owned),
         basic: false,
     })
 }

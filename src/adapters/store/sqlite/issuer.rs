@@ -2,15 +2,16 @@
 
 use anyhow::Context;
 use async_trait::async_trait;
-use sqlx::{Row, sqlite::SqliteRow};
+use sqlx::Row;
 
 use super::SqliteStore;
 use crate::domain::issuer::{
-    ClientRecord, CodeRecord, IssuerStore, KeyRecord, Redeemed, RefreshRecord, UnixTime,
+    ClientRecord, CodeRecord, IssuerStore, KeyRecord, RefreshRecord, Stored, UnixTime,
 };
 
-/// Used codes are kept this long past expiry, so a replay is recognised as one.
-const KEEP_USED_CODES_SECS: i64 = 86_400;
+/// Spent codes and refresh tokens are kept this long past expiry, so a replay is recognised as
+/// one; then they are deleted.
+const KEEP_EXPIRED_SECS: i64 = 86_400;
 
 #[async_trait]
 impl IssuerStore for SqliteStore {
@@ -56,16 +57,17 @@ impl IssuerStore for SqliteStore {
         tx.commit().await.context("cannot store the signing key")
     }
 
-    async fn extend_key(&self, kid: &str, exp: UnixTime) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE idp_keys SET tokens_expire_at = MAX(tokens_expire_at, ?) WHERE kid = ?",
+    async fn extend_key(&self, kid: &str, exp: UnixTime) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE idp_keys SET tokens_expire_at = MAX(tokens_expire_at, ?) \
+             WHERE kid = ? AND retired_at IS NULL",
         )
         .bind(exp)
         .bind(kid)
         .execute(self.pool())
         .await
         .context("cannot record the key's token lifetime")?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn retire_key(&self, kid: &str, at: UnixTime) -> anyhow::Result<bool> {
@@ -126,7 +128,7 @@ impl IssuerStore for SqliteStore {
 
     async fn add_code(&self, code: &CodeRecord) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM idp_codes WHERE expires_at < ?")
-            .bind(code.expires_at - KEEP_USED_CODES_SECS)
+            .bind(code.expires_at - KEEP_EXPIRED_SECS)
             .execute(self.pool())
             .await?;
         sqlx::query(
@@ -147,62 +149,72 @@ impl IssuerStore for SqliteStore {
         Ok(())
     }
 
-    async fn redeem_code(&self, code_hash: &str) -> anyhow::Result<Redeemed<CodeRecord>> {
-        // One UPDATE … RETURNING is atomic: of two concurrent redemptions one sees the row.
+    async fn find_code(&self, code_hash: &str) -> anyhow::Result<Option<Stored<CodeRecord>>> {
         let row = sqlx::query(
-            "UPDATE idp_codes SET used_at = unixepoch() WHERE code_hash = ? AND used_at IS NULL \
-             RETURNING code_hash, client_id, redirect_uri, code_challenge, scope, resource, \
-             subject, expires_at",
+            "SELECT code_hash, client_id, redirect_uri, code_challenge, scope, resource, \
+             subject, expires_at, used_at IS NOT NULL AS spent FROM idp_codes WHERE code_hash = ?",
         )
         .bind(code_hash)
         .fetch_optional(self.pool())
         .await
-        .context("cannot redeem the authorization code")?;
-        if let Some(row) = row {
-            return Ok(Redeemed::Fresh(code_from(&row)));
-        }
-        let known = sqlx::query("SELECT 1 FROM idp_codes WHERE code_hash = ?")
-            .bind(code_hash)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(match known {
-            Some(_) => Redeemed::Replayed {
-                family: code_hash.to_owned(),
+        .context("cannot read the authorization code")?;
+        Ok(row.map(|row| Stored {
+            spent: row.get("spent"),
+            record: CodeRecord {
+                code_hash: row.get("code_hash"),
+                client_id: row.get("client_id"),
+                redirect_uri: row.get("redirect_uri"),
+                code_challenge: row.get("code_challenge"),
+                scope: row.get("scope"),
+                resource: row.get("resource"),
+                subject: row.get("subject"),
+                expires_at: row.get("expires_at"),
             },
-            None => Redeemed::Unknown,
-        })
+        }))
     }
 
-    async fn add_refresh(&self, token: &RefreshRecord) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO idp_refresh_tokens (token_hash, family, client_id, subject, scope, \
-             resource, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    async fn consume_code(
+        &self,
+        code_hash: &str,
+        refresh: Option<&RefreshRecord>,
+    ) -> anyhow::Result<bool> {
+        // IMMEDIATE takes the write lock first, so concurrent exchanges queue rather than race.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let spent = sqlx::query(
+            "UPDATE idp_codes SET used_at = unixepoch() WHERE code_hash = ? AND used_at IS NULL",
         )
-        .bind(&token.token_hash)
-        .bind(&token.family)
-        .bind(&token.client_id)
-        .bind(&token.subject)
-        .bind(&token.scope)
-        .bind(&token.resource)
-        .bind(token.expires_at)
-        .execute(self.pool())
+        .bind(code_hash)
+        .execute(&mut *tx)
         .await
-        .context("cannot store the refresh token")?;
-        Ok(())
+        .context("cannot spend the authorization code")?;
+        if spent.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some(refresh) = refresh {
+            insert_refresh(&mut tx, refresh).await?;
+        }
+        tx.commit()
+            .await
+            .context("cannot spend the authorization code")?;
+        Ok(true)
     }
 
-    async fn redeem_refresh(&self, token_hash: &str) -> anyhow::Result<Redeemed<RefreshRecord>> {
+    async fn find_refresh(
+        &self,
+        token_hash: &str,
+    ) -> anyhow::Result<Option<Stored<RefreshRecord>>> {
         let row = sqlx::query(
-            "UPDATE idp_refresh_tokens SET used_at = unixepoch() WHERE token_hash = ? \
-             AND used_at IS NULL AND revoked_at IS NULL \
-             RETURNING token_hash, family, client_id, subject, scope, resource, expires_at",
+            "SELECT token_hash, family, client_id, subject, scope, resource, expires_at, \
+             (used_at IS NOT NULL OR revoked_at IS NOT NULL) AS spent \
+             FROM idp_refresh_tokens WHERE token_hash = ?",
         )
         .bind(token_hash)
         .fetch_optional(self.pool())
         .await
-        .context("cannot redeem the refresh token")?;
-        if let Some(row) = row {
-            return Ok(Redeemed::Fresh(RefreshRecord {
+        .context("cannot read the refresh token")?;
+        Ok(row.map(|row| Stored {
+            spent: row.get("spent"),
+            record: RefreshRecord {
                 token_hash: row.get("token_hash"),
                 family: row.get("family"),
                 client_id: row.get("client_id"),
@@ -210,14 +222,32 @@ impl IssuerStore for SqliteStore {
                 scope: row.get("scope"),
                 resource: row.get("resource"),
                 expires_at: row.get("expires_at"),
-            }));
+            },
+        }))
+    }
+
+    async fn rotate_refresh(&self, token_hash: &str, next: &RefreshRecord) -> anyhow::Result<bool> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let spent = sqlx::query(
+            "UPDATE idp_refresh_tokens SET used_at = unixepoch() WHERE token_hash = ? \
+             AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await
+        .context("cannot spend the refresh token")?;
+        if spent.rows_affected() != 1 {
+            return Ok(false);
         }
-        let family: Option<String> =
-            sqlx::query_scalar("SELECT family FROM idp_refresh_tokens WHERE token_hash = ?")
-                .bind(token_hash)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(family.map_or(Redeemed::Unknown, |family| Redeemed::Replayed { family }))
+        insert_refresh(&mut tx, next).await?;
+        sqlx::query("DELETE FROM idp_refresh_tokens WHERE expires_at < unixepoch() - ?")
+            .bind(KEEP_EXPIRED_SECS)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit()
+            .await
+            .context("cannot rotate the refresh token")?;
+        Ok(true)
     }
 
     async fn revoke_family(&self, family: &str) -> anyhow::Result<()> {
@@ -233,15 +263,23 @@ impl IssuerStore for SqliteStore {
     }
 }
 
-fn code_from(row: &SqliteRow) -> CodeRecord {
-    CodeRecord {
-        code_hash: row.get("code_hash"),
-        client_id: row.get("client_id"),
-        redirect_uri: row.get("redirect_uri"),
-        code_challenge: row.get("code_challenge"),
-        scope: row.get("scope"),
-        resource: row.get("resource"),
-        subject: row.get("subject"),
-        expires_at: row.get("expires_at"),
-    }
+async fn insert_refresh(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    token: &RefreshRecord,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO idp_refresh_tokens (token_hash, family, client_id, subject, scope, \
+         resource, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&token.token_hash)
+    .bind(&token.family)
+    .bind(&token.client_id)
+    .bind(&token.subject)
+    .bind(&token.scope)
+    .bind(&token.resource)
+    .bind(token.expires_at)
+    .execute(&mut **tx)
+    .await
+    .context("cannot store the refresh token")?;
+    Ok(())
 }

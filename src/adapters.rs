@@ -5,6 +5,8 @@
 pub mod http_client;
 /// Identity providers: OIDC, Scalekit, and the JWT and introspection machinery they share.
 pub mod idp;
+/// Client registries: the IdP's registration endpoint, or a pre-registered client.
+pub mod registration;
 /// Search providers.
 pub mod search;
 /// Storage for audit events (and, later, registered clients and signing keys).

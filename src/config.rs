@@ -35,6 +35,8 @@ pub struct Settings {
     pub search: SearchSettings,
     /// Who issues and verifies access tokens.
     pub auth: AuthSettings,
+    /// How clients register, and which may use searchgate.
+    pub registration: RegistrationSettings,
     /// The audit writer's queue.
     pub audit: AuditSettings,
     /// Logs.
@@ -49,6 +51,7 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             search: SearchSettings::default(),
             auth: AuthSettings::default(),
+            registration: RegistrationSettings::default(),
             audit: AuditSettings::default(),
             telemetry: TelemetrySettings::default(),
         }
@@ -308,6 +311,8 @@ pub struct AuthSettings {
     pub token_cache_capacity: u64,
     /// Longest a verified token is remembered, whatever its expiry.
     pub token_cache_max_ttl_secs: u64,
+    /// The scope the admin API (`/api/v1`) requires.
+    pub admin_scope: String,
     /// `[auth.oidc]`.
     pub oidc: OidcSettings,
     /// `[auth.scalekit]`.
@@ -335,6 +340,7 @@ impl Default for AuthSettings {
             jwks_ttl_secs: 600,
             token_cache_capacity: 10_000,
             token_cache_max_ttl_secs: 300,
+            admin_scope: "searchgate:admin".to_owned(),
             oidc: OidcSettings::default(),
             scalekit: ScalekitSettings::default(),
             embedded: EmbeddedSettings::default(),
@@ -431,6 +437,75 @@ impl Default for EmbeddedSettings {
             subject: "operator".to_owned(),
         }
     }
+}
+
+/// How `/oauth/register` registers clients.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationMode {
+    /// `embedded` with the embedded provider, `upstream` with an IdP (answering with an
+    /// explanation when it offers no registration), `off` without authentication.
+    Auto,
+    /// Forward to the IdP's registration endpoint.
+    Upstream,
+    /// Answer with the operator's pre-registered client (IdPs without dynamic registration).
+    Static,
+    /// The embedded authorization server's own registry.
+    Embedded,
+    /// No `/oauth/register`.
+    Off,
+}
+
+/// `[registration]`: client registration and the client policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationSettings {
+    /// `auto`, `upstream`, `static`, `embedded` or `off`.
+    pub mode: RegistrationMode,
+    /// Registrations accepted per source address per minute.
+    pub rate_limit_per_minute: u32,
+    /// Only these client ids may use searchgate, when not empty.
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub allow_client_ids: Vec<String>,
+    /// These client ids may not.
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub deny_client_ids: Vec<String>,
+    /// Only redirect URIs on these hosts may register (`*.example.com` for subdomains), when
+    /// not empty.
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub allow_redirect_hosts: Vec<String>,
+    /// Redirect URIs on these hosts may not register.
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub deny_redirect_hosts: Vec<String>,
+    /// `[registration.static]`.
+    #[serde(rename = "static")]
+    pub static_client: StaticClientSettings,
+}
+
+impl Default for RegistrationSettings {
+    fn default() -> Self {
+        Self {
+            mode: RegistrationMode::Auto,
+            rate_limit_per_minute: 10,
+            allow_client_ids: Vec::new(),
+            deny_client_ids: Vec::new(),
+            allow_redirect_hosts: Vec::new(),
+            deny_redirect_hosts: Vec::new(),
+            static_client: StaticClientSettings::default(),
+        }
+    }
+}
+
+/// `[registration.static]`: the client registered by hand at an IdP without dynamic
+/// registration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaticClientSettings {
+    /// Its client id at the IdP.
+    pub client_id: Option<String>,
+    /// Redirect URIs it was registered with; `*` matches within one path segment or port.
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub redirect_patterns: Vec<String>,
 }
 
 /// `[audit]`.

@@ -2,11 +2,13 @@
 //! endpoint with its transport guards. Depends on the domain ports and the resolved settings,
 //! never on a concrete adapter.
 
+mod admin;
 mod bearer;
 mod health;
 mod mcp_endpoint;
 mod oauth;
 pub mod openapi;
+mod registration;
 mod request_id;
 mod transport_guard;
 
@@ -16,7 +18,7 @@ use poem::{Endpoint, EndpointExt, Response, Route, endpoint::BoxEndpoint, middle
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-pub use bearer::Challenge;
+pub use bearer::{Challenge, ClientGate};
 pub use oauth::ProtectedResourceMetadata;
 pub use request_id::RequestId;
 pub use transport_guard::HostPolicy;
@@ -26,6 +28,7 @@ use crate::{
     domain::{
         audit::{AuditLog, AuditSink},
         auth::{AuthorizationServer, ScopePolicy},
+        clients::{ClientStore, Registrar},
         search::SearchProvider,
     },
 };
@@ -50,6 +53,12 @@ pub struct AppState {
     pub audit: AuditSink,
     /// Cancelled at shutdown so open MCP streams end.
     pub shutdown: CancellationToken,
+    /// Registers clients at `/oauth/register`; `None` when registration is off.
+    pub registrar: Option<Arc<Registrar>>,
+    /// The registered-client cache, for the admin API.
+    pub client_store: Option<Arc<dyn ClientStore>>,
+    /// The client policy and last-seen tracker, applied to every verified token.
+    pub client_gate: Option<ClientGate>,
 }
 
 impl AppState {
@@ -57,6 +66,16 @@ impl AppState {
     pub fn resource_metadata_url(&self) -> String {
         let origin = self.resource_url.origin().ascii_serialization();
         format!("{origin}{}", self.resource_metadata_path())
+    }
+
+    /// The public URL without a trailing slash (`https://host[/prefix]`).
+    pub fn public_origin_url(&self) -> String {
+        self.settings
+            .server
+            .public_url_or(self.settings.server.bind)
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// RFC 9728 §3.1: the well-known segment goes between the host and the resource's whole
@@ -114,14 +133,48 @@ const WELL_KNOWN_RESOURCE: &str = "/.well-known/oauth-protected-resource";
 /// The whole application: every route, and `mounts`, with request ids and access logging.
 pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
     let metadata = state.resource_metadata();
-    let oauth = oauth::OAuthApi::new(metadata.clone(), state.auth.clone());
+    // Clients that read the authorization server's metadata on searchgate's origin register
+    // through searchgate (the embedded server names it in its own metadata).
+    let registration_endpoint = state
+        .registrar
+        .as_ref()
+        .map(|_| format!("{}/oauth/register", state.public_origin_url()));
+    let oauth = oauth::OAuthApi::new(
+        metadata.clone(),
+        state.auth.clone(),
+        registration_endpoint.clone(),
+    );
+    let admin = admin::AdminApi::new(
+        admin::AdminGuard {
+            auth: state.auth.clone(),
+            scope: state.settings.auth.admin_scope.clone(),
+            scopes: state.scopes.clone(),
+            challenge: Challenge {
+                resource_metadata: state.resource_metadata_url(),
+                scope: state.settings.auth.admin_scope.clone(),
+            },
+        },
+        state.client_store.clone(),
+        state.client_gate.as_ref().map(|g| g.policy.clone()),
+        state.audit.clone(),
+    );
     let api = openapi::service(
         health::HealthApi::new(state.audit_log.clone(), state.auth_mode()),
         oauth,
+        registration::RegistrationApi::new(
+            state.registrar.clone(),
+            state.settings.registration.rate_limit_per_minute,
+            state.audit.clone(),
+        ),
+        admin,
     );
     let spec = api.spec_endpoint();
     let suffixed = state.resource_metadata_path();
-    let suffixed_api = Arc::new(oauth::OAuthApi::new(metadata, state.auth.clone()));
+    let suffixed_api = Arc::new(oauth::OAuthApi::new(
+        metadata,
+        state.auth.clone(),
+        registration_endpoint,
+    ));
     // Discovery documents and probes are public; browser clients (MCP Inspector) fetch the
     // discovery documents cross-origin.
     let public_cors = || Cors::new().allow_methods([poem::http::Method::GET]);
@@ -164,6 +217,56 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
                 .with(public_cors()),
         )
         .at("/openapi.json", spec)
-        .nest("/", api.with(public_cors()))
+        .nest("/", split_cors(api, &hosts))
         .with(request_id::RequestIdLayer)
+}
+
+/// Paths of the documented API that change state: browsers may call them cross-origin only
+/// from the allowed origins (MCP Inspector on loopback), while the discovery documents and
+/// probes are readable from anywhere.
+const STATE_CHANGING_PREFIXES: &[&str] = &["/oauth/register", "/api/"];
+
+fn split_cors(
+    api: impl poem::IntoEndpoint<Endpoint: 'static>,
+    hosts: &Arc<HostPolicy>,
+) -> SplitCors {
+    let inner = Arc::new(api.into_endpoint().map_to_response());
+    let policy = hosts.clone();
+    SplitCors {
+        open: inner
+            .clone()
+            .with(Cors::new().allow_methods([poem::http::Method::GET]))
+            .boxed(),
+        strict: inner
+            .with(
+                Cors::new()
+                    .allow_origins_fn(move |origin| policy.origin_allowed(origin))
+                    .allow_methods([
+                        poem::http::Method::GET,
+                        poem::http::Method::POST,
+                        poem::http::Method::DELETE,
+                    ])
+                    .expose_headers(["www-authenticate", "retry-after", "x-request-id"]),
+            )
+            .boxed(),
+    }
+}
+
+/// See [`split_cors`].
+struct SplitCors {
+    open: BoxEndpoint<'static, Response>,
+    strict: BoxEndpoint<'static, Response>,
+}
+
+impl Endpoint for SplitCors {
+    type Output = Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<Response> {
+        let path = req.uri().path();
+        if STATE_CHANGING_PREFIXES.iter().any(|p| path.starts_with(p)) {
+            self.strict.call(req).await
+        } else {
+            self.open.call(req).await
+        }
+    }
 }

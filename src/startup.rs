@@ -2,6 +2,7 @@
 //! library's builder: supply your own `SearchProvider`, `AuthorizationServer` or `AuditLog` and
 //! everything else is served unchanged.
 
+mod clients;
 pub mod embedded;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -24,13 +25,15 @@ use crate::{
         store::SqliteStore,
     },
     config::{
-        AuthProviderKind, ConfigError, SearchProviderKind, Settings, TokenValidation, load_problem,
+        AuthProviderKind, ConfigError, RegistrationMode, SearchProviderKind, Settings,
+        TokenValidation, load_problem,
     },
     domain::{
         audit::{AuditLog, AuditWriter, AuditWriterConfig},
         auth::{
             AuthorizationServer, CachingAuthorizationServer, ProbeFinding, ScopePolicy, canonical,
         },
+        clients::ClientStore,
         search::SearchProvider,
     },
     http::{self, AppState, Mount},
@@ -141,15 +144,26 @@ impl Searchgate {
 
         let settings = settings.resolved(local_addr);
         let resource_url = resource_url(&settings)?;
+        let custom_auth = self.auth.is_some();
+        let registration_mode = clients::effective_mode(&settings, custom_auth);
         let mut mounts = Vec::new();
-        let auth = match (self.auth, store) {
+        let mut embedded_server = None;
+        let auth = match (self.auth, store.clone()) {
             (Some(auth), _) => Some(auth),
             (None, Some(store)) if embedded => {
-                let idp = EmbeddedAuthorizationServer::open(
-                    embedded::config(&settings, &resource_url),
-                    store,
-                )
-                .await?;
+                let mut config = embedded::config(&settings, &resource_url);
+                if registration_mode == RegistrationMode::Embedded {
+                    config.registration_endpoint = Some(format!(
+                        "{}/oauth/register",
+                        settings
+                            .server
+                            .public_url_or(local_addr)
+                            .as_str()
+                            .trim_end_matches('/')
+                    ));
+                }
+                let idp = EmbeddedAuthorizationServer::open(config, store).await?;
+                embedded_server = Some(idp.clone());
                 mounts = embedded::mounts(&idp);
                 if !settings.server.bind.ip().is_loopback() {
                     tracing::warn!(
@@ -195,6 +209,17 @@ impl Searchgate {
             },
         );
         let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+        let shutdown = CancellationToken::new();
+        let client_store = store.map(|s| s as Arc<dyn ClientStore>);
+        let client_services = clients::services(
+            &settings,
+            registration_mode,
+            auth.clone(),
+            embedded_server,
+            client_store.clone(),
+            &shutdown,
+        )
+        .await?;
         let state = AppState {
             settings: Arc::new(settings),
             resource_url,
@@ -203,7 +228,10 @@ impl Searchgate {
             scopes,
             audit_log,
             audit,
-            shutdown: CancellationToken::new(),
+            shutdown,
+            registrar: client_services.registrar,
+            client_store,
+            client_gate: client_services.gate,
         };
         Ok(Server {
             acceptor,
@@ -211,6 +239,7 @@ impl Searchgate {
             state,
             mounts,
             writer,
+            tasks: client_services.tasks,
             grace,
         })
     }
@@ -223,6 +252,8 @@ pub struct Server {
     state: AppState,
     mounts: Vec<Mount>,
     writer: AuditWriter,
+    /// Background tasks that end when `state.shutdown` is cancelled.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -261,6 +292,7 @@ impl Server {
             state,
             mounts,
             writer,
+            tasks,
             grace,
         } = self;
         tracing::info!(
@@ -283,6 +315,10 @@ impl Server {
                 Some(grace),
             )
             .await;
+        // The last-seen flush runs once more after the shutdown signal.
+        for task in tasks {
+            let _ = task.await;
+        }
         let report = writer.shutdown().await;
         tracing::info!(
             written = report.written,

@@ -209,6 +209,38 @@ pub(super) fn validate(
         }
     }
 
+    let registration = &settings.registration;
+    check(
+        (1..=10_000).contains(&registration.rate_limit_per_minute),
+        &["registration", "rate_limit_per_minute"],
+        "between 1 and 10000",
+    );
+    if registration.mode == super::RegistrationMode::Static {
+        check(
+            registration
+                .static_client
+                .client_id
+                .as_ref()
+                .is_some_and(|id| !id.trim().is_empty()),
+            &["registration", "static", "client_id"],
+            "the client id you registered at your IdP when registration.mode is static; set \
+             SEARCHGATE_REGISTRATION__STATIC__CLIENT_ID",
+        );
+        check(
+            !registration.static_client.redirect_patterns.is_empty(),
+            &["registration", "static", "redirect_patterns"],
+            "the redirect URIs registered with that client (comma-separated; * matches a port \
+             or one path segment), such as http://127.0.0.1:*/callback; set \
+             SEARCHGATE_REGISTRATION__STATIC__REDIRECT_PATTERNS",
+        );
+    }
+    check(
+        !(registration.mode == super::RegistrationMode::Embedded
+            && auth.provider != AuthProviderKind::Embedded),
+        &["registration", "mode"],
+        "embedded only with auth.provider = embedded",
+    );
+
     let is_scope = |s: &String| {
         !s.is_empty()
             && s.bytes()
@@ -226,6 +258,11 @@ pub(super) fn validate(
         &["auth", "scope_implications"],
         "broader scopes mapped to the narrower scopes they imply, such as \
          \"web-search:admin\" = [\"web-search:read\"]",
+    );
+    check(
+        is_scope(&auth.admin_scope),
+        &["auth", "admin_scope"],
+        "one scope name without spaces or quotes, such as searchgate:admin",
     );
     // MCP 2026-07-28: resource servers SHOULD NOT advertise offline_access.
     check(

@@ -108,3 +108,25 @@ pub struct AuditEvent {
     /// The peer address the request came from.
     pub source_addr: Option<String>,
 }
+
+impl AuditEvent {
+    /// An event for something other than an MCP request (a registration, an admin action):
+    /// `method` names it, the outcome and status are filled in by the caller.
+    pub fn action(request_id: String, method: &str, outcome: Outcome, http_status: u16) -> Self {
+        Self {
+            occurred_at: SystemTime::now(),
+            request_id,
+            method: Some(method.to_owned()),
+            tool: None,
+            outcome,
+            http_status,
+            error_code: None,
+            latency: Duration::ZERO,
+            subject: None,
+            client_id: None,
+            issuer: None,
+            token_hash_prefix: None,
+            source_addr: None,
+        }
+    }
+}

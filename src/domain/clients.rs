@@ -1,10 +1,22 @@
-//! OAuth clients that use searchgate: the metadata they register with and the `ClientRegistry`
-//! port that records them.
+//! OAuth clients that use searchgate: the metadata they register with and its rules, the
+//! `ClientRegistry` port that registers them (at the IdP, statically, or in the embedded
+//! server), the `ClientStore` port that remembers them, the client policy, and the batched
+//! last-seen tracker.
+
+mod activity;
+mod policy;
+mod registrar;
+mod store;
 
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use serde::Deserialize;
+
+pub use activity::ClientActivity;
+pub use policy::{ClientPolicy, PolicyLists};
+pub use registrar::Registrar;
+pub use store::{ClientPage, ClientRow, ClientSource, ClientStore};
 use url::{Host, Url};
 
 /// Most redirect URIs one client may register.
@@ -26,7 +38,6 @@ const AUTH_METHODS: &[&str] = &["none", "client_secret_basic", "client_secret_po
 ///   live in the domain. It MUST return [`ClientError::Rejected`] when the backend refuses the
 ///   metadata and [`ClientError::Unavailable`] when the backend cannot be reached.
 /// - A client secret, when one is issued, is returned once and MUST NOT be stored in plain text.
-/// - `find` MUST return `Ok(None)` for an unknown id, never an error.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait ClientRegistry: Send + Sync + 'static {
@@ -35,12 +46,6 @@ pub trait ClientRegistry: Send + Sync + 'static {
     /// # Errors
     /// [`ClientError::Rejected`] or [`ClientError::Unavailable`], as above.
     async fn register(&self, metadata: ClientMetadata) -> Result<RegisteredClient, ClientError>;
-
-    /// Looks a client up by id.
-    ///
-    /// # Errors
-    /// [`ClientError::Unavailable`] when the store cannot be read.
-    async fn find(&self, client_id: &str) -> Result<Option<RegisteredClient>, ClientError>;
 }
 
 /// What a client says about itself when it registers (RFC 7591 §2, the fields searchgate uses).

@@ -12,9 +12,22 @@ use poem::{
 };
 
 use crate::{
-    domain::auth::{AuthError, AuthorizationServer, BearerToken, Principal, ScopePolicy},
+    domain::{
+        auth::{AuthError, AuthorizationServer, BearerToken, Principal, ScopePolicy},
+        clients::{ClientActivity, ClientPolicy},
+    },
     mcp::CallRecord,
 };
+
+/// The client checks after a token verifies: the client policy (deny lists, clients denied
+/// through the admin API) and the last-seen tracker.
+#[derive(Clone)]
+pub struct ClientGate {
+    /// Which clients may use searchgate.
+    pub policy: ClientPolicy,
+    /// Notes each client whose token is used.
+    pub activity: ClientActivity,
+}
 
 /// What every challenge names: where the protected-resource metadata is and which scopes to ask
 /// for (MCP authorization: RFC 9728 §5.1 and RFC 6750 §3).
@@ -74,6 +87,8 @@ pub struct BearerGuard {
     pub auth: Arc<dyn AuthorizationServer>,
     /// The challenge parameters.
     pub challenge: Arc<Challenge>,
+    /// The client checks, when there are any.
+    pub clients: Option<ClientGate>,
 }
 
 impl<E: Endpoint> Middleware<E> for BearerGuard {
@@ -83,6 +98,7 @@ impl<E: Endpoint> Middleware<E> for BearerGuard {
         BearerGuardEndpoint {
             auth: self.auth.clone(),
             challenge: self.challenge.clone(),
+            clients: self.clients.clone(),
             inner,
         }
     }
@@ -92,6 +108,7 @@ impl<E: Endpoint> Middleware<E> for BearerGuard {
 pub struct BearerGuardEndpoint<E> {
     auth: Arc<dyn AuthorizationServer>,
     challenge: Arc<Challenge>,
+    clients: Option<ClientGate>,
     inner: E,
 }
 
@@ -123,6 +140,21 @@ impl<E: Endpoint> Endpoint for BearerGuardEndpoint<E> {
         if let Some(record) = &record {
             record.update(|info| info.principal = Some(principal.clone()));
         }
+        if let (Some(gate), Some(client_id)) = (&self.clients, &principal.client_id) {
+            if !gate.policy.allows_client(client_id) {
+                note_failure(record.as_ref(), "client_denied");
+                tracing::warn!(client_id = %client_id, "refused a token of a denied client");
+                return Ok(self.challenge.response(
+                    StatusCode::FORBIDDEN,
+                    Some((
+                        "access_denied",
+                        "this client is not allowed to use this server; ask its operator",
+                    )),
+                    &self.challenge.scope,
+                ));
+            }
+            gate.activity.seen(client_id);
+        }
         req.extensions_mut().insert(principal);
         self.inner.call(req).await.map(IntoResponse::into_response)
     }
@@ -130,7 +162,42 @@ impl<E: Endpoint> Endpoint for BearerGuardEndpoint<E> {
 
 impl<E> BearerGuardEndpoint<E> {
     fn rejection(&self, error: &AuthError) -> Response {
-        let challenge = &self.challenge;
+        rejection(&self.challenge, error)
+    }
+}
+
+/// Verifies the request's bearer token for a handler outside the MCP pipeline (the admin
+/// API): the principal, or the challenge response to send.
+///
+/// # Errors
+/// The 400/401/503 response of the MCP endpoint's guard.
+pub async fn authenticate(
+    auth: &dyn AuthorizationServer,
+    challenge: &Challenge,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> std::result::Result<Principal, Response> {
+    match extract(headers, query) {
+        Ok(Some(token)) => auth
+            .verify(&token)
+            .await
+            .map_err(|e| rejection(challenge, &e)),
+        Ok(None) => Err(challenge.response(StatusCode::UNAUTHORIZED, None, &challenge.scope)),
+        Err(error) => Err(rejection(challenge, &error)),
+    }
+}
+
+/// A 403 `insufficient_scope` naming `scope`.
+pub fn insufficient_scope(challenge: &Challenge, scope: &str, description: &str) -> Response {
+    challenge.response(
+        StatusCode::FORBIDDEN,
+        Some(("insufficient_scope", description)),
+        scope,
+    )
+}
+
+fn rejection(challenge: &Challenge, error: &AuthError) -> Response {
+    {
         match error {
             AuthError::MalformedRequest { reason } => challenge.response(
                 StatusCode::BAD_REQUEST,

@@ -87,6 +87,7 @@ pub(super) fn endpoint(state: &AppState) -> BoxEndpoint<'static, Response> {
             .with(BearerGuard {
                 auth: auth.clone(),
                 challenge,
+                clients: state.client_gate.clone(),
             })
             .boxed(),
         None => RmcpEndpoint { service }.with(body).boxed(),

@@ -104,15 +104,24 @@ pub enum ServerMetadataResponse {
 pub struct OAuthApi {
     metadata: Option<ProtectedResourceMetadata>,
     auth: Option<Arc<dyn AuthorizationServer>>,
+    registration_endpoint: Option<String>,
 }
 
 impl OAuthApi {
     /// Documents for `auth` (none when authentication is off).
+    /// Documents for `auth` (none when authentication is off); the forwarded authorization
+    /// server metadata names `registration_endpoint` (searchgate's `/oauth/register`) when
+    /// registration goes through searchgate.
     pub fn new(
         metadata: Option<ProtectedResourceMetadata>,
         auth: Option<Arc<dyn AuthorizationServer>>,
+        registration_endpoint: Option<String>,
     ) -> Self {
-        Self { metadata, auth }
+        Self {
+            metadata,
+            auth,
+            registration_endpoint,
+        }
     }
 
     /// The protected-resource metadata response (also served at the path-suffixed URL).
@@ -136,10 +145,15 @@ impl OAuthApi {
             ));
         };
         match auth.metadata().await {
-            Ok(Some(document)) => ServerMetadataResponse::Ok(
-                Json(document.0.as_ref().clone()),
-                "public, max-age=300".into(),
-            ),
+            Ok(Some(document)) => {
+                let mut document = document.0.as_ref().clone();
+                if let (Some(endpoint), Some(fields)) =
+                    (&self.registration_endpoint, document.as_object_mut())
+                {
+                    fields.insert("registration_endpoint".into(), endpoint.clone().into());
+                }
+                ServerMetadataResponse::Ok(Json(document), "public, max-age=300".into())
+            }
             Ok(None) => ServerMetadataResponse::NotFound(OAuthError::new(
                 "not_found",
                 "the authorization server publishes no metadata through searchgate",

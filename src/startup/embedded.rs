@@ -39,11 +39,13 @@ pub fn config(settings: &Settings, resource_url: &Url) -> EmbeddedConfig {
         resource,
         audiences,
         scopes: auth.effective_scopes_supported(),
+        operator_scopes: vec![auth.admin_scope.clone()],
         leeway: Duration::from_secs(auth.leeway_secs),
         access_ttl: Duration::from_secs(auth.embedded.access_token_ttl_secs),
         refresh_ttl: Duration::from_secs(auth.embedded.refresh_token_ttl_secs),
         code_ttl: Duration::from_secs(auth.embedded.code_ttl_secs),
         subject: auth.embedded.subject.clone(),
+        registration_endpoint: None,
     }
 }
 

@@ -55,7 +55,7 @@ impl<'a> OAuth<'a> {
     async fn register(&self, metadata: Value) -> (StatusCode, Value) {
         let response = self
             .http
-            .post(self.app.url("/idp/register"))
+            .post(self.app.url("/oauth/register"))
             .json(&metadata)
             .send()
             .await
@@ -228,7 +228,7 @@ async fn the_typescript_sdk_client_registers_is_approved_calls_web_search_and_re
         "a used refresh token is refused"
     );
     let requests = report["requests"].to_string();
-    assert!(requests.contains("POST /idp/register 201"), "{requests}");
+    assert!(requests.contains("POST /oauth/register 201"), "{requests}");
     assert!(requests.contains("POST /idp/token 200"), "{requests}");
     let rows = app.stop().await.rows;
     assert!(
@@ -263,7 +263,7 @@ async fn metadata_is_served_where_mcp_clients_look_with_the_exact_issuer() {
         );
         assert_eq!(
             metadata["registration_endpoint"],
-            format!("{issuer}/register")
+            app.url("/oauth/register")
         );
         assert_eq!(
             metadata["authorization_response_iss_parameter_supported"],
@@ -890,11 +890,11 @@ async fn browsers_on_other_origins_cannot_use_the_authorization_server() {
             .is_some()
     };
     // MCP Inspector runs on a loopback origin: it may register and exchange codes.
-    let inspector = preflight("/idp/register", "http://localhost:6274")
+    let inspector = preflight("/oauth/register", "http://localhost:6274")
         .await
         .unwrap();
     assert!(allowed(&inspector));
-    let evil = preflight("/idp/register", "https://evil.example")
+    let evil = preflight("/oauth/register", "https://evil.example")
         .await
         .unwrap();
     assert!(

@@ -152,7 +152,8 @@ async fn scalekit_tokens_in_both_issuer_forms_are_accepted_for_this_resource_onl
     );
     assert_eq!(
         metadata["registration_endpoint"],
-        format!("{env}/api/v1/resources/{RESOURCE_ID}/clients:register")
+        app.url("/oauth/register"),
+        "clients reading it here register through searchgate (which forwards to Scalekit)"
     );
 
     let key_fetches = scalekit

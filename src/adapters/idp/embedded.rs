@@ -45,8 +45,11 @@ pub struct EmbeddedConfig {
     pub resource: String,
     /// Audiences accepted when verifying (default: the resource).
     pub audiences: Vec<String>,
-    /// Scopes clients may ask for.
+    /// Scopes clients may ask for (granted when they ask for none).
     pub scopes: Vec<String>,
+    /// Scopes granted only when asked for by name on the consent page or `searchgate token`
+    /// (the admin scope); never through client credentials.
+    pub operator_scopes: Vec<String>,
     /// Clock skew tolerated.
     pub leeway: Duration,
     /// Access-token lifetime.
@@ -57,6 +60,8 @@ pub struct EmbeddedConfig {
     pub code_ttl: Duration,
     /// The `sub` of tokens approved on the consent page.
     pub subject: String,
+    /// Where clients register (searchgate's `/oauth/register`), when registration is on.
+    pub registration_endpoint: Option<String>,
 }
 
 /// The embedded authorization server. Cheap to clone.
@@ -217,11 +222,10 @@ impl EmbeddedAuthorizationServer {
         let issuer = &self.config.issuer;
         let mut scopes = self.config.scopes.clone();
         scopes.push("offline_access".to_owned());
-        serde_json::json!({
+        let mut document = serde_json::json!({
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}/authorize"),
             "token_endpoint": format!("{issuer}/token"),
-            "registration_endpoint": format!("{issuer}/register"),
             "jwks_uri": format!("{issuer}/jwks"),
             "scopes_supported": scopes,
             "response_types_supported": ["code"],
@@ -234,7 +238,11 @@ impl EmbeddedAuthorizationServer {
             // Required of OpenID discovery documents; no ID tokens are issued here.
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
-        })
+        });
+        if let Some(endpoint) = &self.config.registration_endpoint {
+            document["registration_endpoint"] = endpoint.clone().into();
+        }
+        document
     }
 
     /// A registered client, or one described by a Client ID Metadata Document when `client_id`

@@ -1,6 +1,7 @@
 //! SQLite storage (the embedded default): one file, WAL mode, migrations embedded in the binary
 //! and run at start.
 
+mod clients;
 mod issuer;
 
 use std::{

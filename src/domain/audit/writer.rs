@@ -39,6 +39,12 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
+    /// A sink whose events go nowhere (for rendering documents, never for serving).
+    pub fn detached() -> Self {
+        let (sender, _) = mpsc::channel(1);
+        Self { sender }
+    }
+
     /// Queues an event, waiting while the queue is full.
     pub async fn record(&self, event: AuditEvent) {
         if let Err(lost) = self.sender.send(event).await {

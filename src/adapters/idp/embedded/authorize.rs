@@ -253,15 +253,26 @@ impl EmbeddedAuthorizationServer {
     /// `offline_access` asks for a refresh token (always issued) and `openid` for nothing
     /// more (no ID tokens here); both are accepted and left out of the grant.
     pub fn grantable_scope(&self, asked: Option<&str>) -> Result<String, String> {
+        self.scope_from(asked, true)
+    }
+
+    /// As [`Self::grantable_scope`]; `privileged` also offers the operator-only scopes (the
+    /// admin scope), which only the consent page and `searchgate token` may grant.
+    pub(super) fn scope_from(
+        &self,
+        asked: Option<&str>,
+        privileged: bool,
+    ) -> Result<String, String> {
         let asked: Vec<&str> = asked
             .unwrap_or_default()
             .split_whitespace()
             .filter(|s| !matches!(*s, "offline_access" | "openid"))
             .collect();
-        if let Some(unknown) = asked
-            .iter()
-            .find(|s| !self.config.scopes.iter().any(|o| o == *s))
-        {
+        let offered = |s: &str| {
+            self.config.scopes.iter().any(|o| o == s)
+                || (privileged && self.config.operator_scopes.iter().any(|o| o == s))
+        };
+        if let Some(unknown) = asked.iter().find(|s| !offered(s)) {
             return Err(format!(
                 "scope {:?} is not offered; this server offers {}",
                 unknown.chars().take(64).collect::<String>(),

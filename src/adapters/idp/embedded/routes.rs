@@ -14,7 +14,6 @@ use super::{
     consent::{PAGE_HEADERS, consent_html, problem_html},
     token::OAuthError,
 };
-use crate::domain::clients::RegistrationRequest;
 
 /// Largest form or registration body read.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -29,12 +28,11 @@ impl EmbeddedAuthorizationServer {
             .boxed()
     }
 
-    /// The other routes under the issuer's path (`/idp`): token, register, jwks and the
+    /// The other routes under the issuer's path (`/idp`): token, jwks and the
     /// discovery documents, which browser-based clients call cross-origin.
     pub fn endpoint(&self) -> poem::endpoint::BoxEndpoint<'static, Response> {
         Route::new()
             .at("/token", poem::post(token))
-            .at("/register", poem::post(register))
             .at("/jwks", poem::get(jwks))
             .at("/.well-known/openid-configuration", poem::get(metadata))
             .at(
@@ -143,35 +141,6 @@ async fn token(req: &Request, body: Body, idp: Data<&EmbeddedAuthorizationServer
         Ok(answer) => json(StatusCode::OK, &answer)
             .with_header(header::CACHE_CONTROL, "no-store")
             .with_header(header::PRAGMA, "no-cache")
-            .into_response(),
-        Err(error) => oauth_error(&error),
-    }
-}
-
-#[handler]
-async fn register(req: &Request, body: Body, idp: Data<&EmbeddedAuthorizationServer>) -> Response {
-    let invalid = |description: String| {
-        oauth_error(&OAuthError {
-            status: 400,
-            basic_challenge: false,
-            error: "invalid_client_metadata",
-            error_description: description,
-        })
-    };
-    if !content_type_is(req, "application/json") {
-        return invalid("send the client metadata as application/json".to_owned());
-    }
-    let bytes = match body.into_bytes_limit(MAX_BODY_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(_) => return invalid(format!("the metadata exceeds {MAX_BODY_BYTES} bytes")),
-    };
-    let request: RegistrationRequest = match serde_json::from_slice(&bytes) {
-        Ok(request) => request,
-        Err(error) => return invalid(format!("the metadata is not valid: {error}")),
-    };
-    match idp.register(request).await {
-        Ok(answer) => json(StatusCode::CREATED, &answer)
-            .with_header(header::CACHE_CONTROL, "no-store")
             .into_response(),
         Err(error) => oauth_error(&error),
     }

@@ -1,6 +1,6 @@
 //! The token endpoint (RFC 6749 §3.2, OAuth 2.1): authorization code with PKCE, refresh token
 //! with rotation and reuse detection, and client credentials for confidential clients; and the
-//! registration endpoint (RFC 7591).
+//! server's own client registry (RFC 7591, served by searchgate's registration endpoint).
 
 use std::collections::HashMap;
 
@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{EmbeddedAuthorizationServer, Lookup, keys, now};
 use crate::domain::{
-    clients::{ClientError, ClientMetadata, RegistrationRequest},
+    clients::{ClientError, ClientMetadata, ClientRegistry, RegisteredClient},
     issuer::{ClientRecord, RefreshRecord},
 };
 
@@ -327,7 +327,7 @@ impl EmbeddedAuthorizationServer {
             ));
         }
         let scope = self
-            .grantable_scope(param(form, "scope"))
+            .scope_from(param(form, "scope"), false)
             .map_err(|d| error("invalid_scope", d))?;
         let resource = self
             .check_resource(param(form, "resource"))
@@ -433,22 +433,15 @@ impl EmbeddedAuthorizationServer {
             (None, Some(_)) => Err(invalid("this public client has no secret")),
         }
     }
+}
 
-    /// Registers a client (`POST /idp/register`).
-    ///
-    /// # Errors
-    /// RFC 7591 errors (400), or 503 when the store is down.
-    pub async fn register(
-        &self,
-        request: RegistrationRequest,
-    ) -> Result<serde_json::Value, OAuthError> {
-        let metadata = ClientMetadata::from_request(request).map_err(|e| match e {
-            ClientError::Rejected { code, description } => error(code, description),
-            other => unavailable("register clients", &anyhow::anyhow!(other.to_string())),
-        })?;
+#[async_trait::async_trait]
+impl ClientRegistry for EmbeddedAuthorizationServer {
+    /// Registers a client in the embedded server's own table; a confidential client's secret
+    /// is returned once and stored as its SHA-256.
+    async fn register(&self, metadata: ClientMetadata) -> Result<RegisteredClient, ClientError> {
         let client_id = format!("sg_{}", keys::random_string(16));
         let secret = metadata.is_confidential().then(|| keys::random_string(32));
-        let issued_at = now();
         let record = ClientRecord {
             client_id: client_id.clone(),
             client_name: metadata.client_name.clone(),
@@ -456,30 +449,19 @@ impl EmbeddedAuthorizationServer {
             grant_types: metadata.grant_types.clone(),
             token_endpoint_auth_method: metadata.token_endpoint_auth_method.clone(),
             secret_hash: secret.as_deref().map(keys::sha256_hex),
-            created_at: issued_at,
+            created_at: now(),
         };
-        self.store
-            .add_client(&record)
-            .await
-            .map_err(|e| unavailable("register clients", &e))?;
+        self.store.add_client(&record).await.map_err(|error| {
+            tracing::error!(error = %format!("{error:#}"), "cannot store a registered client");
+            ClientError::Unavailable
+        })?;
         tracing::info!(client_id = %client_id, client_name = ?record.client_name, "registered a client");
-        let has_code = record.grant_types.iter().any(|g| g == "authorization_code");
-        let mut answer = serde_json::json!({
-            "client_id": client_id,
-            "client_id_issued_at": issued_at,
-            "redirect_uris": record.redirect_uris,
-            "grant_types": record.grant_types,
-            "response_types": if has_code { vec!["code"] } else { vec![] },
-            "token_endpoint_auth_method": record.token_endpoint_auth_method,
-        });
-        if let Some(name) = &record.client_name {
-            answer["client_name"] = name.clone().into();
-        }
-        if let Some(secret) = secret {
-            answer["client_secret"] = secret.into();
-            answer["client_secret_expires_at"] = 0.into();
-        }
-        Ok(answer)
+        Ok(RegisteredClient {
+            client_id,
+            metadata,
+            client_secret: secret,
+            created_at: std::time::SystemTime::now(),
+        })
     }
 }
 

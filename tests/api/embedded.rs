@@ -17,14 +17,14 @@ use crate::{
     idp::run_sdk_client,
 };
 
-const REDIRECT: &str = "http://127.0.0.1:45678/callback";
-const VERIFIER: &str = "a-very-long-pkce-code-verifier-with-at-least-43-characters";
+pub const REDIRECT: &str = "http://127.0.0.1:45678/callback";
+pub const VERIFIER: &str = "a-very-long-pkce-code-verifier-with-at-least-43-characters";
 
 fn challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-async fn spawn_embedded(configure: impl FnOnce(&mut Settings)) -> TestApp {
+pub async fn spawn_embedded(configure: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_with(
         |s| {
             s.auth.provider = AuthProviderKind::Embedded;
@@ -36,13 +36,13 @@ async fn spawn_embedded(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 /// A client of the embedded server that does not follow redirects.
-struct OAuth<'a> {
+pub struct OAuth<'a> {
     app: &'a TestApp,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
 }
 
 impl<'a> OAuth<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub fn new(app: &'a TestApp) -> Self {
         Self {
             app,
             http: reqwest::Client::builder()
@@ -52,7 +52,7 @@ impl<'a> OAuth<'a> {
         }
     }
 
-    async fn register(&self, metadata: Value) -> (StatusCode, Value) {
+    pub async fn register(&self, metadata: Value) -> (StatusCode, Value) {
         let response = self
             .http
             .post(self.app.url("/oauth/register"))
@@ -63,7 +63,7 @@ impl<'a> OAuth<'a> {
         (response.status(), response.json().await.unwrap())
     }
 
-    async fn public_client(&self) -> String {
+    pub async fn public_client(&self) -> String {
         let (status, body) = self
             .register(json!({
                 "client_name": "Test client",
@@ -78,7 +78,7 @@ impl<'a> OAuth<'a> {
 
     /// The standard authorization request parameters, with `overrides` replacing or (with an
     /// empty value) removing some.
-    fn params(&self, client_id: &str, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
+    pub fn params(&self, client_id: &str, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut params: Vec<(String, String)> = [
             ("response_type", "code"),
             ("client_id", client_id),
@@ -101,13 +101,13 @@ impl<'a> OAuth<'a> {
         params
     }
 
-    async fn authorize(&self, params: &[(String, String)]) -> reqwest::Response {
+    pub async fn authorize(&self, params: &[(String, String)]) -> reqwest::Response {
         let mut url = url::Url::parse(&self.app.url("/idp/authorize")).unwrap();
         url.query_pairs_mut().extend_pairs(params);
         self.http.get(url).send().await.unwrap()
     }
 
-    async fn decide(&self, ticket: &str, decision: &str) -> reqwest::Response {
+    pub async fn decide(&self, ticket: &str, decision: &str) -> reqwest::Response {
         self.http
             .post(self.app.url("/idp/authorize"))
             .form(&[("ticket", ticket), ("decision", decision)])
@@ -117,7 +117,11 @@ impl<'a> OAuth<'a> {
     }
 
     /// Walks the consent page with `decision` and returns the redirect's query.
-    async fn consent(&self, params: &[(String, String)], decision: &str) -> Vec<(String, String)> {
+    pub async fn consent(
+        &self,
+        params: &[(String, String)],
+        decision: &str,
+    ) -> Vec<(String, String)> {
         let page = self.authorize(params).await;
         assert_eq!(page.status(), StatusCode::OK);
         let html = page.text().await.unwrap();
@@ -127,12 +131,12 @@ impl<'a> OAuth<'a> {
     }
 
     /// A fresh authorization code for `client_id`.
-    async fn code(&self, client_id: &str) -> String {
+    pub async fn code(&self, client_id: &str) -> String {
         let query = self.consent(&self.params(client_id, &[]), "approve").await;
         value_of(&query, "code").expect("a code")
     }
 
-    async fn token(&self, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    pub async fn token(&self, form: &[(&str, &str)]) -> (StatusCode, Value) {
         let response = self
             .http
             .post(self.app.url("/idp/token"))
@@ -143,7 +147,12 @@ impl<'a> OAuth<'a> {
         (response.status(), response.json().await.unwrap())
     }
 
-    async fn exchange(&self, client_id: &str, code: &str, verifier: &str) -> (StatusCode, Value) {
+    pub async fn exchange(
+        &self,
+        client_id: &str,
+        code: &str,
+        verifier: &str,
+    ) -> (StatusCode, Value) {
         self.token(&[
             ("grant_type", "authorization_code"),
             ("client_id", client_id),
@@ -154,7 +163,7 @@ impl<'a> OAuth<'a> {
         .await
     }
 
-    async fn refresh(&self, client_id: &str, refresh_token: &str) -> (StatusCode, Value) {
+    pub async fn refresh(&self, client_id: &str, refresh_token: &str) -> (StatusCode, Value) {
         self.token(&[
             ("grant_type", "refresh_token"),
             ("client_id", client_id),
@@ -164,7 +173,7 @@ impl<'a> OAuth<'a> {
     }
 }
 
-fn ticket_in(html: &str) -> String {
+pub fn ticket_in(html: &str) -> String {
     let start = html
         .find("name=\"ticket\" value=\"")
         .expect("a ticket field")
@@ -172,7 +181,7 @@ fn ticket_in(html: &str) -> String {
     html[start..].split('"').next().unwrap().to_owned()
 }
 
-fn redirect_query(response: &reqwest::Response) -> Vec<(String, String)> {
+pub fn redirect_query(response: &reqwest::Response) -> Vec<(String, String)> {
     let location = response
         .headers()
         .get(header::LOCATION)
@@ -187,14 +196,14 @@ fn redirect_query(response: &reqwest::Response) -> Vec<(String, String)> {
         .collect()
 }
 
-fn value_of(query: &[(String, String)], name: &str) -> Option<String> {
+pub fn value_of(query: &[(String, String)], name: &str) -> Option<String> {
     query
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.clone())
 }
 
-async fn search_with(app: &TestApp, token: &str) -> StatusCode {
+pub async fn search_with(app: &TestApp, token: &str) -> StatusCode {
     app.mcp_post()
         .bearer_auth(token)
         .json(&json!({
@@ -207,7 +216,7 @@ async fn search_with(app: &TestApp, token: &str) -> StatusCode {
         .status()
 }
 
-fn claims(token: &str) -> Value {
+pub fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }

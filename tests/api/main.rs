@@ -13,4 +13,5 @@ mod jwks;
 mod mcp_flow;
 mod oidc;
 mod openapi;
+mod registration;
 mod scalekit;

@@ -47,6 +47,18 @@ const connect = async () => {
   return client;
 };
 
+// With REGISTER_URL the client registers there (searchgate's /oauth/register) before it
+// starts, and the SDK uses that client id instead of registering on its own.
+if (process.env.REGISTER_URL) {
+  const res = await fetch(process.env.REGISTER_URL, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(provider.clientMetadata),
+  });
+  seen.requests.push(`POST ${new URL(process.env.REGISTER_URL).pathname} ${res.status}`);
+  if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${await res.text()}`);
+  provider.saveClientInformation(await res.json());
+}
+const registeredClientId = provider.client?.client_id;
+
 let client;
 try {
   client = await connect();
@@ -93,4 +105,6 @@ console.log(JSON.stringify({
   refreshed: refreshed.access_token !== firstToken,
   after_refresh: again.structuredContent,
   reuse_rejected: reuseRejected,
+  registered_client_id: registeredClientId ?? null,
+  client_id: provider.client?.client_id,
 }));

@@ -112,6 +112,20 @@ async fn clients_register_at_the_real_idp_through_searchgate_and_sign_in_with_th
         "the SDK did not register at the IdP itself: {requests}"
     );
 
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect(&format!("sqlite://{}?mode=ro", app.db_path.display()))
+        .await
+        .unwrap();
+    let source: String = sqlx::query_scalar("SELECT source FROM clients WHERE client_id = ?")
+        .bind(&registered)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        source, "upstream",
+        "the registration is in the client cache"
+    );
+    pool.close().await;
     let rows = app.stop().await.rows;
     assert!(
         rows.iter()

@@ -34,7 +34,9 @@ impl SearchProvider for Encyclopedia {
                 content: "An entry.".into(),
                 score: 0.7,
                 published_date: None,
+                ..SearchResult::default()
             }],
+            ..SearchResults::default()
         })
     }
 }

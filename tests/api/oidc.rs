@@ -606,7 +606,10 @@ async fn the_typescript_sdk_client_discovers_registers_authorizes_and_calls_web_
         String::from_utf8_lossy(&output.stderr)
     );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["tools"], json!(["web_search"]));
+    assert_eq!(
+        report["tools"],
+        json!(["web_search", "web_extract", "web_crawl", "web_map"])
+    );
     assert_eq!(report["is_error"], false);
     assert_eq!(report["result"]["results"].as_array().unwrap().len(), 2);
     assert_eq!(

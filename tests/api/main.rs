@@ -13,3 +13,4 @@ mod mcp_flow;
 mod oidc;
 mod openapi;
 mod scalekit;
+mod tavily;

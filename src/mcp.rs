@@ -217,3 +217,34 @@ impl ServerHandler for McpServer {
         Ok(outcome.result.into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        adapters::search::MockSearchProvider,
+        domain::search::{ServicePolicy, WebBackend},
+    };
+
+    #[test]
+    fn page_tools_are_listed_only_when_the_backend_supports_them() {
+        let full = McpServer::new(Arc::new(SearchService::new(
+            WebBackend::full(Arc::new(MockSearchProvider)),
+            ServicePolicy::default(),
+        )));
+        assert_eq!(full.tool_names().collect::<Vec<_>>(), ALL_TOOLS);
+        let search_only = McpServer::new(Arc::new(SearchService::new(
+            WebBackend::search_only(Arc::new(MockSearchProvider)),
+            ServicePolicy::default(),
+        )));
+        assert_eq!(
+            search_only.tool_names().collect::<Vec<_>>(),
+            ["web_search"],
+            "a search-only backend offers web_search alone"
+        );
+        assert!(
+            search_only.get_tool("web_crawl").is_none(),
+            "so calling it is an unknown tool"
+        );
+    }
+}

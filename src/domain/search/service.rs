@@ -600,6 +600,22 @@ mod tests {
         assert_eq!(*calls.lock().unwrap(), 3);
     }
 
+    #[test]
+    fn retry_waits_are_jittered_between_one_and_two_backoffs() {
+        let (provider, _) = scripted(vec![]);
+        let service = service(provider, no_cache());
+        let base = service.policy.retry_backoff;
+        for _ in 0..100 {
+            let wait = service.retry_delay(&unavailable(), 1).expect("retried");
+            assert!(wait >= base && wait <= base * 2, "{wait:?}");
+        }
+        assert_eq!(
+            service.retry_delay(&unavailable(), 2),
+            None,
+            "the second attempt is the last"
+        );
+    }
+
     #[tokio::test]
     async fn capabilities_the_backend_lacks_are_none() {
         let (provider, _) = scripted(vec![]);

@@ -683,6 +683,48 @@ async fn a_crawl_with_a_progress_token_streams_progress_then_the_result() {
 }
 
 #[tokio::test]
+async fn progress_also_streams_on_the_stateless_2026_07_28_wire() {
+    let (tavily, app) = stack(|_| {}).await;
+    Mock::given(path("/map"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "base_url": "https://docs.rs", "results": ["https://docs.rs/a"]
+        })))
+        .mount(&tavily)
+        .await;
+    let response = app
+        .mcp_post_version(Some("2026-07-28"))
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "web_map")
+        .json(&json!({
+            "jsonrpc": "2.0", "id": "m-1", "method": "tools/call",
+            "params": {
+                "name": "web_map", "arguments": { "url": "https://docs.rs" },
+                "_meta": {
+                    "progressToken": 42,
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {}
+                }
+            }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    let progress = body
+        .lines()
+        .filter(|line| {
+            line.contains("notifications/progress") && line.contains("\"progressToken\":42")
+        })
+        .count();
+    assert!(progress >= 2, "{body}");
+    assert!(
+        body.contains("https://docs.rs/a"),
+        "the result follows: {body}"
+    );
+}
+
+#[tokio::test]
 async fn the_real_binary_sends_its_own_key_and_never_the_clients_token() {
     let tavily = MockServer::start().await;
     Mock::given(path("/search"))

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject, Tool, ToolAnnotations};
 use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
@@ -150,6 +150,62 @@ pub fn input_schema<T: JsonSchema + 'static>(
     input
 }
 
+/// A tool definition with the annotations every web tool shares (read-only, idempotent, open
+/// world) and the output schema of `O`.
+pub fn web_tool<O: JsonSchema + 'static>(
+    name: &'static str,
+    title: &str,
+    description: &'static str,
+    input: std::sync::Arc<JsonObject>,
+) -> Tool {
+    let mut tool = Tool::new(name, description, input)
+        .with_title(title)
+        .with_annotations(
+            ToolAnnotations::new()
+                .read_only(true)
+                .destructive(false)
+                .idempotent(true)
+                .open_world(true),
+        );
+    tool.output_schema = Some(rmcp::handler::server::common::schema_for_output::<O>());
+    tool
+}
+
+/// The outcome of a served call: `success` for results, else the failure with `slow_hint` as
+/// the advice after a timeout. `None` (a capability the backend lacks) cannot normally happen:
+/// such tools are not listed.
+pub fn answer<T>(
+    tool: &str,
+    served: Option<Served<T>>,
+    slow_hint: &str,
+    success: impl FnOnce(&T, CallStats) -> ToolOutcome,
+) -> ToolOutcome {
+    let Some(served) = served else {
+        let unsupported = InvalidInput {
+            field: "arguments",
+            message: "this search backend does not support the tool".to_owned(),
+        };
+        return invalid_argument(tool, &unsupported);
+    };
+    match &served.result {
+        Ok(results) => success(results, served.stats),
+        Err(error) => failed(&served, error, slow_hint),
+    }
+}
+
+/// The last progress message of a call: what it found, or its error code.
+pub fn progress_end<T>(
+    what: &str,
+    served: &Option<Served<T>>,
+    found: impl FnOnce(&T) -> String,
+) -> String {
+    match served.as_ref().map(|s| &s.result) {
+        Some(Ok(results)) => format!("{what} finished: {}", found(results)),
+        Some(Err(error)) => format!("{what} failed: {}", error.code()),
+        None => format!("{what} not supported"),
+    }
+}
+
 /// An argument that breaks a rule.
 pub fn invalid_argument(tool: &str, invalid: &InvalidInput) -> ToolOutcome {
     let text = format!(
@@ -161,7 +217,7 @@ pub fn invalid_argument(tool: &str, invalid: &InvalidInput) -> ToolOutcome {
 
 /// Maps a failed call to a tool error that says what happened and what to do, with the code in
 /// `_meta`. `slow_hint` is the tool's advice after a timeout.
-pub fn failed<T>(served: &Served<T>, error: &SearchError, slow_hint: &str) -> ToolOutcome {
+fn failed<T>(served: &Served<T>, error: &SearchError, slow_hint: &str) -> ToolOutcome {
     upstream_error(error, slow_hint).with_stats(served.stats)
 }
 

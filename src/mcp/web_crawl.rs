@@ -1,7 +1,7 @@
 //! The `web_crawl` tool: start at a page, follow its links, and read what is found. Crawls can
 //! take minutes, so a client that sends a progress token gets `notifications/progress`.
 
-use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{JsonObject, Tool};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{
     site::{Progress, SCOPE_FIELDS, ScopeArgs, with_progress},
     tool::{self, ToolOutcome},
-    web_extract::{PageOut, pages_text, unsupported},
+    web_extract::{PageOut, pages_text},
 };
 use crate::domain::search::{
     CallStats, Caller, ContentFormat, CrawlRequest, CrawlResults, ExtractDepth, InvalidInput,
@@ -97,26 +97,15 @@ pub fn definition() -> Tool {
         ],
         &[],
     );
-    let mut tool = Tool::new(
+    tool::web_tool::<WebCrawlOutput>(
         NAME,
+        "Crawl a website",
         "Crawl a website: start at a URL, follow its links (depth and breadth bounded) and \
          return the content of the pages found. Use it to read a documentation section or a \
          small site; use web_map first to see what is there, and instructions or select_paths \
          to stay on topic. Slow (up to minutes) and costs more than web_extract.",
         input,
     )
-    .with_title("Crawl a website")
-    .with_annotations(
-        ToolAnnotations::new()
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(true),
-    );
-    tool.output_schema = Some(rmcp::handler::server::common::schema_for_output::<
-        WebCrawlOutput,
-    >());
-    tool
 }
 
 /// Runs `web_crawl`, reporting progress when `progress` is present.
@@ -130,26 +119,19 @@ pub async fn call(
         Ok(request) => request,
         Err(invalid) => return tool::invalid_argument(NAME, &invalid),
     };
-    let work = service.crawl(caller, &request);
-    let Some(served) = with_progress(progress, "crawl", work, |served| match served {
-        Some(served) => match &served.result {
-            Ok(results) => format!("crawl finished: {} pages", results.pages.len()),
-            Err(error) => format!("crawl failed: {}", error.code()),
-        },
-        None => "crawl not supported".to_owned(),
-    })
-    .await
-    else {
-        return tool::invalid_argument(NAME, &unsupported());
-    };
-    match &served.result {
-        Ok(results) => success(service.backend().name(), results, served.stats),
-        Err(error) => tool::failed(
-            &served,
-            error,
-            "Retry with a smaller limit or max_depth, or use web_map and web_extract.",
-        ),
-    }
+    let served = with_progress(
+        progress,
+        "crawl",
+        service.crawl(caller, &request),
+        |served| tool::progress_end("crawl", served, |r| format!("{} pages", r.pages.len())),
+    )
+    .await;
+    tool::answer(
+        NAME,
+        served,
+        "Retry with a smaller limit or max_depth, or use web_map and web_extract.",
+        |results, stats| success(service.backend().name(), results, stats),
+    )
 }
 
 fn parse(arguments: Option<JsonObject>) -> Result<CrawlRequest, InvalidInput> {

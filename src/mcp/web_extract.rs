@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{JsonObject, Tool};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -136,25 +136,14 @@ pub fn definition() -> Tool {
         ],
         &[],
     );
-    let mut tool = Tool::new(
+    tool::web_tool::<WebExtractOutput>(
         NAME,
+        "Read web pages",
         "Read web pages: give up to 20 URLs and get each page's main content as markdown or \
          text. Use it after web_search when an excerpt is not enough, or on URLs the user gives; \
          pass query to get only the relevant parts of long pages.",
         input,
     )
-    .with_title("Read web pages")
-    .with_annotations(
-        ToolAnnotations::new()
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(true),
-    );
-    tool.output_schema = Some(rmcp::handler::server::common::schema_for_output::<
-        WebExtractOutput,
-    >());
-    tool
 }
 
 /// Runs `web_extract`.
@@ -167,24 +156,13 @@ pub async fn call(
         Ok(request) => request,
         Err(invalid) => return tool::invalid_argument(NAME, &invalid),
     };
-    let Some(served) = service.extract(caller, &request).await else {
-        return tool::invalid_argument(NAME, &unsupported());
-    };
-    match &served.result {
-        Ok(results) => success(service.backend().name(), results, served.stats),
-        Err(error) => tool::failed(
-            &served,
-            error,
-            "Retry with fewer URLs or extract_depth \"basic\".",
-        ),
-    }
-}
-
-pub(super) fn unsupported() -> InvalidInput {
-    InvalidInput {
-        field: "arguments",
-        message: "this search backend does not support the tool".to_owned(),
-    }
+    let served = service.extract(caller, &request).await;
+    tool::answer(
+        NAME,
+        served,
+        "Retry with fewer URLs or extract_depth \"basic\".",
+        |results, stats| success(service.backend().name(), results, stats),
+    )
 }
 
 fn parse(arguments: Option<JsonObject>) -> Result<ExtractRequest, InvalidInput> {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{JsonObject, Tool};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -11,7 +11,6 @@ use serde_json::json;
 use super::{
     site::{Progress, SCOPE_FIELDS, ScopeArgs, with_progress},
     tool::{self, ToolOutcome},
-    web_extract::unsupported,
 };
 use crate::domain::search::{
     CallStats, Caller, InvalidInput, MapRequest, MapResults, SearchService,
@@ -59,25 +58,14 @@ pub fn definition() -> Tool {
         ],
         &[],
     );
-    let mut tool = Tool::new(
+    tool::web_tool::<WebMapOutput>(
         NAME,
+        "Map a website",
         "Map a website: start at a URL, follow its links and return the URLs found, without \
          their content. Use it to see how a site or documentation section is laid out, then \
          read the pages you need with web_extract.",
         input,
     )
-    .with_title("Map a website")
-    .with_annotations(
-        ToolAnnotations::new()
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(true),
-    );
-    tool.output_schema = Some(rmcp::handler::server::common::schema_for_output::<
-        WebMapOutput,
-    >());
-    tool
 }
 
 /// Runs `web_map`, reporting progress when `progress` is present.
@@ -91,22 +79,16 @@ pub async fn call(
         Ok(request) => request,
         Err(invalid) => return tool::invalid_argument(NAME, &invalid),
     };
-    let work = service.map(caller, &request);
-    let Some(served) = with_progress(progress, "map", work, |served| match served {
-        Some(served) => match &served.result {
-            Ok(results) => format!("map finished: {} URLs", results.urls.len()),
-            Err(error) => format!("map failed: {}", error.code()),
-        },
-        None => "map not supported".to_owned(),
+    let served = with_progress(progress, "map", service.map(caller, &request), |served| {
+        tool::progress_end("map", served, |r| format!("{} URLs", r.urls.len()))
     })
-    .await
-    else {
-        return tool::invalid_argument(NAME, &unsupported());
-    };
-    match &served.result {
-        Ok(results) => success(service.backend().name(), results, served.stats),
-        Err(error) => tool::failed(&served, error, "Retry with a smaller limit or max_depth."),
-    }
+    .await;
+    tool::answer(
+        NAME,
+        served,
+        "Retry with a smaller limit or max_depth.",
+        |results, stats| success(service.backend().name(), results, stats),
+    )
 }
 
 fn parse(arguments: Option<JsonObject>) -> Result<MapRequest, InvalidInput> {

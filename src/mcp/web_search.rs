@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{JsonObject, Tool};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -214,24 +214,14 @@ pub fn definition() -> Tool {
             ),
         ],
     );
-    let output = rmcp::handler::server::common::schema_for_output::<WebSearchOutput>();
-    let mut tool = Tool::new(
+    tool::web_tool::<WebSearchOutput>(
         NAME,
+        "Web search",
         "Search the web and return ranked results, each with a title, URL, an excerpt of the \
          page and a relevance score; optionally an answer, images and full page text. Use it for \
          current events, facts you are unsure of, and documentation; cite the URLs you rely on.",
         input,
     )
-    .with_title("Web search")
-    .with_annotations(
-        ToolAnnotations::new()
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(true),
-    );
-    tool.output_schema = Some(output);
-    tool
 }
 
 /// Runs `web_search` with raw arguments. Bad arguments and search failures become tool results
@@ -246,19 +236,19 @@ pub async fn call(
         Err(invalid) => return tool::invalid_argument(NAME, &invalid),
     };
     let served = service.search(caller, &request).await;
-    match &served.result {
-        Ok(results) => success(
-            service.backend().name(),
-            results,
-            request.max_results().get(),
-            served.stats,
-        ),
-        Err(error) => tool::failed(
-            &served,
-            error,
-            "Retry, perhaps with search_depth \"basic\" or fewer results.",
-        ),
-    }
+    tool::answer(
+        NAME,
+        Some(served),
+        "Retry, perhaps with search_depth \"basic\" or fewer results.",
+        |results, stats| {
+            success(
+                service.backend().name(),
+                results,
+                request.max_results().get(),
+                stats,
+            )
+        },
+    )
 }
 
 fn switch<T: std::str::FromStr<Err = InvalidInput>>(

@@ -112,7 +112,7 @@ impl TavilySearchProvider {
     }
 
     /// POSTs `body` to `endpoint` and parses the answer, mapping every failure.
-    #[tracing::instrument(skip_all, fields(endpoint))]
+    #[tracing::instrument(skip_all, fields(endpoint = endpoint))]
     async fn post<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,

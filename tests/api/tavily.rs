@@ -278,6 +278,23 @@ async fn each_upstream_error_status_becomes_its_tool_error() {
 }
 
 #[tokio::test]
+async fn an_oversized_answer_asks_the_model_for_less() {
+    let (tavily, app) = stack(|_| {}).await;
+    let huge = "x".repeat(9 * 1024 * 1024);
+    Mock::given(path("/search"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(huge))
+        .mount(&tavily)
+        .await;
+    let result = call(&app, "web_search", json!({ "query": "everything" })).await;
+    assert_eq!(error_code(&result), "upstream_rejected", "{result}");
+    assert!(
+        text(&result).contains("ask for fewer results"),
+        "{}",
+        text(&result)
+    );
+}
+
+#[tokio::test]
 async fn a_short_retry_after_is_retried_once() {
     let (tavily, app) = stack(|_| {}).await;
     Mock::given(path("/search"))

@@ -136,9 +136,14 @@ impl TavilySearchProvider {
         let body = read_limited(response, &url, limit)
             .await
             .map_err(|error| match error {
-                FetchError::TooLarge { .. } => SearchError::Unexpected(anyhow::anyhow!(
-                    "Tavily's {endpoint} answer exceeds {limit} bytes"
-                )),
+                // The caller can fix this by asking for less; say how.
+                FetchError::TooLarge { .. } => SearchError::Rejected {
+                    reason: format!(
+                        "the answer is larger than searchgate accepts ({} MiB); ask for fewer \
+                         results or pages, or leave out full page text",
+                        limit / (1024 * 1024)
+                    ),
+                },
                 other => SearchError::Unavailable {
                     reason: other.to_string(),
                 },

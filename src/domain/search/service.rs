@@ -274,7 +274,8 @@ impl SearchService {
         )
     }
 
-    /// Rate limit → cache → attempts within the deadline → cache the success.
+    /// Rate limit → cache → attempts within the deadline → cache the success. Concurrent
+    /// identical calls are coalesced: one goes upstream, the others wait for its answer.
     async fn serve<T, F, Fut>(
         &self,
         caller: &Caller,
@@ -297,45 +298,61 @@ impl SearchService {
                 stats,
             };
         }
-        if let Some(cache) = &self.cache
-            && let Some(hit) = cache.get(&key).await.and_then(unwrap)
-        {
-            stats.cache_hit = true;
-            return Served {
-                result: Ok(hit),
-                stats,
-            };
-        }
         let attempts = AtomicU32::new(0);
-        let attempt_all = async {
-            loop {
-                let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-                match call().await {
-                    Ok(value) => return Ok(value),
-                    Err(error) => match self.retry_delay(&error, attempt) {
-                        Some(wait) => {
-                            tracing::info!(
-                                error_code = error.code(),
-                                attempt,
-                                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                                "retrying the search backend"
-                            );
-                            tokio::time::sleep(wait).await;
-                        }
-                        None => return Err(error),
-                    },
+        let upstream = async {
+            tokio::time::timeout(deadline, self.attempt(&call, &attempts))
+                .await
+                .unwrap_or(Err(SearchError::Timeout))
+        };
+        let result = match &self.cache {
+            None => upstream.await.map(Arc::new),
+            Some(cache) => {
+                let entry = cache
+                    .entry(key)
+                    .or_try_insert_with(async { upstream.await.map(|v| wrap(Arc::new(v))) })
+                    .await;
+                match entry {
+                    Ok(entry) => {
+                        // Not fresh: another call (earlier, or concurrent) paid for it.
+                        stats.cache_hit = !entry.is_fresh();
+                        unwrap(entry.into_value()).ok_or_else(|| {
+                            SearchError::Unexpected(anyhow::anyhow!(
+                                "a cache entry holds another kind of result than its key"
+                            ))
+                        })
+                    }
+                    Err(shared) => Err(duplicate(&shared)),
                 }
             }
         };
-        let result = tokio::time::timeout(deadline, attempt_all)
-            .await
-            .unwrap_or(Err(SearchError::Timeout));
         stats.attempts = attempts.load(Ordering::Relaxed);
-        let result = result.map(Arc::new);
-        if let (Ok(value), Some(cache)) = (&result, &self.cache) {
-            cache.insert(key, wrap(value.clone())).await;
-        }
         Served { result, stats }
+    }
+
+    /// Up to [`MAX_ATTEMPTS`] calls, waiting between them as [`Self::retry_delay`] says.
+    async fn attempt<T, F, Fut>(&self, call: &F, attempts: &AtomicU32) -> Result<T, SearchError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SearchError>>,
+    {
+        loop {
+            let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(error) => match self.retry_delay(&error, attempt) {
+                    Some(wait) => {
+                        tracing::info!(
+                            error_code = error.code(),
+                            attempt,
+                            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                            "retrying the search backend"
+                        );
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => return Err(error),
+                },
+            }
+        }
     }
 
     /// `Err(wait)` when `caller` has no call left this minute.
@@ -369,6 +386,29 @@ impl SearchService {
             }
             _ => None,
         }
+    }
+}
+
+/// A copy of an error shared by coalesced calls (`anyhow` errors are not `Clone`; the copy
+/// keeps the message chain).
+fn duplicate(error: &SearchError) -> SearchError {
+    match error {
+        SearchError::Rejected { reason } => SearchError::Rejected {
+            reason: reason.clone(),
+        },
+        SearchError::BackendUnauthorized => SearchError::BackendUnauthorized,
+        SearchError::RateLimited { retry_after } => SearchError::RateLimited {
+            retry_after: *retry_after,
+        },
+        SearchError::QuotaExhausted => SearchError::QuotaExhausted,
+        SearchError::Unavailable { reason } => SearchError::Unavailable {
+            reason: reason.clone(),
+        },
+        SearchError::Timeout => SearchError::Timeout,
+        SearchError::TooManyCalls { retry_after } => SearchError::TooManyCalls {
+            retry_after: *retry_after,
+        },
+        SearchError::Unexpected(inner) => SearchError::Unexpected(anyhow::anyhow!("{inner:#}")),
     }
 }
 
@@ -533,6 +573,78 @@ mod tests {
         assert_eq!(*calls.lock().unwrap(), 1, "one upstream request");
         service.search(&Caller::Anonymous, &request("other")).await;
         assert_eq!(*calls.lock().unwrap(), 2, "a different query is not a hit");
+    }
+
+    #[tokio::test]
+    async fn concurrent_identical_requests_share_one_upstream_call() {
+        /// Answers after a pause, counting calls, failing when the query says so.
+        struct Slow(Arc<Mutex<u32>>);
+        #[async_trait::async_trait]
+        impl crate::domain::search::SearchProvider for Slow {
+            fn name(&self) -> &'static str {
+                "slow"
+            }
+            async fn search(&self, request: &SearchRequest) -> Result<SearchResults, SearchError> {
+                *self.0.lock().unwrap() += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if request.query().as_str() == "quota" {
+                    Err(SearchError::QuotaExhausted)
+                } else {
+                    Ok(results(request))
+                }
+            }
+        }
+        let calls = Arc::new(Mutex::new(0));
+        let service = SearchService::new(
+            WebBackend::search_only(Arc::new(Slow(calls.clone()))),
+            ServicePolicy {
+                calls_per_minute: 0,
+                ..ServicePolicy::default()
+            },
+        );
+        let ok = request("same");
+        let (a, b) = tokio::join!(
+            service.search(&Caller::Anonymous, &ok),
+            service.search(&Caller::Anonymous, &ok)
+        );
+        assert!(a.result.is_ok() && b.result.is_ok());
+        assert_eq!(*calls.lock().unwrap(), 1, "one upstream call for both");
+        assert_eq!(
+            [a.stats.cache_hit, b.stats.cache_hit]
+                .iter()
+                .filter(|hit| **hit)
+                .count(),
+            1,
+            "the waiting call counts as a hit"
+        );
+        let failing = request("quota");
+        let (a, b) = tokio::join!(
+            service.search(&Caller::Anonymous, &failing),
+            service.search(&Caller::Anonymous, &failing)
+        );
+        assert_eq!(a.result.unwrap_err().code(), "upstream_quota_exhausted");
+        assert_eq!(
+            b.result.unwrap_err().code(),
+            "upstream_quota_exhausted",
+            "a shared failure reaches every waiting call"
+        );
+        assert_eq!(*calls.lock().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_duplicated_error_keeps_its_code_and_message() {
+        let errors = [
+            SearchError::Rejected { reason: "r".into() },
+            SearchError::RateLimited {
+                retry_after: Some(Duration::from_secs(3)),
+            },
+            SearchError::Unexpected(anyhow::anyhow!("inner").context("outer")),
+        ];
+        for error in errors {
+            let copy = duplicate(&error);
+            assert_eq!(copy.code(), error.code());
+            assert_eq!(format!("{copy:#}"), format!("{error:#}"));
+        }
     }
 
     #[tokio::test]

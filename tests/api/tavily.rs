@@ -433,6 +433,29 @@ async fn identical_searches_cost_one_upstream_request_and_hits_are_audited() {
 }
 
 #[tokio::test]
+async fn identical_searches_at_the_same_moment_share_one_upstream_request() {
+    let (tavily, app) = stack(|_| {}).await;
+    Mock::given(path("/search"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(full_search_answer())
+                .set_delay(std::time::Duration::from_millis(300)),
+        )
+        .mount(&tavily)
+        .await;
+    let arguments = json!({ "query": "parallel agents" });
+    let (a, b, c) = tokio::join!(
+        call(&app, "web_search", arguments.clone()),
+        call(&app, "web_search", arguments.clone()),
+        call(&app, "web_search", arguments.clone()),
+    );
+    for result in [&a, &b, &c] {
+        assert_eq!(result["isError"], false, "{result}");
+    }
+    assert_eq!(tavily.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn a_zero_ttl_turns_the_cache_off() {
     let (tavily, app) = stack(|s| s.search.cache_ttl_secs = 0).await;
     Mock::given(path("/search"))

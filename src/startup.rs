@@ -115,8 +115,21 @@ impl Searchgate {
             let expected = format!("names of tools searchgate serves: {}", ALL_TOOLS.join(", "));
             return Err(load_problem("auth.tool_scopes", unknown, &expected).into());
         }
+        // Fail closed: a tool without an entry would need no scope at all, so a tool added to
+        // searchgate (or a backend) must not open silently under settings written before it.
+        let authenticating = self.auth.is_some() || settings.auth.provider.authenticates();
         let tools = McpServer::new(search.clone());
-        tracing::debug!(tools = ?tools.tool_names().collect::<Vec<_>>(), "tools offered");
+        if authenticating
+            && let Some(open) = tools
+                .tool_names()
+                .find(|tool| !settings.auth.tool_scopes.contains_key(*tool))
+        {
+            let expected = format!(
+                "an entry for every tool searchgate offers; `{open}` has none. Give it scopes, \
+                 such as {open} = [\"web-search:read\"], or [] to let any valid token call it"
+            );
+            return Err(load_problem("auth.tool_scopes", open, &expected).into());
+        }
         let audit_log: Arc<dyn AuditLog> = match self.audit {
             Some(audit) => audit,
             None => Arc::new(

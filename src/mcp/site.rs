@@ -37,7 +37,7 @@ pub struct ScopeArgs {
     /// Which pages you want, in plain words, such as "pages about authentication" (the backend
     /// then picks links accordingly; this costs more).
     #[serde(default)]
-    #[schemars(length(min = 1, max = 400))]
+    #[schemars(with = "String", length(min = 1, max = 400))]
     pub instructions: Option<String>,
     /// Only visit paths matching these regular expressions, such as ["/docs/.*"].
     #[serde(default)]
@@ -57,6 +57,7 @@ pub struct ScopeArgs {
     pub exclude_domains: Option<Vec<String>>,
     /// Whether to follow links to other domains (the default is true).
     #[serde(default)]
+    #[schemars(with = "bool")]
     pub allow_external: Option<bool>,
     /// Seconds the backend may spend, from 10 to 150. Leave it out normally.
     #[serde(default)]

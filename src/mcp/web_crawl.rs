@@ -45,9 +45,11 @@ pub struct WebCrawlArgs {
     pub format: Option<String>,
     /// Also return the image URLs found on each page. Off by default.
     #[serde(default)]
+    #[schemars(with = "bool")]
     pub include_images: Option<bool>,
     /// Also return each page's favicon URL. Off by default.
     #[serde(default)]
+    #[schemars(with = "bool")]
     pub include_favicon: Option<bool>,
     /// With instructions, how many relevant chunks to return per page, from 1 to 5 (default
     /// 3), instead of whole pages.
@@ -189,6 +191,12 @@ mod tests {
             );
         }
         assert_eq!(tool.input_schema["required"], json!(["url"]));
+        for (name, schema) in properties {
+            assert!(
+                !schema.to_string().contains("\"null\""),
+                "`{name}` may be left out but is never null: {schema}"
+            );
+        }
     }
 
     #[test]

@@ -46,14 +46,16 @@ pub struct WebExtractArgs {
     pub format: Option<String>,
     /// Also return the image URLs found on each page. Off by default.
     #[serde(default)]
+    #[schemars(with = "bool")]
     pub include_images: Option<bool>,
     /// Also return each page's favicon URL. Off by default.
     #[serde(default)]
+    #[schemars(with = "bool")]
     pub include_favicon: Option<bool>,
     /// Return only the parts of each page most relevant to this question or keywords, instead
     /// of the whole page. Useful for long pages.
     #[serde(default)]
-    #[schemars(length(min = 1, max = 400))]
+    #[schemars(with = "String", length(min = 1, max = 400))]
     pub query: Option<String>,
     /// With query, how many relevant chunks to return per page, from 1 to 5 (default 3).
     #[serde(default)]

@@ -100,12 +100,15 @@ pub struct WebSearchArgs {
     pub include_raw_content: Option<Switch>,
     /// Also return image URLs related to the query. Off by default.
     #[serde(default)]
+    #[schemars(with = "bool")]
     pub include_images: Option<bool>,
     /// With include_images, also describe each image in words. Off by default.
     #[serde(default)]
+    #[schemars(with = "bool")]
     pub include_image_descriptions: Option<bool>,
     /// Also return each result's favicon URL. Off by default.
     #[serde(default)]
+    #[schemars(with = "bool")]
     pub include_favicon: Option<bool>,
     /// Only return results from these domains, such as ["docs.rs", "*.gov", "linkedin.com/in"].
     /// At most 300. Leave it out to search the whole web.
@@ -119,15 +122,17 @@ pub struct WebSearchArgs {
     /// Favour results from one country, by its English name, such as "united states" or
     /// "germany". Only with topic "general".
     #[serde(default)]
-    #[schemars(length(min = 1, max = 60))]
+    #[schemars(with = "String", length(min = 1, max = 60))]
     pub country: Option<String>,
     /// Let the backend choose topic, depth and time range from the query (may switch to the
     /// dearer "advanced" depth). Off by default; options you set yourself still apply.
     #[serde(default)]
+    #[schemars(with = "bool")]
     pub auto_parameters: Option<bool>,
     /// Only return pages that contain the quoted phrases of the query verbatim, e.g. for the
     /// query "\"rust borrow checker\" errors". Off by default.
     #[serde(default)]
+    #[schemars(with = "bool")]
     pub exact_match: Option<bool>,
 }
 
@@ -462,6 +467,12 @@ mod tests {
             json!(["query"]),
             "only the query is required"
         );
+        for (name, schema) in properties {
+            assert!(
+                !schema.to_string().contains("\"null\""),
+                "`{name}` may be left out but is never null: {schema}"
+            );
+        }
         assert_eq!(
             properties["search_depth"]["enum"],
             json!(["basic", "advanced", "fast", "ultra-fast"])

@@ -30,7 +30,9 @@ json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 port=$(free_port)
 url="http://127.0.0.1:$port/web-search/mcp"
-server_env=(PORT="$port" SEARCHGATE_TELEMETRY__LEVEL=warn)
+# One client hammers one query: the per-principal rate limit would refuse almost every call and
+# the result cache would answer the rest, so both are off to measure the whole path.
+server_env=(PORT="$port" SEARCHGATE_TELEMETRY__LEVEL=warn SEARCHGATE_SEARCH__RATE_LIMIT_PER_MINUTE=0 SEARCHGATE_SEARCH__CACHE_TTL_SECS=0)
 auth_header=()
 if [ "$auth" = oidc ]; then
   [ -d tests/node/node_modules ] || (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)

@@ -34,12 +34,14 @@ impl SearchProvider for Bookshelf {
                 content: format!("A book on the shelf, ranked for \"{wanted}\"."),
                 score: 1.0 / (rank as f64 + 1.0),
                 published_date: None,
+                ..SearchResult::default()
             })
             .collect();
         results.truncate(request.max_results().get());
         Ok(SearchResults {
             query: request.query().as_str().to_owned(),
             results,
+            ..SearchResults::default()
         })
     }
 }

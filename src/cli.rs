@@ -168,9 +168,9 @@ fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
     })
 }
 
-/// Prints the effective configuration, then what probing the identity provider found. Exit 0
-/// when all is well, 1 when a probe failed (the configuration is valid but the IdP is not usable
-/// as configured).
+/// Prints the effective configuration, then what probing the identity provider and the search
+/// backend found. Exit 0 when all is well, 1 when a probe failed (the configuration is valid but
+/// the IdP or the search key is not usable as configured).
 async fn check_config(settings: &Settings) -> ExitCode {
     match toml::to_string_pretty(&settings.resolved(settings.server.bind)) {
         Ok(text) => println!("{text}"),
@@ -179,15 +179,19 @@ async fn check_config(settings: &Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let findings = startup::probe_auth(settings).await;
-    println!("# Identity provider");
     let mut failed = false;
-    for finding in &findings {
-        match &finding.result {
-            Ok(found) => println!("# ok      {}: {found}", finding.check),
-            Err(problem) => {
-                failed = true;
-                println!("# PROBLEM {}: {problem}", finding.check);
+    for (title, findings) in [
+        ("Identity provider", startup::probe_auth(settings).await),
+        ("Search backend", startup::probe_search(settings).await),
+    ] {
+        println!("# {title}");
+        for finding in &findings {
+            match &finding.result {
+                Ok(found) => println!("# ok      {}: {found}", finding.check),
+                Err(problem) => {
+                    failed = true;
+                    println!("# PROBLEM {}: {problem}", finding.check);
+                }
             }
         }
     }

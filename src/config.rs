@@ -214,13 +214,60 @@ pub enum SearchProviderKind {
 }
 
 /// `[search]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SearchSettings {
     /// `mock` or `tavily`; unset means Tavily when a key is configured, else the mock.
     pub provider: Option<SearchProviderKind>,
+    /// How long a result is reused for an identical request, in seconds (0 turns the cache off).
+    pub cache_ttl_secs: u64,
+    /// Most memory the result cache may use, in MiB (approximately: the text it holds).
+    pub cache_max_mb: u64,
+    /// Tool calls each principal may make per minute (0 turns the limit off). With
+    /// authentication off, all callers share one allowance.
+    pub rate_limit_per_minute: u32,
+    /// `[search.deadlines]`: how long each tool may take, retries included.
+    pub deadlines: DeadlineSettings,
     /// `[search.tavily]`.
     pub tavily: TavilySettings,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            cache_ttl_secs: 600,
+            cache_max_mb: 64,
+            rate_limit_per_minute: 60,
+            deadlines: DeadlineSettings::default(),
+            tavily: TavilySettings::default(),
+        }
+    }
+}
+
+/// `[search.deadlines]`, in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadlineSettings {
+    /// `web_search`.
+    pub search_secs: u64,
+    /// `web_extract`.
+    pub extract_secs: u64,
+    /// `web_crawl`.
+    pub crawl_secs: u64,
+    /// `web_map`.
+    pub map_secs: u64,
+}
+
+impl Default for DeadlineSettings {
+    fn default() -> Self {
+        Self {
+            search_secs: 30,
+            extract_secs: 60,
+            crawl_secs: 150,
+            map_secs: 150,
+        }
+    }
 }
 
 /// `[search.tavily]`.
@@ -328,10 +375,12 @@ impl Default for AuthSettings {
             issuers: Vec::new(),
             audiences: Vec::new(),
             leeway_secs: 60,
-            tool_scopes: BTreeMap::from([(
-                "web_search".to_owned(),
-                vec!["web-search:read".to_owned()],
-            )]),
+            // Every web tool reads public web content on searchgate's account; one scope covers
+            // them (the per-principal rate limit bounds what any one caller can spend).
+            tool_scopes: ["web_search", "web_extract", "web_crawl", "web_map"]
+                .into_iter()
+                .map(|tool| (tool.to_owned(), vec!["web-search:read".to_owned()]))
+                .collect(),
             scope_implications: BTreeMap::new(),
             scopes_supported: Vec::new(),
             resource_name: "searchgate web search".to_owned(),

@@ -29,7 +29,7 @@ use crate::{
         audit::{AuditLog, AuditSink},
         auth::{AuthorizationServer, ScopePolicy},
         clients::{ClientStore, Registrar},
-        search::SearchProvider,
+        search::SearchService,
     },
 };
 
@@ -40,8 +40,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// `public_url + mcp_path`: the MCP resource identifier.
     pub resource_url: Url,
-    /// The search backend the tools call.
-    pub search: Arc<dyn SearchProvider>,
+    /// The web tools' core (cache, rate limit, retries, deadlines) over the search backend.
+    pub search: Arc<SearchService>,
     /// Verifies access tokens (core's token cache in front); `None` serves unauthenticated
     /// (loopback only).
     pub auth: Option<Arc<dyn AuthorizationServer>>,

@@ -3,6 +3,11 @@
 //! map errors; they hold no business rules.
 
 mod call_record;
+mod site;
+mod tool;
+mod web_crawl;
+mod web_extract;
+mod web_map;
 mod web_search;
 
 use std::{sync::Arc, time::Duration};
@@ -25,7 +30,18 @@ use tracing::Instrument;
 pub use call_record::{CallInfo, CallRecord};
 pub use web_search::{WebSearchArgs, WebSearchHit, WebSearchOutput};
 
-use crate::domain::{auth::ScopePolicy, search::SearchProvider};
+use crate::domain::{
+    auth::{Principal, ScopePolicy},
+    search::{Caller, SearchService},
+};
+
+/// Every tool searchgate can offer; which are listed depends on the backend's capabilities.
+pub const ALL_TOOLS: &[&str] = &[
+    web_search::NAME,
+    web_extract::NAME,
+    web_crawl::NAME,
+    web_map::NAME,
+];
 
 /// How long clients may cache `tools/list` (2026-07-28 cache hints): the list only changes on
 /// restart.
@@ -34,17 +50,29 @@ const TOOLS_TTL: Duration = Duration::from_secs(300);
 /// searchgate's MCP handler. Cheap to clone: one clone serves each request.
 #[derive(Clone)]
 pub struct McpServer {
-    search: Arc<dyn SearchProvider>,
+    service: Arc<SearchService>,
     tools: Arc<[Tool]>,
     scopes: Option<Arc<ScopePolicy>>,
 }
 
 impl McpServer {
-    /// A server whose tools use `search`.
-    pub fn new(search: Arc<dyn SearchProvider>) -> Self {
+    /// A server whose tools use `service`; the page tools are listed only when its backend
+    /// supports them.
+    pub fn new(service: Arc<SearchService>) -> Self {
+        let backend = service.backend();
+        let mut tools = vec![web_search::definition()];
+        if backend.extract.is_some() {
+            tools.push(web_extract::definition());
+        }
+        if backend.crawl.is_some() {
+            tools.push(web_crawl::definition());
+        }
+        if backend.map.is_some() {
+            tools.push(web_map::definition());
+        }
         Self {
-            search,
-            tools: Arc::new([web_search::definition()]),
+            service,
+            tools: tools.into(),
             scopes: None,
         }
     }
@@ -82,6 +110,14 @@ impl McpServer {
     }
 }
 
+/// The rate-limit key of a request: its verified principal, or the one anonymous allowance.
+fn caller(principal: Option<&Principal>) -> Caller {
+    principal.map_or(Caller::Anonymous, |p| Caller::Principal {
+        subject: p.subject.clone(),
+        client_id: p.client_id.clone(),
+    })
+}
+
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -91,7 +127,9 @@ impl ServerHandler for McpServer {
             )
             .with_instructions(
                 "Web search for agents. Call web_search with a specific query to get ranked \
-                 results (title, URL, excerpt, relevance score). Cite the URLs you use.",
+                 results (title, URL, excerpt, relevance score). When offered, web_extract reads \
+                 pages by URL, web_map lists a site's URLs and web_crawl reads a site section. \
+                 Cite the URLs you use.",
             )
     }
 
@@ -139,30 +177,74 @@ impl ServerHandler for McpServer {
                 return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
             }
         }
-        let subject = principal.map(|p| p.subject);
+        let caller = caller(principal.as_ref());
         let span = tracing::info_span!(
             "tool",
             request_id = record.as_ref().map_or("", CallRecord::request_id),
             tool = %request.name,
-            subject = subject.as_deref().unwrap_or(""),
+            subject = principal.as_ref().map_or("", |p| p.subject.as_str()),
         );
-        let result = match request.name.as_ref() {
-            web_search::NAME => {
-                web_search::call(self.search.as_ref(), request.arguments)
-                    .instrument(span)
-                    .await
-            }
-            other => {
-                // Spec: an unknown tool is a protocol error (-32602), not a tool result.
-                return Err(McpError::invalid_params(
-                    format!("Unknown tool: {other}"),
-                    None,
-                ));
-            }
-        };
-        if let Some(record) = record {
-            record.tool_finished(result.error_code);
+        if self.get_tool(&request.name).is_none() {
+            // Spec: an unknown tool is a protocol error (-32602), not a tool result.
+            return Err(McpError::invalid_params(
+                format!("Unknown tool: {}", request.name),
+                None,
+            ));
         }
-        Ok(result.result.into())
+        // MCP: progress is reported only when the request's `_meta` carries a token.
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|token| site::Progress::new(context.peer.clone(), token));
+        let service = self.service.as_ref();
+        let arguments = request.arguments;
+        let outcome = async {
+            match request.name.as_ref() {
+                web_extract::NAME => web_extract::call(service, &caller, arguments).await,
+                web_crawl::NAME => web_crawl::call(service, &caller, arguments, progress).await,
+                web_map::NAME => web_map::call(service, &caller, arguments, progress).await,
+                _ => web_search::call(service, &caller, arguments).await,
+            }
+        }
+        .instrument(span)
+        .await;
+        if let Some(record) = record {
+            record.tool_finished(outcome.error_code);
+            if let Some(stats) = outcome.stats {
+                record.upstream_used(stats, outcome.upstream_request_id);
+            }
+        }
+        Ok(outcome.result.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        adapters::search::MockSearchProvider,
+        domain::search::{ServicePolicy, WebBackend},
+    };
+
+    #[test]
+    fn page_tools_are_listed_only_when_the_backend_supports_them() {
+        let full = McpServer::new(Arc::new(SearchService::new(
+            WebBackend::full(Arc::new(MockSearchProvider)),
+            ServicePolicy::default(),
+        )));
+        assert_eq!(full.tool_names().collect::<Vec<_>>(), ALL_TOOLS);
+        let search_only = McpServer::new(Arc::new(SearchService::new(
+            WebBackend::search_only(Arc::new(MockSearchProvider)),
+            ServicePolicy::default(),
+        )));
+        assert_eq!(
+            search_only.tool_names().collect::<Vec<_>>(),
+            ["web_search"],
+            "a search-only backend offers web_search alone"
+        );
+        assert!(
+            search_only.get_tool("web_crawl").is_none(),
+            "so calling it is an unknown tool"
+        );
     }
 }

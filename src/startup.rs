@@ -21,7 +21,7 @@ use crate::{
             EmbeddedAuthorizationServer, OidcAuthorizationServer, OidcConfig,
             ScalekitAuthorizationServer,
         },
-        search::MockSearchProvider,
+        search::{MockSearchProvider, TavilySearchProvider},
         store::SqliteStore,
     },
     config::{
@@ -34,10 +34,10 @@ use crate::{
             AuthorizationServer, CachingAuthorizationServer, ProbeFinding, ScopePolicy, canonical,
         },
         clients::ClientStore,
-        search::SearchProvider,
+        search::{Deadlines, SearchProvider, SearchService, ServicePolicy, WebBackend},
     },
     http::{self, AppState, Mount},
-    mcp::McpServer,
+    mcp::{ALL_TOOLS, McpServer},
 };
 
 /// Why searchgate could not start or stopped abnormally.
@@ -54,7 +54,7 @@ pub enum StartupError {
 /// Builds a searchgate server from settings, with optional custom ports.
 pub struct Searchgate {
     settings: Settings,
-    search: Option<Arc<dyn SearchProvider>>,
+    search: Option<WebBackend>,
     auth: Option<Arc<dyn AuthorizationServer>>,
     audit: Option<Arc<dyn AuditLog>>,
 }
@@ -70,9 +70,16 @@ impl Searchgate {
         }
     }
 
-    /// Serves this search provider instead of the configured one.
+    /// Serves this search provider instead of the configured one (search only: the page tools
+    /// are not offered; see [`Searchgate::with_web_backend`]).
     pub fn with_search_provider(mut self, provider: impl SearchProvider) -> Self {
-        self.search = Some(Arc::new(provider));
+        self.search = Some(WebBackend::search_only(Arc::new(provider)));
+        self
+    }
+
+    /// Serves this backend (search plus any page capabilities) instead of the configured one.
+    pub fn with_web_backend(mut self, backend: WebBackend) -> Self {
+        self.search = Some(backend);
         self
     }
 
@@ -99,21 +106,37 @@ impl Searchgate {
         let settings = self.settings;
         // Settings built in code skip `Settings::load`; hold them to the same rules.
         settings.validate_with(self.auth.is_some())?;
-        let search = match self.search {
-            Some(search) => search,
-            None => configured_search(&settings)?,
+        let backend = match self.search {
+            Some(backend) => backend,
+            None => configured_backend(&settings),
         };
+        // Core policy (rate limit, cache, retries, deadlines) in front of every backend.
+        let search = Arc::new(SearchService::new(backend, service_policy(&settings)));
         // A scope listed for a tool that does not exist is a typo that leaves the real tool open.
-        let tools = McpServer::new(search.clone());
-        let known: Vec<&str> = tools.tool_names().collect();
+        // Tools this backend does not offer are still known names.
         if let Some(unknown) = settings
             .auth
             .tool_scopes
             .keys()
-            .find(|name| !known.contains(&name.as_str()))
+            .find(|name| !ALL_TOOLS.contains(&name.as_str()))
         {
-            let expected = format!("names of tools searchgate serves: {}", known.join(", "));
+            let expected = format!("names of tools searchgate serves: {}", ALL_TOOLS.join(", "));
             return Err(load_problem("auth.tool_scopes", unknown, &expected).into());
+        }
+        // Fail closed: a tool without an entry would need no scope at all, so a tool added to
+        // searchgate (or a backend) must not open silently under settings written before it.
+        let authenticating = self.auth.is_some() || settings.auth.provider.authenticates();
+        let tools = McpServer::new(search.clone());
+        if authenticating
+            && let Some(open) = tools
+                .tool_names()
+                .find(|tool| !settings.auth.tool_scopes.contains_key(*tool))
+        {
+            let expected = format!(
+                "an entry for every tool searchgate offers; `{open}` has none. Give it scopes, \
+                 such as {open} = [\"web-search:read\"], or [] to let any valid token call it"
+            );
+            return Err(load_problem("auth.tool_scopes", open, &expected).into());
         }
         // The database serves the audit trail and the embedded authorization server, unless a
         // program replaced both.
@@ -298,7 +321,7 @@ impl Server {
         tracing::info!(
             address = %local_addr,
             mcp = %state.resource_url,
-            search = state.search.name(),
+            search = state.search.backend().name(),
             "searchgate is listening"
         );
         let shutdown = state.shutdown.clone();
@@ -458,16 +481,61 @@ pub async fn probe_auth(settings: &Settings) -> Vec<ProbeFinding> {
     }
 }
 
-fn configured_search(settings: &Settings) -> Result<Arc<dyn SearchProvider>, StartupError> {
+fn deadlines(settings: &Settings) -> Deadlines {
+    let d = &settings.search.deadlines;
+    Deadlines {
+        search: Duration::from_secs(d.search_secs),
+        extract: Duration::from_secs(d.extract_secs),
+        crawl: Duration::from_secs(d.crawl_secs),
+        map: Duration::from_secs(d.map_secs),
+    }
+}
+
+fn service_policy(settings: &Settings) -> ServicePolicy {
+    let search = &settings.search;
+    ServicePolicy {
+        deadlines: deadlines(settings),
+        cache_ttl: Duration::from_secs(search.cache_ttl_secs),
+        cache_max_bytes: search.cache_max_mb.saturating_mul(1024 * 1024),
+        calls_per_minute: search.rate_limit_per_minute,
+        ..ServicePolicy::default()
+    }
+}
+
+fn tavily(settings: &Settings) -> TavilySearchProvider {
+    let tavily = &settings.search.tavily;
+    let key = tavily
+        .api_key
+        .as_ref()
+        .expect("validated: the tavily provider has a key");
+    TavilySearchProvider::new(
+        &tavily.base_url,
+        key.expose().trim(),
+        deadlines(settings),
+        outbound(),
+    )
+}
+
+/// The backend the settings name. Both built-in backends support every tool.
+fn configured_backend(settings: &Settings) -> WebBackend {
     match settings.search_provider() {
-        SearchProviderKind::Mock => Ok(Arc::new(MockSearchProvider)),
-        SearchProviderKind::Tavily => Err(load_problem(
-            "search.provider",
-            "tavily",
-            "mock: the Tavily provider is not part of this build yet (unset TAVILY_API_KEY or set \
-             SEARCHGATE_SEARCH__PROVIDER=mock)",
-        )
-        .into()),
+        SearchProviderKind::Mock => WebBackend::full(Arc::new(MockSearchProvider)),
+        SearchProviderKind::Tavily => WebBackend::full(Arc::new(tavily(settings))),
+    }
+}
+
+/// What `searchgate check-config` reports about the search backend: for Tavily, whether
+/// `GET /usage` accepts the key (and the usage it reports).
+pub async fn probe_search(settings: &Settings) -> Vec<ProbeFinding> {
+    match settings.search_provider() {
+        SearchProviderKind::Mock => vec![ProbeFinding::ok(
+            "search backend",
+            "mock (placeholder results, no network; set TAVILY_API_KEY for real search)",
+        )],
+        SearchProviderKind::Tavily => vec![match tavily(settings).usage().await {
+            Ok(usage) => ProbeFinding::ok("tavily key", usage),
+            Err(problem) => ProbeFinding::failed("tavily key", problem),
+        }],
     }
 }
 

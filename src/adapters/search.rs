@@ -1,5 +1,7 @@
-//! Implementations of the `SearchProvider` port.
+//! Implementations of the `SearchProvider` port and the page capabilities (extract, crawl, map).
 
 mod mock;
+mod tavily;
 
 pub use mock::MockSearchProvider;
+pub use tavily::TavilySearchProvider;

@@ -333,6 +333,14 @@ mod tests {
                 settings.search.tavily.base_url.as_str(),
                 "https://api.tavily.com/"
             );
+            assert_eq!(settings.search.cache_ttl_secs, 600, "ten minutes");
+            assert_eq!(settings.search.rate_limit_per_minute, 60);
+            assert_eq!(settings.search.deadlines.crawl_secs, 150);
+            assert_eq!(
+                settings.auth.tool_scopes.keys().collect::<Vec<_>>(),
+                ["web_crawl", "web_extract", "web_map", "web_search"],
+                "every web tool needs a scope by default"
+            );
             Ok(())
         });
     }
@@ -382,6 +390,13 @@ mod tests {
             jail.set_env("SEARCHGATE_SEARCH__PROVIDER", "tavily");
             jail.set_env("SEARCHGATE_SEARCH__TAVILY__API_KEY", "tvly-abc");
             jail.set_env("SEARCHGATE_SEARCH__TAVILY__BASE_URL", "http://127.0.0.1:9/");
+            jail.set_env("SEARCHGATE_SEARCH__CACHE_TTL_SECS", "0");
+            jail.set_env("SEARCHGATE_SEARCH__CACHE_MAX_MB", "8");
+            jail.set_env("SEARCHGATE_SEARCH__RATE_LIMIT_PER_MINUTE", "120");
+            jail.set_env("SEARCHGATE_SEARCH__DEADLINES__SEARCH_SECS", "5");
+            jail.set_env("SEARCHGATE_SEARCH__DEADLINES__EXTRACT_SECS", "6");
+            jail.set_env("SEARCHGATE_SEARCH__DEADLINES__CRAWL_SECS", "7");
+            jail.set_env("SEARCHGATE_SEARCH__DEADLINES__MAP_SECS", "8");
             jail.set_env("SEARCHGATE_AUTH__PROVIDER", "oidc");
             jail.set_env("SEARCHGATE_AUTH__OIDC__ISSUER", "https://idp.example.com");
             let s = load(None).expect("valid");
@@ -398,6 +413,19 @@ mod tests {
                 Some("tvly-abc")
             );
             assert_eq!(s.search.tavily.base_url.as_str(), "http://127.0.0.1:9/");
+            assert_eq!(
+                (
+                    s.search.cache_ttl_secs,
+                    s.search.cache_max_mb,
+                    s.search.rate_limit_per_minute
+                ),
+                (0, 8, 120)
+            );
+            let d = &s.search.deadlines;
+            assert_eq!(
+                (d.search_secs, d.extract_secs, d.crawl_secs, d.map_secs),
+                (5, 6, 7, 8)
+            );
             assert_eq!(s.auth.provider, AuthProviderKind::Oidc);
             Ok(())
         });

@@ -120,6 +120,34 @@ pub(super) fn validate(
         &["search", "tavily", "base_url"],
         "an absolute http(s) URL such as https://api.tavily.com",
     );
+    let search = &settings.search;
+    check(
+        search.cache_ttl_secs <= 86_400,
+        &["search", "cache_ttl_secs"],
+        "at most 86400 seconds (a day); 0 turns the cache off",
+    );
+    check(
+        (1..=4096).contains(&search.cache_max_mb),
+        &["search", "cache_max_mb"],
+        "from 1 to 4096 MiB (set cache_ttl_secs = 0 to turn the cache off)",
+    );
+    check(
+        search.rate_limit_per_minute <= 100_000,
+        &["search", "rate_limit_per_minute"],
+        "at most 100000 calls per minute; 0 turns the limit off",
+    );
+    for (key, value) in [
+        ("search_secs", search.deadlines.search_secs),
+        ("extract_secs", search.deadlines.extract_secs),
+        ("crawl_secs", search.deadlines.crawl_secs),
+        ("map_secs", search.deadlines.map_secs),
+    ] {
+        check(
+            (1..=600).contains(&value),
+            &["search", "deadlines", key],
+            "from 1 to 600 seconds",
+        );
+    }
 
     let auth = &settings.auth;
     match auth.provider {
@@ -514,6 +542,30 @@ mod tests {
                 "oidc",
                 "auth.oidc.issuer",
                 "oidc needs an issuer",
+            ),
+            (
+                "SEARCHGATE_SEARCH__DEADLINES__CRAWL_SECS",
+                "0",
+                "search.deadlines.crawl_secs",
+                "a crawl needs some time",
+            ),
+            (
+                "SEARCHGATE_SEARCH__CACHE_MAX_MB",
+                "0",
+                "search.cache_max_mb",
+                "an empty cache",
+            ),
+            (
+                "SEARCHGATE_SEARCH__CACHE_TTL_SECS",
+                "999999",
+                "search.cache_ttl_secs",
+                "longer than a day",
+            ),
+            (
+                "SEARCHGATE_SEARCH__RATE_LIMIT_PER_MINUTE",
+                "-1",
+                "search.rate_limit_per_minute",
+                "negative",
             ),
             (
                 "SEARCHGATE_AUTH__PROVIDER",

@@ -107,6 +107,14 @@ pub struct AuditEvent {
     pub token_hash_prefix: Option<String>,
     /// The peer address the request came from.
     pub source_addr: Option<String>,
+    /// The search backend a tool used (`tavily`, `mock`), when it used one.
+    pub provider: Option<String>,
+    /// Whether the tool's answer came from the result cache (no upstream request).
+    pub cache_hit: Option<bool>,
+    /// How many upstream requests the tool made (retries included).
+    pub upstream_attempts: Option<u32>,
+    /// The backend's own id for the call, for support requests.
+    pub upstream_request_id: Option<String>,
 }
 
 impl AuditEvent {
@@ -127,6 +135,10 @@ impl AuditEvent {
             issuer: None,
             token_hash_prefix: None,
             source_addr: None,
+            provider: None,
+            cache_hit: None,
+            upstream_attempts: None,
+            upstream_request_id: None,
         }
     }
 }

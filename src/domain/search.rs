@@ -1,15 +1,27 @@
-//! Web search: the request a caller may make, the results a provider returns, the errors that
-//! callers handle differently, and the `SearchProvider` port.
+//! Web search and page tools: the requests a caller may make, the results a provider returns,
+//! the errors that callers handle differently, the ports (`SearchProvider` and the optional
+//! capabilities `ExtractProvider`, `CrawlProvider`, `MapProvider`), and the core policy
+//! (cache, rate limit, retries, deadlines) in front of them.
 
 mod request;
 mod results;
+mod service;
+mod site;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
-pub use request::{InvalidInput, MaxResults, Query, SearchDepth, SearchRequest, TimeRange, Topic};
-pub use results::{SearchResult, SearchResults};
+pub use request::{
+    AnswerDepth, ContentFormat, Date, InvalidInput, MaxResults, Query, SearchDepth, SearchRequest,
+    TimeRange, Topic,
+};
+pub use results::{
+    CrawlResults, ExtractResults, FailedPage, Image, MapResults, Page, SearchResult, SearchResults,
+    UpstreamUsage,
+};
+pub use service::{CallStats, Caller, Deadlines, SearchService, Served, ServicePolicy};
+pub use site::{CrawlRequest, ExtractDepth, ExtractRequest, MapRequest, PageUrl, SiteScope};
 
 /// A search backend (Tavily, the mock, or one a library user supplies).
 ///
@@ -30,6 +42,91 @@ pub trait SearchProvider: Send + Sync + 'static {
     /// # Errors
     /// A [`SearchError`] naming what went wrong upstream.
     async fn search(&self, request: &SearchRequest) -> Result<SearchResults, SearchError>;
+}
+
+/// Reads the content of given pages (Tavily extract). Optional: a backend without it simply
+/// does not offer the `web_extract` tool.
+///
+/// Contract: as [`SearchProvider`]; URLs that cannot be read are reported in
+/// [`ExtractResults::failed`], not as an error, unless the whole call failed.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait ExtractProvider: Send + Sync + 'static {
+    /// Reads the pages.
+    ///
+    /// # Errors
+    /// A [`SearchError`] naming what went wrong upstream.
+    async fn extract(&self, request: &ExtractRequest) -> Result<ExtractResults, SearchError>;
+}
+
+/// Follows links from a page and reads what it finds (Tavily crawl). Optional.
+///
+/// Contract: as [`SearchProvider`]; it MUST NOT return more pages than the scope's limit.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait CrawlProvider: Send + Sync + 'static {
+    /// Crawls the site.
+    ///
+    /// # Errors
+    /// A [`SearchError`] naming what went wrong upstream.
+    async fn crawl(&self, request: &CrawlRequest) -> Result<CrawlResults, SearchError>;
+}
+
+/// Lists the URLs of a site without reading the pages (Tavily map). Optional.
+///
+/// Contract: as [`SearchProvider`]; it MUST NOT return more URLs than the scope's limit.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait MapProvider: Send + Sync + 'static {
+    /// Maps the site.
+    ///
+    /// # Errors
+    /// A [`SearchError`] naming what went wrong upstream.
+    async fn map(&self, request: &MapRequest) -> Result<MapResults, SearchError>;
+}
+
+/// A backend's capabilities: search always, the page tools when it has them. Each tool is
+/// offered only when its capability is present.
+#[derive(Clone)]
+pub struct WebBackend {
+    /// Web search.
+    pub search: Arc<dyn SearchProvider>,
+    /// Page extraction, when supported.
+    pub extract: Option<Arc<dyn ExtractProvider>>,
+    /// Site crawling, when supported.
+    pub crawl: Option<Arc<dyn CrawlProvider>>,
+    /// Site mapping, when supported.
+    pub map: Option<Arc<dyn MapProvider>>,
+}
+
+impl WebBackend {
+    /// A backend that only searches.
+    pub fn search_only(search: Arc<dyn SearchProvider>) -> Self {
+        Self {
+            search,
+            extract: None,
+            crawl: None,
+            map: None,
+        }
+    }
+
+    /// A backend with every capability, all served by `provider`.
+    pub fn full<P>(provider: Arc<P>) -> Self
+    where
+        P: SearchProvider + ExtractProvider + CrawlProvider + MapProvider,
+    {
+        Self {
+            search: provider.clone(),
+            extract: Some(provider.clone()),
+            crawl: Some(provider.clone()),
+            map: Some(provider),
+        }
+    }
+
+    /// The backend's name (its search provider's).
+    pub fn name(&self) -> &'static str {
+        self.search.name()
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +173,13 @@ pub enum SearchError {
     /// The backend did not answer within the deadline.
     #[error("the search backend did not answer in time")]
     Timeout,
+    /// This caller has used up its own allowance of calls (searchgate's per-principal limit,
+    /// not the backend's); retry after the given time.
+    #[error("too many calls; retry in {} s", retry_after.as_secs().max(1))]
+    TooManyCalls {
+        /// When the next call will be accepted.
+        retry_after: Duration,
+    },
     /// Anything else; logged in full, shown to callers as a generic failure.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -91,8 +195,15 @@ impl SearchError {
             Self::QuotaExhausted => "upstream_quota_exhausted",
             Self::Unavailable { .. } => "upstream_unavailable",
             Self::Timeout => "upstream_timeout",
+            Self::TooManyCalls { .. } => "rate_limited",
             Self::Unexpected(_) => "internal_error",
         }
+    }
+
+    /// Whether trying the same request again soon may succeed: the backend failed or was slow,
+    /// not the request or the account.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Timeout)
     }
 }
 
@@ -113,6 +224,9 @@ mod tests {
                 reason: String::new(),
             },
             SearchError::Timeout,
+            SearchError::TooManyCalls {
+                retry_after: Duration::from_secs(1),
+            },
             SearchError::Unexpected(anyhow::anyhow!("x")),
         ];
         let mut codes: Vec<_> = errors.iter().map(SearchError::code).collect();

@@ -337,6 +337,10 @@ impl Pending {
                 .map(|p| p.token_hash_prefix)
                 .filter(|h| !h.is_empty()),
             source_addr: self.source_addr.map(|a| a.to_string()),
+            provider: info.upstream.map(|u| u.provider.to_owned()),
+            cache_hit: info.upstream.map(|u| u.cache_hit),
+            upstream_attempts: info.upstream.map(|u| u.attempts),
+            upstream_request_id: info.upstream_request_id,
         }
     }
 }

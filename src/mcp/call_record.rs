@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rmcp::{RoleServer, service::RequestContext};
 
-use crate::domain::auth::Principal;
+use crate::domain::{auth::Principal, search::CallStats};
 
 /// A shared, per-request record. Clones refer to the same record.
 #[derive(Debug, Clone)]
@@ -28,6 +28,10 @@ pub struct CallInfo {
     pub tool_result: Option<Option<&'static str>>,
     /// Why authentication or authorization refused the request.
     pub auth_failure: Option<&'static str>,
+    /// How the tool used the search backend (provider, cache hit, attempts), when it did.
+    pub upstream: Option<CallStats>,
+    /// The backend's id for the call, when it sent one.
+    pub upstream_request_id: Option<String>,
 }
 
 impl CallRecord {
@@ -56,6 +60,13 @@ impl CallRecord {
     /// Records that the tool ran, with its error code when it reported an error.
     pub fn tool_finished(&self, error_code: Option<&'static str>) {
         self.lock().tool_result = Some(error_code);
+    }
+
+    /// Records how the tool used the search backend.
+    pub fn upstream_used(&self, stats: CallStats, request_id: Option<String>) {
+        let mut info = self.lock();
+        info.upstream = Some(stats);
+        info.upstream_request_id = request_id;
     }
 
     /// Applies `update` to the record.

@@ -1,40 +1,69 @@
 //! The `web_search` tool: its schemas, the parsing of its arguments into a `SearchRequest`, and
-//! the mapping of results and errors into a tool result a model can act on.
+//! the mapping of results into a tool result a model can act on.
 
 use std::fmt::Write as _;
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject, Tool, ToolAnnotations};
+use rmcp::model::{JsonObject, Tool};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::tool::{self, ImageOut, ToolOutcome};
 use crate::domain::search::{
-    InvalidInput, SearchDepth, SearchError, SearchProvider, SearchRequest, SearchResults,
-    TimeRange, Topic,
+    AnswerDepth, Caller, ContentFormat, Date, InvalidInput, SearchDepth, SearchRequest,
+    SearchResults, SearchService, TimeRange, Topic,
 };
 
 /// The tool's name.
 pub const NAME: &str = "web_search";
 
-/// `_meta` key under which error results carry their machine-readable code.
-const ERROR_META_KEY: &str = "searchgate/error";
+/// Every argument `web_search` accepts (its schema's properties; a test keeps them in step).
+const FIELDS: &[&str] = &[
+    "query",
+    "max_results",
+    "search_depth",
+    "topic",
+    "time_range",
+    "start_date",
+    "end_date",
+    "chunks_per_source",
+    "include_answer",
+    "include_raw_content",
+    "include_images",
+    "include_image_descriptions",
+    "include_favicon",
+    "include_domains",
+    "exclude_domains",
+    "country",
+    "auto_parameters",
+    "exact_match",
+];
+
+/// A boolean, or the name of a mode (`include_answer`, `include_raw_content`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Switch {
+    /// `true` for the default mode, `false` for off.
+    On(bool),
+    /// A named mode.
+    Mode(String),
+}
 
 /// The arguments of `web_search`, as a model sends them.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct WebSearchArgs {
     /// What to search the web for: a question or keywords, 1–400 characters. Be specific:
     /// include names, versions, places and dates that matter. Search one topic at a time.
     #[schemars(length(min = 1, max = 400))]
     pub query: String,
-    /// How many results to return, from 1 to 20. Defaults to 5. Ask for more only when you need
-    /// breadth; fewer results are faster and cheaper.
+    /// How many results to return, from 0 to 20. Defaults to 5. Ask for more only when you need
+    /// breadth; fewer results are faster. 0 with include_answer returns only the answer.
     #[serde(default)]
-    #[schemars(with = "i64", range(min = 1, max = 20))]
+    #[schemars(with = "i64", range(min = 0, max = 20))]
     pub max_results: Option<i64>,
     /// How thoroughly to search: "basic" (the default; one summary per page), "advanced"
-    /// (several relevant excerpts per page; slower and costs more), "fast" (excerpts with lower
-    /// latency) or "ultra-fast" (the lowest latency).
+    /// (several relevant excerpts per page; slower and costs twice as much), "fast" (excerpts
+    /// with lower latency) or "ultra-fast" (the lowest latency, one summary per page).
     #[serde(default)]
     #[schemars(with = "String", extend("enum" = ["basic", "advanced", "fast", "ultra-fast"]))]
     pub search_depth: Option<String>,
@@ -44,12 +73,45 @@ pub struct WebSearchArgs {
     #[schemars(with = "String", extend("enum" = ["general", "news", "finance"]))]
     pub topic: Option<String>,
     /// Only return pages from the last "day", "week", "month" or "year". Leave it out to search
-    /// all time.
+    /// all time. Do not combine with start_date or end_date.
     #[serde(default)]
     #[schemars(with = "String", extend("enum" = ["day", "week", "month", "year"]))]
     pub time_range: Option<String>,
-    /// Only return results from these domains, such as ["docs.rs", "*.gov"]. At most 300.
-    /// Leave it out to search the whole web.
+    /// Only return pages published on or after this date, written YYYY-MM-DD (e.g. 2025-01-31).
+    #[serde(default)]
+    #[schemars(with = "String", extend("format" = "date"))]
+    pub start_date: Option<String>,
+    /// Only return pages published on or before this date, written YYYY-MM-DD.
+    #[serde(default)]
+    #[schemars(with = "String", extend("format" = "date"))]
+    pub end_date: Option<String>,
+    /// How many relevant excerpts to return per page, from 1 to 3 (default 3). Only with
+    /// search_depth "advanced" or "fast".
+    #[serde(default)]
+    #[schemars(with = "i64", range(min = 1, max = 3))]
+    pub chunks_per_source: Option<i64>,
+    /// Also write a short answer to the query from the results: true or "basic" for a brief
+    /// answer, "advanced" for a detailed one. Off by default; you can usually answer yourself.
+    #[serde(default)]
+    pub include_answer: Option<Switch>,
+    /// Also return each page's full text: true or "markdown" for markdown, "text" for plain
+    /// text. Off by default; it makes results much longer.
+    #[serde(default)]
+    pub include_raw_content: Option<Switch>,
+    /// Also return image URLs related to the query. Off by default.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub include_images: Option<bool>,
+    /// With include_images, also describe each image in words. Off by default.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub include_image_descriptions: Option<bool>,
+    /// Also return each result's favicon URL. Off by default.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub include_favicon: Option<bool>,
+    /// Only return results from these domains, such as ["docs.rs", "*.gov", "linkedin.com/in"].
+    /// At most 300. Leave it out to search the whole web.
     #[serde(default)]
     #[schemars(with = "Vec<String>", length(max = 300))]
     pub include_domains: Option<Vec<String>>,
@@ -57,6 +119,21 @@ pub struct WebSearchArgs {
     #[serde(default)]
     #[schemars(with = "Vec<String>", length(max = 150))]
     pub exclude_domains: Option<Vec<String>>,
+    /// Favour results from one country, by its English name, such as "united states" or
+    /// "germany". Only with topic "general".
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 60))]
+    pub country: Option<String>,
+    /// Let the backend choose topic, depth and time range from the query (may switch to the
+    /// dearer "advanced" depth). Off by default; options you set yourself still apply.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub auto_parameters: Option<bool>,
+    /// Only return pages that contain the quoted phrases of the query verbatim, e.g. for the
+    /// query "\"rust borrow checker\" errors". Off by default.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub exact_match: Option<bool>,
 }
 
 /// The structured result of `web_search`.
@@ -66,8 +143,23 @@ pub struct WebSearchOutput {
     pub query: String,
     /// Which search backend answered ("mock" results are placeholders, not web pages).
     pub provider: String,
+    /// An answer written from the results, when include_answer was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// Images related to the query, when include_images was set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageOut>,
     /// The results, most relevant first.
     pub results: Vec<WebSearchHit>,
+    /// Whether searchgate answered from its cache of recent identical searches.
+    #[serde(default)]
+    pub cached: bool,
+    /// Credits the search cost the operator's account, when the backend reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<f64>,
+    /// The backend's id for this search, for support requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// One search result.
@@ -84,88 +176,99 @@ pub struct WebSearchHit {
     /// When the page was published, when known (news results).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_date: Option<String>,
+    /// The page's full text, when include_raw_content was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_content: Option<String>,
+    /// The page's favicon URL, when include_favicon was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub favicon: Option<String>,
+    /// Images on the page, when the backend sent them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageOut>,
 }
 
 /// The tool's definition for `tools/list`.
 pub fn definition() -> Tool {
-    let mut input = rmcp::handler::server::common::schema_for_input::<WebSearchArgs>()
-        .expect("WebSearchArgs is a struct, so its schema is an object");
-    // `#[serde(default)]` makes schemars write `"default": null`, which no typed field accepts;
-    // state the real defaults instead.
-    if let Some(serde_json::Value::Object(properties)) =
-        std::sync::Arc::make_mut(&mut input).get_mut("properties")
-    {
-        for (name, schema) in properties.iter_mut() {
-            if let Some(schema) = schema.as_object_mut() {
-                schema.remove("default");
-                let default = match name.as_str() {
-                    "max_results" => json!(5),
-                    "search_depth" => json!("basic"),
-                    "topic" => json!("general"),
-                    _ => continue,
-                };
-                schema.insert("default".to_owned(), default);
-            }
-        }
-    }
-    let output = rmcp::handler::server::common::schema_for_output::<WebSearchOutput>();
-    let mut tool = Tool::new(
+    let input = tool::input_schema::<WebSearchArgs>(
+        &[
+            ("max_results", json!(5)),
+            ("search_depth", json!("basic")),
+            ("topic", json!("general")),
+            ("include_answer", json!(false)),
+            ("include_raw_content", json!(false)),
+            ("include_images", json!(false)),
+            ("include_image_descriptions", json!(false)),
+            ("include_favicon", json!(false)),
+            ("auto_parameters", json!(false)),
+            ("exact_match", json!(false)),
+        ],
+        &[
+            (
+                "include_answer",
+                json!({ "anyOf": [
+                    { "type": "boolean" },
+                    { "type": "string", "enum": AnswerDepth::VALUES }
+                ], "default": false }),
+            ),
+            (
+                "include_raw_content",
+                json!({ "anyOf": [
+                    { "type": "boolean" },
+                    { "type": "string", "enum": ContentFormat::VALUES }
+                ], "default": false }),
+            ),
+        ],
+    );
+    tool::web_tool::<WebSearchOutput>(
         NAME,
+        "Web search",
         "Search the web and return ranked results, each with a title, URL, an excerpt of the \
-         page and a relevance score. Use it for current events, facts you are unsure of, and \
-         documentation; cite the URLs you rely on.",
+         page and a relevance score; optionally an answer, images and full page text. Use it for \
+         current events, facts you are unsure of, and documentation; cite the URLs you rely on.",
         input,
     )
-    .with_title("Web search")
-    .with_annotations(
-        ToolAnnotations::new()
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(true),
-    );
-    tool.output_schema = Some(output);
-    tool
-}
-
-/// A tool result plus the error code to audit (`None` on success).
-pub struct ToolOutcome {
-    /// What the client receives.
-    pub result: CallToolResult,
-    /// The machine-readable code of an error result.
-    pub error_code: Option<&'static str>,
 }
 
 /// Runs `web_search` with raw arguments. Bad arguments and search failures become tool results
 /// with `isError: true` (SEP-1303), so the model can correct itself.
-pub async fn call(search: &dyn SearchProvider, arguments: Option<JsonObject>) -> ToolOutcome {
-    let request = match parse(arguments.unwrap_or_default()) {
+pub async fn call(
+    service: &SearchService,
+    caller: &Caller,
+    arguments: Option<JsonObject>,
+) -> ToolOutcome {
+    let request = match parse(arguments) {
         Ok(request) => request,
-        Err(invalid) => return invalid_argument(&invalid),
+        Err(invalid) => return tool::invalid_argument(NAME, &invalid),
     };
-    match search.search(&request).await {
-        Ok(results) => success(search.name(), results, request.max_results().get()),
-        Err(error) => search_failed(&error),
+    let served = service.search(caller, &request).await;
+    tool::answer(
+        NAME,
+        Some(served),
+        "Retry, perhaps with search_depth \"basic\" or fewer results.",
+        |results, stats| {
+            success(
+                service.backend().name(),
+                results,
+                request.max_results().get(),
+                stats,
+            )
+        },
+    )
+}
+
+fn switch<T: std::str::FromStr<Err = InvalidInput>>(
+    value: Switch,
+    on: T,
+) -> Result<Option<T>, InvalidInput> {
+    match value {
+        Switch::On(true) => Ok(Some(on)),
+        Switch::On(false) => Ok(None),
+        Switch::Mode(name) => name.parse().map(Some),
     }
 }
 
-fn parse(arguments: JsonObject) -> Result<SearchRequest, InvalidInput> {
-    let args: WebSearchArgs = serde_path_to_error::deserialize(serde_json::Value::Object(
-        arguments,
-    ))
-    .map_err(|error| {
-        let path = error.path().to_string();
-        let message = error.into_inner().to_string();
-        let field = if path == "." {
-            argument_named_in(&message)
-        } else {
-            path
-        };
-        InvalidInput {
-            field: leak_field(&field),
-            message,
-        }
-    })?;
+fn parse(arguments: Option<JsonObject>) -> Result<SearchRequest, InvalidInput> {
+    let args: WebSearchArgs = tool::parse_args(arguments, FIELDS)?;
     let mut request = SearchRequest::new(&args.query)?;
     if let Some(n) = args.max_results {
         request = request.with_max_results(n)?;
@@ -179,71 +282,84 @@ fn parse(arguments: JsonObject) -> Result<SearchRequest, InvalidInput> {
     if let Some(range) = args.time_range {
         request = request.with_time_range(range.parse::<TimeRange>()?);
     }
+    if let Some(date) = args.start_date {
+        request = request.with_start_date(Date::parse("start_date", &date)?);
+    }
+    if let Some(date) = args.end_date {
+        request = request.with_end_date(Date::parse("end_date", &date)?);
+    }
+    if let Some(n) = args.chunks_per_source {
+        request = request.with_chunks_per_source(n)?;
+    }
+    if let Some(answer) = args.include_answer
+        && let Some(depth) = switch(answer, AnswerDepth::Basic).map_err(|e| InvalidInput {
+            field: "include_answer",
+            ..e
+        })?
+    {
+        request = request.with_answer(depth);
+    }
+    if let Some(raw) = args.include_raw_content
+        && let Some(format) = switch(raw, ContentFormat::Markdown).map_err(|e| InvalidInput {
+            field: "include_raw_content",
+            ..e
+        })?
+    {
+        request = request.with_raw_content(format);
+    }
+    request = request.with_images(
+        args.include_images.unwrap_or(false),
+        args.include_image_descriptions.unwrap_or(false),
+    );
+    request = request.with_favicon(args.include_favicon.unwrap_or(false));
     if let Some(domains) = args.include_domains {
         request = request.with_include_domains(&domains)?;
     }
     if let Some(domains) = args.exclude_domains {
         request = request.with_exclude_domains(&domains)?;
     }
-    Ok(request)
+    if let Some(country) = args.country {
+        request = request.with_country(&country)?;
+    }
+    request = request
+        .with_auto_parameters(args.auto_parameters.unwrap_or(false))
+        .with_exact_match(args.exact_match.unwrap_or(false));
+    request.checked()
 }
 
-/// serde reports missing and unknown fields at the root; the field is the first `name` in
-/// backticks of its message.
-fn argument_named_in(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .filter(|name| !name.is_empty())
-        .unwrap_or("arguments")
-        .to_owned()
-}
-
-/// Maps a field name onto the static names of the arguments, so `InvalidInput` stays `'static`.
-fn leak_field(field: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "query",
-        "max_results",
-        "search_depth",
-        "topic",
-        "time_range",
-        "include_domains",
-        "exclude_domains",
-    ];
-    let top = field.split(['.', '[']).next().unwrap_or(field);
-    KNOWN
-        .iter()
-        .copied()
-        .find(|known| *known == top)
-        .unwrap_or("arguments")
-}
-
-fn success(provider: &str, results: SearchResults, max: usize) -> ToolOutcome {
+fn success(
+    provider: &str,
+    results: &SearchResults,
+    max: usize,
+    stats: crate::domain::search::CallStats,
+) -> ToolOutcome {
     let output = WebSearchOutput {
-        query: results.query,
+        query: results.query.clone(),
         provider: provider.to_owned(),
+        answer: results.answer.clone(),
+        images: tool::images(&results.images),
         // The port promises at most `max`; hold any provider to it.
         results: results
             .results
-            .into_iter()
+            .iter()
             .take(max)
             .map(|r| WebSearchHit {
-                title: r.title,
-                url: r.url,
-                content: r.content,
+                title: r.title.clone(),
+                url: r.url.clone(),
+                content: r.content.clone(),
                 score: r.score,
-                published_date: r.published_date,
+                published_date: r.published_date.clone(),
+                raw_content: r.raw_content.clone(),
+                favicon: r.favicon.clone(),
+                images: tool::images(&r.images),
             })
             .collect(),
+        cached: stats.cache_hit,
+        credits: results.usage.credits,
+        request_id: results.usage.request_id.clone(),
     };
     let text = readable(&output);
-    let structured = serde_json::to_value(&output).expect("plain data serializes");
-    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-    result.structured_content = Some(structured);
-    ToolOutcome {
-        result,
-        error_code: None,
-    }
+    ToolOutcome::success(&output, text, stats, &results.usage)
 }
 
 /// A plain-text rendering for clients that show text only.
@@ -254,6 +370,9 @@ fn readable(output: &WebSearchOutput) -> String {
             "Note: these are placeholder results from searchgate's mock provider, not real web \
              pages.\n\n",
         );
+    }
+    if let Some(answer) = &output.answer {
+        let _ = writeln!(text, "Answer: {answer}\n");
     }
     let _ = writeln!(
         text,
@@ -273,96 +392,53 @@ fn readable(output: &WebSearchOutput) -> String {
         if let Some(date) = &hit.published_date {
             let _ = writeln!(text, "   Published: {date}");
         }
+        if let Some(raw) = &hit.raw_content {
+            let _ = writeln!(text, "   Full text:\n{raw}");
+        }
+    }
+    if !output.images.is_empty() {
+        text.push_str("\nImages:\n");
+        for image in &output.images {
+            let _ = match &image.description {
+                Some(description) => writeln!(text, "- {} — {description}", image.url),
+                None => writeln!(text, "- {}", image.url),
+            };
+        }
     }
     text
 }
 
-fn invalid_argument(invalid: &InvalidInput) -> ToolOutcome {
-    let text = format!(
-        "Invalid argument `{}`: {}. Fix the argument and call {NAME} again.",
-        invalid.field, invalid.message
-    );
-    error_result(text, "invalid_argument", json!({ "field": invalid.field }))
-}
-
-fn search_failed(error: &SearchError) -> ToolOutcome {
-    let code = error.code();
-    let (text, extra) = match error {
-        SearchError::Rejected { reason } => (
-            format!("The search backend rejected this search: {reason}. Change the query or options and try again."),
-            json!({}),
-        ),
-        SearchError::BackendUnauthorized => {
-            tracing::error!(error_code = code, "the search backend rejected searchgate's API key; check the configured key");
-            (
-                "The search backend rejected searchgate's API key. This is a server configuration \
-                 problem that retrying will not fix; tell the user that the searchgate operator \
-                 must check the search API key."
-                    .to_owned(),
-                json!({}),
-            )
-        }
-        SearchError::RateLimited { retry_after } => {
-            let secs = retry_after.map_or(60, |d| d.as_secs().max(1));
-            (
-                format!("The search backend is rate limiting searchgate. Retry in {secs} seconds."),
-                json!({ "retry_after_secs": secs }),
-            )
-        }
-        SearchError::QuotaExhausted => (
-            "The search backend's credits are used up, so searches fail until the searchgate \
-             operator adds credits. Retrying will not help."
-                .to_owned(),
-            json!({}),
-        ),
-        SearchError::Unavailable { reason } => {
-            tracing::warn!(error_code = code, reason = %reason, "search backend unavailable");
-            ("The search backend is unavailable right now. Retry in a few seconds.".to_owned(), json!({}))
-        }
-        SearchError::Timeout => (
-            "The search backend did not answer in time. Retry, perhaps with search_depth \"basic\" \
-             or fewer results."
-                .to_owned(),
-            json!({}),
-        ),
-        SearchError::Unexpected(inner) => {
-            tracing::error!(error_code = code, error = ?inner, "search failed unexpectedly");
-            ("searchgate failed to run the search because of an internal error. Retry later.".to_owned(), json!({}))
-        }
-    };
-    error_result(text, code, extra)
-}
-
-fn error_result(text: String, code: &'static str, extra: serde_json::Value) -> ToolOutcome {
-    let mut detail = json!({ "code": code });
-    if let (Some(detail), serde_json::Value::Object(extra)) = (detail.as_object_mut(), extra) {
-        detail.extend(extra);
-    }
-    let mut meta = MetaObject::new();
-    meta.0.insert(ERROR_META_KEY.to_owned(), detail);
-    let result = CallToolResult::error(vec![ContentBlock::text(text)]).with_meta(Some(meta));
-    ToolOutcome {
-        result,
-        error_code: Some(code),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::{sync::Arc, time::Duration};
 
     use super::*;
     use crate::{
         adapters::search::MockSearchProvider,
-        domain::search::{MockSearchPort, SearchResult},
+        domain::search::{MockSearchPort, SearchError, SearchResult, ServicePolicy, WebBackend},
+        mcp::tool::ERROR_META_KEY,
     };
 
-    fn args(value: serde_json::Value) -> JsonObject {
-        value.as_object().expect("an object").clone()
+    fn args(value: serde_json::Value) -> Option<JsonObject> {
+        Some(value.as_object().expect("an object").clone())
     }
 
-    fn error_code(outcome: &ToolOutcome) -> Option<&'static str> {
-        outcome.error_code
+    fn service(provider: impl crate::domain::search::SearchProvider) -> SearchService {
+        SearchService::new(
+            WebBackend::search_only(Arc::new(provider)),
+            ServicePolicy {
+                cache_ttl: Duration::ZERO,
+                calls_per_minute: 0,
+                ..ServicePolicy::default()
+            },
+        )
+    }
+
+    async fn run(
+        provider: impl crate::domain::search::SearchProvider,
+        value: serde_json::Value,
+    ) -> ToolOutcome {
+        call(&service(provider), &Caller::Anonymous, args(value)).await
     }
 
     #[test]
@@ -371,7 +447,14 @@ mod tests {
         let properties = tool.input_schema["properties"]
             .as_object()
             .expect("properties");
-        assert_eq!(properties.len(), 7);
+        let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut fields = FIELDS.to_vec();
+        fields.sort_unstable();
+        assert_eq!(
+            names, fields,
+            "the schema lists exactly the accepted arguments"
+        );
         for (name, schema) in properties {
             let description = schema["description"].as_str().unwrap_or_default();
             assert!(
@@ -384,11 +467,18 @@ mod tests {
             json!(["query"]),
             "only the query is required"
         );
+        for (name, schema) in properties {
+            assert!(
+                !schema.to_string().contains("\"null\""),
+                "`{name}` may be left out but is never null: {schema}"
+            );
+        }
         assert_eq!(
             properties["search_depth"]["enum"],
             json!(["basic", "advanced", "fast", "ultra-fast"])
         );
         assert_eq!(properties["max_results"]["maximum"], json!(20));
+        assert_eq!(properties["max_results"]["minimum"], json!(0));
         assert_eq!(
             properties["max_results"]["default"],
             json!(5),
@@ -397,6 +487,11 @@ mod tests {
         assert!(
             properties["time_range"].get("default").is_none(),
             "no null defaults"
+        );
+        assert_eq!(
+            properties["include_answer"]["anyOf"][1]["enum"],
+            json!(["basic", "advanced"]),
+            "a boolean or a named mode"
         );
         let output = tool.output_schema.expect("an output schema");
         assert_eq!(output["type"], "object");
@@ -409,13 +504,20 @@ mod tests {
         assert_eq!(props["search_depth"]["enum"], json!(SearchDepth::VALUES));
         assert_eq!(props["topic"]["enum"], json!(Topic::VALUES));
         assert_eq!(props["time_range"]["enum"], json!(TimeRange::VALUES));
+        assert_eq!(
+            props["include_raw_content"]["anyOf"][1]["enum"],
+            json!(ContentFormat::VALUES)
+        );
     }
 
     #[test]
     fn arguments_parse_into_a_request() {
         let request = parse(args(json!({
             "query": "  rust  ", "max_results": 7, "search_depth": "advanced", "topic": "news",
-            "time_range": "week", "include_domains": ["docs.rs"], "exclude_domains": ["x.com"]
+            "time_range": "week", "include_domains": ["docs.rs"], "exclude_domains": ["x.com"],
+            "chunks_per_source": 2, "include_answer": true, "include_raw_content": "text",
+            "include_images": true, "include_image_descriptions": true, "include_favicon": true,
+            "auto_parameters": true, "exact_match": true
         })))
         .expect("valid");
         assert_eq!(request.query().as_str(), "rust");
@@ -423,6 +525,20 @@ mod tests {
         assert_eq!(request.depth(), SearchDepth::Advanced);
         assert_eq!(request.time_range(), Some(TimeRange::Week));
         assert_eq!(request.exclude_domains(), ["x.com"]);
+        assert_eq!(
+            request.include_answer(),
+            Some(AnswerDepth::Basic),
+            "true is basic"
+        );
+        assert_eq!(request.include_raw_content(), Some(ContentFormat::Text));
+        assert!(request.include_image_descriptions() && request.exact_match());
+        let dated = parse(args(json!({
+            "query": "q", "start_date": "2025-01-01", "end_date": "2025-02-01", "country": "France"
+        })))
+        .expect("valid");
+        assert_eq!(dated.country(), Some("france"));
+        let off = parse(args(json!({ "query": "q", "include_answer": false }))).unwrap();
+        assert_eq!(off.include_answer(), None, "false is off");
     }
 
     #[test]
@@ -432,9 +548,9 @@ mod tests {
             (json!({ "query": 5 }), "query", "wrong type"),
             (json!({ "query": "" }), "query", "empty"),
             (
-                json!({ "query": "q", "max_results": 0 }),
+                json!({ "query": "q", "max_results": 21 }),
                 "max_results",
-                "zero",
+                "too many",
             ),
             (
                 json!({ "query": "q", "max_results": "5" }),
@@ -450,6 +566,31 @@ mod tests {
                 json!({ "query": "q", "include_domains": "docs.rs" }),
                 "include_domains",
                 "not a list",
+            ),
+            (
+                json!({ "query": "q", "include_answer": "long" }),
+                "include_answer",
+                "unknown answer mode",
+            ),
+            (
+                json!({ "query": "q", "include_raw_content": "html" }),
+                "include_raw_content",
+                "unknown format",
+            ),
+            (
+                json!({ "query": "q", "start_date": "01/02/2025" }),
+                "start_date",
+                "not ISO",
+            ),
+            (
+                json!({ "query": "q", "time_range": "day", "end_date": "2025-01-01" }),
+                "time_range",
+                "range with dates",
+            ),
+            (
+                json!({ "query": "q", "chunks_per_source": 2 }),
+                "chunks_per_source",
+                "chunks without advanced depth",
             ),
             (
                 json!({ "query": "q", "colour": "red" }),
@@ -471,23 +612,25 @@ mod tests {
 
     #[tokio::test]
     async fn results_come_back_structured_and_readable() {
-        let outcome = call(
-            &MockSearchProvider,
-            Some(args(json!({ "query": "tokio", "max_results": 2 }))),
+        let outcome = run(
+            MockSearchProvider,
+            json!({ "query": "tokio", "max_results": 2, "include_answer": true }),
         )
         .await;
-        assert_eq!(error_code(&outcome), None);
+        assert_eq!(outcome.error_code, None);
         assert_eq!(outcome.result.is_error, Some(false));
         let output: WebSearchOutput =
             serde_json::from_value(outcome.result.structured_content.clone().unwrap()).unwrap();
         assert_eq!(output.provider, "mock");
         assert_eq!(output.results.len(), 2);
+        assert!(output.answer.is_some(), "the answer is mapped");
         let text = outcome.result.content[0].as_text().unwrap().text.clone();
         assert!(
             text.contains("placeholder results"),
             "mock data is labelled: {text}"
         );
         assert!(text.contains("1. [mock] tokio — result 1"), "{text}");
+        assert!(text.contains("Answer: "), "{text}");
     }
 
     #[tokio::test]
@@ -500,64 +643,69 @@ mod tests {
                 url: "https://example.com".into(),
                 content: "c".into(),
                 score: 0.5,
-                published_date: None,
+                ..SearchResult::default()
             };
             Ok(SearchResults {
                 query: request.query().as_str().to_owned(),
                 results: vec![hit; 9],
+                ..SearchResults::default()
             })
         });
-        let outcome = call(
-            &provider,
-            Some(args(json!({ "query": "q", "max_results": 3 }))),
-        )
-        .await;
+        let outcome = run(provider, json!({ "query": "q", "max_results": 3 })).await;
         let output: WebSearchOutput =
             serde_json::from_value(outcome.result.structured_content.unwrap()).unwrap();
         assert_eq!(output.results.len(), 3);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn search_errors_become_tool_errors_with_a_code_and_advice() {
-        let cases: Vec<(SearchError, &str, &str)> = vec![
+        type Case = (fn() -> SearchError, &'static str, &'static str);
+        let cases: Vec<Case> = vec![
             (
-                SearchError::RateLimited {
+                || SearchError::RateLimited {
                     retry_after: Some(Duration::from_secs(12)),
                 },
                 "upstream_rate_limited",
                 "Retry in 12 seconds",
             ),
             (
-                SearchError::BackendUnauthorized,
+                || SearchError::BackendUnauthorized,
                 "upstream_unauthorized",
                 "API key",
             ),
             (
-                SearchError::QuotaExhausted,
+                || SearchError::QuotaExhausted,
                 "upstream_quota_exhausted",
                 "credits",
             ),
             (
-                SearchError::Rejected {
+                || SearchError::Rejected {
                     reason: "query too long".into(),
                 },
                 "upstream_rejected",
                 "query too long",
             ),
             (
-                SearchError::Unavailable {
+                || SearchError::Unavailable {
                     reason: "503".into(),
                 },
                 "upstream_unavailable",
                 "Retry in a few seconds",
             ),
             (
-                SearchError::Timeout,
+                || SearchError::Timeout,
                 "upstream_timeout",
                 "did not answer in time",
             ),
             (
-                SearchError::Unexpected(anyhow::anyhow!("secret detail")),
+                || SearchError::TooManyCalls {
+                    retry_after: Duration::from_millis(2500),
+                },
+                "rate_limited",
+                "Retry in 3 seconds",
+            ),
+            (
+                || SearchError::Unexpected(anyhow::anyhow!("secret detail")),
                 "internal_error",
                 "internal error",
             ),
@@ -565,11 +713,8 @@ mod tests {
         for (error, code, phrase) in cases {
             let mut provider = MockSearchPort::new();
             provider.expect_name().return_const("failing");
-            let error = std::sync::Mutex::new(Some(error));
-            provider
-                .expect_search()
-                .returning(move |_| Err(error.lock().unwrap().take().unwrap()));
-            let outcome = call(&provider, Some(args(json!({ "query": "q" })))).await;
+            provider.expect_search().returning(move |_| Err(error()));
+            let outcome = run(provider, json!({ "query": "q" })).await;
             assert_eq!(outcome.error_code, Some(code));
             assert_eq!(outcome.result.is_error, Some(true));
             assert!(

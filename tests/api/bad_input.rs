@@ -35,14 +35,14 @@ async fn argument_errors_are_tool_errors_naming_the_field() {
             "must be at most 400 characters after trimming; got 401",
         ),
         (
-            json!({ "query": "q", "max_results": 0 }),
+            json!({ "query": "q", "max_results": -1 }),
             "max_results",
-            "must be between 1 and 20; got 0",
+            "must be between 0 and 20; got -1",
         ),
         (
             json!({ "query": "q", "max_results": 21 }),
             "max_results",
-            "must be between 1 and 20; got 21",
+            "must be between 0 and 20; got 21",
         ),
         (
             json!({ "query": "q", "search_depth": "deep" }),

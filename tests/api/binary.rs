@@ -20,13 +20,24 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-#[test]
-fn check_config_prints_the_effective_configuration_with_secrets_redacted() {
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_prints_the_effective_configuration_with_secrets_redacted() {
+    // check-config verifies the key with GET /usage; a loopback fake stands in for Tavily.
+    let tavily = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/usage"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({ "key": { "usage": 1, "limit": 1000 } })),
+        )
+        .mount(&tavily)
+        .await;
     let dir = tempfile::tempdir().unwrap();
+    let base_url = tavily.uri();
     let output = run(
         dir.path(),
         &[
             ("TAVILY_API_KEY", "tvly-do-not-print"),
+            ("SEARCHGATE_SEARCH__TAVILY__BASE_URL", &base_url),
             ("SCALEKIT_ENVIRONMENT_URL", "https://acme.scalekit.dev"),
             ("RESOURCE_IDENTIFIER", "res_42"),
         ],

@@ -225,7 +225,10 @@ pub fn claims(token: &str) -> Value {
 async fn the_typescript_sdk_client_registers_is_approved_calls_web_search_and_refreshes() {
     let app = spawn_embedded(|_| {}).await;
     let report = run_sdk_client(&app.mcp_url).await;
-    assert_eq!(report["tools"], json!(["web_search"]));
+    assert_eq!(
+        report["tools"],
+        json!(["web_search", "web_extract", "web_crawl", "web_map"])
+    );
     assert_eq!(report["is_error"], false);
     assert_eq!(report["result"]["results"].as_array().unwrap().len(), 2);
     assert_eq!(report["authorize"]["resource"], app.mcp_url.as_str());

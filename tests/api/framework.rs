@@ -34,7 +34,9 @@ impl SearchProvider for Encyclopedia {
                 content: "An entry.".into(),
                 score: 0.7,
                 published_date: None,
+                ..SearchResult::default()
             }],
+            ..SearchResults::default()
         })
     }
 }
@@ -334,6 +336,39 @@ async fn a_scope_for_a_tool_that_does_not_exist_stops_start_up() {
         panic!("a misspelt tool must be refused")
     };
     assert!(error.to_string().contains("web_serach"), "{error}");
+}
+
+#[tokio::test]
+async fn an_offered_tool_without_scopes_stops_start_up_when_tokens_are_checked() {
+    let mut settings = searchgate::config::Settings::default();
+    settings.server.bind = "127.0.0.1:0".parse().unwrap();
+    // Settings written before the page tools existed name only web_search.
+    settings
+        .auth
+        .tool_scopes
+        .retain(|tool, _| tool == "web_search");
+    let result = searchgate::startup::Searchgate::new(settings.clone())
+        .with_authorization_server(FixedToken)
+        .with_audit_log(MemoryAudit::default())
+        .bind()
+        .await;
+    let Err(searchgate::startup::StartupError::Config(error)) = result else {
+        panic!("web_extract would be open to any token")
+    };
+    assert!(
+        error.to_string().contains("auth.tool_scopes") && error.to_string().contains("web_"),
+        "{error}"
+    );
+    let search_only = searchgate::startup::Searchgate::new(settings)
+        .with_search_provider(Encyclopedia)
+        .with_authorization_server(FixedToken)
+        .with_audit_log(MemoryAudit::default())
+        .bind()
+        .await;
+    assert!(
+        search_only.is_ok(),
+        "a backend that offers web_search alone needs nothing more"
+    );
 }
 
 #[tokio::test]

@@ -197,6 +197,10 @@ pub struct AuditRow {
     pub http_status: i64,
     pub error_code: Option<String>,
     pub subject: Option<String>,
+    pub provider: Option<String>,
+    pub cache_hit: Option<bool>,
+    pub upstream_attempts: Option<i64>,
+    pub upstream_request_id: Option<String>,
 }
 
 impl AuditTable {
@@ -206,7 +210,8 @@ impl AuditTable {
             .await
             .expect("the database opens");
         let rows = sqlx::query(
-            "SELECT request_id, method, tool, outcome, http_status, error_code, subject \
+            "SELECT request_id, method, tool, outcome, http_status, error_code, subject, \
+             provider, cache_hit, upstream_attempts, upstream_request_id \
              FROM audit_events ORDER BY id",
         )
         .fetch_all(&pool)
@@ -221,6 +226,10 @@ impl AuditTable {
             http_status: r.get("http_status"),
             error_code: r.get("error_code"),
             subject: r.get("subject"),
+            provider: r.get("provider"),
+            cache_hit: r.get("cache_hit"),
+            upstream_attempts: r.get("upstream_attempts"),
+            upstream_request_id: r.get("upstream_request_id"),
         })
         .collect();
         pool.close().await;

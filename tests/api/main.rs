@@ -15,3 +15,4 @@ mod oidc;
 mod openapi;
 mod registration;
 mod scalekit;
+mod tavily;

@@ -44,7 +44,12 @@ async fn rmcp_client_initializes_on_2025_11_25_lists_and_calls_web_search() {
     );
 
     let tools = client.list_all_tools().await.expect("tools/list");
-    assert_eq!(tools.len(), 1);
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(
+        names,
+        ["web_search", "web_extract", "web_crawl", "web_map"],
+        "the mock backend supports every tool"
+    );
     let tool = &tools[0];
     assert_eq!(tool.name, "web_search");
     assert!(tool.description.as_deref().is_some_and(|d| d.len() > 40));
@@ -63,7 +68,7 @@ async fn rmcp_client_initializes_on_2025_11_25_lists_and_calls_web_search() {
     assert_eq!(output_schema["type"], "object");
     assert_eq!(
         output_schema["required"],
-        json!(["query", "provider", "results"])
+        json!(["query", "provider", "results", "cached"])
     );
 
     let arguments = json!({ "query": "rust async runtimes", "max_results": 3 });

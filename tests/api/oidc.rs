@@ -595,7 +595,10 @@ async fn introspection_accepts_active_opaque_tokens_and_refuses_revoked_ones() {
 async fn the_typescript_sdk_client_discovers_registers_authorizes_and_calls_web_search() {
     let stack = stack(|_| {}, &[]).await;
     let report = run_sdk_client(&stack.app.mcp_url).await;
-    assert_eq!(report["tools"], json!(["web_search"]));
+    assert_eq!(
+        report["tools"],
+        json!(["web_search", "web_extract", "web_crawl", "web_map"])
+    );
     assert_eq!(report["is_error"], false);
     assert_eq!(report["result"]["results"].as_array().unwrap().len(), 2);
     assert_eq!(

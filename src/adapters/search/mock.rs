@@ -3,14 +3,17 @@
 //!
 //! A query of the form `mock-error:<kind>` makes it fail the way a real backend would, so the
 //! error paths can be exercised end to end: `rejected`, `unauthorized`, `rate_limited`, `quota`,
-//! `unavailable`, `timeout`.
+//! `unavailable`, `timeout`. The page tools (extract, crawl, map) are mocked too: a URL whose
+//! path starts with `/mock-error:<kind>` fails the same way.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::domain::search::{
-    SearchError, SearchProvider, SearchRequest, SearchResult, SearchResults, Topic,
+    CrawlProvider, CrawlRequest, CrawlResults, ExtractProvider, ExtractRequest, ExtractResults,
+    FailedPage, Image, MapProvider, MapRequest, MapResults, Page, PageUrl, SearchError,
+    SearchProvider, SearchRequest, SearchResult, SearchResults, SiteScope, Topic, UpstreamUsage,
 };
 
 /// The host of mock result URLs when no domain is requested; `.invalid` never resolves (RFC 2606).
@@ -61,14 +64,134 @@ impl SearchProvider for MockSearchProvider {
                     score: score(rank),
                     published_date: (request.topic() == Topic::News)
                         .then(|| format!("2026-01-{rank:02}")),
+                    raw_content: request.include_raw_content().map(|format| {
+                        format!("Full mock text of result {rank} for \"{query}\" ({format}).")
+                    }),
+                    favicon: request
+                        .include_favicon()
+                        .then(|| format!("https://{host}/favicon.ico")),
+                    images: Vec::new(),
                 }
             })
             .collect();
+        let images = if request.include_images() {
+            (1..=2)
+                .map(|n| Image {
+                    url: format!("https://{MOCK_HOST}/{slug}/image-{n}.png"),
+                    description: request
+                        .include_image_descriptions()
+                        .then(|| format!("Mock image {n} for \"{query}\"")),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(SearchResults {
             query: query.to_owned(),
+            answer: request.include_answer().map(|depth| {
+                format!("[mock] A {depth} answer to \"{query}\" would be written here.")
+            }),
+            images,
             results,
+            usage: mock_usage(),
         })
     }
+}
+
+#[async_trait]
+impl ExtractProvider for MockSearchProvider {
+    async fn extract(&self, request: &ExtractRequest) -> Result<ExtractResults, SearchError> {
+        let mut results = ExtractResults {
+            usage: mock_usage(),
+            ..ExtractResults::default()
+        };
+        for url in request.urls() {
+            if let Some(error) = url_error(url) {
+                return Err(error);
+            }
+            if url.as_str().contains("mock-fail") {
+                results.failed.push(FailedPage {
+                    url: url.as_str().to_owned(),
+                    error: "the mock backend cannot read this page".to_owned(),
+                });
+                continue;
+            }
+            results
+                .pages
+                .push(mock_page(url.as_str(), request.include_favicon()));
+        }
+        Ok(results)
+    }
+}
+
+#[async_trait]
+impl CrawlProvider for MockSearchProvider {
+    async fn crawl(&self, request: &CrawlRequest) -> Result<CrawlResults, SearchError> {
+        let scope = request.scope();
+        if let Some(error) = url_error(scope.url()) {
+            return Err(error);
+        }
+        let pages = site_urls(scope)
+            .iter()
+            .map(|url| mock_page(url, request.include_favicon()))
+            .collect();
+        Ok(CrawlResults {
+            base_url: scope.url().as_str().to_owned(),
+            pages,
+            usage: mock_usage(),
+        })
+    }
+}
+
+#[async_trait]
+impl MapProvider for MockSearchProvider {
+    async fn map(&self, request: &MapRequest) -> Result<MapResults, SearchError> {
+        let scope = request.scope();
+        if let Some(error) = url_error(scope.url()) {
+            return Err(error);
+        }
+        Ok(MapResults {
+            base_url: scope.url().as_str().to_owned(),
+            urls: site_urls(scope),
+            usage: mock_usage(),
+        })
+    }
+}
+
+fn mock_usage() -> UpstreamUsage {
+    UpstreamUsage {
+        credits: Some(0.0),
+        request_id: Some("mock".to_owned()),
+        response_time: None,
+    }
+}
+
+/// `https://host/mock-error:<kind>…` fails like `mock-error:<kind>` queries.
+fn url_error(url: &PageUrl) -> Option<SearchError> {
+    let (_, after) = url.as_str().split_once("/mock-error:")?;
+    simulated_error(after.split(['/', '?', '#']).next().unwrap_or_default())
+}
+
+fn mock_page(url: &str, favicon: bool) -> Page {
+    Page {
+        url: url.to_owned(),
+        title: Some(format!("[mock] {url}")),
+        raw_content: format!(
+            "Mock content of {url}. Placeholder text from searchgate's mock provider, not the \
+             real page; configure a real provider (TAVILY_API_KEY) to read pages."
+        ),
+        images: Vec::new(),
+        favicon: favicon.then(|| format!("{}/favicon.ico", url.trim_end_matches('/'))),
+    }
+}
+
+/// The start URL and `limit - 1` made-up pages below it (at most 10 in all, or the limit).
+fn site_urls(scope: &SiteScope) -> Vec<String> {
+    let base = scope.url().as_str().trim_end_matches('/');
+    let count = usize::from(scope.limit().unwrap_or(10).min(10));
+    std::iter::once(base.to_owned())
+        .chain((1..count).map(|n| format!("{base}/mock-page-{n}")))
+        .collect()
 }
 
 fn simulated_error(kind: &str) -> Option<SearchError> {
@@ -185,6 +308,44 @@ mod tests {
             results.results[0].url,
             format!("https://{MOCK_HOST}/q-{:016x}/1", fnv1a("東京 天気"))
         );
+    }
+
+    #[tokio::test]
+    async fn page_tools_are_deterministic_and_fail_on_request() {
+        let extract = ExtractRequest::new(&[
+            "https://a.example/x".into(),
+            "https://a.example/mock-fail".into(),
+        ])
+        .unwrap();
+        let read = MockSearchProvider.extract(&extract).await.unwrap();
+        assert_eq!(read.pages.len(), 1);
+        assert_eq!(read.failed[0].url, "https://a.example/mock-fail");
+        let scope = SiteScope::new("https://docs.example/")
+            .unwrap()
+            .with_limit(3)
+            .unwrap();
+        let map = MockSearchProvider
+            .map(&MapRequest::new(scope.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            map.urls,
+            [
+                "https://docs.example",
+                "https://docs.example/mock-page-1",
+                "https://docs.example/mock-page-2"
+            ]
+        );
+        let crawl = MockSearchProvider
+            .crawl(&CrawlRequest::new(scope))
+            .await
+            .unwrap();
+        assert_eq!(crawl.pages.len(), 3, "the limit is honoured");
+        let failing = SiteScope::new("https://docs.example/mock-error:quota").unwrap();
+        assert!(matches!(
+            MockSearchProvider.map(&MapRequest::new(failing)).await,
+            Err(SearchError::QuotaExhausted)
+        ));
     }
 
     #[tokio::test]

@@ -64,7 +64,8 @@ impl AuditLog for SqliteStore {
         }
         let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO audit_events (occurred_at_ms, request_id, method, tool, outcome, \
-             http_status, error_code, latency_us, subject, client_id, issuer, token_hash_prefix, source_addr) ",
+             http_status, error_code, latency_us, subject, client_id, issuer, token_hash_prefix, \
+             source_addr, provider, cache_hit, upstream_attempts, upstream_request_id) ",
         );
         builder.push_values(events, |mut row, e| {
             row.push_bind(millis_since_epoch(e))
@@ -79,7 +80,11 @@ impl AuditLog for SqliteStore {
                 .push_bind(&e.client_id)
                 .push_bind(&e.issuer)
                 .push_bind(&e.token_hash_prefix)
-                .push_bind(&e.source_addr);
+                .push_bind(&e.source_addr)
+                .push_bind(&e.provider)
+                .push_bind(e.cache_hit)
+                .push_bind(e.upstream_attempts.map(i64::from))
+                .push_bind(&e.upstream_request_id);
         });
         // One statement is one implicit transaction: all rows or none.
         builder

@@ -220,6 +220,10 @@ mod tests {
             issuer: None,
             token_hash_prefix: None,
             source_addr: None,
+            provider: None,
+            cache_hit: None,
+            upstream_attempts: None,
+            upstream_request_id: None,
         }
     }
 

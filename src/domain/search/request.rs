@@ -1,7 +1,7 @@
 //! A validated search request. Every field is checked once, here, so providers and tools can
 //! rely on the bounds.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 /// A search input that breaks a rule, naming the field so a model can correct it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,7 +14,7 @@ pub struct InvalidInput {
 }
 
 impl InvalidInput {
-    fn new(field: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &'static str, message: impl Into<String>) -> Self {
         Self {
             field,
             message: message.into(),
@@ -23,7 +23,7 @@ impl InvalidInput {
 }
 
 /// The search query: 1–400 characters after trimming.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Query(String);
 
 impl Query {
@@ -58,13 +58,14 @@ impl Query {
     }
 }
 
-/// How many results to return: 1–20, default 5.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How many results to return: 0–20, default 5 (0 is useful with `include_answer`: the answer
+/// alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MaxResults(u8);
 
 impl MaxResults {
     /// Smallest accepted value.
-    pub const MIN: i64 = 1;
+    pub const MIN: i64 = 0;
     /// Largest accepted value.
     pub const MAX: i64 = 20;
     /// Used when the caller does not say.
@@ -73,14 +74,14 @@ impl MaxResults {
     /// Checks the bounds.
     ///
     /// # Errors
-    /// [`InvalidInput`] on `max_results` outside 1–20.
+    /// [`InvalidInput`] on `max_results` outside 0–20.
     pub fn parse(value: i64) -> Result<Self, InvalidInput> {
         if (Self::MIN..=Self::MAX).contains(&value) {
-            Ok(Self(u8::try_from(value).expect("1..=20 fits in u8")))
+            Ok(Self(u8::try_from(value).expect("0..=20 fits in u8")))
         } else {
             Err(InvalidInput::new(
                 "max_results",
-                format!("must be between 1 and 20; got {value}"),
+                format!("must be between 0 and 20; got {value}"),
             ))
         }
     }
@@ -98,8 +99,9 @@ impl Default for MaxResults {
 }
 
 /// Declares a closed set of lowercase names with `FromStr`, `as_str` and the list of values.
+/// Extra spellings after `|` are accepted on input but never listed or sent.
 macro_rules! closed_set {
-    ($(#[$doc:meta])* $name:ident, $field:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident, $field:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal $(| $alias:literal)*),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
@@ -118,13 +120,13 @@ macro_rules! closed_set {
             }
         }
 
-        impl FromStr for $name {
-            type Err = InvalidInput;
+        impl std::str::FromStr for $name {
+            type Err = $crate::domain::search::InvalidInput;
 
-            fn from_str(value: &str) -> Result<Self, InvalidInput> {
+            fn from_str(value: &str) -> Result<Self, $crate::domain::search::InvalidInput> {
                 match value {
-                    $($text => Ok(Self::$variant),)+
-                    other => Err(InvalidInput::new(
+                    $($text $(| $alias)* => Ok(Self::$variant),)+
+                    other => Err($crate::domain::search::InvalidInput::new(
                         $field,
                         format!("`{other}` is not one of: {}", Self::VALUES.join(", ")),
                     )),
@@ -132,13 +134,14 @@ macro_rules! closed_set {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
+pub(super) use closed_set;
 
 closed_set!(
     /// How thoroughly the backend searches (and what it costs).
@@ -170,26 +173,116 @@ closed_set!(
     /// How recent results must be.
     TimeRange, "time_range" {
         /// The last 24 hours.
-        Day = "day",
+        Day = "day" | "d",
         /// The last 7 days.
-        Week = "week",
+        Week = "week" | "w",
         /// The last 30 days.
-        Month = "month",
+        Month = "month" | "m",
         /// The last 365 days.
-        Year = "year",
+        Year = "year" | "y",
     }
 );
 
-/// A validated search request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+closed_set!(
+    /// Whether and how thoroughly the backend writes an answer from the results.
+    AnswerDepth, "include_answer" {
+        /// A short answer (what `true` means).
+        Basic = "basic",
+        /// A longer, more detailed answer.
+        Advanced = "advanced",
+    }
+);
+
+closed_set!(
+    /// The format of a page's full text.
+    ContentFormat, "format" {
+        /// Markdown (what `true` means for `include_raw_content`).
+        Markdown = "markdown",
+        /// Plain text.
+        Text = "text",
+    }
+);
+
+/// A calendar date `YYYY-MM-DD`, checked for a real month and day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    year: u16,
+    month: u8,
+    day: u8,
+}
+
+impl Date {
+    /// Parses `YYYY-MM-DD`.
+    ///
+    /// # Errors
+    /// [`InvalidInput`] on `field` when the text is not such a date.
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, InvalidInput> {
+        let bad = || {
+            InvalidInput::new(
+                field,
+                format!("`{raw}` is not a date; write YYYY-MM-DD, such as 2025-01-31"),
+            )
+        };
+        let bytes = raw.as_bytes();
+        if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+            return Err(bad());
+        }
+        let number = |range: std::ops::Range<usize>| -> Result<u16, InvalidInput> {
+            let part = &raw[range];
+            if part.bytes().all(|b| b.is_ascii_digit()) {
+                part.parse().map_err(|_| bad())
+            } else {
+                Err(bad())
+            }
+        };
+        let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let days_in_month = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return Err(bad()),
+        };
+        if year < 1900 || day == 0 || day > days_in_month {
+            return Err(bad());
+        }
+        Ok(Self {
+            year,
+            month: u8::try_from(month).map_err(|_| bad())?,
+            day: u8::try_from(day).map_err(|_| bad())?,
+        })
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// A validated search request. Options the caller did not set stay `None`, so a backend sends
+/// only what was asked for; the getters without `requested_` give the effective value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SearchRequest {
     query: Query,
     max_results: MaxResults,
-    depth: SearchDepth,
-    topic: Topic,
+    depth: Option<SearchDepth>,
+    topic: Option<Topic>,
     time_range: Option<TimeRange>,
+    start_date: Option<Date>,
+    end_date: Option<Date>,
+    chunks_per_source: Option<u16>,
+    include_answer: Option<AnswerDepth>,
+    include_raw_content: Option<ContentFormat>,
+    include_images: bool,
+    include_image_descriptions: bool,
+    include_favicon: bool,
     include_domains: Vec<String>,
     exclude_domains: Vec<String>,
+    country: Option<String>,
+    auto_parameters: bool,
+    exact_match: bool,
 }
 
 impl SearchRequest {
@@ -199,6 +292,8 @@ impl SearchRequest {
     pub const MAX_EXCLUDE_DOMAINS: usize = 150;
     /// Longest accepted domain entry, in characters (a DNS name plus a short path).
     pub const MAX_DOMAIN_CHARS: usize = 253;
+    /// Longest accepted country name, in characters.
+    pub const MAX_COUNTRY_CHARS: usize = 60;
 
     /// A request for `query` with every option at its default.
     ///
@@ -208,18 +303,29 @@ impl SearchRequest {
         Ok(Self {
             query: Query::parse(query)?,
             max_results: MaxResults::DEFAULT,
-            depth: SearchDepth::Basic,
-            topic: Topic::General,
+            depth: None,
+            topic: None,
             time_range: None,
+            start_date: None,
+            end_date: None,
+            chunks_per_source: None,
+            include_answer: None,
+            include_raw_content: None,
+            include_images: false,
+            include_image_descriptions: false,
+            include_favicon: false,
             include_domains: Vec::new(),
             exclude_domains: Vec::new(),
+            country: None,
+            auto_parameters: false,
+            exact_match: false,
         })
     }
 
     /// Sets how many results to return.
     ///
     /// # Errors
-    /// [`InvalidInput`] on `max_results` outside 1–20.
+    /// [`InvalidInput`] on `max_results` outside 0–20.
     pub fn with_max_results(mut self, value: i64) -> Result<Self, InvalidInput> {
         self.max_results = MaxResults::parse(value)?;
         Ok(self)
@@ -227,13 +333,13 @@ impl SearchRequest {
 
     /// Sets the search depth.
     pub fn with_depth(mut self, depth: SearchDepth) -> Self {
-        self.depth = depth;
+        self.depth = Some(depth);
         self
     }
 
     /// Sets the topic.
     pub fn with_topic(mut self, topic: Topic) -> Self {
-        self.topic = topic;
+        self.topic = Some(topic);
         self
     }
 
@@ -241,6 +347,85 @@ impl SearchRequest {
     pub fn with_time_range(mut self, time_range: TimeRange) -> Self {
         self.time_range = Some(time_range);
         self
+    }
+
+    /// Only returns pages published on or after this date.
+    pub fn with_start_date(mut self, date: Date) -> Self {
+        self.start_date = Some(date);
+        self
+    }
+
+    /// Only returns pages published on or before this date.
+    pub fn with_end_date(mut self, date: Date) -> Self {
+        self.end_date = Some(date);
+        self
+    }
+
+    /// How many excerpts per page (1–3; `advanced` and `fast` depth only).
+    ///
+    /// # Errors
+    /// [`InvalidInput`] on `chunks_per_source` outside 1–3.
+    pub fn with_chunks_per_source(mut self, value: i64) -> Result<Self, InvalidInput> {
+        self.chunks_per_source = Some(bounded_count("chunks_per_source", value, 1, 3)?);
+        Ok(self)
+    }
+
+    /// Asks for an answer written from the results.
+    pub fn with_answer(mut self, depth: AnswerDepth) -> Self {
+        self.include_answer = Some(depth);
+        self
+    }
+
+    /// Asks for each page's full text in this format.
+    pub fn with_raw_content(mut self, format: ContentFormat) -> Self {
+        self.include_raw_content = Some(format);
+        self
+    }
+
+    /// Asks for images related to the query (and, with `descriptions`, a description of each).
+    pub fn with_images(mut self, images: bool, descriptions: bool) -> Self {
+        self.include_images = images;
+        self.include_image_descriptions = descriptions;
+        self
+    }
+
+    /// Asks for each result's favicon URL.
+    pub fn with_favicon(mut self, favicon: bool) -> Self {
+        self.include_favicon = favicon;
+        self
+    }
+
+    /// Lets the backend choose topic, depth and time range from the query.
+    pub fn with_auto_parameters(mut self, auto: bool) -> Self {
+        self.auto_parameters = auto;
+        self
+    }
+
+    /// Only returns pages that contain the quoted phrases of the query verbatim.
+    pub fn with_exact_match(mut self, exact: bool) -> Self {
+        self.exact_match = exact;
+        self
+    }
+
+    /// Boosts results from a country, such as `united states` (general topic only).
+    ///
+    /// # Errors
+    /// [`InvalidInput`] on `country` when it is empty, too long or not a plain name.
+    pub fn with_country(mut self, country: &str) -> Result<Self, InvalidInput> {
+        let name = country.trim().to_lowercase();
+        let plain = !name.is_empty()
+            && name.chars().count() <= Self::MAX_COUNTRY_CHARS
+            && name
+                .chars()
+                .all(|c| c.is_alphabetic() || c == ' ' || c == '-' || c == '\'');
+        if !plain {
+            return Err(InvalidInput::new(
+                "country",
+                "must be a country's English name, such as \"united states\" or \"germany\"",
+            ));
+        }
+        self.country = Some(name);
+        Ok(self)
     }
 
     /// Only returns results from these domains (normalized: scheme and trailing `/` removed,
@@ -266,6 +451,63 @@ impl SearchRequest {
         Ok(self)
     }
 
+    /// Checks the rules that involve more than one option; call it once every option is set.
+    ///
+    /// # Errors
+    /// [`InvalidInput`] naming the option that conflicts with another.
+    pub fn checked(self) -> Result<Self, InvalidInput> {
+        if self.time_range.is_some() && (self.start_date.is_some() || self.end_date.is_some()) {
+            return Err(InvalidInput::new(
+                "time_range",
+                "cannot be combined with start_date or end_date; use one or the other",
+            ));
+        }
+        if let (Some(start), Some(end)) = (self.start_date, self.end_date)
+            && start > end
+        {
+            return Err(InvalidInput::new(
+                "start_date",
+                format!("{start} is after end_date {end}"),
+            ));
+        }
+        if self.chunks_per_source.is_some()
+            && !matches!(self.depth, Some(SearchDepth::Advanced | SearchDepth::Fast))
+        {
+            return Err(InvalidInput::new(
+                "chunks_per_source",
+                "only applies with search_depth \"advanced\" or \"fast\"; set one of them or \
+                 leave chunks_per_source out",
+            ));
+        }
+        if self.include_image_descriptions && !self.include_images {
+            return Err(InvalidInput::new(
+                "include_image_descriptions",
+                "only applies with include_images set to true",
+            ));
+        }
+        if self.country.is_some() && self.topic.is_some_and(|t| t != Topic::General) {
+            return Err(InvalidInput::new(
+                "country",
+                "only applies with topic \"general\"; leave country out for news or finance",
+            ));
+        }
+        Ok(self)
+    }
+
+    /// The same request with list options in a canonical order, for use as a cache key:
+    /// requests that differ only in the order of their domains ask for the same thing.
+    pub fn normalized(&self) -> Self {
+        let mut normalized = self.clone();
+        for list in [
+            &mut normalized.include_domains,
+            &mut normalized.exclude_domains,
+        ] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        normalized
+    }
+
     /// The trimmed query.
     pub fn query(&self) -> &Query {
         &self.query
@@ -276,19 +518,69 @@ impl SearchRequest {
         self.max_results
     }
 
-    /// The search depth.
+    /// The effective search depth (`basic` unless set).
     pub fn depth(&self) -> SearchDepth {
+        self.depth.unwrap_or(SearchDepth::Basic)
+    }
+
+    /// The search depth the caller asked for.
+    pub fn requested_depth(&self) -> Option<SearchDepth> {
         self.depth
     }
 
-    /// The topic.
+    /// The effective topic (`general` unless set).
     pub fn topic(&self) -> Topic {
+        self.topic.unwrap_or(Topic::General)
+    }
+
+    /// The topic the caller asked for.
+    pub fn requested_topic(&self) -> Option<Topic> {
         self.topic
     }
 
     /// The time range, when restricted.
     pub fn time_range(&self) -> Option<TimeRange> {
         self.time_range
+    }
+
+    /// The earliest publication date, when restricted.
+    pub fn start_date(&self) -> Option<Date> {
+        self.start_date
+    }
+
+    /// The latest publication date, when restricted.
+    pub fn end_date(&self) -> Option<Date> {
+        self.end_date
+    }
+
+    /// Excerpts per page, when set.
+    pub fn chunks_per_source(&self) -> Option<u16> {
+        self.chunks_per_source
+    }
+
+    /// Whether (and how) to write an answer.
+    pub fn include_answer(&self) -> Option<AnswerDepth> {
+        self.include_answer
+    }
+
+    /// Whether (and in which format) to include each page's full text.
+    pub fn include_raw_content(&self) -> Option<ContentFormat> {
+        self.include_raw_content
+    }
+
+    /// Whether to include query-related images.
+    pub fn include_images(&self) -> bool {
+        self.include_images
+    }
+
+    /// Whether to describe each image.
+    pub fn include_image_descriptions(&self) -> bool {
+        self.include_image_descriptions
+    }
+
+    /// Whether to include favicons.
+    pub fn include_favicon(&self) -> bool {
+        self.include_favicon
     }
 
     /// Domains results must come from; empty means any.
@@ -300,6 +592,39 @@ impl SearchRequest {
     pub fn exclude_domains(&self) -> &[String] {
         &self.exclude_domains
     }
+
+    /// The country to boost, lowercased.
+    pub fn country(&self) -> Option<&str> {
+        self.country.as_deref()
+    }
+
+    /// Whether the backend may choose parameters itself.
+    pub fn auto_parameters(&self) -> bool {
+        self.auto_parameters
+    }
+
+    /// Whether quoted phrases must match verbatim.
+    pub fn exact_match(&self) -> bool {
+        self.exact_match
+    }
+}
+
+/// `value` as a count within `min..=max`, or an [`InvalidInput`] on `field` saying the range.
+pub(crate) fn bounded_count(
+    field: &'static str,
+    value: i64,
+    min: u16,
+    max: u16,
+) -> Result<u16, InvalidInput> {
+    u16::try_from(value)
+        .ok()
+        .filter(|v| (min..=max).contains(v))
+        .ok_or_else(|| {
+            InvalidInput::new(
+                field,
+                format!("must be between {min} and {max}; got {value}"),
+            )
+        })
 }
 
 fn normalize_domains(
@@ -380,9 +705,9 @@ mod tests {
     }
 
     #[test]
-    fn max_results_accepts_one_to_twenty() {
+    fn max_results_accepts_zero_to_twenty() {
         for (value, ok) in [
-            (0, false),
+            (0, true),
             (1, true),
             (5, true),
             (20, true),
@@ -393,7 +718,7 @@ mod tests {
         }
         assert_eq!(
             MaxResults::parse(21).unwrap_err().to_string(),
-            "invalid `max_results`: must be between 1 and 20; got 21"
+            "invalid `max_results`: must be between 0 and 20; got 21"
         );
         assert_eq!(MaxResults::default().get(), 5, "the default is five");
     }
@@ -457,5 +782,107 @@ mod tests {
         assert_eq!(request.topic(), Topic::General);
         assert_eq!(request.time_range(), None);
         assert!(request.include_domains().is_empty() && request.exclude_domains().is_empty());
+    }
+
+    #[test]
+    fn dates_must_be_real_calendar_days() {
+        for (raw, ok) in [
+            ("2025-01-31", true),
+            ("2024-02-29", true),
+            ("2025-02-29", false),
+            ("2025-13-01", false),
+            ("2025-1-01", false),
+            ("yesterday", false),
+            ("2025-01-3x", false),
+        ] {
+            assert_eq!(Date::parse("start_date", raw).is_ok(), ok, "{raw}");
+        }
+        assert_eq!(
+            Date::parse("end_date", "2025-03-04").unwrap().to_string(),
+            "2025-03-04",
+            "a date prints as it was written"
+        );
+    }
+
+    #[test]
+    fn options_that_conflict_are_refused_naming_the_option() {
+        let base = || SearchRequest::new("q").unwrap();
+        let date = |raw| Date::parse("start_date", raw).unwrap();
+        let cases: Vec<(SearchRequest, &str, &str)> = vec![
+            (
+                base()
+                    .with_time_range(TimeRange::Week)
+                    .with_start_date(date("2025-01-01")),
+                "time_range",
+                "a range and dates together are ambiguous",
+            ),
+            (
+                base()
+                    .with_start_date(date("2025-02-01"))
+                    .with_end_date(date("2025-01-01")),
+                "start_date",
+                "start after end",
+            ),
+            (
+                base().with_chunks_per_source(2).unwrap(),
+                "chunks_per_source",
+                "chunks need advanced or fast depth",
+            ),
+            (
+                base().with_images(false, true),
+                "include_image_descriptions",
+                "descriptions need images",
+            ),
+            (
+                base()
+                    .with_topic(Topic::News)
+                    .with_country("france")
+                    .unwrap(),
+                "country",
+                "country is for the general topic",
+            ),
+        ];
+        for (request, field, reason) in cases {
+            assert_eq!(request.checked().unwrap_err().field, field, "{reason}");
+        }
+        let fine = base()
+            .with_depth(SearchDepth::Fast)
+            .with_chunks_per_source(3)
+            .unwrap()
+            .with_country(" United States ")
+            .unwrap()
+            .with_images(true, true)
+            .checked()
+            .expect("compatible options");
+        assert_eq!(
+            fine.country(),
+            Some("united states"),
+            "countries are lowercased"
+        );
+        assert!(
+            base().with_chunks_per_source(4).is_err(),
+            "at most 3 chunks"
+        );
+        assert!(base().with_country("us; drop").is_err(), "names only");
+    }
+
+    #[test]
+    fn the_normalized_request_ignores_domain_order_and_time_range_aliases_parse() {
+        let a = SearchRequest::new("q")
+            .unwrap()
+            .with_include_domains(&["b.com".into(), "a.com".into()])
+            .unwrap();
+        let b = SearchRequest::new("q")
+            .unwrap()
+            .with_include_domains(&["a.com".into(), "b.com".into(), "a.com".into()])
+            .unwrap();
+        assert_ne!(a, b, "the request keeps the caller's order");
+        assert_eq!(a.normalized(), b.normalized(), "the cache key does not");
+        assert_eq!("w".parse::<TimeRange>(), Ok(TimeRange::Week));
+        assert_eq!(
+            TimeRange::VALUES,
+            ["day", "week", "month", "year"],
+            "aliases are not listed"
+        );
     }
 }

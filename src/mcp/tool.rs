@@ -1,0 +1,367 @@
+//! What the web tools share: parsing arguments into a typed struct with errors that name the
+//! argument, the schema clean-up, the mapping of `SearchError` to a tool error a model can act
+//! on, and the outcome handed back to the handler for the audit row.
+
+use std::time::Duration;
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject, Tool, ToolAnnotations};
+use schemars::JsonSchema;
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use crate::domain::search::{CallStats, Image, InvalidInput, SearchError, Served, UpstreamUsage};
+
+/// `_meta` key under which error results carry their machine-readable code.
+pub const ERROR_META_KEY: &str = "searchgate/error";
+
+/// A tool result plus what the audit row needs.
+pub struct ToolOutcome {
+    /// What the client receives.
+    pub result: CallToolResult,
+    /// The machine-readable code of an error result (`None` on success).
+    pub error_code: Option<&'static str>,
+    /// How the backend was used, when it was.
+    pub stats: Option<CallStats>,
+    /// The backend's id for the call, when it sent one.
+    pub upstream_request_id: Option<String>,
+}
+
+impl ToolOutcome {
+    /// A successful result with structured content and a text rendering of it.
+    pub fn success<T: Serialize>(
+        output: &T,
+        text: String,
+        stats: CallStats,
+        usage: &UpstreamUsage,
+    ) -> Self {
+        let structured = serde_json::to_value(output).expect("tool outputs serialize");
+        // Clients that ignore structuredContent read the text.
+        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+        result.structured_content = Some(structured);
+        Self {
+            result,
+            error_code: None,
+            stats: Some(stats),
+            upstream_request_id: usage.request_id.clone(),
+        }
+    }
+
+    fn error(text: String, code: &'static str, extra: Value) -> Self {
+        let mut detail = json!({ "code": code });
+        if let (Some(detail), Value::Object(extra)) = (detail.as_object_mut(), extra) {
+            detail.extend(extra);
+        }
+        let mut meta = MetaObject::new();
+        meta.0.insert(ERROR_META_KEY.to_owned(), detail);
+        let result = CallToolResult::error(vec![ContentBlock::text(text)]).with_meta(Some(meta));
+        Self {
+            result,
+            error_code: Some(code),
+            stats: None,
+            upstream_request_id: None,
+        }
+    }
+
+    fn with_stats(mut self, stats: CallStats) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+}
+
+/// Parses `arguments` into `T`, refusing arguments not in `fields` (the tool's properties) so a
+/// misspelt option is reported rather than silently ignored.
+///
+/// # Errors
+/// [`InvalidInput`] naming the offending argument.
+pub fn parse_args<T: DeserializeOwned>(
+    arguments: Option<JsonObject>,
+    fields: &'static [&'static str],
+) -> Result<T, InvalidInput> {
+    let arguments = arguments.unwrap_or_default();
+    if let Some(unknown) = arguments.keys().find(|k| !fields.contains(&k.as_str())) {
+        return Err(InvalidInput {
+            field: "arguments",
+            message: format!(
+                "unknown argument `{unknown}`; this tool accepts: {}",
+                fields.join(", ")
+            ),
+        });
+    }
+    serde_path_to_error::deserialize(Value::Object(arguments)).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        let field = if path == "." {
+            argument_named_in(&message)
+        } else {
+            path
+        };
+        let top = field.split(['.', '[']).next().unwrap_or(&field);
+        InvalidInput {
+            field: fields
+                .iter()
+                .copied()
+                .find(|known| *known == top)
+                .unwrap_or("arguments"),
+            message,
+        }
+    })
+}
+
+/// serde reports missing fields at the root; the field is the first name in backticks.
+fn argument_named_in(message: &str) -> String {
+    message
+        .split('`')
+        .nth(1)
+        .filter(|name| !name.is_empty())
+        .unwrap_or("arguments")
+        .to_owned()
+}
+
+/// The input schema of `T` with schemars' `"default": null` (which no typed field accepts)
+/// replaced by the real defaults, and properties overridden where a hand-written schema says
+/// more (a boolean-or-name option).
+pub fn input_schema<T: JsonSchema + 'static>(
+    defaults: &[(&str, Value)],
+    overrides: &[(&str, Value)],
+) -> std::sync::Arc<JsonObject> {
+    let mut input = rmcp::handler::server::common::schema_for_input::<T>()
+        .expect("tool arguments are structs, so their schema is an object");
+    if let Some(Value::Object(properties)) =
+        std::sync::Arc::make_mut(&mut input).get_mut("properties")
+    {
+        for (name, schema) in properties.iter_mut() {
+            let Some(schema) = schema.as_object_mut() else {
+                continue;
+            };
+            schema.remove("default");
+            if let Some((_, default)) = defaults.iter().find(|(n, _)| n == name) {
+                schema.insert("default".to_owned(), default.clone());
+            }
+            if let Some((_, Value::Object(replacement))) = overrides.iter().find(|(n, _)| n == name)
+            {
+                let description = schema.remove("description");
+                *schema = replacement.clone();
+                if let Some(description) = description {
+                    schema.insert("description".to_owned(), description);
+                }
+            }
+        }
+    }
+    input
+}
+
+/// A tool definition with the annotations every web tool shares (read-only, idempotent, open
+/// world) and the output schema of `O`.
+pub fn web_tool<O: JsonSchema + 'static>(
+    name: &'static str,
+    title: &str,
+    description: &'static str,
+    input: std::sync::Arc<JsonObject>,
+) -> Tool {
+    let mut tool = Tool::new(name, description, input)
+        .with_title(title)
+        .with_annotations(
+            ToolAnnotations::new()
+                .read_only(true)
+                .destructive(false)
+                .idempotent(true)
+                .open_world(true),
+        );
+    tool.output_schema = Some(rmcp::handler::server::common::schema_for_output::<O>());
+    tool
+}
+
+/// The outcome of a served call: `success` for results, else the failure with `slow_hint` as
+/// the advice after a timeout. `None` (a capability the backend lacks) cannot normally happen:
+/// such tools are not listed.
+pub fn answer<T>(
+    tool: &str,
+    served: Option<Served<T>>,
+    slow_hint: &str,
+    success: impl FnOnce(&T, CallStats) -> ToolOutcome,
+) -> ToolOutcome {
+    let Some(served) = served else {
+        let unsupported = InvalidInput {
+            field: "arguments",
+            message: "this search backend does not support the tool".to_owned(),
+        };
+        return invalid_argument(tool, &unsupported);
+    };
+    match &served.result {
+        Ok(results) => success(results, served.stats),
+        Err(error) => failed(&served, error, slow_hint),
+    }
+}
+
+/// The last progress message of a call: what it found, or its error code.
+pub fn progress_end<T>(
+    what: &str,
+    served: &Option<Served<T>>,
+    found: impl FnOnce(&T) -> String,
+) -> String {
+    match served.as_ref().map(|s| &s.result) {
+        Some(Ok(results)) => format!("{what} finished: {}", found(results)),
+        Some(Err(error)) => format!("{what} failed: {}", error.code()),
+        None => format!("{what} not supported"),
+    }
+}
+
+/// An argument that breaks a rule.
+pub fn invalid_argument(tool: &str, invalid: &InvalidInput) -> ToolOutcome {
+    let text = format!(
+        "Invalid argument `{}`: {}. Fix the argument and call {tool} again.",
+        invalid.field, invalid.message
+    );
+    ToolOutcome::error(text, "invalid_argument", json!({ "field": invalid.field }))
+}
+
+/// Maps a failed call to a tool error that says what happened and what to do, with the code in
+/// `_meta`. `slow_hint` is the tool's advice after a timeout.
+fn failed<T>(served: &Served<T>, error: &SearchError, slow_hint: &str) -> ToolOutcome {
+    upstream_error(error, slow_hint).with_stats(served.stats)
+}
+
+fn retry_secs(after: Duration) -> u64 {
+    // Round up: retrying a fraction of a second early would be refused again.
+    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+fn upstream_error(error: &SearchError, slow_hint: &str) -> ToolOutcome {
+    let code = error.code();
+    let (text, extra) = match error {
+        SearchError::Rejected { reason } => (
+            format!(
+                "The search backend rejected this request: {reason}. Change the arguments and \
+                 try again."
+            ),
+            json!({}),
+        ),
+        SearchError::BackendUnauthorized => {
+            tracing::error!(
+                error_code = code,
+                "the search backend rejected searchgate's API key; check the configured key"
+            );
+            (
+                "The search backend rejected searchgate's API key. This is a server configuration \
+                 problem that retrying will not fix; tell the user that the searchgate operator \
+                 must check the search API key."
+                    .to_owned(),
+                json!({}),
+            )
+        }
+        SearchError::RateLimited { retry_after } => {
+            let secs = retry_after.map_or(60, retry_secs);
+            (
+                format!("The search backend is rate limiting searchgate. Retry in {secs} seconds."),
+                json!({ "retry_after_secs": secs }),
+            )
+        }
+        SearchError::QuotaExhausted => {
+            tracing::error!(
+                error_code = code,
+                "the search backend's credits are exhausted"
+            );
+            (
+                "The search backend's credits are used up, so web tools fail until the \
+                 searchgate operator adds credits. Retrying will not help."
+                    .to_owned(),
+                json!({}),
+            )
+        }
+        SearchError::Unavailable { reason } => {
+            tracing::warn!(error_code = code, reason = %reason, "search backend unavailable");
+            (
+                "The search backend is unavailable right now. Retry in a few seconds.".to_owned(),
+                json!({ "retry_after_secs": 5 }),
+            )
+        }
+        SearchError::Timeout => {
+            tracing::warn!(
+                error_code = code,
+                "the search backend did not answer in time"
+            );
+            (
+                format!("The search backend did not answer in time. {slow_hint}"),
+                json!({}),
+            )
+        }
+        SearchError::TooManyCalls { retry_after } => {
+            let secs = retry_secs(*retry_after);
+            (
+                format!(
+                    "You are calling searchgate's web tools too often. Retry in {secs} seconds."
+                ),
+                json!({ "retry_after_secs": secs }),
+            )
+        }
+        SearchError::Unexpected(inner) => {
+            tracing::error!(error_code = code, error = ?inner, "a web tool failed unexpectedly");
+            (
+                "searchgate failed to run this tool because of an internal error. Retry later."
+                    .to_owned(),
+                json!({}),
+            )
+        }
+    };
+    ToolOutcome::error(text, code, extra)
+}
+
+/// An image as tools return it.
+#[derive(Debug, Serialize, serde::Deserialize, JsonSchema, PartialEq)]
+pub struct ImageOut {
+    /// The image URL.
+    pub url: String,
+    /// What the image shows, when described.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl From<&Image> for ImageOut {
+    fn from(image: &Image) -> Self {
+        Self {
+            url: image.url.clone(),
+            description: image.description.clone(),
+        }
+    }
+}
+
+/// Converts a list of domain images.
+pub fn images(images: &[Image]) -> Vec<ImageOut> {
+    images.iter().map(ImageOut::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_times_round_up_to_whole_seconds() {
+        assert_eq!(retry_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(retry_secs(Duration::from_secs(30)), 30);
+        assert_eq!(
+            retry_secs(Duration::ZERO),
+            1,
+            "never \"retry in 0 seconds\""
+        );
+    }
+
+    #[test]
+    fn unknown_arguments_are_named_with_the_accepted_ones() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code, reason = "only parsed")]
+        struct Args {
+            query: String,
+        }
+        let args = json!({ "query": "q", "colour": "red" });
+        let err = parse_args::<Args>(args.as_object().cloned(), &["query"])
+            .err()
+            .expect("refused");
+        assert_eq!(err.field, "arguments");
+        assert!(
+            err.message.contains("colour") && err.message.contains("accepts: query"),
+            "{}",
+            err.message
+        );
+    }
+}

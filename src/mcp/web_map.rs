@@ -1,0 +1,139 @@
+//! The `web_map` tool: list the URLs of a site without reading the pages, so a model can pick
+//! what to read with `web_extract`.
+
+use std::fmt::Write as _;
+
+use rmcp::model::{JsonObject, Tool};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    site::{Progress, SCOPE_FIELDS, ScopeArgs, with_progress},
+    tool::{self, ToolOutcome},
+};
+use crate::domain::search::{
+    CallStats, Caller, InvalidInput, MapRequest, MapResults, SearchService,
+};
+
+/// The tool's name.
+pub const NAME: &str = "web_map";
+
+/// The arguments of `web_map`: the scope only.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct WebMapArgs {
+    /// Where to start and how far to go.
+    #[serde(flatten)]
+    pub scope: ScopeArgs,
+}
+
+/// The structured result of `web_map`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct WebMapOutput {
+    /// Which backend mapped the site ("mock" URLs are placeholders).
+    pub provider: String,
+    /// Where the map started.
+    pub base_url: String,
+    /// The URLs found.
+    pub urls: Vec<String>,
+    /// Whether searchgate answered from its cache.
+    #[serde(default)]
+    pub cached: bool,
+    /// Credits the call cost the operator's account, when reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<f64>,
+    /// The backend's id for this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// The tool's definition for `tools/list`.
+pub fn definition() -> Tool {
+    let input = tool::input_schema::<WebMapArgs>(
+        &[
+            ("max_depth", json!(1)),
+            ("max_breadth", json!(20)),
+            ("limit", json!(50)),
+            ("allow_external", json!(true)),
+        ],
+        &[],
+    );
+    tool::web_tool::<WebMapOutput>(
+        NAME,
+        "Map a website",
+        "Map a website: start at a URL, follow its links and return the URLs found, without \
+         their content. Use it to see how a site or documentation section is laid out, then \
+         read the pages you need with web_extract.",
+        input,
+    )
+}
+
+/// Runs `web_map`, reporting progress when `progress` is present.
+pub async fn call(
+    service: &SearchService,
+    caller: &Caller,
+    arguments: Option<JsonObject>,
+    progress: Option<Progress>,
+) -> ToolOutcome {
+    let request = match parse(arguments) {
+        Ok(request) => request,
+        Err(invalid) => return tool::invalid_argument(NAME, &invalid),
+    };
+    let served = with_progress(progress, "map", service.map(caller, &request), |served| {
+        tool::progress_end("map", served, |r| format!("{} URLs", r.urls.len()))
+    })
+    .await;
+    tool::answer(
+        NAME,
+        served,
+        "Retry with a smaller limit or max_depth.",
+        |results, stats| success(service.backend().name(), results, stats),
+    )
+}
+
+fn parse(arguments: Option<JsonObject>) -> Result<MapRequest, InvalidInput> {
+    let args: WebMapArgs = tool::parse_args(arguments, SCOPE_FIELDS)?;
+    Ok(MapRequest::new(args.scope.into_scope()?))
+}
+
+fn success(provider: &str, results: &MapResults, stats: CallStats) -> ToolOutcome {
+    let output = WebMapOutput {
+        provider: provider.to_owned(),
+        base_url: results.base_url.clone(),
+        urls: results.urls.clone(),
+        cached: stats.cache_hit,
+        credits: results.usage.credits,
+        request_id: results.usage.request_id.clone(),
+    };
+    let mut text = String::new();
+    if provider == "mock" {
+        text.push_str("Note: these are placeholder URLs from searchgate's mock provider.\n\n");
+    }
+    let _ = writeln!(
+        text,
+        "{} URLs under {}:",
+        output.urls.len(),
+        output.base_url
+    );
+    for url in &output.urls {
+        let _ = writeln!(text, "- {url}");
+    }
+    ToolOutcome::success(&output, text, stats, &results.usage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_lists_exactly_the_accepted_arguments() {
+        let tool = definition();
+        let properties = tool.input_schema["properties"].as_object().unwrap();
+        let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut fields = SCOPE_FIELDS.to_vec();
+        fields.sort_unstable();
+        assert_eq!(names, fields);
+        assert_eq!(tool.input_schema["required"], json!(["url"]));
+    }
+}

@@ -565,6 +565,10 @@ pub struct AuditSettings {
     pub queue_capacity: usize,
     /// Most events written per transaction.
     pub batch_size: usize,
+    /// Keep what tools were asked for (query, URLs; 200 characters at most) in audit rows.
+    pub record_queries: bool,
+    /// Delete audit rows older than this many days (0 keeps them forever).
+    pub retention_days: u32,
 }
 
 impl Default for AuditSettings {
@@ -572,6 +576,8 @@ impl Default for AuditSettings {
         Self {
             queue_capacity: 4096,
             batch_size: 256,
+            record_queries: true,
+            retention_days: 30,
         }
     }
 }

@@ -6,6 +6,7 @@ mod admin;
 mod bearer;
 mod health;
 mod mcp_endpoint;
+mod metrics;
 mod oauth;
 pub mod openapi;
 mod registration;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 pub use bearer::{Challenge, ClientGate};
+pub use metrics::Metrics;
 pub use oauth::ProtectedResourceMetadata;
 pub use request_id::RequestId;
 pub use transport_guard::HostPolicy;
@@ -36,6 +38,8 @@ use crate::{
 /// Everything the HTTP layer needs, shared by all requests.
 #[derive(Clone)]
 pub struct AppState {
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
     /// Settings with derived values filled in for the bound address.
     pub settings: Arc<Settings>,
     /// `public_url + mcp_path`: the MCP resource identifier.
@@ -157,6 +161,7 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
         state.client_store.clone(),
         state.client_gate.as_ref().map(|g| g.policy.clone()),
         state.audit.clone(),
+        Some(state.audit_log.clone()),
     );
     let api = openapi::service(
         health::HealthApi::new(state.audit_log.clone(), state.auth_mode()),
@@ -168,7 +173,28 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
         ),
         admin,
     );
-    let spec = api.spec_endpoint();
+    // The served document is poem-openapi's, finished with what it cannot express (the bearer
+    // scheme, the MCP operation); the browsable UI shows the same.
+    let raw = api.spec();
+    let document = openapi::finish(&raw, &state.settings.server.mcp_path);
+    let json = serde_json::to_string_pretty(&document).unwrap_or_default();
+    let yaml = serde_yaml::to_string(&document).unwrap_or_default();
+    let docs_html = api.swagger_ui_html().replacen(
+        &raw,
+        &serde_json::to_string(&document).unwrap_or_default(),
+        1,
+    );
+    let spec = poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(json.clone())
+    });
+    let spec_yaml = poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type("application/yaml; charset=utf-8")
+            .body(yaml.clone())
+    });
+    let docs = poem::endpoint::make_sync(move |_| poem::web::Html(docs_html.clone()));
     let suffixed = state.resource_metadata_path();
     let suffixed_api = Arc::new(oauth::OAuthApi::new(
         metadata,
@@ -216,8 +242,18 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
                 .data(suffixed_api)
                 .with(public_cors()),
         )
-        .at("/openapi.json", spec)
+        .at("/openapi.json", spec.with(public_cors()))
+        .at("/openapi.yaml", spec_yaml.with(public_cors()))
+        .at("/docs", docs)
+        .at(
+            "/metrics",
+            metrics::metrics_endpoint.data(state.metrics.clone()),
+        )
         .nest("/", split_cors(api, &hosts))
+        .with(metrics::MetricsLayer {
+            metrics: state.metrics.clone(),
+            mcp_path: state.settings.server.mcp_path.clone(),
+        })
         .with(request_id::RequestIdLayer)
 }
 

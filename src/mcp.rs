@@ -196,6 +196,10 @@ impl ServerHandler for McpServer {
             .meta
             .get_progress_token()
             .map(|token| site::Progress::new(context.peer.clone(), token));
+        if let Some(record) = &record {
+            let summary = query_summary(request.arguments.as_ref());
+            record.update(|info| info.query_summary = summary);
+        }
         let service = self.service.as_ref();
         let arguments = request.arguments;
         let outcome = async {
@@ -218,9 +222,55 @@ impl ServerHandler for McpServer {
     }
 }
 
+/// Longest query summary kept for the audit trail.
+const MAX_SUMMARY_CHARS: usize = 200;
+
+/// What a tool call asks for, for the audit row: the query, or the URL(s), truncated.
+fn query_summary(arguments: Option<&serde_json::Map<String, serde_json::Value>>) -> Option<String> {
+    let arguments = arguments?;
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        _ => None,
+    };
+    let summary = ["query", "url", "urls"]
+        .iter()
+        .find_map(|key| arguments.get(*key).and_then(text))?;
+    Some(summary.chars().take(MAX_SUMMARY_CHARS).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_summaries_take_the_query_or_the_urls_and_are_bounded() {
+        let args = |v: serde_json::Value| v.as_object().cloned();
+        assert_eq!(
+            query_summary(args(serde_json::json!({"query": "rust"})).as_ref()).as_deref(),
+            Some("rust")
+        );
+        assert_eq!(
+            query_summary(args(serde_json::json!({"urls": ["https://a", "https://b"]})).as_ref())
+                .as_deref(),
+            Some("https://a https://b")
+        );
+        let long = "x".repeat(500);
+        assert_eq!(
+            query_summary(args(serde_json::json!({"query": long})).as_ref())
+                .unwrap()
+                .chars()
+                .count(),
+            200
+        );
+        assert_eq!(query_summary(None), None);
+    }
     use crate::{
         adapters::search::MockSearchProvider,
         domain::search::{ServicePolicy, WebBackend},

@@ -19,7 +19,7 @@ use crate::{
         http_client::outbound,
         idp::{
             EmbeddedAuthorizationServer, OidcAuthorizationServer, OidcConfig,
-            ScalekitAuthorizationServer,
+            ScalekitAuthorizationServer, key_fetch_counts,
         },
         search::{MockSearchProvider, TavilySearchProvider},
         store::SqliteStore,
@@ -36,7 +36,7 @@ use crate::{
         clients::ClientStore,
         search::{Deadlines, SearchProvider, SearchService, ServicePolicy, WebBackend},
     },
-    http::{self, AppState, Mount},
+    http::{self, AppState, Metrics, Mount},
     mcp::{ALL_TOOLS, McpServer},
 };
 
@@ -211,12 +211,15 @@ impl Searchgate {
             );
         }
         // Core's verified-token cache sits in front of every authorization server.
+        let mut cache_counters = None;
         let auth = auth.map(|inner| -> Arc<dyn AuthorizationServer> {
-            Arc::new(CachingAuthorizationServer::new(
+            let caching = CachingAuthorizationServer::new(
                 inner,
                 settings.auth.token_cache_capacity,
                 Duration::from_secs(settings.auth.token_cache_max_ttl_secs),
-            ))
+            );
+            cache_counters = Some(caching.counters());
+            Arc::new(caching)
         });
         let scopes = Arc::new(ScopePolicy::new(
             settings.auth.tool_scopes.clone(),
@@ -243,7 +246,21 @@ impl Searchgate {
             &shutdown,
         )
         .await?;
+        let mut tasks = client_services.tasks;
+        if settings.audit.retention_days > 0 {
+            tasks.push(spawn_retention(
+                audit_log.clone(),
+                Duration::from_secs(u64::from(settings.audit.retention_days) * 86_400),
+                shutdown.clone(),
+            ));
+        }
+        let metrics = Arc::new(Metrics::new(
+            cache_counters,
+            key_fetch_counts,
+            audit.clone(),
+        ));
         let state = AppState {
+            metrics,
             settings: Arc::new(settings),
             resource_url,
             search,
@@ -262,7 +279,7 @@ impl Searchgate {
             state,
             mounts,
             writer,
-            tasks: client_services.tasks,
+            tasks,
             grace,
         })
     }
@@ -537,6 +554,31 @@ pub async fn probe_search(settings: &Settings) -> Vec<ProbeFinding> {
             Err(problem) => ProbeFinding::failed("tavily key", problem),
         }],
     }
+}
+
+/// Deletes audit rows older than `keep`, at start and then hourly, until `stop`.
+fn spawn_retention(
+    audit: Arc<dyn AuditLog>,
+    keep: Duration,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => break,
+            }
+            let before = std::time::SystemTime::now() - keep;
+            match audit.prune(before).await {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!(removed, "pruned audit rows past the retention period")
+                }
+                Err(error) => tracing::warn!(error = %error, "cannot prune old audit rows"),
+            }
+        }
+    })
 }
 
 async fn shutdown_signal() {

@@ -13,7 +13,7 @@ pub use embedded::{
     EmbeddedAuthorizationServer, EmbeddedConfig, ensure_signing_key, rotate_signing_key,
 };
 pub use introspection::IntrospectionVerifier;
-pub use jwks::{JwksCache, JwksLoader};
+pub use jwks::{JwksCache, JwksLoader, fetch_counts as key_fetch_counts};
 pub use jwt::JwtVerifier;
 pub use metadata::MetadataCache;
 pub use oidc::{OidcAuthorizationServer, OidcConfig};

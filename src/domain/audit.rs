@@ -31,6 +31,93 @@ pub trait AuditLog: Send + Sync + 'static {
     /// # Errors
     /// [`AuditError::Unavailable`] when it is not.
     async fn check(&self) -> Result<(), AuditError>;
+
+    /// Events matching `query`, oldest first, one page at a time.
+    ///
+    /// # Errors
+    /// [`AuditError::Unavailable`] when the store cannot be read or cannot be queried.
+    async fn query(&self, query: &AuditQuery) -> Result<AuditPage, AuditError> {
+        let _ = query;
+        Err(AuditError::Unavailable(
+            "this audit log cannot be queried".into(),
+        ))
+    }
+
+    /// Counts of events per hour, tool and outcome between `since` and `until`.
+    ///
+    /// # Errors
+    /// As [`AuditLog::query`].
+    async fn stats(
+        &self,
+        since: SystemTime,
+        until: SystemTime,
+    ) -> Result<Vec<HourlyCount>, AuditError> {
+        let _ = (since, until);
+        Err(AuditError::Unavailable(
+            "this audit log has no statistics".into(),
+        ))
+    }
+
+    /// Deletes events older than `before`; returns how many.
+    ///
+    /// # Errors
+    /// As [`AuditLog::query`].
+    async fn prune(&self, before: SystemTime) -> Result<u64, AuditError> {
+        let _ = before;
+        Ok(0)
+    }
+}
+
+/// Which events to return. Every filter is optional; `after` is the previous page's cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// At or after this time.
+    pub since: Option<SystemTime>,
+    /// Before this time.
+    pub until: Option<SystemTime>,
+    /// The caller's subject.
+    pub subject: Option<String>,
+    /// The caller's client id.
+    pub client_id: Option<String>,
+    /// The tool called.
+    pub tool: Option<String>,
+    /// The outcome (`success`, `tool_error`, …).
+    pub outcome: Option<String>,
+    /// Only events stored after this cursor.
+    pub after: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A stored event with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Its position in the log (increasing).
+    pub id: i64,
+    /// The event.
+    pub event: AuditEvent,
+}
+
+/// One page of events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditPage {
+    /// Oldest first.
+    pub events: Vec<StoredEvent>,
+    /// Pass as `after` for the next page; `None` on the last.
+    pub next: Option<i64>,
+}
+
+/// How many events one tool had with one outcome in one hour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourlyCount {
+    /// The hour's start.
+    pub hour: SystemTime,
+    /// The tool (`None` for requests that called none).
+    pub tool: Option<String>,
+    /// The outcome.
+    pub outcome: String,
+    /// How many.
+    pub count: u64,
 }
 
 /// Why the audit store could not be used.
@@ -64,6 +151,21 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome stored as `text`.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Success,
+            Self::ToolError,
+            Self::ProtocolError,
+            Self::Rejected,
+            Self::Unauthenticated,
+            Self::Forbidden,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == text)
+    }
+
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -115,6 +217,9 @@ pub struct AuditEvent {
     pub upstream_attempts: Option<u32>,
     /// The backend's own id for the call, for support requests.
     pub upstream_request_id: Option<String>,
+    /// What was searched for (a query, URLs), at most 200 characters; `None` when
+    /// `audit.record_queries` is off.
+    pub query_summary: Option<String>,
 }
 
 impl AuditEvent {
@@ -139,6 +244,7 @@ impl AuditEvent {
             cache_hit: None,
             upstream_attempts: None,
             upstream_request_id: None,
+            query_summary: None,
         }
     }
 }

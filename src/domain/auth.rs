@@ -10,7 +10,7 @@ use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration, time::SystemTim
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-pub use cache::CachingAuthorizationServer;
+pub use cache::{CacheCounters, CachingAuthorizationServer};
 pub use policy::{Claims, TokenPolicy, canonical};
 pub use scopes::ScopePolicy;
 

@@ -1,6 +1,7 @@
-//! The admin API under `/api/v1`, for operators: registered clients (list, show, deny). Every
-//! operation needs a token with the admin scope (`auth.admin_scope`); with authentication off
-//! it is refused.
+//! The admin API under `/api/v1`, for operators: registered clients (list, show, deny), the
+//! audit trail (filtered pages, an NDJSON export, hourly statistics). Every operation needs a
+//! token with the admin scope (`auth.admin_scope`); with authentication off it is refused. Every
+//! operation is itself audited.
 
 use std::sync::Arc;
 
@@ -16,10 +17,16 @@ use super::{
     bearer::{Challenge, authenticate, insufficient_scope},
 };
 use crate::domain::{
-    audit::{AuditEvent, AuditSink, Outcome},
+    audit::{AuditEvent, AuditLog, AuditQuery, AuditSink, Outcome, StoredEvent},
     auth::{AuthorizationServer, Principal, ScopePolicy},
     clients::{ClientPolicy, ClientRow, ClientStore},
 };
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::StreamExt;
+use poem_openapi::payload::Binary;
 
 #[derive(Tags)]
 enum ApiTags {
@@ -185,23 +192,268 @@ pub struct AdminApi {
     store: Option<Arc<dyn ClientStore>>,
     policy: Option<ClientPolicy>,
     audit: AuditSink,
+    log: Option<Arc<dyn AuditLog>>,
 }
 
 impl AdminApi {
-    /// Operations on `store`, guarded by `guard`; denials also go to `policy` at once.
+    /// Operations on `store` and `log`, guarded by `guard`; denials also go to `policy` at
+    /// once; admin actions are recorded through `audit`.
     pub fn new(
         guard: AdminGuard,
         store: Option<Arc<dyn ClientStore>>,
         policy: Option<ClientPolicy>,
         audit: AuditSink,
+        log: Option<Arc<dyn AuditLog>>,
     ) -> Self {
         Self {
             guard,
             store,
             policy,
             audit,
+            log,
         }
     }
+
+    /// Records an admin action.
+    async fn record(
+        &self,
+        req: &Request,
+        admin: &Principal,
+        action: &str,
+        status: u16,
+        outcome: Outcome,
+        client_id: Option<String>,
+    ) {
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        let mut event = AuditEvent::action(request_id, action, outcome, status);
+        event.subject = Some(admin.subject.clone());
+        event.client_id = client_id.or_else(|| admin.client_id.clone());
+        event.issuer = Some(admin.issuer.clone());
+        event.token_hash_prefix = Some(admin.token_hash_prefix.clone()).filter(|h| !h.is_empty());
+        event.source_addr = req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string());
+        self.audit.record(event).await;
+    }
+}
+
+/// One audit event as the admin API shows it.
+#[derive(Debug, Object)]
+pub struct AuditEventView {
+    /// Its position in the log; pages continue after it.
+    pub id: i64,
+    /// When (RFC 3339, UTC).
+    pub occurred_at: String,
+    /// The request id (`x-request-id`).
+    pub request_id: String,
+    /// The JSON-RPC method, or the action (`oauth/register`, `admin/…`).
+    #[oai(skip_serializing_if_is_none)]
+    pub method: Option<String>,
+    /// The tool called.
+    #[oai(skip_serializing_if_is_none)]
+    pub tool: Option<String>,
+    /// `success`, `tool_error`, `protocol_error`, `rejected`, `unauthenticated`, `forbidden`
+    /// or `failed`.
+    pub outcome: String,
+    /// The HTTP status answered.
+    pub http_status: u16,
+    /// Why it did not succeed.
+    #[oai(skip_serializing_if_is_none)]
+    pub error_code: Option<String>,
+    /// How long it took, in milliseconds.
+    pub latency_ms: f64,
+    /// Who (the token's subject).
+    #[oai(skip_serializing_if_is_none)]
+    pub subject: Option<String>,
+    /// Through which client.
+    #[oai(skip_serializing_if_is_none)]
+    pub client_id: Option<String>,
+    /// The token's issuer.
+    #[oai(skip_serializing_if_is_none)]
+    pub issuer: Option<String>,
+    /// The first hex digits of the token's SHA-256 (never the token).
+    #[oai(skip_serializing_if_is_none)]
+    pub token_hash_prefix: Option<String>,
+    /// From where.
+    #[oai(skip_serializing_if_is_none)]
+    pub source_addr: Option<String>,
+    /// The search backend used.
+    #[oai(skip_serializing_if_is_none)]
+    pub provider: Option<String>,
+    /// Whether the result cache answered.
+    #[oai(skip_serializing_if_is_none)]
+    pub cache_hit: Option<bool>,
+    /// Upstream requests made (retries included).
+    #[oai(skip_serializing_if_is_none)]
+    pub upstream_attempts: Option<u32>,
+    /// The backend's request id.
+    #[oai(skip_serializing_if_is_none)]
+    pub upstream_request_id: Option<String>,
+    /// What was searched for (200 characters at most), unless `audit.record_queries` is off.
+    #[oai(skip_serializing_if_is_none)]
+    pub query_summary: Option<String>,
+}
+
+impl From<StoredEvent> for AuditEventView {
+    fn from(stored: StoredEvent) -> Self {
+        let e = stored.event;
+        Self {
+            id: stored.id,
+            occurred_at: rfc3339(e.occurred_at),
+            request_id: e.request_id,
+            method: e.method,
+            tool: e.tool,
+            outcome: e.outcome.as_str().to_owned(),
+            http_status: e.http_status,
+            error_code: e.error_code,
+            latency_ms: e.latency.as_secs_f64() * 1000.0,
+            subject: e.subject,
+            client_id: e.client_id,
+            issuer: e.issuer,
+            token_hash_prefix: e.token_hash_prefix,
+            source_addr: e.source_addr,
+            provider: e.provider,
+            cache_hit: e.cache_hit,
+            upstream_attempts: e.upstream_attempts,
+            upstream_request_id: e.upstream_request_id,
+            query_summary: e.query_summary,
+        }
+    }
+}
+
+/// A page of audit events.
+#[derive(Debug, Object)]
+pub struct AuditList {
+    /// Oldest first.
+    pub events: Vec<AuditEventView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
+/// Events of one hour, tool and outcome.
+#[derive(Debug, Object)]
+pub struct HourlyStat {
+    /// The hour's start (RFC 3339, UTC).
+    pub hour: String,
+    /// The tool (absent for requests that called none).
+    #[oai(skip_serializing_if_is_none)]
+    pub tool: Option<String>,
+    /// The outcome.
+    pub outcome: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// Hourly statistics.
+#[derive(Debug, Object)]
+pub struct Stats {
+    /// The window's start (RFC 3339).
+    pub since: String,
+    /// The window's end (RFC 3339).
+    pub until: String,
+    /// One entry per hour, tool and outcome that had events.
+    pub hours: Vec<HourlyStat>,
+}
+
+/// Answers with audit events.
+#[derive(ApiResponse)]
+pub enum AuditResponse {
+    /// A page of events.
+    #[oai(status = 200)]
+    Ok(Json<AuditList>),
+    /// A filter cannot be read.
+    #[oai(status = 400)]
+    BadRequest(Json<AdminError>),
+    /// The audit store cannot be read.
+    #[oai(status = 503)]
+    Unavailable(Json<AdminError>),
+}
+
+/// Answers with an export.
+#[derive(ApiResponse)]
+pub enum ExportResponse {
+    /// Every matching event, one JSON object per line, oldest first.
+    #[oai(status = 200, content_type = "application/x-ndjson")]
+    Ok(Binary<poem::Body>),
+    /// A filter cannot be read.
+    #[oai(status = 400)]
+    BadRequest(Json<AdminError>),
+    /// The audit store cannot be read.
+    #[oai(status = 503)]
+    Unavailable(Json<AdminError>),
+}
+
+/// Answers with statistics.
+#[derive(ApiResponse)]
+pub enum StatsResponse {
+    /// Counts per hour, tool and outcome.
+    #[oai(status = 200)]
+    Ok(Json<Stats>),
+    /// A time cannot be read.
+    #[oai(status = 400)]
+    BadRequest(Json<AdminError>),
+    /// The audit store cannot be read.
+    #[oai(status = 503)]
+    Unavailable(Json<AdminError>),
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    DateTime::<Utc>::from(at).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// An RFC 3339 time or Unix seconds.
+fn parse_time(name: &str, value: Option<&str>) -> Result<Option<SystemTime>, Json<AdminError>> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Ok(Some(UNIX_EPOCH + Duration::from_secs(seconds)));
+    }
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| Some(SystemTime::from(t)))
+        .map_err(|_| {
+            error(
+                "invalid_request",
+                format!("{name} must be an RFC 3339 time (2026-11-26T19:00:00Z) or Unix seconds"),
+            )
+        })
+}
+
+/// The filters of `GET /audit` and `GET /audit/export`.
+#[allow(clippy::too_many_arguments)]
+fn audit_query(
+    since: Option<&str>,
+    until: Option<&str>,
+    subject: Option<String>,
+    client_id: Option<String>,
+    tool: Option<String>,
+    outcome: Option<String>,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<AuditQuery, Json<AdminError>> {
+    let after = match cursor.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| error("invalid_request", "cursor must be a next_cursor value"))?,
+        ),
+    };
+    Ok(AuditQuery {
+        since: parse_time("since", since)?,
+        until: parse_time("until", until)?,
+        subject,
+        client_id,
+        tool,
+        outcome,
+        after,
+        limit,
+    })
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Admin")]
@@ -310,23 +562,224 @@ impl AdminApi {
                 )
             }
         };
-        let request_id = req
-            .extensions()
-            .get::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default();
-        let mut event = AuditEvent::action(request_id, "admin/clients.deny", outcome, status);
-        event.subject = Some(admin.subject);
-        event.client_id = Some(client_id.0);
-        event.issuer = Some(admin.issuer);
-        event.token_hash_prefix = Some(admin.token_hash_prefix).filter(|h| !h.is_empty());
-        event.source_addr = req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string());
-        self.audit.record(event).await;
+        self.record(
+            req,
+            &admin,
+            "admin/clients.deny",
+            status,
+            outcome,
+            Some(client_id.0),
+        )
+        .await;
         Ok(response)
     }
+
+    /// Audit events, oldest first, filtered; `limit` per page (1–1000, default 100). Times are
+    /// RFC 3339 or Unix seconds; `until` is exclusive.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/audit", method = "get", operation_id = "list_audit_events")]
+    async fn list_audit(
+        &self,
+        req: &Request,
+        /// At or after this time.
+        since: Query<Option<String>>,
+        /// Before this time.
+        until: Query<Option<String>>,
+        /// The caller's subject.
+        subject: Query<Option<String>>,
+        /// The caller's client id.
+        client_id: Query<Option<String>>,
+        /// The tool.
+        tool: Query<Option<String>>,
+        /// The outcome.
+        outcome: Query<Option<String>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// At most this many (1–1000).
+        limit: Query<Option<u32>>,
+    ) -> poem::Result<AuditResponse> {
+        let admin = self.guard.check(req).await?;
+        let limit = limit.0.unwrap_or(100);
+        let answer = if !(1..=1000).contains(&limit) {
+            AuditResponse::BadRequest(error("invalid_request", "limit must be between 1 and 1000"))
+        } else {
+            match audit_query(
+                since.0.as_deref(),
+                until.0.as_deref(),
+                subject.0,
+                client_id.0,
+                tool.0,
+                outcome.0,
+                cursor.0.as_deref(),
+                limit,
+            ) {
+                Err(bad) => AuditResponse::BadRequest(bad),
+                Ok(query) => match &self.log {
+                    None => AuditResponse::Unavailable(no_log()),
+                    Some(log) => match log.query(&query).await {
+                        Ok(page) => AuditResponse::Ok(Json(AuditList {
+                            events: page.events.into_iter().map(AuditEventView::from).collect(),
+                            next_cursor: page.next.map(|n| n.to_string()),
+                        })),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot query the audit trail");
+                            AuditResponse::Unavailable(error("unavailable", e.to_string()))
+                        }
+                    },
+                },
+            }
+        };
+        let (status, outcome) = match &answer {
+            AuditResponse::Ok(_) => (200, Outcome::Success),
+            AuditResponse::BadRequest(_) => (400, Outcome::Rejected),
+            AuditResponse::Unavailable(_) => (503, Outcome::Failed),
+        };
+        self.record(req, &admin, "admin/audit.list", status, outcome, None)
+            .await;
+        Ok(answer)
+    }
+
+    /// Every matching audit event as NDJSON (one JSON object per line), streamed page by page;
+    /// the same filters as `GET /audit`.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(
+        path = "/audit/export",
+        method = "get",
+        operation_id = "export_audit_events"
+    )]
+    async fn export_audit(
+        &self,
+        req: &Request,
+        /// At or after this time.
+        since: Query<Option<String>>,
+        /// Before this time.
+        until: Query<Option<String>>,
+        /// The caller's subject.
+        subject: Query<Option<String>>,
+        /// The caller's client id.
+        client_id: Query<Option<String>>,
+        /// The tool.
+        tool: Query<Option<String>>,
+        /// The outcome.
+        outcome: Query<Option<String>>,
+    ) -> poem::Result<ExportResponse> {
+        let admin = self.guard.check(req).await?;
+        let query = match audit_query(
+            since.0.as_deref(),
+            until.0.as_deref(),
+            subject.0,
+            client_id.0,
+            tool.0,
+            outcome.0,
+            None,
+            1000,
+        ) {
+            Ok(query) => query,
+            Err(bad) => return Ok(ExportResponse::BadRequest(bad)),
+        };
+        let Some(log) = self.log.clone() else {
+            return Ok(ExportResponse::Unavailable(no_log()));
+        };
+        self.record(
+            req,
+            &admin,
+            "admin/audit.export",
+            200,
+            Outcome::Success,
+            None,
+        )
+        .await;
+        // Pages are read as the client reads; a failure ends the stream with an error line.
+        let pages = futures::stream::unfold(Some(query), move |state| {
+            let log = log.clone();
+            async move {
+                let mut query = state?;
+                match log.query(&query).await {
+                    Ok(page) => {
+                        let mut chunk = Vec::new();
+                        for event in page.events {
+                            let view = AuditEventView::from(event);
+                            if let Ok(line) =
+                                serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&view))
+                            {
+                                chunk.extend_from_slice(&line);
+                                chunk.push(b'\n');
+                            }
+                        }
+                        let next = page.next.map(|after| {
+                            query.after = Some(after);
+                            query
+                        });
+                        Some((Ok::<_, std::io::Error>(bytes::Bytes::from(chunk)), next))
+                    }
+                    Err(e) => {
+                        let line = format!(
+                            "{{\"error\":\"unavailable\",\"error_description\":{}}}\n",
+                            serde_json::Value::from(e.to_string())
+                        );
+                        Some((Ok(bytes::Bytes::from(line)), None))
+                    }
+                }
+            }
+        })
+        .boxed();
+        Ok(ExportResponse::Ok(Binary(poem::Body::from_bytes_stream(
+            pages,
+        ))))
+    }
+
+    /// Calls per hour, tool and outcome between `since` (default: 24 hours ago) and `until`
+    /// (default: now).
+    #[oai(path = "/stats", method = "get", operation_id = "audit_stats")]
+    async fn stats(
+        &self,
+        req: &Request,
+        /// Window start (RFC 3339 or Unix seconds).
+        since: Query<Option<String>>,
+        /// Window end (RFC 3339 or Unix seconds).
+        until: Query<Option<String>>,
+    ) -> poem::Result<StatsResponse> {
+        let admin = self.guard.check(req).await?;
+        let now = SystemTime::now();
+        let window = parse_time("since", since.0.as_deref()).and_then(|s| {
+            parse_time("until", until.0.as_deref()).map(|u| {
+                let until = u.unwrap_or(now);
+                (s.unwrap_or(until - Duration::from_secs(86_400)), until)
+            })
+        });
+        let answer = match (window, &self.log) {
+            (Err(bad), _) => StatsResponse::BadRequest(bad),
+            (Ok(_), None) => StatsResponse::Unavailable(no_log()),
+            (Ok((since, until)), Some(log)) => match log.stats(since, until).await {
+                Ok(rows) => StatsResponse::Ok(Json(Stats {
+                    since: rfc3339(since),
+                    until: rfc3339(until),
+                    hours: rows
+                        .into_iter()
+                        .map(|r| HourlyStat {
+                            hour: rfc3339(r.hour),
+                            tool: r.tool,
+                            outcome: r.outcome,
+                            count: r.count,
+                        })
+                        .collect(),
+                })),
+                Err(e) => StatsResponse::Unavailable(error("unavailable", e.to_string())),
+            },
+        };
+        let (status, outcome) = match &answer {
+            StatsResponse::Ok(_) => (200, Outcome::Success),
+            StatsResponse::BadRequest(_) => (400, Outcome::Rejected),
+            StatsResponse::Unavailable(_) => (503, Outcome::Failed),
+        };
+        self.record(req, &admin, "admin/stats", status, outcome, None)
+            .await;
+        Ok(answer)
+    }
+}
+
+fn no_log() -> Json<AdminError> {
+    error("unavailable", "this server's audit log cannot be queried")
 }
 
 fn no_store() -> Json<AdminError> {

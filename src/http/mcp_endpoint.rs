@@ -97,6 +97,8 @@ pub(super) fn endpoint(state: &AppState) -> BoxEndpoint<'static, Response> {
         .with(TransportGuard::new(policy))
         .with(AuditLayer {
             sink: state.audit.clone(),
+            record_queries: state.settings.audit.record_queries,
+            metrics: state.metrics.clone(),
         })
         .boxed()
 }
@@ -289,6 +291,9 @@ fn bounded(name: String) -> String {
 /// Writes one audit row per MCP request.
 struct AuditLayer {
     sink: AuditSink,
+    /// Whether rows keep what was searched for (`audit.record_queries`).
+    record_queries: bool,
+    metrics: Arc<super::Metrics>,
 }
 
 impl<E: Endpoint> Middleware<E> for AuditLayer {
@@ -297,6 +302,8 @@ impl<E: Endpoint> Middleware<E> for AuditLayer {
     fn transform(&self, inner: E) -> Self::Output {
         AuditEndpoint {
             sink: self.sink.clone(),
+            record_queries: self.record_queries,
+            metrics: self.metrics.clone(),
             inner,
         }
     }
@@ -304,6 +311,8 @@ impl<E: Endpoint> Middleware<E> for AuditLayer {
 
 struct AuditEndpoint<E> {
     sink: AuditSink,
+    record_queries: bool,
+    metrics: Arc<super::Metrics>,
     inner: E,
 }
 
@@ -314,6 +323,8 @@ struct Pending {
     source_addr: Option<SocketAddr>,
     occurred_at: SystemTime,
     started: Instant,
+    record_queries: bool,
+    metrics: Arc<super::Metrics>,
 }
 
 impl Pending {
@@ -321,7 +332,7 @@ impl Pending {
         let info = self.record.snapshot();
         let (outcome, error_code) = classify(status, &info, rpc_error);
         let principal = info.principal;
-        AuditEvent {
+        let event = AuditEvent {
             occurred_at: self.occurred_at,
             request_id: self.request_id.clone(),
             method: info.method.map(bounded),
@@ -341,7 +352,10 @@ impl Pending {
             cache_hit: info.upstream.map(|u| u.cache_hit),
             upstream_attempts: info.upstream.map(|u| u.attempts),
             upstream_request_id: info.upstream_request_id,
-        }
+            query_summary: info.query_summary.filter(|_| self.record_queries),
+        };
+        self.metrics.observe_call(&event);
+        event
     }
 }
 
@@ -365,6 +379,8 @@ impl<E: Endpoint> Endpoint for AuditEndpoint<E> {
             source_addr: req.remote_addr().as_socket_addr().copied(),
             occurred_at: SystemTime::now(),
             started: Instant::now(),
+            record_queries: self.record_queries,
+            metrics: self.metrics.clone(),
         };
         let mut response = self.inner.get_response(req).await;
         let status = response.status();

@@ -32,6 +32,8 @@ pub struct CallInfo {
     pub upstream: Option<CallStats>,
     /// The backend's id for the call, when it sent one.
     pub upstream_request_id: Option<String>,
+    /// What the tool was asked for (query or URLs), at most 200 characters.
+    pub query_summary: Option<String>,
 }
 
 impl CallRecord {

@@ -36,6 +36,20 @@ const MAX_STALENESS: Duration = Duration::from_secs(86_400);
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
+/// Key fetches since start, successful and failed, across every issuer (for metrics).
+static FETCHES: [std::sync::atomic::AtomicU64; 2] = [
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+];
+
+/// How many times signing keys were fetched (or reloaded) since start: `(ok, failed)`.
+pub fn fetch_counts() -> (u64, u64) {
+    (
+        FETCHES[0].load(Ordering::Relaxed),
+        FETCHES[1].load(Ordering::Relaxed),
+    )
+}
+
 /// A public key that may verify tokens.
 #[derive(Debug)]
 pub struct VerifyingKey {
@@ -269,6 +283,7 @@ impl JwksCache {
         }
         let tracker = tracker.map(|(tracker, _)| tracker);
         let result = self.fetch(seen.unwrap_or(0) + 1).await;
+        FETCHES[usize::from(result.is_err())].fetch_add(1, Ordering::Relaxed);
         if let Some(tracker) = tracker {
             *lock(tracker) = Some((Instant::now(), result.is_err()));
         }

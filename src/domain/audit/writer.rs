@@ -224,6 +224,7 @@ mod tests {
             cache_hit: None,
             upstream_attempts: None,
             upstream_request_id: None,
+            query_summary: None,
         }
     }
 

@@ -7,7 +7,10 @@
 //! introspection call.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant, SystemTime},
 };
 
@@ -26,12 +29,27 @@ pub struct CachingAuthorizationServer {
     inner: Arc<dyn AuthorizationServer>,
     cache: Option<Cache<[u8; 32], Principal>>,
     refused: Option<Cache<[u8; 32], (Rejection, String)>>,
+    counters: Arc<CacheCounters>,
+}
+
+/// How often the verified-token cache answered, for metrics.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    /// Tokens answered from the cache.
+    pub hits: AtomicU64,
+    /// Tokens that needed verification.
+    pub misses: AtomicU64,
 }
 
 /// How long a refused token is remembered.
 const REFUSED_TTL: Duration = Duration::from_secs(30);
 
 impl CachingAuthorizationServer {
+    /// Its hit and miss counts.
+    pub fn counters(&self) -> Arc<CacheCounters> {
+        self.counters.clone()
+    }
+
     /// Caches up to `capacity` tokens verified by `inner`, each for at most `max_age` (zero turns
     /// caching off).
     pub fn new(inner: Arc<dyn AuthorizationServer>, capacity: u64, max_age: Duration) -> Self {
@@ -52,6 +70,7 @@ impl CachingAuthorizationServer {
             inner,
             cache,
             refused,
+            counters: Arc::default(),
         }
     }
 
@@ -83,10 +102,12 @@ impl AuthorizationServer for CachingAuthorizationServer {
         if let Some(principal) = cache.get(&fingerprint).await {
             // moka evicts lazily; never serve a principal whose token has expired.
             if principal.expires_at.is_none_or(|at| at > SystemTime::now()) {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(principal);
             }
             cache.invalidate(&fingerprint).await;
         }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
         if let Some(refused) = &self.refused
             && let Some((rejection, detail)) = refused.get(&fingerprint).await
         {

@@ -1,0 +1,290 @@
+//! Prometheus metrics at `/metrics` (prometheus-client, OpenMetrics text): requests and
+//! latency by route and outcome, tool calls and upstream behaviour by provider and outcome,
+//! and, read at scrape time, the token cache, key fetches and the audit queue.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
+
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result, http::StatusCode};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::ConstGauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+use crate::domain::{
+    audit::{AuditEvent, AuditSink},
+    auth::CacheCounters,
+};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    provider: String,
+    tool: String,
+    outcome: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// searchgate's metrics. Shared by every request.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RouteLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    upstream: Family<UpstreamLabels, Counter>,
+    upstream_latency: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Metrics {
+    /// Metrics reading the token cache's `cache` counters, the key fetch counts from
+    /// `key_fetches`, and the depth of `audit`'s queue.
+    pub fn new(
+        cache: Option<Arc<CacheCounters>>,
+        key_fetches: fn() -> (u64, u64),
+        audit: AuditSink,
+    ) -> Self {
+        let mut registry = Registry::with_prefix("searchgate");
+        let requests = Family::<RouteLabels, Counter>::default();
+        let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let upstream = Family::<UpstreamLabels, Counter>::default();
+        let upstream_latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and outcome (status class)",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route and outcome",
+            latency.clone(),
+        );
+        registry.register(
+            "tool_calls",
+            "Tool calls by provider, tool and outcome (ok, cache_hit, or the tool error code)",
+            upstream.clone(),
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Latency of tool calls that reached the search backend, by provider, tool and outcome",
+            upstream_latency.clone(),
+        );
+        registry.register_collector(Box::new(Pulled {
+            cache,
+            key_fetches,
+            audit,
+        }));
+        Self {
+            registry,
+            requests,
+            latency,
+            upstream,
+            upstream_latency,
+        }
+    }
+
+    /// Counts a finished tool call from its audit event.
+    pub fn observe_call(&self, event: &AuditEvent) {
+        let (Some(tool), Some(provider)) = (&event.tool, &event.provider) else {
+            return;
+        };
+        let outcome = match (&event.error_code, event.cache_hit) {
+            (Some(code), _) => code.clone(),
+            (None, Some(true)) => "cache_hit".to_owned(),
+            (None, _) => "ok".to_owned(),
+        };
+        let labels = UpstreamLabels {
+            provider: provider.clone(),
+            tool: tool.clone(),
+            outcome,
+        };
+        self.upstream.get_or_create(&labels).inc();
+        if event.upstream_attempts.unwrap_or(0) > 0 {
+            self.upstream_latency
+                .get_or_create(&labels)
+                .observe(event.latency.as_secs_f64());
+        }
+    }
+
+    /// The OpenMetrics text.
+    fn render(&self) -> String {
+        let mut text = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(error = %error, "cannot encode the metrics");
+        }
+        text
+    }
+}
+
+/// Values read at scrape time from the parts that own them.
+#[derive(Debug)]
+struct Pulled {
+    cache: Option<Arc<CacheCounters>>,
+    key_fetches: fn() -> (u64, u64),
+    audit: AuditSink,
+}
+
+impl Collector for Pulled {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let metric = ConstCounter::new(value);
+            let metric_encoder =
+                encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+            metric.encode(metric_encoder)
+        };
+        if let Some(cache) = &self.cache {
+            counter(
+                "token_cache_hits",
+                "Access tokens answered from the verified-token cache",
+                cache.hits.load(Ordering::Relaxed),
+            )?;
+            counter(
+                "token_cache_misses",
+                "Access tokens that needed verification",
+                cache.misses.load(Ordering::Relaxed),
+            )?;
+        }
+        let (ok, failed) = (self.key_fetches)();
+        counter(
+            "jwks_refreshes",
+            "Signing-key fetches (or reloads) that succeeded",
+            ok,
+        )?;
+        counter(
+            "jwks_refresh_failures",
+            "Signing-key fetches that failed",
+            failed,
+        )?;
+        let depth = ConstGauge::new(i64::try_from(self.audit.queue_depth()).unwrap_or(i64::MAX));
+        let metric_encoder = encoder.encode_descriptor(
+            "audit_queue_depth",
+            "Audit events waiting for the writer",
+            None,
+            depth.metric_type(),
+        )?;
+        depth.encode(metric_encoder)
+    }
+}
+
+/// The route family of a path, for labels (bounded: never the raw path).
+fn route_of(path: &str, mcp_path: &str) -> &'static str {
+    if path == mcp_path {
+        "mcp"
+    } else if path.starts_with("/.well-known/") {
+        "discovery"
+    } else if path.starts_with("/idp/") {
+        "authorization_server"
+    } else if path == "/oauth/register" {
+        "registration"
+    } else if path.starts_with("/api/") {
+        "admin"
+    } else if matches!(path, "/healthz" | "/readyz") {
+        "health"
+    } else if path == "/metrics" {
+        "metrics"
+    } else if path.starts_with("/openapi") || path.starts_with("/docs") {
+        "docs"
+    } else {
+        "other"
+    }
+}
+
+fn outcome_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Middleware counting every request.
+pub struct MetricsLayer {
+    /// Where to count.
+    pub metrics: Arc<Metrics>,
+    /// The MCP endpoint's path.
+    pub mcp_path: String,
+}
+
+impl<E: Endpoint> Middleware<E> for MetricsLayer {
+    type Output = MetricsEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        MetricsEndpoint {
+            metrics: self.metrics.clone(),
+            mcp_path: self.mcp_path.clone(),
+            inner,
+        }
+    }
+}
+
+/// See [`MetricsLayer`].
+pub struct MetricsEndpoint<E> {
+    metrics: Arc<Metrics>,
+    mcp_path: String,
+    inner: E,
+}
+
+impl<E: Endpoint> Endpoint for MetricsEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let route = route_of(req.uri().path(), &self.mcp_path);
+        let started = Instant::now();
+        let response = match self.inner.call(req).await {
+            Ok(response) => response.into_response(),
+            Err(error) => error.into_response(),
+        };
+        let labels = RouteLabels {
+            route,
+            outcome: outcome_of(response.status()),
+        };
+        self.metrics.requests.get_or_create(&labels).inc();
+        self.metrics
+            .latency
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        Ok(response)
+    }
+}
+
+/// `GET /metrics`.
+#[poem::handler]
+pub fn metrics_endpoint(metrics: poem::web::Data<&Arc<Metrics>>) -> Response {
+    Response::builder()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_a_small_fixed_set() {
+        assert_eq!(route_of("/web-search/mcp", "/web-search/mcp"), "mcp");
+        assert_eq!(
+            route_of("/idp/token", "/web-search/mcp"),
+            "authorization_server"
+        );
+        assert_eq!(route_of("/api/v1/clients/x", "/web-search/mcp"), "admin");
+        assert_eq!(route_of("/anything/else", "/web-search/mcp"), "other");
+    }
+}

@@ -49,6 +49,62 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Read the audit trail from the terminal (one JSON object per line).
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+/// `searchgate audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Print the events matching the filters, oldest first.
+    Query {
+        /// The filters.
+        #[command(flatten)]
+        filters: AuditFilters,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// Print the last events, then (with --follow) new ones as they are written.
+    Tail {
+        /// The filters.
+        #[command(flatten)]
+        filters: AuditFilters,
+        /// How many past events to print first.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: u32,
+        /// Keep printing new events until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+/// The filters of the admin API's `GET /api/v1/audit`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditFilters {
+    /// At or after this time (RFC 3339, or Unix seconds).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time (RFC 3339, or Unix seconds).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// The caller's subject.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// The caller's client id.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// The tool.
+    #[arg(long)]
+    pub tool: Option<String>,
+    /// The outcome (success, tool_error, protocol_error, rejected, unauthenticated, forbidden,
+    /// failed).
+    #[arg(long)]
+    pub outcome: Option<String>,
 }
 
 /// `searchgate keys …`.
@@ -114,6 +170,10 @@ impl Cli {
             },
             Command::Keys { action } => match load(self.config) {
                 Ok(settings) => report(keys(&settings, action).await),
+                Err(code) => code,
+            },
+            Command::Audit { action } => match load(self.config) {
+                Ok(settings) => report(startup::audit::run(&settings, action).await),
                 Err(code) => code,
             },
         }

@@ -10,12 +10,22 @@ use crate::helpers::{AuditTable, free_port, spawn_app, spawn_binary, spawn_with}
 
 #[tokio::test]
 async fn concurrent_calls_each_leave_exactly_one_row() {
-    // 400 calls from one (anonymous) caller would exceed the per-principal rate limit.
-    let app = spawn_with(|s| s.search.rate_limit_per_minute = 0, |b| b).await;
-    let calls = (0..40).map(|task| {
+    // 5,000 calls from 50 tasks through a small queue, so requests wait for the writer
+    // (backpressure) rather than lose events. One anonymous caller: no rate limit, no cache.
+    let app = spawn_with(
+        |s| {
+            s.search.rate_limit_per_minute = 0;
+            s.search.cache_ttl_secs = 0;
+            s.audit.queue_capacity = 64;
+            s.audit.batch_size = 32;
+        },
+        |b| b,
+    )
+    .await;
+    let calls = (0..50).map(|task| {
         let app = &app;
         async move {
-            for n in 0..10 {
+            for n in 0..100 {
                 app.web_search(json!({ "query": format!("task {task} call {n}") }))
                     .await;
             }
@@ -23,9 +33,9 @@ async fn concurrent_calls_each_leave_exactly_one_row() {
     });
     join_all(calls).await;
     let rows = app.stop().await.rows;
-    assert_eq!(rows.len(), 400, "one row per request, none dropped");
+    assert_eq!(rows.len(), 5000, "one row per request, none dropped");
     let ids: HashSet<_> = rows.iter().map(|r| r.request_id.as_str()).collect();
-    assert_eq!(ids.len(), 400, "every row has its own request id");
+    assert_eq!(ids.len(), 5000, "every row has its own request id");
     assert!(
         rows.iter()
             .all(|r| r.method.as_deref() == Some("tools/call")

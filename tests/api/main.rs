@@ -13,6 +13,7 @@ mod jwks;
 mod mcp_flow;
 mod oidc;
 mod openapi;
+mod operations;
 mod registration;
 mod scalekit;
 mod tavily;

@@ -1,0 +1,132 @@
+//! `searchgate audit query` and `searchgate audit tail`: the audit trail from the terminal,
+//! read from the configured database as NDJSON (the admin API's event shape).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::StartupError;
+use crate::{
+    adapters::store::SqliteStore,
+    cli::{AuditAction, AuditFilters},
+    config::{Settings, load_problem},
+    domain::audit::{AuditLog, AuditQuery, StoredEvent},
+};
+
+/// How often `tail --follow` looks for new events.
+const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs an `audit` subcommand.
+///
+/// # Errors
+/// A config error for unreadable filters; others when the database cannot be read.
+pub async fn run(settings: &Settings, action: AuditAction) -> Result<(), StartupError> {
+    let store =
+        SqliteStore::connect(&settings.database.url, settings.database.max_connections).await?;
+    match action {
+        AuditAction::Query { filters, limit } => {
+            let mut query = to_query(&filters, 1000)?;
+            let mut left = limit;
+            while left > 0 {
+                query.limit = left.min(1000);
+                let page = store.query(&query).await.map_err(anyhow::Error::from)?;
+                left = left.saturating_sub(u32::try_from(page.events.len()).unwrap_or(u32::MAX));
+                print_events(&page.events);
+                match page.next {
+                    Some(next) => query.after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        AuditAction::Tail {
+            filters,
+            lines,
+            follow,
+        } => {
+            let mut query = to_query(&filters, 1000)?;
+            // The last `lines` events: page through, keeping the tail.
+            let mut last: Vec<StoredEvent> = Vec::new();
+            loop {
+                let page = store.query(&query).await.map_err(anyhow::Error::from)?;
+                last.extend(page.events);
+                let keep = last.len().saturating_sub(lines as usize);
+                last.drain(..keep);
+                match page.next {
+                    Some(next) => query.after = Some(next),
+                    None => break,
+                }
+            }
+            print_events(&last);
+            query.after = last.last().map(|e| e.id).or(query.after);
+            while follow {
+                tokio::time::sleep(FOLLOW_INTERVAL).await;
+                let page = store.query(&query).await.map_err(anyhow::Error::from)?;
+                if let Some(newest) = page.events.last() {
+                    query.after = Some(newest.id);
+                }
+                print_events(&page.events);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn to_query(filters: &AuditFilters, limit: u32) -> Result<AuditQuery, StartupError> {
+    Ok(AuditQuery {
+        since: time("--since", filters.since.as_deref())?,
+        until: time("--until", filters.until.as_deref())?,
+        subject: filters.subject.clone(),
+        client_id: filters.client_id.clone(),
+        tool: filters.tool.clone(),
+        outcome: filters.outcome.clone(),
+        after: None,
+        limit,
+    })
+}
+
+fn time(flag: &str, value: Option<&str>) -> Result<Option<SystemTime>, StartupError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Ok(Some(UNIX_EPOCH + Duration::from_secs(seconds)));
+    }
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| Some(SystemTime::from(t)))
+        .map_err(|_| {
+            load_problem(
+                flag,
+                value,
+                "an RFC 3339 time such as 2026-11-26T19:00:00Z, or Unix seconds",
+            )
+            .into()
+        })
+}
+
+fn print_events(events: &[StoredEvent]) {
+    for stored in events {
+        let e = &stored.event;
+        let line = serde_json::json!({
+            "id": stored.id,
+            "occurred_at": DateTime::<Utc>::from(e.occurred_at).to_rfc3339_opts(SecondsFormat::Millis, true),
+            "request_id": e.request_id,
+            "method": e.method,
+            "tool": e.tool,
+            "outcome": e.outcome.as_str(),
+            "http_status": e.http_status,
+            "error_code": e.error_code,
+            "latency_ms": e.latency.as_secs_f64() * 1000.0,
+            "subject": e.subject,
+            "client_id": e.client_id,
+            "issuer": e.issuer,
+            "token_hash_prefix": e.token_hash_prefix,
+            "source_addr": e.source_addr,
+            "provider": e.provider,
+            "cache_hit": e.cache_hit,
+            "upstream_attempts": e.upstream_attempts,
+            "upstream_request_id": e.upstream_request_id,
+            "query_summary": e.query_summary,
+        });
+        println!("{line}");
+    }
+}

@@ -1,0 +1,401 @@
+//! What operators use: the audit API (filters, pages, export, statistics), retention, the
+//! audit CLI, Prometheus metrics and the browsable API documentation (in a real browser).
+
+use std::{
+    collections::HashSet,
+    process::Command,
+    time::{Duration, SystemTime},
+};
+
+use reqwest::StatusCode;
+use searchgate::{
+    adapters::store::SqliteStore,
+    domain::audit::{AuditEvent, AuditLog, AuditQuery, Outcome},
+};
+use serde_json::{Value, json};
+
+use crate::{
+    embedded::{OAuth, VERIFIER, spawn_embedded, value_of},
+    helpers::{TestApp, free_port, searchgate, spawn_app, spawn_binary},
+};
+
+/// A token for `scope` from a freshly registered client of the embedded server.
+async fn token(oauth: &OAuth<'_>, scope: &str) -> (String, String) {
+    let client_id = oauth.public_client().await;
+    let query = oauth
+        .consent(&oauth.params(&client_id, &[("scope", scope)]), "approve")
+        .await;
+    let (status, body) = oauth
+        .exchange(&client_id, &value_of(&query, "code").unwrap(), VERIFIER)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (body["access_token"].as_str().unwrap().to_owned(), client_id)
+}
+
+async fn search(app: &TestApp, token: &str, query: &str) -> StatusCode {
+    let mut request = app.mcp_post().json(&json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "web_search", "arguments": { "query": query } }
+    }));
+    if !token.is_empty() {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().status()
+}
+
+async fn admin_json(app: &TestApp, admin: &str, path: &str) -> Value {
+    let response = app
+        .http
+        .get(app.url(path))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    response.json().await.unwrap()
+}
+
+/// Every event matching `filter`, following `next_cursor` with pages of `limit`.
+async fn all_pages(app: &TestApp, admin: &str, filter: &str, limit: u32) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = admin_json(
+            app,
+            admin,
+            &format!("/api/v1/audit?{filter}&limit={limit}{cursor}"),
+        )
+        .await;
+        events.extend(page["events"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return events,
+        }
+    }
+}
+
+#[tokio::test]
+async fn audit_filters_and_pages_return_every_row_exactly_once() {
+    let app = spawn_embedded(|s| s.search.rate_limit_per_minute = 0).await;
+    let oauth = OAuth::new(&app);
+    let (alice, alice_client) = token(&oauth, "web-search:read").await;
+    let (bob, _) = token(&oauth, "web-search:read").await;
+    let (admin, _) = token(&oauth, "searchgate:admin").await;
+    for n in 0..12 {
+        assert_eq!(
+            search(&app, &alice, &format!("alice {n}")).await,
+            StatusCode::OK
+        );
+    }
+    for n in 0..8 {
+        assert_eq!(
+            search(&app, &bob, &format!("bob {n}")).await,
+            StatusCode::OK
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(search(&app, "", "nobody").await, StatusCode::UNAUTHORIZED);
+    }
+    // The writer is asynchronous: wait until the 23 MCP rows are stored.
+    let mut tool_rows = Vec::new();
+    for _ in 0..100 {
+        tool_rows = all_pages(&app, &admin, "tool=web_search", 5).await;
+        if tool_rows.len() >= 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids: HashSet<i64> = tool_rows
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        (tool_rows.len(), ids.len()),
+        (20, 20),
+        "every row once, in pages of 5"
+    );
+    assert!(
+        tool_rows
+            .windows(2)
+            .all(|w| w[0]["id"].as_i64() < w[1]["id"].as_i64())
+    );
+    let mine = all_pages(
+        &app,
+        &admin,
+        &format!("client_id={alice_client}&tool=web_search"),
+        7,
+    )
+    .await;
+    assert_eq!(mine.len(), 12);
+    assert!(
+        mine.iter()
+            .all(|e| e["subject"] == "operator" && e["outcome"] == "success")
+    );
+    assert!(
+        mine[0]["query_summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("alice")
+    );
+    assert_eq!(mine[0]["provider"], "mock");
+    let refused = all_pages(&app, &admin, "outcome=unauthenticated", 2).await;
+    assert_eq!(refused.len(), 3);
+    assert!(refused.iter().all(|e| e["error_code"] == "missing_token"));
+    let future = all_pages(
+        &app,
+        &admin,
+        "tool=web_search&since=2999-01-01T00:00:00Z",
+        5,
+    )
+    .await;
+    assert!(future.is_empty());
+    let past = all_pages(&app, &admin, "tool=web_search&until=1000", 5).await;
+    assert!(past.is_empty());
+    let bad = app
+        .http
+        .get(app.url("/api/v1/audit?since=yesterday"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    // The NDJSON export streams the same rows.
+    let export = app
+        .http
+        .get(app.url(&format!(
+            "/api/v1/audit/export?client_id={alice_client}&tool=web_search"
+        )))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), StatusCode::OK);
+    assert!(
+        export.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/x-ndjson")
+    );
+    let text = export.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 12);
+    assert_eq!(lines[0]["id"], mine[0]["id"]);
+
+    let stats = admin_json(&app, &admin, "/api/v1/stats").await;
+    let successes: u64 = stats["hours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["tool"] == "web_search" && h["outcome"] == "success")
+        .map(|h| h["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(successes, 20);
+
+    // Tool tokens cannot read the audit trail; every admin read is audited itself.
+    let forbidden = app
+        .http
+        .get(app.url("/api/v1/audit"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    let rows = app.stop().await.rows;
+    assert!(
+        rows.iter()
+            .any(|r| r.method.as_deref() == Some("admin/audit.export"))
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.method.as_deref() == Some("admin/stats"))
+    );
+}
+
+fn event(age: Duration, request_id: &str) -> AuditEvent {
+    let mut event = AuditEvent::action(request_id.to_owned(), "tools/call", Outcome::Success, 200);
+    event.occurred_at = SystemTime::now() - age;
+    event
+}
+
+#[tokio::test]
+async fn retention_removes_only_rows_older_than_the_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(
+        &format!("sqlite://{}", dir.path().join("a.db").display()),
+        2,
+    )
+    .await
+    .unwrap();
+    let day = Duration::from_secs(86_400);
+    store
+        .append(&[
+            event(day * 45, "old-1"),
+            event(day * 31, "old-2"),
+            event(day * 29, "recent-1"),
+            event(Duration::from_secs(5), "recent-2"),
+        ])
+        .await
+        .unwrap();
+    let removed = store.prune(SystemTime::now() - day * 30).await.unwrap();
+    assert_eq!(removed, 2);
+    let left = store
+        .query(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = left
+        .events
+        .iter()
+        .map(|e| e.event.request_id.as_str())
+        .collect();
+    assert_eq!(ids, ["recent-1", "recent-2"]);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_tool_calls_and_the_token_cache() {
+    let app = spawn_embedded(|_| {}).await;
+    let oauth = OAuth::new(&app);
+    let (reader, _) = token(&oauth, "web-search:read").await;
+    for n in 0..3 {
+        assert_eq!(
+            search(&app, &reader, &format!("metrics {n}")).await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(search(&app, &reader, "metrics 0").await, StatusCode::OK);
+    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    for expected in [
+        "searchgate_http_requests_total{route=\"mcp\",outcome=\"2xx\"} 4",
+        "searchgate_tool_calls_total{provider=\"mock\",tool=\"web_search\",outcome=\"ok\"} 3",
+        "searchgate_tool_calls_total{provider=\"mock\",tool=\"web_search\",outcome=\"cache_hit\"} 1",
+        "searchgate_http_request_duration_seconds_bucket",
+        "searchgate_token_cache_hits_total 3",
+        "searchgate_token_cache_misses_total 1",
+        "searchgate_audit_queue_depth",
+        "searchgate_jwks_refreshes_total",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_cli_queries_and_tails_the_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let env = [
+        ("PORT", port.as_str()),
+        ("SEARCHGATE_AUTH__PROVIDER", "none"),
+        ("SEARCHGATE_SEARCH__RATE_LIMIT_PER_MINUTE", "0"),
+    ];
+    let mut server = spawn_binary(dir.path(), port.parse().unwrap(), &env).await;
+    let client = reqwest::Client::new();
+    for n in 0..5 {
+        let status = client
+            .post(format!("http://127.0.0.1:{port}/web-search/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                "params": {"name": "web_search", "arguments": {"query": format!("cli {n}")}}}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK);
+    }
+    // SIGTERM flushes the queue.
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+    let run = |args: &[&str]| {
+        let output = searchgate(dir.path(), &env).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let all = run(&["audit", "query", "--tool", "web_search"]);
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[4]["query_summary"], "cli 4");
+    let last = run(&["audit", "tail", "-n", "2", "--tool", "web_search"]);
+    assert_eq!(last.len(), 2);
+    assert_eq!(last[1]["query_summary"], "cli 4");
+    let bad = searchgate(dir.path(), &env)
+        .args(["audit", "query", "--since", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+/// Chromium: `SEARCHGATE_TEST_CHROMIUM`, else Debian's. `.ci/run` installs it.
+fn chromium() -> Option<String> {
+    std::env::var("SEARCHGATE_TEST_CHROMIUM").ok().or_else(|| {
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .map(|p| (*p).to_owned())
+    })
+}
+
+#[tokio::test]
+async fn the_docs_page_lists_the_operations_in_a_real_browser() {
+    let Some(chromium) = chromium() else {
+        eprintln!(
+            "SKIPPED: no Chromium (apt-get install chromium, or set SEARCHGATE_TEST_CHROMIUM)"
+        );
+        return;
+    };
+    let app = spawn_app().await;
+    let yaml = app.http.get(app.url("/openapi.yaml")).send().await.unwrap();
+    assert!(yaml.text().await.unwrap().contains("/api/v1/audit/export:"));
+    let profile = tempfile::tempdir().unwrap();
+    let url = app.url("/docs");
+    let output = tokio::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(&url)
+        .output()
+        .await
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        dom.contains("opblock"),
+        "Swagger UI rendered no operations: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for operation in [
+        "/api/v1/clients",
+        "/api/v1/audit/export",
+        "/oauth/register",
+        "/web-search/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        assert!(dom.contains(operation), "{operation} is not listed");
+    }
+}

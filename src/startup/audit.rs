@@ -58,13 +58,15 @@ pub async fn run(settings: &Settings, action: AuditAction) -> Result<(), Startup
             }
             print_events(&last);
             query.after = last.last().map(|e| e.id).or(query.after);
-            while follow {
-                tokio::time::sleep(FOLLOW_INTERVAL).await;
-                let page = store.query(&query).await.map_err(anyhow::Error::from)?;
-                if let Some(newest) = page.events.last() {
-                    query.after = Some(newest.id);
+            if follow {
+                loop {
+                    tokio::time::sleep(FOLLOW_INTERVAL).await;
+                    let page = store.query(&query).await.map_err(anyhow::Error::from)?;
+                    if let Some(newest) = page.events.last() {
+                        query.after = Some(newest.id);
+                    }
+                    print_events(&page.events);
                 }
-                print_events(&page.events);
             }
         }
     }

@@ -214,6 +214,36 @@ impl AdminApi {
         }
     }
 
+    /// The admin behind `req`, or the refusal to send, which is audited as an authentication
+    /// failure (`admin/denied`) with its status.
+    async fn admit(&self, req: &Request) -> poem::Result<Principal> {
+        match self.guard.check(req).await {
+            Ok(admin) => Ok(admin),
+            Err(refusal) => {
+                let status = refusal.status().as_u16();
+                let (outcome, code) = match status {
+                    401 => (Outcome::Unauthenticated, "admin_unauthenticated"),
+                    403 => (Outcome::Forbidden, "admin_scope_missing"),
+                    400 => (Outcome::Rejected, "malformed_authorization"),
+                    _ => (Outcome::Failed, "idp_unavailable"),
+                };
+                let request_id = req
+                    .extensions()
+                    .get::<RequestId>()
+                    .map(|r| r.0.clone())
+                    .unwrap_or_default();
+                let mut event = AuditEvent::action(request_id, "admin/denied", outcome, status);
+                event.error_code = Some(code.to_owned());
+                event.source_addr = req
+                    .remote_addr()
+                    .as_socket_addr()
+                    .map(|a| a.ip().to_string());
+                self.audit.record(event).await;
+                Err(refusal)
+            }
+        }
+    }
+
     /// Records an admin action.
     async fn record(
         &self,
@@ -468,7 +498,7 @@ impl AdminApi {
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> poem::Result<ListResponse> {
-        self.guard.check(req).await?;
+        self.admit(req).await?;
         let limit = limit.0.unwrap_or(50);
         if !(1..=500).contains(&limit) {
             return Ok(ListResponse::BadRequest(error(
@@ -503,7 +533,7 @@ impl AdminApi {
         /// The client id.
         client_id: Path<String>,
     ) -> poem::Result<ClientResponse> {
-        self.guard.check(req).await?;
+        self.admit(req).await?;
         let Some(store) = &self.store else {
             return Ok(ClientResponse::Unavailable(no_store()));
         };
@@ -530,7 +560,7 @@ impl AdminApi {
         /// The client id.
         client_id: Path<String>,
     ) -> poem::Result<DenyResponse> {
-        let admin = self.guard.check(req).await?;
+        let admin = self.admit(req).await?;
         let Some(store) = &self.store else {
             return Ok(DenyResponse::Unavailable(no_store()));
         };
@@ -598,7 +628,7 @@ impl AdminApi {
         /// At most this many (1–1000).
         limit: Query<Option<u32>>,
     ) -> poem::Result<AuditResponse> {
-        let admin = self.guard.check(req).await?;
+        let admin = self.admit(req).await?;
         let limit = limit.0.unwrap_or(100);
         let answer = if !(1..=1000).contains(&limit) {
             AuditResponse::BadRequest(error("invalid_request", "limit must be between 1 and 1000"))
@@ -663,7 +693,7 @@ impl AdminApi {
         /// The outcome.
         outcome: Query<Option<String>>,
     ) -> poem::Result<ExportResponse> {
-        let admin = self.guard.check(req).await?;
+        let admin = self.admit(req).await?;
         let query = match audit_query(
             since.0.as_deref(),
             until.0.as_deref(),
@@ -739,7 +769,7 @@ impl AdminApi {
         /// Window end (RFC 3339 or Unix seconds).
         until: Query<Option<String>>,
     ) -> poem::Result<StatsResponse> {
-        let admin = self.guard.check(req).await?;
+        let admin = self.admit(req).await?;
         let now = SystemTime::now();
         let window = parse_time("since", since.0.as_deref()).and_then(|s| {
             parse_time("until", until.0.as_deref()).map(|u| {

@@ -213,6 +213,13 @@ async fn audit_filters_and_pages_return_every_row_exactly_once() {
         rows.iter()
             .any(|r| r.method.as_deref() == Some("admin/stats"))
     );
+    assert!(
+        rows.iter()
+            .any(|r| r.method.as_deref() == Some("admin/denied")
+                && r.http_status == 403
+                && r.error_code.as_deref() == Some("admin_scope_missing")),
+        "refused admin calls are audited"
+    );
 }
 
 fn event(age: Duration, request_id: &str) -> AuditEvent {

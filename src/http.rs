@@ -260,6 +260,9 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
 /// Paths of the documented API that change state: browsers may call them cross-origin only
 /// from the allowed origins (MCP Inspector on loopback), while the discovery documents and
 /// probes are readable from anywhere.
+/// Largest registration request read.
+const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
+
 const STATE_CHANGING_PREFIXES: &[&str] = &["/oauth/register", "/api/"];
 
 fn split_cors(
@@ -273,7 +276,10 @@ fn split_cors(
             .clone()
             .with(Cors::new().allow_methods([poem::http::Method::GET]))
             .boxed(),
+        // Registration and the admin API also check `Host` (DNS rebinding); the discovery
+        // documents are built from configuration and served whatever `Host` a proxy sends.
         strict: inner
+            .with(transport_guard::TransportGuard::hosts_only(hosts.clone()))
             .with(
                 Cors::new()
                     .allow_origins_fn(move |origin| policy.origin_allowed(origin))
@@ -299,6 +305,36 @@ impl Endpoint for SplitCors {
 
     async fn call(&self, req: poem::Request) -> poem::Result<Response> {
         let path = req.uri().path();
+        // Registration is unauthenticated: bound its body before anything reads it (hyper holds
+        // a body to its Content-Length, so the header is the bound).
+        if path == "/oauth/register" && req.method() == poem::http::Method::POST {
+            let length = req
+                .headers()
+                .get(poem::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            let refusal = match length {
+                None => Some((
+                    poem::http::StatusCode::LENGTH_REQUIRED,
+                    "send the client metadata with a Content-Length",
+                )),
+                Some(n) if n > MAX_REGISTRATION_BYTES => Some((
+                    poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "the client metadata exceeds 16 KiB",
+                )),
+                Some(_) => None,
+            };
+            if let Some((status, description)) = refusal {
+                let body = serde_json::json!({
+                    "error": "invalid_client_metadata",
+                    "error_description": description,
+                });
+                return Ok(Response::builder()
+                    .status(status)
+                    .content_type("application/json")
+                    .body(body.to_string()));
+            }
+        }
         if STATE_CHANGING_PREFIXES.iter().any(|p| path.starts_with(p)) {
             self.strict.call(req).await
         } else {

@@ -25,6 +25,9 @@ use crate::domain::{
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+
+/// 9999-12-31T23:59:59Z: the latest time accepted in filters.
+const MAX_UNIX_SECONDS: u64 = 253_402_300_799;
 use futures::StreamExt;
 use poem_openapi::payload::Binary;
 
@@ -442,10 +445,16 @@ fn parse_time(name: &str, value: Option<&str>) -> Result<Option<SystemTime>, Jso
     let Some(value) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    if let Ok(seconds) = value.parse::<u64>() {
+    // Bounded to year 9999, so neither time arithmetic nor formatting can overflow.
+    if let Ok(seconds) = value.parse::<u64>()
+        && seconds <= MAX_UNIX_SECONDS
+    {
         return Ok(Some(UNIX_EPOCH + Duration::from_secs(seconds)));
     }
     DateTime::parse_from_rfc3339(value)
+        .ok()
+        .filter(|t| t.timestamp() >= 0 && t.timestamp() as u64 <= MAX_UNIX_SECONDS)
+        .ok_or(())
         .map(|t| Some(SystemTime::from(t)))
         .map_err(|_| {
             error(
@@ -498,7 +507,7 @@ impl AdminApi {
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> poem::Result<ListResponse> {
-        self.admit(req).await?;
+        let admin = self.admit(req).await?;
         let limit = limit.0.unwrap_or(50);
         if !(1..=500).contains(&limit) {
             return Ok(ListResponse::BadRequest(error(
@@ -509,7 +518,7 @@ impl AdminApi {
         let Some(store) = &self.store else {
             return Ok(ListResponse::Unavailable(no_store()));
         };
-        Ok(match store.list(cursor.0.as_deref(), limit).await {
+        let answer = match store.list(cursor.0.as_deref(), limit).await {
             Ok(page) => ListResponse::Ok(Json(ClientList {
                 clients: page.clients.into_iter().map(ClientView::from).collect(),
                 next_cursor: page.next_cursor,
@@ -518,7 +527,15 @@ impl AdminApi {
                 tracing::error!(error = %format!("{e:#}"), "cannot list clients");
                 ListResponse::Unavailable(error("unavailable", "the client store cannot be read"))
             }
-        })
+        };
+        let (status, outcome) = match &answer {
+            ListResponse::Ok(_) => (200, Outcome::Success),
+            ListResponse::Unavailable(_) => (503, Outcome::Failed),
+            _ => (400, Outcome::Rejected),
+        };
+        self.record(req, &admin, "admin/clients.list", status, outcome, None)
+            .await;
+        Ok(answer)
     }
 
     /// One registered client.
@@ -533,18 +550,26 @@ impl AdminApi {
         /// The client id.
         client_id: Path<String>,
     ) -> poem::Result<ClientResponse> {
-        self.admit(req).await?;
+        let admin = self.admit(req).await?;
         let Some(store) = &self.store else {
             return Ok(ClientResponse::Unavailable(no_store()));
         };
-        Ok(match store.client(&client_id.0).await {
+        let answer = match store.client(&client_id.0).await {
             Ok(Some(row)) => ClientResponse::Ok(Json(row.into())),
             Ok(None) => ClientResponse::NotFound(error("not_found", "no such client")),
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "cannot read a client");
                 ClientResponse::Unavailable(error("unavailable", "the client store cannot be read"))
             }
-        })
+        };
+        let (status, outcome) = match &answer {
+            ClientResponse::Ok(_) => (200, Outcome::Success),
+            ClientResponse::Unavailable(_) => (503, Outcome::Failed),
+            ClientResponse::NotFound(_) => (404, Outcome::Rejected),
+        };
+        self.record(req, &admin, "admin/clients.get", status, outcome, None)
+            .await;
+        Ok(answer)
     }
 
     /// Denies a client: from now on its tokens get 403 (on every replica within 30 s). The

@@ -5,6 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+/// 9999-12-31T23:59:59Z: the latest time accepted in filters.
+const MAX_UNIX_SECONDS: u64 = 253_402_300_799;
+
 use super::StartupError;
 use crate::{
     adapters::store::SqliteStore,
@@ -90,10 +93,16 @@ fn time(flag: &str, value: Option<&str>) -> Result<Option<SystemTime>, StartupEr
     let Some(value) = value else {
         return Ok(None);
     };
-    if let Ok(seconds) = value.parse::<u64>() {
+    // Bounded to year 9999, so neither time arithmetic nor formatting can overflow.
+    if let Ok(seconds) = value.parse::<u64>()
+        && seconds <= MAX_UNIX_SECONDS
+    {
         return Ok(Some(UNIX_EPOCH + Duration::from_secs(seconds)));
     }
     DateTime::parse_from_rfc3339(value)
+        .ok()
+        .filter(|t| t.timestamp() >= 0 && t.timestamp() as u64 <= MAX_UNIX_SECONDS)
+        .ok_or(())
         .map(|t| Some(SystemTime::from(t)))
         .map_err(|_| {
             load_problem(

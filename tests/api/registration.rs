@@ -217,6 +217,16 @@ async fn every_validation_error_the_policy_and_the_rate_limit_answer_precisely()
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], error, "{metadata}: {body}");
     }
+    // An oversized body is refused before it is read (and before the rate limit counts it).
+    let huge = app
+        .http
+        .post(app.url("/oauth/register"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"client_name\":\"{}\"}}", "x".repeat(100_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // Eight registrations this minute (the refused ones count too): the ninth waits.
     let limited = register(&app, &public_metadata(REDIRECT)).await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);

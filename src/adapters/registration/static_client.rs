@@ -56,7 +56,9 @@ impl ClientRegistry for StaticRegistry {
     }
 }
 
-/// Whether `text` matches `pattern`, where `*` stands for any run without `/`, `?` or `#`.
+/// Whether `text` matches `pattern`, where `*` stands for a run of letters, digits, `-`, `.`,
+/// `_` or `~` (a port, a host label, a path segment): never `@`, `\\`, `%`, `:`, `/` or
+/// anything outside ASCII, so a star cannot reach into another host.
 fn glob(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == text,
@@ -64,8 +66,10 @@ fn glob(pattern: &str, text: &str) -> bool {
             let Some(rest) = text.strip_prefix(head) else {
                 return false;
             };
-            // Try every split of `rest` where the star's run stops.
-            let run_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let run_end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')))
+                .unwrap_or(rest.len());
+            // Every byte before `run_end` is ASCII, so each split is a character boundary.
             (0..=run_end).any(|n| glob(tail, &rest[n..]))
         }
     }
@@ -101,5 +105,18 @@ mod tests {
             "https://*.example.com/cb",
             "https://app.example.com/cb"
         ));
+        assert!(!glob(
+            "https://*.example.com/cb",
+            "https://evil.com\\.example.com/cb"
+        ));
+        assert!(!glob(
+            "http://127.0.0.1:*/callback",
+            "http://127.0.0.1:1@evil.com/callback"
+        ));
+        assert!(!glob(
+            "https://*.example.com/cb",
+            "https://é.example.com/cb"
+        ));
+        assert!(!glob("https://a.example/*", "https://a.example/..%2fother"));
     }
 }

@@ -232,7 +232,9 @@ fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
 /// backend found. Exit 0 when all is well, 1 when a probe failed (the configuration is valid but
 /// the IdP or the search key is not usable as configured).
 async fn check_config(settings: &Settings) -> ExitCode {
-    match toml::to_string_pretty(&settings.resolved(settings.server.bind)) {
+    let mut shown = settings.resolved(settings.server.bind);
+    shown.database.url = crate::config::redact_url(&shown.database.url);
+    match toml::to_string_pretty(&shown) {
         Ok(text) => println!("{text}"),
         Err(error) => {
             eprintln!("searchgate: cannot print the configuration: {error}");

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub use load::{ConfigError, Problem};
-pub use secret::Secret;
+pub use secret::{Secret, redact_url};
 
 /// Host names that always reach this machine.
 const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
@@ -185,13 +185,20 @@ impl ServerSettings {
 }
 
 /// `[database]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
-    /// `sqlite://PATH` (created on first start).
+    /// `sqlite://PATH` (created on first start) or `postgres://USER:PASSWORD@HOST:PORT/DB`
+    /// (several replicas share it; `?sslmode=require` for TLS).
     pub url: String,
     /// Most pooled connections.
     pub max_connections: u32,
+    /// Connections kept open while idle.
+    pub min_connections: u32,
+    /// Seconds a query waits for a free connection, and start-up for the first one.
+    pub acquire_timeout_secs: u64,
+    /// Seconds before an idle connection above `min_connections` is closed.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -199,7 +206,23 @@ impl Default for DatabaseSettings {
         Self {
             url: "sqlite://searchgate.db".to_owned(),
             max_connections: 4,
+            min_connections: 0,
+            acquire_timeout_secs: 10,
+            idle_timeout_secs: 600,
         }
+    }
+}
+
+// The URL may carry a password: print it redacted.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("min_connections", &self.min_connections)
+            .field("acquire_timeout_secs", &self.acquire_timeout_secs)
+            .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .finish()
     }
 }
 

@@ -23,7 +23,7 @@ use crate::{
             ScalekitAuthorizationServer, key_fetch_counts,
         },
         search::{MockSearchProvider, TavilySearchProvider},
-        store::SqliteStore,
+        store::{Database, PoolSettings},
     },
     config::{
         AuthProviderKind, ConfigError, RegistrationMode, SearchProviderKind, Settings,
@@ -34,7 +34,6 @@ use crate::{
         auth::{
             AuthorizationServer, CachingAuthorizationServer, ProbeFinding, ScopePolicy, canonical,
         },
-        clients::ClientStore,
         search::{Deadlines, SearchProvider, SearchService, ServicePolicy, WebBackend},
     },
     http::{self, AppState, Metrics, Mount},
@@ -47,9 +46,27 @@ pub enum StartupError {
     /// The configuration cannot be served (exit code 2).
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// Anything else: the database, the listener, the runtime.
+    /// The database cannot be opened or is newer than this binary.
+    #[error(transparent)]
+    Database(#[from] crate::adapters::store::OpenError),
+    /// Anything else: the listener, the runtime.
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
+}
+
+/// Opens the database `database.url` names (SQLite or PostgreSQL) with the pool settings.
+///
+/// # Errors
+/// When it cannot be reached or opened, or a newer searchgate migrated it.
+pub async fn open_database(settings: &Settings) -> Result<Database, StartupError> {
+    let database = &settings.database;
+    let pool = PoolSettings {
+        max_connections: database.max_connections,
+        min_connections: database.min_connections,
+        acquire_timeout: Duration::from_secs(database.acquire_timeout_secs),
+        idle_timeout: Duration::from_secs(database.idle_timeout_secs),
+    };
+    Ok(Database::connect(&database.url, &pool).await?)
 }
 
 /// Builds a searchgate server from settings, with optional custom ports.
@@ -143,16 +160,13 @@ impl Searchgate {
         // program replaced both.
         let embedded = self.auth.is_none() && settings.auth.provider == AuthProviderKind::Embedded;
         let store = if self.audit.is_none() || embedded {
-            Some(Arc::new(
-                SqliteStore::connect(&settings.database.url, settings.database.max_connections)
-                    .await?,
-            ))
+            Some(open_database(&settings).await?)
         } else {
             None
         };
         let audit_log: Arc<dyn AuditLog> = match (self.audit, &store) {
             (Some(audit), _) => audit,
-            (None, Some(store)) => store.clone(),
+            (None, Some(store)) => store.audit.clone(),
             (None, None) => unreachable!("the store is opened when no audit log is given"),
         };
 
@@ -186,7 +200,7 @@ impl Searchgate {
                             .trim_end_matches('/')
                     ));
                 }
-                let idp = EmbeddedAuthorizationServer::open(config, store).await?;
+                let idp = EmbeddedAuthorizationServer::open(config, store.issuer).await?;
                 embedded_server = Some(idp.clone());
                 mounts = embedded::mounts(&idp);
                 if !settings.server.bind.ip().is_loopback() {
@@ -237,7 +251,7 @@ impl Searchgate {
         );
         let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
         let shutdown = CancellationToken::new();
-        let client_store = store.map(|s| s as Arc<dyn ClientStore>);
+        let client_store = store.map(|s| s.clients);
         let client_services = clients::services(
             &settings,
             registration_mode,

@@ -227,6 +227,10 @@ pub(super) fn shown_value(figment: &Figment, path: &[&str]) -> Option<String> {
     }
     let value = figment.find_value(&path.join(".")).ok()?;
     Some(match value {
+        // A database URL may carry a password.
+        Value::String(_, s) if path == ["database", "url"] => {
+            format!("{:?}", super::redact_url(&s))
+        }
         Value::String(_, s) => format!("{s:?}"),
         other => serde_json::to_string(&other).unwrap_or_else(|_| "<unprintable>".to_owned()),
     })

@@ -92,15 +92,39 @@ pub(super) fn validate(
         "a size in bytes from 1024 to 16777216 (16 MiB)",
     );
 
+    let database = &settings.database;
+    let scheme = database
+        .url
+        .split_once(':')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
     check(
-        settings.database.url.starts_with("sqlite:"),
+        matches!(
+            scheme.as_deref(),
+            Some("sqlite" | "postgres" | "postgresql")
+        ),
         &["database", "url"],
-        "a SQLite URL such as sqlite://searchgate.db (PostgreSQL support is not built yet)",
+        "a SQLite URL such as sqlite://searchgate.db, or a PostgreSQL URL such as \
+         postgres://searchgate@db.internal:5432/searchgate",
     );
     check(
-        settings.database.max_connections >= 1,
+        database.max_connections >= 1,
         &["database", "max_connections"],
         "at least 1",
+    );
+    check(
+        database.min_connections <= database.max_connections,
+        &["database", "min_connections"],
+        "at most database.max_connections",
+    );
+    check(
+        (1..=300).contains(&database.acquire_timeout_secs),
+        &["database", "acquire_timeout_secs"],
+        "seconds from 1 to 300",
+    );
+    check(
+        database.idle_timeout_secs >= 1,
+        &["database", "idle_timeout_secs"],
+        "at least 1 second",
     );
 
     let tavily = &settings.search.tavily;

@@ -10,10 +10,9 @@ const MAX_UNIX_SECONDS: u64 = 253_402_300_799;
 
 use super::StartupError;
 use crate::{
-    adapters::store::SqliteStore,
     cli::{AuditAction, AuditFilters},
     config::{Settings, load_problem},
-    domain::audit::{AuditLog, AuditQuery, StoredEvent},
+    domain::audit::{AuditQuery, StoredEvent},
 };
 
 /// How often `tail --follow` looks for new events.
@@ -24,8 +23,7 @@ const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 /// # Errors
 /// A config error for unreadable filters; others when the database cannot be read.
 pub async fn run(settings: &Settings, action: AuditAction) -> Result<(), StartupError> {
-    let store =
-        SqliteStore::connect(&settings.database.url, settings.database.max_connections).await?;
+    let store = super::open_database(settings).await?.audit;
     match action {
         AuditAction::Query { filters, limit } => {
             let mut query = to_query(&filters, 1000)?;

@@ -7,11 +7,8 @@ use url::Url;
 
 use super::StartupError;
 use crate::{
-    adapters::{
-        idp::{
-            EmbeddedAuthorizationServer, EmbeddedConfig, ensure_signing_key, rotate_signing_key,
-        },
-        store::SqliteStore,
+    adapters::idp::{
+        EmbeddedAuthorizationServer, EmbeddedConfig, ensure_signing_key, rotate_signing_key,
     },
     config::{AuthProviderKind, Settings, load_problem},
     domain::{auth::canonical, issuer::IssuerStore},
@@ -93,7 +90,7 @@ pub fn mounts(idp: &EmbeddedAuthorizationServer) -> Vec<Mount> {
 /// server uses (the running server picks changes up within 30 s).
 async fn open_for_cli(
     settings: &Settings,
-) -> Result<(Arc<SqliteStore>, EmbeddedAuthorizationServer), StartupError> {
+) -> Result<(Arc<dyn IssuerStore>, EmbeddedAuthorizationServer), StartupError> {
     if settings.auth.provider != AuthProviderKind::Embedded {
         return Err(load_problem(
             "auth.provider",
@@ -105,9 +102,7 @@ async fn open_for_cli(
     }
     let settings = settings.resolved(settings.server.bind);
     let resource_url = super::resource_url(&settings)?;
-    let store = Arc::new(
-        SqliteStore::connect(&settings.database.url, settings.database.max_connections).await?,
-    );
+    let store = super::open_database(&settings).await?.issuer;
     let idp =
         EmbeddedAuthorizationServer::open(config(&settings, &resource_url), store.clone()).await?;
     Ok((store, idp))

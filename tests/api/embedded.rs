@@ -37,14 +37,25 @@ pub async fn spawn_embedded(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// A client of the embedded server that does not follow redirects.
 pub struct OAuth<'a> {
-    app: &'a TestApp,
+    /// Where its requests go: `http://127.0.0.1:<port>`.
+    base: String,
+    /// The resource it asks tokens for.
+    mcp_url: String,
+    _app: std::marker::PhantomData<&'a TestApp>,
     pub http: reqwest::Client,
 }
 
 impl<'a> OAuth<'a> {
     pub fn new(app: &'a TestApp) -> Self {
+        Self::at(&app.url(""), &app.mcp_url)
+    }
+
+    /// A client of the server at `base` (a replica, say) asking for tokens for `mcp_url`.
+    pub fn at(base: &str, mcp_url: &str) -> Self {
         Self {
-            app,
+            base: base.to_owned(),
+            mcp_url: mcp_url.to_owned(),
+            _app: std::marker::PhantomData,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -52,10 +63,14 @@ impl<'a> OAuth<'a> {
         }
     }
 
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     pub async fn register(&self, metadata: Value) -> (StatusCode, Value) {
         let response = self
             .http
-            .post(self.app.url("/oauth/register"))
+            .post(self.url("/oauth/register"))
             .json(&metadata)
             .send()
             .await
@@ -87,7 +102,7 @@ impl<'a> OAuth<'a> {
             ("code_challenge_method", "S256"),
             ("scope", "web-search:read"),
             ("state", "st-123"),
-            ("resource", &self.app.mcp_url),
+            ("resource", &self.mcp_url),
         ]
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -102,14 +117,14 @@ impl<'a> OAuth<'a> {
     }
 
     pub async fn authorize(&self, params: &[(String, String)]) -> reqwest::Response {
-        let mut url = url::Url::parse(&self.app.url("/idp/authorize")).unwrap();
+        let mut url = url::Url::parse(&self.url("/idp/authorize")).unwrap();
         url.query_pairs_mut().extend_pairs(params);
         self.http.get(url).send().await.unwrap()
     }
 
     pub async fn decide(&self, ticket: &str, decision: &str) -> reqwest::Response {
         self.http
-            .post(self.app.url("/idp/authorize"))
+            .post(self.url("/idp/authorize"))
             .form(&[("ticket", ticket), ("decision", decision)])
             .send()
             .await
@@ -139,7 +154,7 @@ impl<'a> OAuth<'a> {
     pub async fn token(&self, form: &[(&str, &str)]) -> (StatusCode, Value) {
         let response = self
             .http
-            .post(self.app.url("/idp/token"))
+            .post(self.url("/idp/token"))
             .form(form)
             .send()
             .await

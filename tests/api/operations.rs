@@ -1,17 +1,9 @@
 //! What operators use: the audit API (filters, pages, export, statistics), retention, the
 //! audit CLI, Prometheus metrics and the browsable API documentation (in a real browser).
 
-use std::{
-    collections::HashSet,
-    process::Command,
-    time::{Duration, SystemTime},
-};
+use std::{collections::HashSet, process::Command, time::Duration};
 
 use reqwest::StatusCode;
-use searchgate::{
-    adapters::store::SqliteStore,
-    domain::audit::{AuditEvent, AuditLog, AuditQuery, Outcome},
-};
 use serde_json::{Value, json};
 
 use crate::{
@@ -220,48 +212,6 @@ async fn audit_filters_and_pages_return_every_row_exactly_once() {
                 && r.error_code.as_deref() == Some("admin_scope_missing")),
         "refused admin calls are audited"
     );
-}
-
-fn event(age: Duration, request_id: &str) -> AuditEvent {
-    let mut event = AuditEvent::action(request_id.to_owned(), "tools/call", Outcome::Success, 200);
-    event.occurred_at = SystemTime::now() - age;
-    event
-}
-
-#[tokio::test]
-async fn retention_removes_only_rows_older_than_the_period() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(
-        &format!("sqlite://{}", dir.path().join("a.db").display()),
-        2,
-    )
-    .await
-    .unwrap();
-    let day = Duration::from_secs(86_400);
-    store
-        .append(&[
-            event(day * 45, "old-1"),
-            event(day * 31, "old-2"),
-            event(day * 29, "recent-1"),
-            event(Duration::from_secs(5), "recent-2"),
-        ])
-        .await
-        .unwrap();
-    let removed = store.prune(SystemTime::now() - day * 30).await.unwrap();
-    assert_eq!(removed, 2);
-    let left = store
-        .query(&AuditQuery {
-            limit: 10,
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap();
-    let ids: Vec<&str> = left
-        .events
-        .iter()
-        .map(|e| e.event.request_id.as_str())
-        .collect();
-    assert_eq!(ids, ["recent-1", "recent-2"]);
 }
 
 #[tokio::test]

@@ -1,17 +1,22 @@
 //! SQLite storage (the embedded default): one file, WAL mode, migrations embedded in the binary
 //! and run at start.
 
-mod audit;
-mod clients;
-mod issuer;
-
 use std::{str::FromStr, time::Duration};
 
-use anyhow::Context;
 use sqlx::{
     SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
+
+use super::{
+    OpenError, PoolSettings,
+    impls::{impl_audit_log, impl_client_store, impl_issuer_store},
+    redact,
+};
+
+impl_audit_log!(SqliteStore, sqlx::Sqlite);
+impl_client_store!(SqliteStore, sqlx::Sqlite);
+impl_issuer_store!(SqliteStore, sqlx::Sqlite);
 
 /// A SQLite database holding searchgate's state.
 #[derive(Debug, Clone)]
@@ -23,29 +28,54 @@ impl SqliteStore {
     /// Opens (creating when missing) the database at `url` and brings its schema up to date.
     ///
     /// # Errors
-    /// When the URL is malformed, the file cannot be opened or created, or a migration fails.
-    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+    /// When the URL is malformed, the file cannot be opened or created, a migration fails, or
+    /// a newer searchgate migrated the file.
+    pub async fn connect(url: &str, pool: &PoolSettings) -> Result<Self, OpenError> {
         let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("`{url}` is not a SQLite URL"))?
+            .map_err(|e| OpenError::BadUrl {
+                url: redact(url),
+                reason: e.to_string(),
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // WAL + NORMAL survives process crashes; only an OS crash can lose the last commits.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
+            .max_connections(pool.max_connections)
+            .min_connections(pool.min_connections)
+            .acquire_timeout(pool.acquire_timeout)
+            .idle_timeout(pool.idle_timeout)
             .connect_with(options)
             .await
-            .with_context(|| format!("cannot open the database `{url}`"))?;
+            .map_err(|e| OpenError::unreachable(url, &e))?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
-            .with_context(|| format!("cannot migrate the database `{url}`"))?;
+            .map_err(|e| OpenError::migration(url, e))?;
         Ok(Self { pool })
     }
 
     /// The connection pool, for tests and tools that read the tables directly.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    const SELECT_KEYS: &str = "SELECT kid, private_pem, created_at, rotated_at, \
+        tokens_expire_at, retired_at FROM idp_keys ORDER BY created_at, rowid";
+
+    /// `BEGIN IMMEDIATE` already makes writers take turns.
+    const LOCK_KEYS: &str = "SELECT 1";
+
+    /// A transaction holding the write lock from its start, so concurrent writers queue
+    /// rather than fail with "database is locked" halfway.
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Takes the write lock and lets it go: fails on a read-only or locked-out file.
+    async fn check_writable(&self) -> sqlx::Result<()> {
+        drop(self.begin_write().await?);
+        Ok(())
     }
 }

@@ -15,5 +15,7 @@ mod oidc;
 mod openapi;
 mod operations;
 mod registration;
+mod replicas;
 mod scalekit;
+mod stores;
 mod tavily;

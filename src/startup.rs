@@ -492,7 +492,7 @@ pub async fn probe_auth(settings: &Settings) -> Vec<ProbeFinding> {
                 format!(
                     "embedded (development) at {}; its keys and clients live in {}",
                     embedded::config(&settings, &resource_url).issuer,
-                    settings.database.url
+                    crate::config::redact_url(&settings.database.url)
                 ),
             ),
         ];

@@ -556,6 +556,18 @@ mod tests {
                 "unsupported database",
             ),
             (
+                "SEARCHGATE_DATABASE__MIN_CONNECTIONS",
+                "9",
+                "database.min_connections",
+                "more idle connections than the pool holds",
+            ),
+            (
+                "SEARCHGATE_DATABASE__ACQUIRE_TIMEOUT_SECS",
+                "0",
+                "database.acquire_timeout_secs",
+                "no time to connect",
+            ),
+            (
                 "SEARCHGATE_SEARCH__PROVIDER",
                 "tavily",
                 "search.tavily.api_key",

@@ -40,6 +40,10 @@ async fn check_config_prints_the_effective_configuration_with_secrets_redacted()
             ("SEARCHGATE_SEARCH__TAVILY__BASE_URL", &base_url),
             ("SCALEKIT_ENVIRONMENT_URL", "https://acme.scalekit.dev"),
             ("RESOURCE_IDENTIFIER", "res_42"),
+            (
+                "SEARCHGATE_DATABASE__URL",
+                "postgres://sg:db-do-not-print@db.internal/sg",
+            ),
         ],
         &["check-config"],
     );
@@ -59,6 +63,11 @@ async fn check_config_prints_the_effective_configuration_with_secrets_redacted()
         "{text}"
     );
     assert!(text.contains("resource_id = \"res_42\""), "{text}");
+    assert!(
+        text.contains("url = \"postgres://sg:***@db.internal/sg\""),
+        "the database password is redacted:\n{text}"
+    );
+    assert!(!text.contains("db-do-not-print"), "{text}");
     assert!(
         text.contains("public_url = \"http://127.0.0.1:10000/\""),
         "derived values are shown:\n{text}"
@@ -267,4 +276,27 @@ async fn json_logs_name_the_request_id_on_every_line_of_a_request() {
         .find(|l| l["fields"]["message"] == "served" && l["span"]["path"] == "/web-search/mcp")
         .expect("an access log line for the MCP request");
     assert_eq!(served["span"]["request_id"], "log-check-1");
+}
+
+#[test]
+fn serve_names_an_unreachable_database_without_its_password_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        dir.path(),
+        &[
+            (
+                "SEARCHGATE_DATABASE__URL",
+                "postgres://sg:db-do-not-print@127.0.0.1:1/sg",
+            ),
+            ("SEARCHGATE_DATABASE__ACQUIRE_TIMEOUT_SECS", "2"),
+        ],
+        &["serve"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("cannot reach the database `postgres://sg:***@127.0.0.1:1/sg`"),
+        "{message}"
+    );
+    assert!(!message.contains("db-do-not-print"), "{message}");
 }

@@ -19,7 +19,7 @@ use super::{
 use crate::domain::{
     audit::{AuditEvent, AuditLog, AuditQuery, AuditSink, Outcome, StoredEvent},
     auth::{AuthorizationServer, Principal, ScopePolicy},
-    clients::{ClientPolicy, ClientRow, ClientStore},
+    clients::{ClientCursor, ClientPolicy, ClientRow, ClientStore},
 };
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -518,7 +518,19 @@ impl AdminApi {
         let Some(store) = &self.store else {
             return Ok(ListResponse::Unavailable(no_store()));
         };
-        let answer = match store.list(cursor.0.as_deref(), limit).await {
+        let cursor = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(text) => match ClientCursor::parse(text) {
+                Some(cursor) => Some(cursor),
+                None => {
+                    return Ok(ListResponse::BadRequest(error(
+                        "invalid_request",
+                        "cursor must be a next_cursor value from a previous page",
+                    )));
+                }
+            },
+        };
+        let answer = match store.list(cursor.as_ref(), limit).await {
             Ok(page) => ListResponse::Ok(Json(ClientList {
                 clients: page.clients.into_iter().map(ClientView::from).collect(),
                 next_cursor: page.next_cursor,
@@ -735,6 +747,31 @@ impl AdminApi {
         let Some(log) = self.log.clone() else {
             return Ok(ExportResponse::Unavailable(no_log()));
         };
+        // Without `until` the export ends at the time of the request, so it cannot chase rows
+        // written while it streams.
+        let mut query = query;
+        query.until = query.until.or_else(|| Some(SystemTime::now()));
+        // The first page is read before answering, so a store that cannot be read gets 503,
+        // not a 200 with an error inside.
+        let first = match log.query(&query).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the audit trail for an export");
+                self.record(
+                    req,
+                    &admin,
+                    "admin/audit.export",
+                    503,
+                    Outcome::Failed,
+                    None,
+                )
+                .await;
+                return Ok(ExportResponse::Unavailable(error(
+                    "unavailable",
+                    "the audit trail cannot be read now (the database is unavailable); try again",
+                )));
+            }
+        };
         self.record(
             req,
             &admin,
@@ -744,36 +781,26 @@ impl AdminApi {
             None,
         )
         .await;
-        // Pages are read as the client reads; a failure ends the stream with an error line.
-        let pages = futures::stream::unfold(Some(query), move |state| {
+        // Later pages are read as the client reads. A failure then writes an error line and
+        // aborts the response, so the client sees a truncated transfer, never a clean end.
+        let pages = futures::stream::unfold(Some((query, Some(first))), move |state| {
             let log = log.clone();
             async move {
-                let mut query = state?;
-                match log.query(&query).await {
+                let (mut query, ready) = state?;
+                let page = match ready {
+                    Some(page) => Ok(page),
+                    None => log.query(&query).await,
+                };
+                match page {
                     Ok(page) => {
-                        let mut chunk = Vec::new();
-                        for event in page.events {
-                            let view = AuditEventView::from(event);
-                            if let Ok(line) =
-                                serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&view))
-                            {
-                                chunk.extend_from_slice(&line);
-                                chunk.push(b'\n');
-                            }
-                        }
+                        let chunk = ndjson(page.events);
                         let next = page.next.map(|after| {
                             query.after = Some(after);
-                            query
+                            (query, None)
                         });
                         Some((Ok::<_, std::io::Error>(bytes::Bytes::from(chunk)), next))
                     }
-                    Err(e) => {
-                        let line = format!(
-                            "{{\"error\":\"unavailable\",\"error_description\":{}}}\n",
-                            serde_json::Value::from(e.to_string())
-                        );
-                        Some((Ok(bytes::Bytes::from(line)), None))
-                    }
+                    Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
                 }
             }
         })
@@ -839,4 +866,17 @@ fn no_log() -> Json<AdminError> {
 
 fn no_store() -> Json<AdminError> {
     error("unavailable", "this server keeps no client store")
+}
+
+/// Events as NDJSON lines.
+fn ndjson(events: Vec<StoredEvent>) -> Vec<u8> {
+    let mut chunk = Vec::new();
+    for event in events {
+        let view = AuditEventView::from(event);
+        if let Ok(line) = serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&view)) {
+            chunk.extend_from_slice(&line);
+            chunk.push(b'\n');
+        }
+    }
+    chunk
 }

@@ -53,6 +53,9 @@ fn answer(error: &str, description: impl Into<String>) -> Json<RegistrationError
     })
 }
 
+/// Source addresses remembered by the rate limiter before idle ones are dropped.
+const LIMITER_KEYS_SOFT_MAX: usize = 10_000;
+
 /// The registration endpoint.
 pub struct RegistrationApi {
     registrar: Option<Arc<Registrar>>,
@@ -116,6 +119,11 @@ impl RegistrationApi {
                 "client registration is off on this server (registration.mode = off)",
             ));
         };
+        // Forget addresses whose allowance has recovered, so a flood from many addresses cannot
+        // grow the table without bound.
+        if self.limiter.len() > LIMITER_KEYS_SOFT_MAX {
+            self.limiter.retain_recent();
+        }
         if let Some(ip) = req.remote_addr().as_socket_addr().map(|a| a.ip())
             && let Err(not_until) = self.limiter.check_key(&ip)
         {

@@ -1,6 +1,7 @@
 //! `searchgate audit query` and `searchgate audit tail`: the audit trail from the terminal,
 //! read from the configured database as NDJSON (the admin API's event shape).
 
+use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -32,7 +33,9 @@ pub async fn run(settings: &Settings, action: AuditAction) -> Result<(), Startup
                 query.limit = left.min(1000);
                 let page = store.query(&query).await.map_err(anyhow::Error::from)?;
                 left = left.saturating_sub(u32::try_from(page.events.len()).unwrap_or(u32::MAX));
-                print_events(&page.events);
+                if !print_events(&page.events)? {
+                    return Ok(());
+                }
                 match page.next {
                     Some(next) => query.after = Some(next),
                     None => break,
@@ -47,8 +50,10 @@ pub async fn run(settings: &Settings, action: AuditAction) -> Result<(), Startup
             let mut query = to_query(&filters, 1000)?;
             // The last `lines` events: page through, keeping the tail.
             let mut last: Vec<StoredEvent> = Vec::new();
+            let mut newest = None;
             loop {
                 let page = store.query(&query).await.map_err(anyhow::Error::from)?;
+                newest = page.events.last().map(|e| e.id).or(newest);
                 last.extend(page.events);
                 let keep = last.len().saturating_sub(lines as usize);
                 last.drain(..keep);
@@ -57,8 +62,11 @@ pub async fn run(settings: &Settings, action: AuditAction) -> Result<(), Startup
                     None => break,
                 }
             }
-            print_events(&last);
-            query.after = last.last().map(|e| e.id).or(query.after);
+            if !print_events(&last)? {
+                return Ok(());
+            }
+            // Follow from the newest event seen, printed or not (`-n 0` prints none).
+            query.after = newest.or(query.after);
             if follow {
                 loop {
                     tokio::time::sleep(FOLLOW_INTERVAL).await;
@@ -66,7 +74,9 @@ pub async fn run(settings: &Settings, action: AuditAction) -> Result<(), Startup
                     if let Some(newest) = page.events.last() {
                         query.after = Some(newest.id);
                     }
-                    print_events(&page.events);
+                    if !print_events(&page.events)? {
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -112,7 +122,10 @@ fn time(flag: &str, value: Option<&str>) -> Result<Option<SystemTime>, StartupEr
         })
 }
 
-fn print_events(events: &[StoredEvent]) {
+/// Prints events as JSON lines; `false` when the reader has gone (a closed pipe, as after
+/// `| head`), which ends the command quietly.
+fn print_events(events: &[StoredEvent]) -> Result<bool, StartupError> {
+    let mut out = std::io::stdout().lock();
     for stored in events {
         let e = &stored.event;
         let line = serde_json::json!({
@@ -136,6 +149,15 @@ fn print_events(events: &[StoredEvent]) {
             "upstream_request_id": e.upstream_request_id,
             "query_summary": e.query_summary,
         });
-        println!("{line}");
+        match writeln!(out, "{line}") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(false),
+            Err(e) => return Err(anyhow::anyhow!("cannot write the events: {e}").into()),
+        }
+    }
+    match out.flush() {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(anyhow::anyhow!("cannot write the events: {e}").into()),
     }
 }

@@ -292,6 +292,32 @@ async fn the_audit_cli_queries_and_tails_the_trail() {
     let last = run(&["audit", "tail", "-n", "2", "--tool", "web_search"]);
     assert_eq!(last.len(), 2);
     assert_eq!(last[1]["query_summary"], "cli 4");
+    // `-n 0 --follow` prints only what comes after it started: nothing here. And a reader that
+    // goes away (`| head -1`) ends the command quietly.
+    let mut follower = searchgate(dir.path(), &env)
+        .args(["audit", "tail", "-n", "0", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    follower.kill().unwrap();
+    let followed = follower.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&followed.stdout), "", "no history");
+    let mut head = searchgate(dir.path(), &env)
+        .args(["audit", "query"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(head.stdout.take());
+    let closed = head.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&closed.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&closed.stderr)
+    );
+    assert_eq!(closed.status.code(), Some(0));
     let bad = searchgate(dir.path(), &env)
         .args(["audit", "query", "--since", "soon"])
         .output()

@@ -393,5 +393,11 @@ async fn concurrent_registrations_all_land_and_the_cache_survives_a_restart() {
     assert!(seen >= 1, "the used client has a last-seen time");
     let (status, body) = admin_get(&app, &admin, "/api/v1/clients?limit=0").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = admin_get(&app, &admin, "/api/v1/clients?cursor=page-2").await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a bad cursor never restarts at page 1: {body}"
+    );
     app.stop().await;
 }

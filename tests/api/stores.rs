@@ -11,7 +11,7 @@ use searchgate::{
     adapters::store::{Database, OpenError, PoolSettings},
     domain::{
         audit::{AuditEvent, AuditQuery, Outcome},
-        clients::{ClientMetadata, ClientSource, RegisteredClient},
+        clients::{ClientCursor, ClientMetadata, ClientSource, RegisteredClient},
         issuer::{ClientRecord, CodeRecord, KeyRecord, RefreshRecord},
     },
 };
@@ -293,10 +293,10 @@ async fn clients_are_recorded_once_listed_once_denied_and_touched() {
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
-            let page = clients.list(cursor.as_deref(), 4).await.unwrap();
+            let page = clients.list(cursor.as_ref(), 4).await.unwrap();
             seen.extend(page.clients.iter().map(|c| c.client_id.clone()));
             match page.next_cursor {
-                Some(next) => cursor = Some(next),
+                Some(next) => cursor = Some(ClientCursor::parse(&next).expect("a cursor")),
                 None => break,
             }
         }

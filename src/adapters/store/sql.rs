@@ -8,7 +8,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use super::rows::millis;
 use crate::domain::{
     audit::{AuditEvent, AuditQuery},
-    clients::{ClientSource, RegisteredClient},
+    clients::{ClientCursor, ClientSource, RegisteredClient},
     issuer::{ClientRecord, CodeRecord, KeyRecord, RefreshRecord},
 };
 
@@ -173,7 +173,7 @@ where
 
 /// A page of clients after `cursor`, keyset-ordered on (created_at, client_id) so it stays
 /// stable while rows are added; one more than `limit`.
-pub(super) fn select_clients<DB>(after: Option<(i64, String)>, limit: u32) -> QueryBuilder<DB>
+pub(super) fn select_clients<DB>(after: Option<&ClientCursor>, limit: u32) -> QueryBuilder<DB>
 where
     DB: Database,
     DB::Arguments: Default,
@@ -183,12 +183,12 @@ where
     for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
 {
     let mut builder = QueryBuilder::new(CLIENT_COLUMNS);
-    if let Some((created_at, client_id)) = after {
+    if let Some(after) = after {
         builder
             .push(" WHERE (created_at, client_id) > (")
-            .push_bind(created_at)
+            .push_bind(after.created_at)
             .push(", ")
-            .push_bind(client_id)
+            .push_bind(after.client_id.clone())
             .push(")");
     }
     builder
@@ -257,12 +257,6 @@ where
          token_endpoint_auth_method = excluded.token_endpoint_auth_method",
     );
     Ok(builder)
-}
-
-/// `<created_at>.<client_id>`, the clients list's cursor.
-pub(super) fn parse_client_cursor(cursor: &str) -> Option<(i64, String)> {
-    let (created_at, client_id) = cursor.split_once('.')?;
-    Some((created_at.parse().ok()?, client_id.to_owned()))
 }
 
 /// Stores a signing key.

@@ -66,12 +66,13 @@ impl ClientPolicy {
             .insert(client_id.to_owned());
     }
 
-    /// Replaces the denied set with the store's (other replicas deny too).
+    /// Adds the store's denials (other replicas deny too). A denial is never lifted, so the
+    /// sets are merged: a deny made here while the store was being read is not undone.
     pub fn reload_denied(&self, denied: impl IntoIterator<Item = String>) {
-        *self
-            .denied
+        self.denied
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = denied.into_iter().collect();
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(denied);
     }
 
     /// Checks the redirect URIs of a registration against the host lists.
@@ -131,6 +132,10 @@ mod tests {
         assert!(!policy.allows_client("gone"));
         policy.deny("good");
         assert!(!policy.allows_client("good"));
+        // A reload read before that deny landed does not lift it.
+        policy.reload_denied(["gone".to_owned(), "other".to_owned()]);
+        assert!(!policy.allows_client("good"));
+        assert!(!policy.allows_client("other"));
         let only = ClientPolicy::new(
             PolicyLists {
                 allow_client_ids: vec!["one".into()],

@@ -59,7 +59,9 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::domain::clients::{ClientPage, ClientRow, MockClientRegistry, PolicyLists};
+    use crate::domain::clients::{
+        ClientCursor, ClientPage, ClientRow, MockClientRegistry, PolicyLists,
+    };
 
     struct NoStore;
 
@@ -71,7 +73,7 @@ mod tests {
         async fn client(&self, _: &str) -> anyhow::Result<Option<ClientRow>> {
             Ok(None)
         }
-        async fn list(&self, _: Option<&str>, _: u32) -> anyhow::Result<ClientPage> {
+        async fn list(&self, _: Option<&ClientCursor>, _: u32) -> anyhow::Result<ClientPage> {
             Ok(ClientPage {
                 clients: vec![],
                 next_cursor: None,

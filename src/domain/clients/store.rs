@@ -59,6 +59,41 @@ pub struct ClientPage {
     pub next_cursor: Option<String>,
 }
 
+/// Where a page of clients ends: `<created_at>.<client_id>`, the position of its last row in
+/// the list's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCursor {
+    /// The last row's `created_at`.
+    pub created_at: i64,
+    /// The last row's client id.
+    pub client_id: String,
+}
+
+impl ClientCursor {
+    /// The cursor after `row`.
+    pub fn after(row: &ClientRow) -> Self {
+        Self {
+            created_at: row.created_at,
+            client_id: row.client_id.clone(),
+        }
+    }
+
+    /// Reads a cursor written by [`ClientCursor::to_string`]; `None` when it is not one.
+    pub fn parse(cursor: &str) -> Option<Self> {
+        let (created_at, client_id) = cursor.split_once('.')?;
+        Some(Self {
+            created_at: created_at.parse().ok()?,
+            client_id: client_id.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for ClientCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.created_at, self.client_id)
+    }
+}
+
 /// Where registered clients are remembered.
 ///
 /// Contract:
@@ -73,7 +108,7 @@ pub trait ClientStore: Send + Sync + 'static {
     /// One client.
     async fn client(&self, client_id: &str) -> anyhow::Result<Option<ClientRow>>;
     /// A page of at most `limit` clients after `cursor`.
-    async fn list(&self, cursor: Option<&str>, limit: u32) -> anyhow::Result<ClientPage>;
+    async fn list(&self, cursor: Option<&ClientCursor>, limit: u32) -> anyhow::Result<ClientPage>;
     /// Denies a client from now on; `false` when it is unknown.
     async fn deny(&self, client_id: &str, at: i64) -> anyhow::Result<bool>;
     /// Every denied client id.

@@ -12,7 +12,8 @@ macro_rules! impl_client_store {
                     sql,
                 },
                 domain::clients::{
-                    ClientPage, ClientRow, ClientSource, ClientStore, RegisteredClient,
+                    ClientCursor, ClientPage, ClientRow, ClientSource, ClientStore,
+                    RegisteredClient,
                 },
             };
 
@@ -42,11 +43,10 @@ macro_rules! impl_client_store {
 
                 async fn list(
                     &self,
-                    cursor: Option<&str>,
+                    cursor: Option<&ClientCursor>,
                     limit: u32,
                 ) -> anyhow::Result<ClientPage> {
-                    let after = cursor.and_then(sql::parse_client_cursor);
-                    let rows = sql::select_clients::<$db>(after, limit)
+                    let rows = sql::select_clients::<$db>(cursor, limit)
                         .build()
                         .fetch_all(self.pool())
                         .await
@@ -55,9 +55,8 @@ macro_rules! impl_client_store {
                         .iter()
                         .map(client_row)
                         .collect::<anyhow::Result<Vec<_>>>()?;
-                    let next_cursor = split_page(&mut clients, limit, |c| {
-                        format!("{}.{}", c.created_at, c.client_id)
-                    });
+                    let next_cursor =
+                        split_page(&mut clients, limit, |c| ClientCursor::after(c).to_string());
                     Ok(ClientPage {
                         clients,
                         next_cursor,

@@ -157,6 +157,7 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
                 resource_metadata: state.resource_metadata_url(),
                 scope: state.settings.auth.admin_scope.clone(),
             },
+            policy: state.client_gate.as_ref().map(|g| g.policy.clone()),
         },
         state.client_store.clone(),
         state.client_gate.as_ref().map(|g| g.policy.clone()),

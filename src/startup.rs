@@ -251,6 +251,9 @@ impl Searchgate {
         );
         let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
         let shutdown = CancellationToken::new();
+        // Background tasks stop only after the last request is served, so their final pass
+        // (the last-seen flush) sees every request.
+        let background = CancellationToken::new();
         let client_store = store.map(|s| s.clients);
         let client_services = clients::services(
             &settings,
@@ -258,7 +261,7 @@ impl Searchgate {
             auth.clone(),
             embedded_server,
             client_store.clone(),
-            &shutdown,
+            &background,
         )
         .await?;
         let mut tasks = client_services.tasks;
@@ -266,7 +269,7 @@ impl Searchgate {
             tasks.push(spawn_retention(
                 audit_log.clone(),
                 Duration::from_secs(u64::from(settings.audit.retention_days) * 86_400),
-                shutdown.clone(),
+                background.clone(),
             ));
         }
         let metrics = Arc::new(Metrics::new(
@@ -295,6 +298,7 @@ impl Searchgate {
             mounts,
             writer,
             tasks,
+            background,
             grace,
         })
     }
@@ -307,8 +311,9 @@ pub struct Server {
     state: AppState,
     mounts: Vec<Mount>,
     writer: AuditWriter,
-    /// Background tasks that end when `state.shutdown` is cancelled.
+    /// Background tasks that end when `background` is cancelled.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    background: CancellationToken,
     grace: Duration,
 }
 
@@ -348,6 +353,7 @@ impl Server {
             mounts,
             writer,
             tasks,
+            background,
             grace,
         } = self;
         tracing::info!(
@@ -370,7 +376,9 @@ impl Server {
                 Some(grace),
             )
             .await;
-        // The last-seen flush runs once more after the shutdown signal.
+        // Every request has been served: the last-seen flush runs once more, then the writer
+        // drains the audit queue.
+        background.cancel();
         for task in tasks {
             let _ = task.await;
         }

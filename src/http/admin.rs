@@ -157,14 +157,20 @@ pub struct AdminGuard {
     pub scopes: Arc<ScopePolicy>,
     /// The challenge parameters.
     pub challenge: Challenge,
+    /// The client policy: a denied client's tokens are refused here too.
+    pub policy: Option<ClientPolicy>,
 }
 
 impl AdminGuard {
-    async fn check(&self, req: &Request) -> poem::Result<Principal> {
+    /// The admin, or the refusal with its audit reason code when it is not the status's usual.
+    async fn check(&self, req: &Request) -> Result<Principal, (poem::Error, Option<&'static str>)> {
         let Some(auth) = &self.auth else {
-            return Err(poem::Error::from_string(
-                "the admin API needs authentication; it is off (auth.provider = none)",
-                StatusCode::FORBIDDEN,
+            return Err((
+                poem::Error::from_string(
+                    "the admin API needs authentication; it is off (auth.provider = none)",
+                    StatusCode::FORBIDDEN,
+                ),
+                Some("admin_unavailable"),
             ));
         };
         let principal = authenticate(
@@ -174,16 +180,34 @@ impl AdminGuard {
             req.uri().query(),
         )
         .await
-        .map_err(poem::Error::from_response)?;
+        .map_err(|response| (poem::Error::from_response(response), None))?;
+        if let (Some(policy), Some(client_id)) = (&self.policy, &principal.client_id)
+            && !policy.allows_client(client_id)
+        {
+            return Err((
+                poem::Error::from_response(self.challenge.response(
+                    StatusCode::FORBIDDEN,
+                    Some((
+                        "access_denied",
+                        "this client is not allowed to use this server; ask its operator",
+                    )),
+                    &self.scope,
+                )),
+                Some("client_denied"),
+            ));
+        }
         if !self
             .scopes
             .satisfies(&principal.scopes, std::slice::from_ref(&self.scope))
         {
-            return Err(poem::Error::from_response(insufficient_scope(
-                &self.challenge,
-                &self.scope,
-                "this operation needs the admin scope",
-            )));
+            return Err((
+                poem::Error::from_response(insufficient_scope(
+                    &self.challenge,
+                    &self.scope,
+                    "this operation needs the admin scope",
+                )),
+                None,
+            ));
         }
         Ok(principal)
     }
@@ -222,7 +246,7 @@ impl AdminApi {
     async fn admit(&self, req: &Request) -> poem::Result<Principal> {
         match self.guard.check(req).await {
             Ok(admin) => Ok(admin),
-            Err(refusal) => {
+            Err((refusal, reason)) => {
                 let status = refusal.status().as_u16();
                 let (outcome, code) = match status {
                     401 => (Outcome::Unauthenticated, "admin_unauthenticated"),
@@ -236,7 +260,7 @@ impl AdminApi {
                     .map(|r| r.0.clone())
                     .unwrap_or_default();
                 let mut event = AuditEvent::action(request_id, "admin/denied", outcome, status);
-                event.error_code = Some(code.to_owned());
+                event.error_code = Some(reason.unwrap_or(code).to_owned());
                 event.source_addr = req
                     .remote_addr()
                     .as_socket_addr()

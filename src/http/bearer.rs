@@ -57,7 +57,12 @@ impl Challenge {
         format!("Bearer {}", parts.join(", "))
     }
 
-    fn response(&self, status: StatusCode, error: Option<(&str, &str)>, scope: &str) -> Response {
+    pub(crate) fn response(
+        &self,
+        status: StatusCode,
+        error: Option<(&str, &str)>,
+        scope: &str,
+    ) -> Response {
         let (code, description) = error.unwrap_or(("unauthorized", "a bearer token is required"));
         let body = serde_json::json!({ "error": code, "error_description": description });
         Response::builder()

@@ -52,6 +52,7 @@ pub fn document_json() -> String {
                     resource_metadata: String::new(),
                     scope: String::new(),
                 },
+                policy: None,
             },
             None,
             None,

@@ -9,7 +9,7 @@ use searchgate::config::{AuthProviderKind, RegistrationMode, Settings};
 use serde_json::{Value, json};
 
 use crate::{
-    embedded::{OAuth, REDIRECT, VERIFIER, search_with, spawn_embedded, value_of},
+    embedded::{OAuth, REDIRECT, VERIFIER, claims, search_with, spawn_embedded, value_of},
     helpers::{TestApp, free_port, spawn_with},
     idp::{Idp, node, node_dir},
 };
@@ -299,7 +299,26 @@ async fn denying_a_client_through_the_admin_api_turns_its_next_call_into_403() {
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
+    // The deny list holds for admin tokens too: an admin whose client is denied is refused.
+    let admin_client = claims(&admin)["client_id"].as_str().unwrap().to_owned();
+    let self_denied = app
+        .http
+        .delete(app.url(&format!("/api/v1/clients/{admin_client}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(self_denied.status(), StatusCode::NO_CONTENT);
+    let (status, body) = admin_get(&app, &admin, "/api/v1/clients").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
     let rows = app.stop().await.rows;
+    assert!(
+        rows.iter()
+            .any(|r| r.method.as_deref() == Some("admin/denied")
+                && r.error_code.as_deref() == Some("client_denied")),
+        "the refused admin call is audited as a denied client"
+    );
     assert!(
         rows.iter()
             .any(|r| r.method.as_deref() == Some("admin/clients.deny")

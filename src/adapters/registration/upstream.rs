@@ -98,6 +98,18 @@ impl ClientRegistry for UpstreamRegistry {
         let bytes = read_limited(response, &endpoint, MAX_ANSWER_BYTES)
             .await
             .map_err(|_| ClientError::Unavailable)?;
+        // Refusals of searchgate itself (registration needs an initial access token, or the
+        // IdP is limiting us) are not the client's fault: the registry is unavailable.
+        if matches!(status.as_u16(), 401 | 403 | 429) {
+            tracing::error!(
+                status = status.as_u16(),
+                endpoint = %endpoint,
+                "the IdP's registration endpoint refused searchgate (does it need an initial access \
+                 token, or is it rate limiting?); use registration.mode = static if it does not allow \
+                 open registration"
+            );
+            return Err(ClientError::Unavailable);
+        }
         if status.is_client_error() {
             let answer: ErrorAnswer = serde_json::from_slice(&bytes).unwrap_or(ErrorAnswer {
                 error: None,
@@ -140,5 +152,76 @@ impl ClientRegistry for UpstreamRegistry {
             client_secret: answer.client_secret,
             created_at: SystemTime::now(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::auth::{AuthError, BearerToken, Principal, ServerMetadata};
+
+    /// An IdP whose metadata names `endpoint` for registration.
+    struct Idp {
+        endpoint: String,
+    }
+
+    #[async_trait]
+    impl AuthorizationServer for Idp {
+        fn authorization_servers(&self) -> Vec<String> {
+            Vec::new()
+        }
+        async fn verify(&self, _: &BearerToken) -> Result<Principal, AuthError> {
+            Err(AuthError::Unexpected(anyhow::anyhow!("not in this test")))
+        }
+        async fn metadata(&self) -> Result<Option<ServerMetadata>, AuthError> {
+            Ok(Some(ServerMetadata(Arc::new(
+                serde_json::json!({ "registration_endpoint": self.endpoint }),
+            ))))
+        }
+    }
+
+    fn metadata() -> ClientMetadata {
+        ClientMetadata {
+            client_name: None,
+            redirect_uris: vec!["http://127.0.0.1/cb".into()],
+            grant_types: vec!["authorization_code".into()],
+            token_endpoint_auth_method: "none".into(),
+        }
+    }
+
+    async fn answer(status: u16, body: serde_json::Value) -> Result<RegisteredClient, ClientError> {
+        let idp = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(wiremock::ResponseTemplate::new(status).set_body_json(body))
+            .mount(&idp)
+            .await;
+        let registry = UpstreamRegistry::new(
+            Arc::new(Idp {
+                endpoint: format!("{}/register", idp.uri()),
+            }),
+            reqwest::Client::new(),
+        );
+        registry.register(metadata()).await
+    }
+
+    #[tokio::test]
+    async fn refusals_of_searchgate_itself_are_unavailable_not_the_clients_fault() {
+        for status in [401, 403, 429] {
+            let result = answer(status, serde_json::json!({ "error": "invalid_token" })).await;
+            assert!(matches!(result, Err(ClientError::Unavailable)), "{status}");
+        }
+        let bad = answer(400, serde_json::json!({ "error": "invalid_redirect_uri" })).await;
+        assert!(
+            matches!(
+                bad,
+                Err(ClientError::Rejected {
+                    code: "invalid_redirect_uri",
+                    ..
+                })
+            ),
+            "{bad:?}"
+        );
+        let ok = answer(201, serde_json::json!({ "client_id": "idp-1" })).await;
+        assert_eq!(ok.unwrap().client_id, "idp-1");
     }
 }

@@ -116,7 +116,8 @@ pub enum KeysAction {
     Rotate,
     /// Withdraw a key now: tokens it signed are refused from then on.
     Retire {
-        /// The key id (see `searchgate keys list`).
+        /// The key id (see `searchgate keys list`); older ids may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }
@@ -276,6 +277,25 @@ async fn serve(settings: Settings) -> ExitCode {
             tracing::error!(error = %error, "searchgate stopped");
             eprintln!("searchgate: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn a_key_id_starting_with_a_hyphen_is_a_key_id() {
+        let cli = Cli::try_parse_from(["searchgate", "keys", "retire", "-UJpP5tlA2fE3_uY"])
+            .expect("parses");
+        match cli.command {
+            Some(Command::Keys {
+                action: KeysAction::Retire { kid },
+            }) => assert_eq!(kid, "-UJpP5tlA2fE3_uY"),
+            other => panic!("{other:?}"),
         }
     }
 }

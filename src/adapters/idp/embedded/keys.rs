@@ -65,7 +65,8 @@ pub fn generate(now: UnixTime) -> anyhow::Result<KeyRecord> {
         .map_err(|_| anyhow::anyhow!("cannot encode the RSA key"))?;
     let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
     Ok(KeyRecord {
-        kid: random_string(12),
+        // A letter first: a kid starting with `-` reads as an option on the command line.
+        kid: format!("k{}", random_string(12)),
         private_pem: pem,
         created_at: now,
         rotated_at: None,

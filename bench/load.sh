@@ -4,6 +4,7 @@
 # latency percentiles, and keeps oha's JSON report under bench/results/.
 #
 #   bench/load.sh [duration, default 20s] [concurrency, default 50] [auth: none (default) | oidc]
+#   SEARCHGATE_DATABASE__URL=postgres://… bench/load.sh   (the audit trail on PostgreSQL)
 #
 # With `oidc`, searchgate verifies a real JWT access token on every request: the test IdP from
 # tests/node (oidc-provider on loopback) issues a client-credentials token for the run.
@@ -33,6 +34,11 @@ url="http://127.0.0.1:$port/web-search/mcp"
 # One client hammers one query: the per-principal rate limit would refuse almost every call and
 # the result cache would answer the rest, so both are off to measure the whole path.
 server_env=(PORT="$port" SEARCHGATE_TELEMETRY__LEVEL=warn SEARCHGATE_SEARCH__RATE_LIMIT_PER_MINUTE=0 SEARCHGATE_SEARCH__CACHE_TTL_SECS=0)
+# SEARCHGATE_DATABASE__URL=postgres://… measures with the audit trail on PostgreSQL instead of
+# a throw-away SQLite file.
+if [ -n "${SEARCHGATE_DATABASE__URL:-}" ]; then
+  server_env+=(SEARCHGATE_DATABASE__URL="$SEARCHGATE_DATABASE__URL")
+fi
 auth_header=()
 if [ "$auth" = oidc ]; then
   [ -d tests/node/node_modules ] || (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
@@ -76,7 +82,9 @@ data = json.load(open(report))
 summary, pct = data["summary"], data["latencyPercentiles"]
 codes = data.get("statusCodeDistribution", {})
 ms = lambda seconds: f"{seconds * 1000:.2f} ms"
-print(f"tools/call web_search (mock, auth {auth}), {duration} at concurrency {concurrency}")
+import os
+database = "postgres" if os.environ.get("SEARCHGATE_DATABASE__URL", "").startswith("postgres") else "sqlite"
+print(f"tools/call web_search (mock, auth {auth}, {database}), {duration} at concurrency {concurrency}")
 print(f"  requests/s : {summary['requestsPerSec']:.0f}")
 print(f"  success    : {summary['successRate'] * 100:.2f}%  status codes {codes}")
 print(f"  latency    : p50 {ms(pct['p50'])}  p90 {ms(pct['p90'])}  p99 {ms(pct['p99'])}  max {ms(summary['slowest'])}")

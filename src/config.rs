@@ -189,7 +189,7 @@ impl ServerSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// `sqlite://PATH` (created on first start) or `postgres://USER:PASSWORD@HOST:PORT/DB`
-    /// (several replicas share it; `?sslmode=require` for TLS).
+    /// (several replicas share it; `?sslmode=verify-full` for TLS that checks the server).
     pub url: String,
     /// Most pooled connections.
     pub max_connections: u32,

@@ -66,7 +66,34 @@ pub async fn open_database(settings: &Settings) -> Result<Database, StartupError
         acquire_timeout: Duration::from_secs(database.acquire_timeout_secs),
         idle_timeout: Duration::from_secs(database.idle_timeout_secs),
     };
+    warn_unverified_tls(&database.url);
     Ok(Database::connect(&database.url, &pool).await?)
+}
+
+/// PostgreSQL across a network without a checked certificate: the signing keys and the audit
+/// trail cross that connection.
+fn warn_unverified_tls(url: &str) {
+    let Ok(parsed) = Url::parse(url) else { return };
+    if !parsed.scheme().starts_with("postgres") {
+        return;
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => true, // a Unix socket
+    };
+    let mode = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "sslmode" || k == "ssl-mode")
+        .map(|(_, v)| v.into_owned());
+    if !loopback && !matches!(mode.as_deref(), Some("verify-ca" | "verify-full")) {
+        tracing::warn!(
+            database = %crate::config::redact_url(url),
+            "the database connection does not check the server's certificate; add \
+             sslmode=verify-full (and sslrootcert=PATH for a private CA) to database.url"
+        );
+    }
 }
 
 /// Builds a searchgate server from settings, with optional custom ports.

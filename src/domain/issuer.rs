@@ -139,6 +139,10 @@ pub trait IssuerStore: Send + Sync + 'static {
     async fn keys(&self) -> anyhow::Result<Vec<KeyRecord>>;
     /// Adds `key` and marks every other signing key as rotated out at `key.created_at`.
     async fn add_signing_key(&self, key: &KeyRecord) -> anyhow::Result<()>;
+    /// Adds `key` only when no key signs yet, deciding under the same lock as
+    /// `add_signing_key`: of several servers starting together on an empty store, one adds its
+    /// key. `false` when another key already signs.
+    async fn add_first_signing_key(&self, key: &KeyRecord) -> anyhow::Result<bool>;
     /// Records that `kid` signed a token expiring at `exp` (keeps it published until then);
     /// `false` when `kid` is retired or unknown (sign with another key).
     async fn extend_key(&self, kid: &str, exp: UnixTime) -> anyhow::Result<bool>;

@@ -1,7 +1,12 @@
 //! `POST /oauth/register` (RFC 7591): client registration through searchgate, whatever the
 //! registry behind it, rate limited per source address and audited.
 
-use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Instant};
+use std::{
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use poem::Request;
@@ -60,6 +65,7 @@ const LIMITER_KEYS_SOFT_MAX: usize = 10_000;
 pub struct RegistrationApi {
     registrar: Option<Arc<Registrar>>,
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    last_trim: std::sync::Mutex<Instant>,
     audit: AuditSink,
 }
 
@@ -71,6 +77,7 @@ impl RegistrationApi {
         Self {
             registrar,
             limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            last_trim: std::sync::Mutex::new(Instant::now()),
             audit,
         }
     }
@@ -121,8 +128,14 @@ impl RegistrationApi {
         };
         // Forget addresses whose allowance has recovered, so a flood from many addresses cannot
         // grow the table without bound.
-        if self.limiter.len() > LIMITER_KEYS_SOFT_MAX {
+        // At most once a minute: with more active addresses than that, every request would
+        // otherwise scan them all.
+        if self.limiter.len() > LIMITER_KEYS_SOFT_MAX
+            && let Ok(mut last) = self.last_trim.try_lock()
+            && last.elapsed() >= Duration::from_secs(60)
+        {
             self.limiter.retain_recent();
+            *last = Instant::now();
         }
         if let Some(ip) = req.remote_addr().as_socket_addr().map(|a| a.ip())
             && let Err(not_until) = self.limiter.check_key(&ip)

@@ -237,8 +237,22 @@ impl AuditTable {
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, for a server started later. It is taken from
+/// below the kernel's ephemeral range, so neither an outgoing connection nor another test's
+/// port-0 bind can take it in between (both draw from that range).
 pub fn free_port() -> u16 {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low > 12_000 {
+        for _ in 0..100 {
+            let port = fastrand::u16(10_000..ephemeral_low);
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -4,11 +4,15 @@
 use std::{collections::HashSet, process::Command, time::Duration};
 
 use reqwest::StatusCode;
+use searchgate::{
+    config::AuthProviderKind,
+    domain::audit::{AuditError, AuditEvent, AuditLog, AuditPage, AuditQuery},
+};
 use serde_json::{Value, json};
 
 use crate::{
     embedded::{OAuth, VERIFIER, spawn_embedded, value_of},
-    helpers::{TestApp, free_port, searchgate, spawn_app, spawn_binary},
+    helpers::{TestApp, free_port, searchgate, spawn_app, spawn_binary, spawn_with},
 };
 
 /// A token for `scope` from a freshly registered client of the embedded server.
@@ -381,4 +385,42 @@ async fn the_docs_page_lists_the_operations_in_a_real_browser() {
     ] {
         assert!(dom.contains(operation), "{operation} is not listed");
     }
+}
+
+/// An audit log that stores everything and can read nothing back (a database gone mid-way).
+struct WriteOnlyLog;
+
+#[async_trait::async_trait]
+impl AuditLog for WriteOnlyLog {
+    async fn append(&self, _: &[AuditEvent]) -> Result<(), AuditError> {
+        Ok(())
+    }
+    async fn check(&self) -> Result<(), AuditError> {
+        Ok(())
+    }
+    async fn query(&self, _: &AuditQuery) -> Result<AuditPage, AuditError> {
+        Err(AuditError::Unavailable("connection refused".into()))
+    }
+}
+
+#[tokio::test]
+async fn an_export_the_store_cannot_read_is_a_503_not_an_empty_200() {
+    let app = spawn_with(
+        |s| s.auth.provider = AuthProviderKind::Embedded,
+        |b| b.with_audit_log(WriteOnlyLog),
+    )
+    .await;
+    let oauth = OAuth::new(&app);
+    let (admin, _) = token(&oauth, "searchgate:admin").await;
+    let export = app
+        .http
+        .get(app.url("/api/v1/audit/export"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = export.json().await.unwrap();
+    assert_eq!(body["error"], "unavailable", "{body}");
+    app.stop().await;
 }

@@ -270,7 +270,8 @@ async fn clients_are_recorded_once_listed_once_denied_and_touched() {
         for i in 0..11 {
             clients
                 .record(
-                    &registered(&format!("c{i:02}"), 1_000 + i),
+                    // Three per second of creation: pages must break ties on the client id.
+                    &registered(&format!("c{i:02}"), 1_000 + i / 3),
                     ClientSource::Upstream,
                 )
                 .await
@@ -281,7 +282,7 @@ async fn clients_are_recorded_once_listed_once_denied_and_touched() {
         again.metadata.client_name = Some("Renamed".into());
         clients.record(&again, ClientSource::Static).await.unwrap();
         let row = clients.client("c03").await.unwrap().unwrap();
-        assert_eq!(row.created_at, 1_003, "{name}");
+        assert_eq!(row.created_at, 1_001, "{name}");
         assert_eq!(row.client_name.as_deref(), Some("Renamed"), "{name}");
         assert_eq!(
             row.grant_types,
@@ -407,6 +408,111 @@ async fn key_makers_racing_leave_one_signing_key() {
             1,
             "{name}: {keys:?}"
         );
+    }
+}
+
+#[tokio::test]
+async fn servers_starting_together_on_an_empty_store_make_one_first_key() {
+    for (name, db, _dir) in databases().await {
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let issuer = db.issuer.clone();
+                tokio::spawn(async move {
+                    issuer
+                        .add_first_signing_key(&key(&format!("k{i}"), 100))
+                        .await
+                })
+            })
+            .collect();
+        let mut added = 0;
+        for task in tasks {
+            added += usize::from(task.await.unwrap().unwrap());
+        }
+        assert_eq!(added, 1, "{name}");
+        assert_eq!(
+            db.issuer.keys().await.unwrap().len(),
+            1,
+            "{name}: one key in all"
+        );
+    }
+}
+
+#[tokio::test]
+async fn text_with_nul_characters_is_stored_not_refused() {
+    for (name, db, _dir) in databases().await {
+        // Request bodies reach audit rows; PostgreSQL refuses NUL in text, SQLite keeps it.
+        let mut nul = event(
+            "nul\0id",
+            Duration::from_secs(1),
+            "web\0search",
+            "sub\0ject",
+        );
+        nul.query_summary = Some("a\0b".into());
+        db.audit
+            .append(&[nul])
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let page = db
+            .audit
+            .query(&AuditQuery {
+                limit: 5,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        let stored = &page.events[0].event;
+        assert_eq!(
+            stored.query_summary.as_deref(),
+            Some("a\u{FFFD}b"),
+            "{name}"
+        );
+        assert_eq!(stored.tool.as_deref(), Some("web\u{FFFD}search"), "{name}");
+        let mut client = registered("odd\0client", 1);
+        client.metadata.client_name = Some("nul\0name".into());
+        db.clients
+            .record(&client, ClientSource::Upstream)
+            .await
+            .unwrap();
+        let row = db
+            .clients
+            .client("odd\0client")
+            .await
+            .unwrap()
+            .expect("found");
+        assert_eq!(
+            row.client_name.as_deref(),
+            Some("nul\u{FFFD}name"),
+            "{name}"
+        );
+        assert_eq!(db.issuer.client("x\0y").await.unwrap(), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_one_statement_lands_whole() {
+    for (name, db, _dir) in databases().await {
+        // 4,000 events × 18 values is more than either database binds in one statement.
+        let batch: Vec<AuditEvent> = (0..4_000)
+            .map(|i| event(&format!("b{i}"), Duration::from_secs(1), "web_search", "s"))
+            .collect();
+        db.audit
+            .append(&batch)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut count = 0;
+        let mut query = AuditQuery {
+            limit: 1_000,
+            ..AuditQuery::default()
+        };
+        loop {
+            let page = db.audit.query(&query).await.unwrap();
+            count += page.events.len();
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(count, 4_000, "{name}");
     }
 }
 
@@ -598,6 +704,44 @@ async fn refresh_tokens_rotate_once_and_families_revoke() {
                 .unwrap(),
             "{name}: a revoked token does not rotate"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_racing_a_rotation_leaves_no_live_token() {
+    for (name, db, _dir) in databases().await {
+        let issuer = db.issuer.clone();
+        for round in 0..25 {
+            let family = format!("fam-{round}");
+            let code_hash = format!("code-{round}");
+            issuer
+                .add_code(&code(&code_hash, now() + 60))
+                .await
+                .unwrap();
+            let first = refresh(&format!("{family}-0"), &family);
+            assert!(issuer.consume_code(&code_hash, Some(&first)).await.unwrap());
+            let rotation = {
+                let issuer = issuer.clone();
+                let next = refresh(&format!("{family}-1"), &family);
+                let old = first.token_hash.clone();
+                tokio::spawn(async move { issuer.rotate_refresh(&old, &next).await })
+            };
+            let revocation = {
+                let issuer = issuer.clone();
+                let family = family.clone();
+                tokio::spawn(async move { issuer.revoke_family(&family).await })
+            };
+            rotation.await.unwrap().unwrap();
+            revocation.await.unwrap().unwrap();
+            for token in [format!("{family}-0"), format!("{family}-1")] {
+                if let Some(found) = issuer.find_refresh(&token).await.unwrap() {
+                    assert!(
+                        found.spent,
+                        "{name}: {token} outlived its family's revocation"
+                    );
+                }
+            }
+        }
     }
 }
 

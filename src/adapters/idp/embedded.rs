@@ -304,8 +304,9 @@ impl AuthorizationServer for EmbeddedAuthorizationServer {
 pub async fn ensure_signing_key(store: &dyn IssuerStore) -> anyhow::Result<()> {
     if !store.keys().await?.iter().any(|k| k.is_signing()) {
         let key = keys::generate(now())?;
-        store.add_signing_key(&key).await?;
-        tracing::info!(kid = %key.kid, "made the embedded authorization server's signing key");
+        if store.add_first_signing_key(&key).await? {
+            tracing::info!(kid = %key.kid, "made the embedded authorization server's signing key");
+        }
     }
     Ok(())
 }

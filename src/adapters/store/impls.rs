@@ -5,7 +5,9 @@
 //! - `begin_write()`: a transaction that may write (SQLite takes the write lock at once);
 //! - `check_writable()`: whether writes are possible now;
 //! - `SELECT_KEYS`: the signing keys in the order they were made;
-//! - `LOCK_KEYS`: a statement that makes key makers take turns.
+//! - `LOCK_KEYS`: a statement that makes key makers take turns;
+//! - `LOCK_FAMILY`: one that makes rotations and revocations of a refresh-token family take
+//!   turns.
 
 mod audit;
 mod clients;

@@ -64,18 +64,27 @@ impl PostgresStore {
     /// Held until the transaction ends; readers (`keys()`) are not blocked.
     const LOCK_KEYS: &str = "LOCK TABLE idp_keys IN SHARE ROW EXCLUSIVE MODE";
 
+    /// One refresh-token family at a time (held until the transaction ends): under READ
+    /// COMMITTED a revocation would otherwise miss a successor that commits while it runs.
+    const LOCK_FAMILY: &str =
+        "SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked";
+
     /// A plain transaction: the conditional updates of the store ports lock the rows they
     /// change, which is all the ordering they need.
     async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await
     }
 
-    /// Fails when the server is a read-only standby or refuses writes.
+    /// Fails when the server is a read-only standby, the session is read-only, or the role
+    /// may not write the audit trail: an insert of no rows is still checked for all three.
     async fn check_writable(&self) -> sqlx::Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("SET TRANSACTION READ WRITE")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO audit_events (occurred_at_ms, request_id, outcome, http_status, \
+             latency_us) SELECT 0, '', '', 0, 0 WHERE FALSE",
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.rollback().await
     }
 }

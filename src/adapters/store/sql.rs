@@ -22,7 +22,7 @@ const EVENT_COLUMNS: &str = "id, occurred_at_ms, request_id, method, tool, outco
 
 pub(super) const HOURLY_COUNTS: &str = "SELECT (occurred_at_ms / 3600000) * 3600 AS hour, tool, \
     outcome, COUNT(*) AS n FROM audit_events WHERE occurred_at_ms >= $1 AND occurred_at_ms < $2 \
-    GROUP BY hour, tool, outcome ORDER BY hour, tool, outcome";
+    GROUP BY hour, tool, outcome ORDER BY hour, tool IS NOT NULL, tool, outcome";
 
 pub(super) const PRUNE_EVENTS: &str = "DELETE FROM audit_events WHERE occurred_at_ms < $1";
 
@@ -36,6 +36,9 @@ pub(super) const DENIED_CLIENTS: &str = "SELECT client_id FROM clients WHERE den
 
 pub(super) const ROTATE_OUT_KEYS: &str =
     "UPDATE idp_keys SET rotated_at = $1 WHERE rotated_at IS NULL";
+
+pub(super) const COUNT_SIGNING_KEYS: &str =
+    "SELECT COUNT(*) FROM idp_keys WHERE rotated_at IS NULL AND retired_at IS NULL";
 
 pub(super) const EXTEND_KEY: &str = "UPDATE idp_keys SET tokens_expire_at = \
     CASE WHEN tokens_expire_at < $1 THEN $1 ELSE tokens_expire_at END \
@@ -71,7 +74,11 @@ pub(super) const PRUNE_REFRESH: &str = "DELETE FROM idp_refresh_tokens WHERE exp
 pub(super) const REVOKE_FAMILY: &str = "UPDATE idp_refresh_tokens SET revoked_at = $1 \
     WHERE family = $2 AND revoked_at IS NULL";
 
-/// One `INSERT` of a batch of events: one statement, so all rows land or none.
+/// Most events in one `INSERT`: 18 values each stays far below every database's limit on
+/// bound parameters.
+pub(super) const EVENTS_PER_INSERT: usize = 500;
+
+/// One `INSERT` of at most [`EVENTS_PER_INSERT`] events.
 pub(super) fn insert_events<DB>(events: &[AuditEvent]) -> QueryBuilder<DB>
 where
     DB: Database,
@@ -90,23 +97,23 @@ where
     );
     builder.push_values(events, |mut row, e| {
         row.push_bind(millis(e.occurred_at))
-            .push_bind(e.request_id.clone())
-            .push_bind(e.method.clone())
-            .push_bind(e.tool.clone())
+            .push_bind(text(&e.request_id))
+            .push_bind(opt_text(&e.method))
+            .push_bind(opt_text(&e.tool))
             .push_bind(e.outcome.as_str().to_owned())
             .push_bind(i64::from(e.http_status))
-            .push_bind(e.error_code.clone())
+            .push_bind(opt_text(&e.error_code))
             .push_bind(i64::try_from(e.latency.as_micros()).unwrap_or(i64::MAX))
-            .push_bind(e.subject.clone())
-            .push_bind(e.client_id.clone())
-            .push_bind(e.issuer.clone())
-            .push_bind(e.token_hash_prefix.clone())
-            .push_bind(e.source_addr.clone())
-            .push_bind(e.provider.clone())
+            .push_bind(opt_text(&e.subject))
+            .push_bind(opt_text(&e.client_id))
+            .push_bind(opt_text(&e.issuer))
+            .push_bind(opt_text(&e.token_hash_prefix))
+            .push_bind(opt_text(&e.source_addr))
+            .push_bind(opt_text(&e.provider))
             .push_bind(e.cache_hit)
             .push_bind(e.upstream_attempts.map(i64::from))
-            .push_bind(e.upstream_request_id.clone())
-            .push_bind(e.query_summary.clone());
+            .push_bind(opt_text(&e.upstream_request_id))
+            .push_bind(opt_text(&e.query_summary));
     });
     builder
 }
@@ -146,7 +153,7 @@ where
         if let Some(value) = value {
             builder
                 .push(format!(" AND {column} = "))
-                .push_bind(value.clone());
+                .push_bind(text(value));
         }
     }
     builder
@@ -167,7 +174,7 @@ where
     let mut builder = QueryBuilder::new(CLIENT_COLUMNS);
     builder
         .push(" WHERE client_id = ")
-        .push_bind(client_id.to_owned());
+        .push_bind(text(client_id));
     builder
 }
 
@@ -188,7 +195,7 @@ where
             .push(" WHERE (created_at, client_id) > (")
             .push_bind(after.created_at)
             .push(", ")
-            .push_bind(after.client_id.clone())
+            .push_bind(text(&after.client_id))
             .push(")");
     }
     builder
@@ -211,7 +218,7 @@ where
     builder.push_bind(at).push(" WHERE client_id IN (");
     let mut ids = builder.separated(", ");
     for id in client_ids {
-        ids.push_bind(id.clone());
+        ids.push_bind(text(id));
     }
     ids.push_unseparated(")");
     builder
@@ -243,11 +250,11 @@ where
          token_endpoint_auth_method, source, created_at) ",
     );
     builder.push_values([client], |mut row, client| {
-        row.push_bind(client.client_id.clone())
-            .push_bind(metadata.client_name.clone())
+        row.push_bind(text(&client.client_id))
+            .push_bind(opt_text(&metadata.client_name))
             .push_bind(redirect_uris.clone())
             .push_bind(grant_types.clone())
-            .push_bind(metadata.token_endpoint_auth_method.clone())
+            .push_bind(text(&metadata.token_endpoint_auth_method))
             .push_bind(source.as_str().to_owned())
             .push_bind(created_at);
     });
@@ -301,11 +308,11 @@ where
          redirect_uris, grant_types, token_endpoint_auth_method, secret_hash, created_at) ",
     );
     builder.push_values([client], |mut row, client| {
-        row.push_bind(client.client_id.clone())
-            .push_bind(client.client_name.clone())
+        row.push_bind(text(&client.client_id))
+            .push_bind(opt_text(&client.client_name))
             .push_bind(redirect_uris.clone())
             .push_bind(grant_types.clone())
-            .push_bind(client.token_endpoint_auth_method.clone())
+            .push_bind(text(&client.token_endpoint_auth_method))
             .push_bind(client.secret_hash.clone())
             .push_bind(client.created_at);
     });
@@ -363,4 +370,19 @@ where
             .push_bind(token.expires_at);
     });
     builder
+}
+
+/// Text as stored: PostgreSQL refuses the NUL character (SQLite keeps it), so it becomes
+/// U+FFFD on both. A value from a request can hold one; it must not fail the write (an audit
+/// batch would be retried forever) or a lookup (it simply matches nothing).
+pub(super) fn text(value: &str) -> String {
+    if value.contains('\0') {
+        value.replace('\0', "\u{FFFD}")
+    } else {
+        value.to_owned()
+    }
+}
+
+fn opt_text(value: &Option<String>) -> Option<String> {
+    value.as_deref().map(text)
 }

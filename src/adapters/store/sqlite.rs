@@ -67,6 +67,9 @@ impl SqliteStore {
     /// `BEGIN IMMEDIATE` already makes writers take turns.
     const LOCK_KEYS: &str = "SELECT 1";
 
+    /// The same: writers take turns on the whole file (the family is bound, and unused).
+    const LOCK_FAMILY: &str = "SELECT $1";
+
     /// A transaction holding the write lock from its start, so concurrent writers queue
     /// rather than fail with "database is locked" halfway.
     async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {

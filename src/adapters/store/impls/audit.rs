@@ -25,12 +25,17 @@ macro_rules! impl_audit_log {
                     if events.is_empty() {
                         return Ok(());
                     }
-                    sql::insert_events::<$db>(events)
-                        .build()
-                        .execute(self.pool())
-                        .await
-                        .map(|_| ())
-                        .map_err(unavailable)
+                    // Statements have a bound-parameter limit (SQLite 32,766, PostgreSQL 65,535):
+                    // a large batch is several inserts in one transaction, still all or nothing.
+                    let mut tx = self.begin_write().await.map_err(unavailable)?;
+                    for chunk in events.chunks(sql::EVENTS_PER_INSERT) {
+                        sql::insert_events::<$db>(chunk)
+                            .build()
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                    tx.commit().await.map_err(unavailable)
                 }
 
                 async fn check(&self) -> Result<(), AuditError> {

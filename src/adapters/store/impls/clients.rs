@@ -66,7 +66,7 @@ macro_rules! impl_client_store {
                 async fn deny(&self, client_id: &str, at: i64) -> anyhow::Result<bool> {
                     let done = sqlx::query(sql::DENY_CLIENT)
                         .bind(at)
-                        .bind(client_id)
+                        .bind(sql::text(client_id))
                         .execute(self.pool())
                         .await
                         .context("cannot deny the client")?;

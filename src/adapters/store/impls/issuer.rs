@@ -1,5 +1,5 @@
 //! The embedded authorization server's tables (`idp_*`), for any store with `pool()`,
-//! `begin_write()`, `SELECT_KEYS` and `LOCK_KEYS` (see `store/impls.rs`).
+//! `begin_write()`, `SELECT_KEYS`, `LOCK_KEYS` and `LOCK_FAMILY` (see `store/impls.rs`).
 
 macro_rules! impl_issuer_store {
     ($store:ty, $db:ty) => {
@@ -29,8 +29,7 @@ macro_rules! impl_issuer_store {
                 }
 
                 async fn add_signing_key(&self, key: &KeyRecord) -> anyhow::Result<()> {
-                    // One key maker at a time, so two replicas starting together leave one
-                    // signing key, not two.
+                    // Key makers take turns, so only the newest key is left signing.
                     let mut tx = self.begin_write().await?;
                     sqlx::query(<$store>::LOCK_KEYS).execute(&mut *tx).await?;
                     sqlx::query(sql::ROTATE_OUT_KEYS)
@@ -42,6 +41,24 @@ macro_rules! impl_issuer_store {
                         .execute(&mut *tx)
                         .await?;
                     tx.commit().await.context("cannot store the signing key")
+                }
+
+                async fn add_first_signing_key(&self, key: &KeyRecord) -> anyhow::Result<bool> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(<$store>::LOCK_KEYS).execute(&mut *tx).await?;
+                    let signing: i64 = sqlx::query_scalar(sql::COUNT_SIGNING_KEYS)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if signing > 0 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    sql::insert_key::<$db>(key)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await.context("cannot store the signing key")?;
+                    Ok(true)
                 }
 
                 async fn extend_key(&self, kid: &str, exp: UnixTime) -> anyhow::Result<bool> {
@@ -75,7 +92,7 @@ macro_rules! impl_issuer_store {
 
                 async fn client(&self, client_id: &str) -> anyhow::Result<Option<ClientRecord>> {
                     let row = sqlx::query(sql::SELECT_IDP_CLIENT)
-                        .bind(client_id)
+                        .bind(sql::text(client_id))
                         .fetch_optional(self.pool())
                         .await
                         .context("cannot read the client")?;
@@ -158,6 +175,12 @@ macro_rules! impl_issuer_store {
                 ) -> anyhow::Result<bool> {
                     let now = unix_now();
                     let mut tx = self.begin_write().await?;
+                    // Rotations and revocations of one family take turns, so a revocation
+                    // always sees the successor a concurrent rotation stores.
+                    sqlx::query(<$store>::LOCK_FAMILY)
+                        .bind(&next.family)
+                        .execute(&mut *tx)
+                        .await?;
                     let spent = sqlx::query(sql::SPEND_REFRESH)
                         .bind(now)
                         .bind(token_hash)
@@ -174,21 +197,33 @@ macro_rules! impl_issuer_store {
                         .execute(&mut *tx)
                         .await
                         .context("cannot store the refresh token")?;
-                    sqlx::query(sql::PRUNE_REFRESH)
-                        .bind(now - KEEP_EXPIRED_SECS)
-                        .execute(&mut *tx)
-                        .await?;
                     tx.commit()
                         .await
                         .context("cannot rotate the refresh token")?;
+                    // Outside the rotation, so it never holds other families' rows with it.
+                    if let Err(error) = sqlx::query(sql::PRUNE_REFRESH)
+                        .bind(now - KEEP_EXPIRED_SECS)
+                        .execute(self.pool())
+                        .await
+                    {
+                        tracing::warn!(error = %error, "cannot prune expired refresh tokens");
+                    }
                     Ok(true)
                 }
 
                 async fn revoke_family(&self, family: &str) -> anyhow::Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(<$store>::LOCK_FAMILY)
+                        .bind(family)
+                        .execute(&mut *tx)
+                        .await?;
                     sqlx::query(sql::REVOKE_FAMILY)
                         .bind(unix_now())
                         .bind(family)
-                        .execute(self.pool())
+                        .execute(&mut *tx)
+                        .await
+                        .context("cannot revoke the refresh tokens")?;
+                    tx.commit()
                         .await
                         .context("cannot revoke the refresh tokens")?;
                     Ok(())

@@ -39,6 +39,17 @@ impl Default for PoolSettings {
     }
 }
 
+impl PoolSettings {
+    /// The pool options these settings describe, for either database.
+    fn options<DB: sqlx::Database>(&self) -> sqlx::pool::PoolOptions<DB> {
+        sqlx::pool::PoolOptions::new()
+            .max_connections(self.max_connections)
+            .min_connections(self.min_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .idle_timeout(self.idle_timeout)
+    }
+}
+
 /// Why a database could not be opened; every message names the URL without its password.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

@@ -4,10 +4,7 @@
 
 use std::str::FromStr;
 
-use sqlx::{
-    PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{PgPool, postgres::PgConnectOptions};
 
 use super::{
     OpenError, PoolSettings,
@@ -38,11 +35,8 @@ impl PostgresStore {
                 reason: e.to_string(),
             })?
             .application_name("searchgate");
-        let pool = PgPoolOptions::new()
-            .max_connections(pool.max_connections)
-            .min_connections(pool.min_connections)
-            .acquire_timeout(pool.acquire_timeout)
-            .idle_timeout(pool.idle_timeout)
+        let pool = pool
+            .options::<sqlx::Postgres>()
             .connect_with(options)
             .await
             .map_err(|e| OpenError::unreachable(url, &e))?;

@@ -5,7 +5,7 @@ use std::{str::FromStr, time::Duration};
 
 use sqlx::{
     SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
 use super::{
@@ -41,11 +41,8 @@ impl SqliteStore {
             // WAL + NORMAL survives process crashes; only an OS crash can lose the last commits.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(pool.max_connections)
-            .min_connections(pool.min_connections)
-            .acquire_timeout(pool.acquire_timeout)
-            .idle_timeout(pool.idle_timeout)
+        let pool = pool
+            .options::<sqlx::Sqlite>()
             .connect_with(options)
             .await
             .map_err(|e| OpenError::unreachable(url, &e))?;

@@ -4,7 +4,7 @@
 
 mod writer;
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
@@ -66,6 +66,22 @@ pub trait AuditLog: Send + Sync + 'static {
         let _ = before;
         Ok(0)
     }
+}
+
+/// 9999-12-31T23:59:59Z: the latest time accepted in filters, so neither time arithmetic nor
+/// formatting can overflow.
+const MAX_UNIX_SECONDS: u64 = 253_402_300_799;
+
+/// A filter time: RFC 3339 (`2026-11-26T19:00:00Z`) or Unix seconds, from 1970 to year 9999;
+/// `None` when it is neither.
+pub fn parse_filter_time(value: &str) -> Option<SystemTime> {
+    if let Ok(seconds) = value.parse::<u64>() {
+        return (seconds <= MAX_UNIX_SECONDS).then(|| UNIX_EPOCH + Duration::from_secs(seconds));
+    }
+    chrono::DateTime::parse_from_rfc3339(value)
+        .ok()
+        .filter(|t| t.timestamp() >= 0 && t.timestamp() as u64 <= MAX_UNIX_SECONDS)
+        .map(SystemTime::from)
 }
 
 /// Which events to return. Every filter is optional; `after` is the previous page's cursor.
@@ -245,6 +261,29 @@ impl AuditEvent {
             upstream_attempts: None,
             upstream_request_id: None,
             query_summary: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod filter_time_tests {
+    use super::*;
+
+    #[test]
+    fn filter_times_are_rfc_3339_or_unix_seconds_within_year_9999() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_764_183_600);
+        assert_eq!(parse_filter_time("1764183600"), Some(at));
+        assert_eq!(parse_filter_time("2025-11-26T19:00:00Z"), Some(at));
+        assert_eq!(parse_filter_time("2025-11-26T20:00:00+01:00"), Some(at));
+        for bad in [
+            "soon",
+            "",
+            "-5",
+            "1969-12-31T23:59:59Z",
+            "253402300800",
+            "99999999999999",
+        ] {
+            assert_eq!(parse_filter_time(bad), None, "{bad}");
         }
     }
 }

@@ -17,17 +17,15 @@ use super::{
     bearer::{Challenge, authenticate, insufficient_scope},
 };
 use crate::domain::{
-    audit::{AuditEvent, AuditLog, AuditQuery, AuditSink, Outcome, StoredEvent},
+    audit::{AuditEvent, AuditLog, AuditQuery, AuditSink, Outcome, StoredEvent, parse_filter_time},
     auth::{AuthorizationServer, Principal, ScopePolicy},
     clients::{ClientCursor, ClientPolicy, ClientRow, ClientStore},
 };
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-/// 9999-12-31T23:59:59Z: the latest time accepted in filters.
-const MAX_UNIX_SECONDS: u64 = 253_402_300_799;
 use futures::StreamExt;
 use poem_openapi::payload::Binary;
 
@@ -469,23 +467,12 @@ fn parse_time(name: &str, value: Option<&str>) -> Result<Option<SystemTime>, Jso
     let Some(value) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    // Bounded to year 9999, so neither time arithmetic nor formatting can overflow.
-    if let Ok(seconds) = value.parse::<u64>()
-        && seconds <= MAX_UNIX_SECONDS
-    {
-        return Ok(Some(UNIX_EPOCH + Duration::from_secs(seconds)));
-    }
-    DateTime::parse_from_rfc3339(value)
-        .ok()
-        .filter(|t| t.timestamp() >= 0 && t.timestamp() as u64 <= MAX_UNIX_SECONDS)
-        .ok_or(())
-        .map(|t| Some(SystemTime::from(t)))
-        .map_err(|_| {
-            error(
-                "invalid_request",
-                format!("{name} must be an RFC 3339 time (2026-11-26T19:00:00Z) or Unix seconds"),
-            )
-        })
+    parse_filter_time(value).map(Some).ok_or(()).map_err(|_| {
+        error(
+            "invalid_request",
+            format!("{name} must be an RFC 3339 time (2026-11-26T19:00:00Z) or Unix seconds"),
+        )
+    })
 }
 
 /// The filters of `GET /audit` and `GET /audit/export`.

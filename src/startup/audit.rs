@@ -2,18 +2,15 @@
 //! read from the configured database as NDJSON (the admin API's event shape).
 
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-
-/// 9999-12-31T23:59:59Z: the latest time accepted in filters.
-const MAX_UNIX_SECONDS: u64 = 253_402_300_799;
 
 use super::StartupError;
 use crate::{
     cli::{AuditAction, AuditFilters},
     config::{Settings, load_problem},
-    domain::audit::{AuditQuery, StoredEvent},
+    domain::audit::{AuditQuery, StoredEvent, parse_filter_time},
 };
 
 /// How often `tail --follow` looks for new events.
@@ -101,25 +98,14 @@ fn time(flag: &str, value: Option<&str>) -> Result<Option<SystemTime>, StartupEr
     let Some(value) = value else {
         return Ok(None);
     };
-    // Bounded to year 9999, so neither time arithmetic nor formatting can overflow.
-    if let Ok(seconds) = value.parse::<u64>()
-        && seconds <= MAX_UNIX_SECONDS
-    {
-        return Ok(Some(UNIX_EPOCH + Duration::from_secs(seconds)));
-    }
-    DateTime::parse_from_rfc3339(value)
-        .ok()
-        .filter(|t| t.timestamp() >= 0 && t.timestamp() as u64 <= MAX_UNIX_SECONDS)
-        .ok_or(())
-        .map(|t| Some(SystemTime::from(t)))
-        .map_err(|_| {
-            load_problem(
-                flag,
-                value,
-                "an RFC 3339 time such as 2026-11-26T19:00:00Z, or Unix seconds",
-            )
-            .into()
-        })
+    parse_filter_time(value).map(Some).ok_or(()).map_err(|_| {
+        load_problem(
+            flag,
+            value,
+            "an RFC 3339 time such as 2026-11-26T19:00:00Z, or Unix seconds",
+        )
+        .into()
+    })
 }
 
 /// Prints events as JSON lines; `false` when the reader has gone (a closed pipe, as after

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use futures::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{AuditTable, free_port, spawn_app, spawn_binary, spawn_with};
+use crate::helpers::{AuditTable, free_port, spawn_app, spawn_binary, spawn_with, tool_call};
 
 #[tokio::test]
 async fn concurrent_calls_each_leave_exactly_one_row() {
@@ -95,10 +95,11 @@ async fn sigterm_flushes_every_queued_event_of_the_real_binary() {
             .post(&url)
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
-            .json(&json!({
-                "jsonrpc": "2.0", "id": n, "method": "tools/call",
-                "params": { "name": "web_search", "arguments": { "query": format!("q{n}") } }
-            }))
+            .json(&tool_call(
+                n,
+                "web_search",
+                json!({ "query": format!("q{n}") }),
+            ))
             .send()
             .await
             .unwrap();

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, tool_call};
 
 async fn tool_error(app: &TestApp, arguments: Value) -> (String, Value) {
     let result = app.web_search(arguments).await;
@@ -93,9 +93,7 @@ async fn backend_failures_are_tool_errors_that_say_when_to_retry() {
 #[tokio::test]
 async fn an_unknown_tool_is_a_json_rpc_error() {
     let app = spawn_app().await;
-    let (status, body) = app
-        .rpc(json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": { "name": "web_sarch", "arguments": {} } }))
-        .await;
+    let (status, body) = app.rpc(tool_call(7, "web_sarch", json!({}))).await;
     assert_eq!(status, 200);
     assert_eq!(body["id"], 7);
     assert_eq!(body["error"]["code"], -32602);

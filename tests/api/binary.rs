@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use crate::helpers::{free_port, searchgate, spawn_binary};
+use crate::helpers::{free_port, searchgate, spawn_binary, tool_call};
 
 fn run(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     searchgate(dir, env)
@@ -244,7 +244,11 @@ async fn json_logs_name_the_request_id_on_every_line_of_a_request() {
         .header("accept", "application/json, text/event-stream")
         .header("content-type", "application/json")
         .header("x-request-id", "log-check-1")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"web_search","arguments":{"query":"mock-error:unavailable"}}}"#)
+        .json(&tool_call(
+            1,
+            "web_search",
+            serde_json::json!({ "query": "mock-error:unavailable" }),
+        ))
         .send()
         .await
         .unwrap();

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqlitePoolOptions;
 
 use crate::{
-    helpers::{TestApp, free_port, searchgate, spawn_binary, spawn_with},
+    helpers::{TestApp, free_port, searchgate, spawn_binary, spawn_with, tool_call},
     idp::run_sdk_client,
 };
 
@@ -221,10 +221,7 @@ pub fn value_of(query: &[(String, String)], name: &str) -> Option<String> {
 pub async fn search_with(app: &TestApp, token: &str) -> StatusCode {
     app.mcp_post()
         .bearer_auth(token)
-        .json(&json!({
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": { "name": "web_search", "arguments": { "query": "embedded" } }
-        }))
+        .json(&tool_call(1, "web_search", json!({ "query": "embedded" })))
         .send()
         .await
         .unwrap()

@@ -20,6 +20,15 @@ use tokio::{sync::oneshot, task::JoinHandle};
 /// The MCP revision of the legacy (initialize) era used by raw requests.
 pub const LEGACY: &str = "2025-11-25";
 
+/// The JSON-RPC `tools/call` request for `tool` with `arguments`, as message `id`. A test that
+/// needs more (`_meta`, say) sets it on the returned value.
+pub fn tool_call(id: impl Into<Value>, tool: &str, arguments: Value) -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": id.into(), "method": "tools/call",
+        "params": { "name": tool, "arguments": arguments }
+    })
+}
+
 /// A server running in this process on an ephemeral loopback port.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -152,12 +161,7 @@ impl TestApp {
 
     /// Calls `web_search` with `arguments` and returns the JSON-RPC `result`.
     pub async fn web_search(&self, arguments: Value) -> Value {
-        let (status, body) = self
-            .rpc(json!({
-                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                "params": { "name": "web_search", "arguments": arguments }
-            }))
-            .await;
+        let (status, body) = self.rpc(tool_call(1, "web_search", arguments)).await;
         assert_eq!(status, 200, "tools/call answers 200: {body}");
         body["result"].clone()
     }

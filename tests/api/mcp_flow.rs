@@ -13,7 +13,7 @@ use rmcp::{
 use searchgate::mcp::WebSearchOutput;
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, tool_call};
 
 #[tokio::test]
 async fn rmcp_client_initializes_on_2025_11_25_lists_and_calls_web_search() {
@@ -127,14 +127,17 @@ async fn a_stateless_2026_07_28_tools_call_needs_no_handshake() {
         "io.modelcontextprotocol/clientCapabilities": {},
         "io.modelcontextprotocol/clientInfo": { "name": "raw", "version": "1" }
     });
+    let mut call = tool_call(
+        "call-1",
+        "web_search",
+        json!({ "query": "stateless", "max_results": 1 }),
+    );
+    call["params"]["_meta"] = meta;
     let response = app
         .mcp_post_version(Some("2026-07-28"))
         .header("mcp-method", "tools/call")
         .header("mcp-name", "web_search")
-        .json(&json!({
-            "jsonrpc": "2.0", "id": "call-1", "method": "tools/call",
-            "params": { "name": "web_search", "arguments": { "query": "stateless", "max_results": 1 }, "_meta": meta }
-        }))
+        .json(&call)
         .send()
         .await
         .unwrap();

@@ -11,7 +11,7 @@ use searchgate::config::{AuthProviderKind, Settings, TokenValidation};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, free_port, searchgate, spawn_with},
+    helpers::{TestApp, free_port, searchgate, spawn_with, tool_call},
     idp::{Idp, run_sdk_client},
 };
 
@@ -46,8 +46,7 @@ async fn stack(configure: impl FnOnce(&mut Settings), idp_env: &[(&str, &str)]) 
 }
 
 fn call() -> Value {
-    json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": { "name": "web_search", "arguments": { "query": "oauth" } } })
+    tool_call(1, "web_search", json!({ "query": "oauth" }))
 }
 
 fn now() -> u64 {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::{
     embedded::{OAuth, VERIFIER, spawn_embedded, value_of},
-    helpers::{TestApp, free_port, searchgate, spawn_app, spawn_binary, spawn_with},
+    helpers::{TestApp, free_port, searchgate, spawn_app, spawn_binary, spawn_with, tool_call},
 };
 
 /// A token for `scope` from a freshly registered client of the embedded server.
@@ -29,10 +29,9 @@ async fn token(oauth: &OAuth<'_>, scope: &str) -> (String, String) {
 }
 
 async fn search(app: &TestApp, token: &str, query: &str) -> StatusCode {
-    let mut request = app.mcp_post().json(&json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": { "name": "web_search", "arguments": { "query": query } }
-    }));
+    let mut request = app
+        .mcp_post()
+        .json(&tool_call(1, "web_search", json!({ "query": query })));
     if !token.is_empty() {
         request = request.bearer_auth(token);
     }
@@ -263,8 +262,11 @@ async fn the_audit_cli_queries_and_tails_the_trail() {
             .post(format!("http://127.0.0.1:{port}/web-search/mcp"))
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", "2025-11-25")
-            .json(&json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
-                "params": {"name": "web_search", "arguments": {"query": format!("cli {n}")}}}))
+            .json(&tool_call(
+                n,
+                "web_search",
+                json!({"query": format!("cli {n}")}),
+            ))
             .send()
             .await
             .unwrap()

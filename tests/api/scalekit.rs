@@ -14,7 +14,7 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::helpers::{TestApp, free_port, spawn_with};
+use crate::helpers::{TestApp, free_port, spawn_with, tool_call};
 
 const RESOURCE_ID: &str = "res_114244373767521282";
 
@@ -57,8 +57,7 @@ async fn fake_scalekit() -> MockServer {
 async fn call(app: &TestApp, token: &str) -> u16 {
     app.mcp_post()
         .bearer_auth(token)
-        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": { "name": "web_search", "arguments": { "query": "scalekit" } } }))
+        .json(&tool_call(1, "web_search", json!({ "query": "scalekit" })))
         .send()
         .await
         .unwrap()

@@ -13,7 +13,7 @@ use wiremock::{
 };
 
 use crate::{
-    helpers::{TestApp, free_port, searchgate, spawn_binary, spawn_with},
+    helpers::{TestApp, free_port, searchgate, spawn_binary, spawn_with, tool_call},
     idp::Idp,
 };
 
@@ -39,12 +39,7 @@ async fn stack(configure: impl FnOnce(&mut Settings)) -> (MockServer, TestApp) {
 
 /// `tools/call` of `tool` and the JSON-RPC `result`.
 async fn call(app: &TestApp, tool: &str, arguments: Value) -> Value {
-    let (status, body) = app
-        .rpc(json!({
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": { "name": tool, "arguments": arguments }
-        }))
-        .await;
+    let (status, body) = app.rpc(tool_call(1, tool, arguments)).await;
     assert_eq!(
         status, 200,
         "upstream faults never change the HTTP status: {body}"
@@ -656,18 +651,9 @@ async fn a_crawl_with_a_progress_token_streams_progress_then_the_result() {
         })))
         .mount(&tavily)
         .await;
-    let response = app
-        .mcp_post()
-        .json(&json!({
-            "jsonrpc": "2.0", "id": 7, "method": "tools/call",
-            "params": {
-                "name": "web_crawl", "arguments": { "url": "https://docs.rs" },
-                "_meta": { "progressToken": "crawl-7" }
-            }
-        }))
-        .send()
-        .await
-        .unwrap();
+    let mut message = tool_call(7, "web_crawl", json!({ "url": "https://docs.rs" }));
+    message["params"]["_meta"] = json!({ "progressToken": "crawl-7" });
+    let response = app.mcp_post().json(&message).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -731,21 +717,17 @@ async fn progress_also_streams_on_the_stateless_2026_07_28_wire() {
         })))
         .mount(&tavily)
         .await;
+    let mut message = tool_call("m-1", "web_map", json!({ "url": "https://docs.rs" }));
+    message["params"]["_meta"] = json!({
+        "progressToken": 42,
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
     let response = app
         .mcp_post_version(Some("2026-07-28"))
         .header("mcp-method", "tools/call")
         .header("mcp-name", "web_map")
-        .json(&json!({
-            "jsonrpc": "2.0", "id": "m-1", "method": "tools/call",
-            "params": {
-                "name": "web_map", "arguments": { "url": "https://docs.rs" },
-                "_meta": {
-                    "progressToken": 42,
-                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                    "io.modelcontextprotocol/clientCapabilities": {}
-                }
-            }
-        }))
+        .json(&message)
         .send()
         .await
         .unwrap();
@@ -796,10 +778,11 @@ async fn the_real_binary_sends_its_own_key_and_never_the_clients_token() {
         .bearer_auth(&token)
         .header("accept", "application/json, text/event-stream")
         .header("content-type", "application/json")
-        .json(&json!({
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": { "name": "web_search", "arguments": { "query": "rust async runtimes" } }
-        }))
+        .json(&tool_call(
+            1,
+            "web_search",
+            json!({ "query": "rust async runtimes" }),
+        ))
         .send()
         .await
         .unwrap();

@@ -19,6 +19,8 @@ use crate::{
 
 pub const REDIRECT: &str = "http://127.0.0.1:45678/callback";
 pub const VERIFIER: &str = "a-very-long-pkce-code-verifier-with-at-least-43-characters";
+/// Well-formed, but not the verifier of the codes `OAuth` asks for.
+const WRONG_VERIFIER: &str = "the-wrong-verifier-the-wrong-verifier-the-wrong";
 
 fn challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
@@ -352,13 +354,7 @@ async fn codes_need_the_right_pkce_verifier_are_single_use_and_expire() {
     let client_id = oauth.public_client().await;
 
     let code = oauth.code(&client_id).await;
-    let (status, body) = oauth
-        .exchange(
-            &client_id,
-            &code,
-            "the-wrong-verifier-the-wrong-verifier-the-wrong",
-        )
-        .await;
+    let (status, body) = oauth.exchange(&client_id, &code, WRONG_VERIFIER).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
@@ -389,8 +385,28 @@ async fn codes_need_the_right_pkce_verifier_are_single_use_and_expire() {
         "the replayed code's refresh token is revoked"
     );
 
+    // The code lives one second, counted in whole seconds, so it expires one to two seconds
+    // from now. Ask with a wrong verifier, which leaves the code unspent, until the answer says
+    // it has expired (within a bound), then ask with the right one.
     let code = oauth.code(&client_id).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut expired = false;
+    for _ in 0..100 {
+        let (_, body) = oauth.exchange(&client_id, &code, WRONG_VERIFIER).await;
+        let description = body["error_description"].as_str().unwrap_or_default();
+        if description.contains("expired") {
+            expired = true;
+            break;
+        }
+        assert!(
+            description.contains("PKCE"),
+            "until it expires the code is refused only for its verifier: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        expired,
+        "a code that lives 1 s is refused as expired within 5 s"
+    );
     let (status, body) = oauth.exchange(&client_id, &code, VERIFIER).await;
     assert_eq!(
         (status, body["error"].as_str()),

@@ -1,7 +1,12 @@
 //! What operators use: the audit API (filters, pages, export, statistics), retention, the
 //! audit CLI, Prometheus metrics and the browsable API documentation (in a real browser).
 
-use std::{collections::HashSet, process::Command, time::Duration};
+use std::{
+    collections::HashSet,
+    io::{BufRead, BufReader},
+    process::Command,
+    time::Duration,
+};
 
 use reqwest::StatusCode;
 use searchgate::{
@@ -298,18 +303,74 @@ async fn the_audit_cli_queries_and_tails_the_trail() {
     let last = run(&["audit", "tail", "-n", "2", "--tool", "web_search"]);
     assert_eq!(last.len(), 2);
     assert_eq!(last[1]["query_summary"], "cli 4");
-    // `-n 0 --follow` prints only what comes after it started: nothing here. And a reader that
-    // goes away (`| head -1`) ends the command quietly.
+    // `-n 0 --follow` prints only what comes after it started: not the five above, but the
+    // events a server writes while it follows.
     let mut follower = searchgate(dir.path(), &env)
         .args(["audit", "tail", "-n", "0", "--follow"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (line_sender, mut followed) = tokio::sync::mpsc::unbounded_channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line_sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let port = free_port().to_string();
+    let env = [
+        ("PORT", port.as_str()),
+        ("SEARCHGATE_AUTH__PROVIDER", "none"),
+        ("SEARCHGATE_SEARCH__RATE_LIMIT_PER_MINUTE", "0"),
+    ];
+    let mut server = spawn_binary(dir.path(), port.parse().unwrap(), &env).await;
+    let mut first = None;
+    for n in 0..10 {
+        // An event stored before the follower's first read is history, which `-n 0` skips:
+        // write another until one is printed.
+        let status = client
+            .post(format!("http://127.0.0.1:{port}/web-search/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&tool_call(
+                n,
+                "web_search",
+                json!({"query": format!("followed {n}")}),
+            ))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK);
+        if let Ok(line) = tokio::time::timeout(Duration::from_secs(3), followed.recv()).await {
+            first = line;
+            break;
+        }
+    }
     follower.kill().unwrap();
-    let followed = follower.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&followed.stdout), "", "no history");
+    let stopped = follower.wait_with_output().unwrap();
+    let first: Value = serde_json::from_str(&first.unwrap_or_else(|| {
+        panic!(
+            "the follower printed nothing: {}",
+            String::from_utf8_lossy(&stopped.stderr)
+        )
+    }))
+    .unwrap();
+    assert!(
+        first["query_summary"]
+            .as_str()
+            .is_some_and(|q| q.starts_with("followed ")),
+        "no history, only what was written while following: {first}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+    // A reader that goes away (`| head -1`) ends the command quietly.
     let mut head = searchgate(dir.path(), &env)
         .args(["audit", "query"])
         .stdout(std::process::Stdio::piped())

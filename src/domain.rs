@@ -3,6 +3,31 @@
 //!
 //! Nothing here depends on poem, rmcp, sqlx or reqwest; adapters translate to and from these
 //! types at their seams.
+//!
+//! # Crates the domain may use
+//!
+//! This is the architecture rule of the core, and `.ci/run` checks it (reading this list): a file
+//! under `src/domain` uses `std`, `core`, the domain itself (`crate::domain`, `super`, `self`)
+//! and only these crates. Anything else (a framework, a driver, an outer layer of this crate)
+//! belongs in an adapter. Adding a crate here is a design decision: say why in its line.
+//!
+//! - `anyhow`: the `Unexpected` variant of each error enum
+//! - `async_trait`: the ports
+//! - `chrono`: reading RFC 3339 times (audit filters)
+//! - `fastrand`: jitter for retry backoff
+//! - `governor`: per-caller rate limits
+//! - `moka`: the verified-token and search-result caches
+//! - `serde`: claims and client metadata as they arrive
+//! - `serde_json`: JSON kept as it is (the IdP's metadata)
+//! - `sha2`: token fingerprints
+//! - `thiserror`: the error enums
+//! - `tokio`: its `sync`, `time` and `task` parts only (channels, locks, timers, background
+//!   tasks); never its I/O (`net`, `fs`, `io`, `process`, `signal`)
+//! - `tokio_util`: cancelling background tasks
+//! - `tracing`: reporting what a background task cannot return
+//! - `url`: URLs in client metadata and page requests
+//! - `futures`: tests only
+//! - `mockall`: tests only (the ports' mocks)
 
 /// Audit events and the `AuditLog` port, plus the batched writer in front of it.
 pub mod audit;

@@ -2,7 +2,7 @@
 //! argument, the schema clean-up, the mapping of `SearchError` to a tool error a model can act
 //! on, and the outcome handed back to the handler for the audit row.
 
-use std::time::Duration;
+use std::{str::FromStr, sync::OnceLock, time::Duration};
 
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject, Tool, ToolAnnotations};
 use schemars::JsonSchema;
@@ -68,17 +68,34 @@ impl ToolOutcome {
     }
 }
 
-/// Parses `arguments` into `T`, refusing arguments not in `fields` (the tool's properties) so a
-/// misspelt option is reported rather than silently ignored.
+/// The arguments `T` accepts: the properties of its input schema, so the list a client reads
+/// in `tools/list` and the list enforced here cannot drift apart.
+fn accepted_arguments<T: JsonSchema + 'static>() -> Vec<String> {
+    // rmcp caches the schema per type.
+    rmcp::handler::server::common::schema_for_input::<T>()
+        .ok()
+        .and_then(|schema| {
+            schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|properties| properties.keys().cloned().collect())
+        })
+        .unwrap_or_default()
+}
+
+/// Parses `arguments` into `T`, refusing arguments that are not among its properties so a
+/// misspelt option is reported rather than silently ignored. `fields` is the tool's own cell
+/// for the property names, filled on first use.
 ///
 /// # Errors
 /// [`InvalidInput`] naming the offending argument.
-pub fn parse_args<T: DeserializeOwned>(
+pub fn parse_args<T: DeserializeOwned + JsonSchema + 'static>(
     arguments: Option<JsonObject>,
-    fields: &'static [&'static str],
+    fields: &'static OnceLock<Vec<String>>,
 ) -> Result<T, InvalidInput> {
+    let fields: &'static [String] = fields.get_or_init(accepted_arguments::<T>);
     let arguments = arguments.unwrap_or_default();
-    if let Some(unknown) = arguments.keys().find(|k| !fields.contains(&k.as_str())) {
+    if let Some(unknown) = arguments.keys().find(|k| !fields.contains(k)) {
         return Err(InvalidInput {
             field: "arguments",
             message: format!(
@@ -97,14 +114,18 @@ pub fn parse_args<T: DeserializeOwned>(
         };
         let top = field.split(['.', '[']).next().unwrap_or(&field);
         InvalidInput {
-            field: fields
-                .iter()
-                .copied()
-                .find(|known| *known == top)
-                .unwrap_or("arguments"),
+            field: known_field(&fields, top),
             message,
         }
     })
+}
+
+/// The accepted argument called `name`, or `arguments` when there is none.
+fn known_field(fields: &'static [String], name: &str) -> &'static str {
+    fields
+        .iter()
+        .find(|known| *known == name)
+        .map_or("arguments", String::as_str)
 }
 
 /// serde reports missing fields at the root; the field is the first name in backticks.
@@ -307,6 +328,53 @@ fn upstream_error(error: &SearchError, slow_hint: &str) -> ToolOutcome {
     ToolOutcome::error(text, code, extra)
 }
 
+/// How a call was served, ending every web tool's output.
+#[derive(Debug, Serialize, serde::Deserialize, JsonSchema, PartialEq)]
+pub struct ServedOut {
+    /// Whether searchgate answered from its cache of recent identical calls.
+    #[serde(default)]
+    pub cached: bool,
+    /// Credits the call cost the operator's account, when the backend reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<f64>,
+    /// The backend's id for this call, for support requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ServedOut {
+    /// What `stats` and `usage` say about the call.
+    pub fn new(stats: CallStats, usage: &UpstreamUsage) -> Self {
+        Self {
+            cached: stats.cache_hit,
+            credits: usage.credits,
+            request_id: usage.request_id.clone(),
+        }
+    }
+}
+
+/// An optional closed-set argument parsed into its domain type.
+///
+/// # Errors
+/// [`InvalidInput`] naming the argument and the accepted values.
+pub fn parse_opt<T: FromStr<Err = InvalidInput>>(
+    value: Option<String>,
+) -> Result<Option<T>, InvalidInput> {
+    value.as_deref().map(str::parse).transpose()
+}
+
+/// Replaces the description of property `name` in `input`, for a field shared by several tools
+/// whose meaning differs slightly in one of them.
+pub fn describe(input: &mut std::sync::Arc<JsonObject>, name: &str, text: &str) {
+    if let Some(schema) = std::sync::Arc::make_mut(input)
+        .get_mut("properties")
+        .and_then(|properties| properties.get_mut(name))
+        .and_then(Value::as_object_mut)
+    {
+        schema.insert("description".to_owned(), Value::String(text.to_owned()));
+    }
+}
+
 /// An image as tools return it.
 #[derive(Debug, Serialize, serde::Deserialize, JsonSchema, PartialEq)]
 pub struct ImageOut {
@@ -348,13 +416,14 @@ mod tests {
 
     #[test]
     fn unknown_arguments_are_named_with_the_accepted_ones() {
-        #[derive(serde::Deserialize)]
+        #[derive(serde::Deserialize, JsonSchema)]
         #[allow(dead_code, reason = "only parsed")]
         struct Args {
             query: String,
         }
+        static FIELDS: OnceLock<Vec<String>> = OnceLock::new();
         let args = json!({ "query": "q", "colour": "red" });
-        let err = parse_args::<Args>(args.as_object().cloned(), &["query"])
+        let err = parse_args::<Args>(args.as_object().cloned(), &FIELDS)
             .err()
             .expect("refused");
         assert_eq!(err.field, "arguments");

@@ -1,16 +1,15 @@
 //! The `web_map` tool: list the URLs of a site without reading the pages, so a model can pick
 //! what to read with `web_extract`.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, sync::OnceLock};
 
 use rmcp::model::{JsonObject, Tool};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::{
-    site::{Progress, SCOPE_FIELDS, ScopeArgs, with_progress},
-    tool::{self, ToolOutcome},
+    page_tools::{Progress, ScopeArgs, scope_defaults, with_progress},
+    tool::{self, ServedOut, ToolOutcome},
 };
 use crate::domain::search::{
     CallStats, Caller, InvalidInput, MapRequest, MapResults, SearchService,
@@ -36,28 +35,14 @@ pub struct WebMapOutput {
     pub base_url: String,
     /// The URLs found.
     pub urls: Vec<String>,
-    /// Whether searchgate answered from its cache.
-    #[serde(default)]
-    pub cached: bool,
-    /// Credits the call cost the operator's account, when reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credits: Option<f64>,
-    /// The backend's id for this call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    /// How the call was served.
+    #[serde(flatten)]
+    pub served: ServedOut,
 }
 
 /// The tool's definition for `tools/list`.
 pub fn definition() -> Tool {
-    let input = tool::input_schema::<WebMapArgs>(
-        &[
-            ("max_depth", json!(1)),
-            ("max_breadth", json!(20)),
-            ("limit", json!(50)),
-            ("allow_external", json!(true)),
-        ],
-        &[],
-    );
+    let input = tool::input_schema::<WebMapArgs>(&scope_defaults(), &[]);
     tool::web_tool::<WebMapOutput>(
         NAME,
         "Map a website",
@@ -92,8 +77,9 @@ pub async fn call(
 }
 
 fn parse(arguments: Option<JsonObject>) -> Result<MapRequest, InvalidInput> {
-    let args: WebMapArgs = tool::parse_args(arguments, SCOPE_FIELDS)?;
-    Ok(MapRequest::new(args.scope.into_scope()?))
+    static FIELDS: OnceLock<Vec<String>> = OnceLock::new();
+    let args: WebMapArgs = tool::parse_args(arguments, &FIELDS)?;
+    MapRequest::new(args.scope.into_options())
 }
 
 fn success(provider: &str, results: &MapResults, stats: CallStats) -> ToolOutcome {
@@ -101,9 +87,7 @@ fn success(provider: &str, results: &MapResults, stats: CallStats) -> ToolOutcom
         provider: provider.to_owned(),
         base_url: results.base_url.clone(),
         urls: results.urls.clone(),
-        cached: stats.cache_hit,
-        credits: results.usage.credits,
-        request_id: results.usage.request_id.clone(),
+        served: ServedOut::new(stats, &results.usage),
     };
     let mut text = String::new();
     if provider == "mock" {
@@ -123,6 +107,8 @@ fn success(provider: &str, results: &MapResults, stats: CallStats) -> ToolOutcom
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -131,9 +117,22 @@ mod tests {
         let properties = tool.input_schema["properties"].as_object().unwrap();
         let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
         names.sort_unstable();
-        let mut fields = SCOPE_FIELDS.to_vec();
-        fields.sort_unstable();
-        assert_eq!(names, fields);
+        assert_eq!(
+            names,
+            [
+                "allow_external",
+                "exclude_domains",
+                "exclude_paths",
+                "instructions",
+                "limit",
+                "max_breadth",
+                "max_depth",
+                "select_domains",
+                "select_paths",
+                "timeout",
+                "url"
+            ]
+        );
         assert_eq!(tool.input_schema["required"], json!(["url"]));
     }
 }

@@ -137,7 +137,10 @@ impl McpServer {
 
     /// The offered tool called `name`, without copying its definition.
     fn offered(&self, name: &str) -> Option<WebTool> {
-        self.offered.iter().copied().find(|tool| tool.name() == name)
+        self.offered
+            .iter()
+            .copied()
+            .find(|tool| tool.name() == name)
     }
 
     /// The rmcp Streamable HTTP service for this handler: stateless (no `Mcp-Session-Id`, GET

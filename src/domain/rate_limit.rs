@@ -5,13 +5,7 @@
 //!
 //! Time is tokio's clock, so tests drive it with paused time instead of sleeping.
 
-use std::{
-    hash::Hash,
-    num::NonZeroU32,
-    ops::Add,
-    sync::Mutex,
-    time::Duration,
-};
+use std::{hash::Hash, num::NonZeroU32, ops::Add, sync::Mutex, time::Duration};
 
 use governor::{
     Quota, RateLimiter,
@@ -29,12 +23,7 @@ const TRIM_EVERY: Duration = Duration::from_secs(60);
 
 /// A number of calls per minute for each key.
 pub struct KeyedLimiter<K: Hash + Eq + Clone> {
-    limiter: RateLimiter<
-        K,
-        DefaultKeyedStateStore<K>,
-        TokioClock,
-        NoOpMiddleware<TokioInstant>,
-    >,
+    limiter: RateLimiter<K, DefaultKeyedStateStore<K>, TokioClock, NoOpMiddleware<TokioInstant>>,
     /// When the table was last trimmed; a lock held only while trimming.
     last_trim: Mutex<Instant>,
     soft_max: usize,
@@ -144,8 +133,14 @@ mod tests {
         let limiter = KeyedLimiter::per_minute(calls(2));
         assert_eq!(limiter.check(&"alice"), Ok(()));
         assert_eq!(limiter.check(&"alice"), Ok(()), "a burst of two");
-        let wait = limiter.check(&"alice").expect_err("the third call is refused");
-        assert_eq!(wait, Duration::from_secs(30), "two a minute refill one every 30 s");
+        let wait = limiter
+            .check(&"alice")
+            .expect_err("the third call is refused");
+        assert_eq!(
+            wait,
+            Duration::from_secs(30),
+            "two a minute refill one every 30 s"
+        );
         assert_eq!(limiter.check(&"bob"), Ok(()), "another key is unaffected");
     }
 
@@ -180,9 +175,16 @@ mod tests {
         }
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(limiter.check(&11).is_ok());
-        assert_eq!(limiter.len(), 2, "recovered keys are dropped, the busy one stays");
+        assert_eq!(
+            limiter.len(),
+            2,
+            "recovered keys are dropped, the busy one stays"
+        );
         for _ in 0..2 {
-            assert!(limiter.check(&99).is_ok(), "two calls refilled in two seconds");
+            assert!(
+                limiter.check(&99).is_ok(),
+                "two calls refilled in two seconds"
+            );
         }
         assert!(
             limiter.check(&99).is_err(),
@@ -205,6 +207,10 @@ mod tests {
         }
         tokio::time::advance(Duration::from_secs(120)).await;
         assert!(limiter.check(&9).is_ok());
-        assert_eq!(limiter.len(), 6, "below the soft maximum nothing is dropped");
+        assert_eq!(
+            limiter.len(),
+            6,
+            "below the soft maximum nothing is dropped"
+        );
     }
 }

@@ -1,12 +1,7 @@
 //! `POST /oauth/register` (RFC 7591): client registration through searchgate, whatever the
 //! registry behind it, rate limited per source address and audited.
 
-use std::{
-    net::IpAddr,
-    num::NonZeroU32,
-    sync::Arc,
-    time::Instant,
-};
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Instant};
 
 use poem::Request;
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};

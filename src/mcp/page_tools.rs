@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::tool::{self, ImageOut};
 use crate::domain::search::{
-    ContentFormat, ExtractDepth, InvalidInput, Page, PageOptions, ScopeOptions,
+    ContentFormat, ExtractDepth, InvalidInput, Page, PageOptions, ScopeOptions, Served,
 };
 
 /// How often progress is reported while waiting on the backend.
@@ -114,6 +114,32 @@ pub struct PageArgs {
     #[schemars(with = "i64", range(min = 1, max = 5))]
     pub chunks_per_source: Option<i64>,
 }
+
+/// The scope arguments' names, for the tools' schema tests.
+#[cfg(test)]
+pub const SCOPE_ARGUMENTS: [&str; 11] = [
+    "url",
+    "max_depth",
+    "max_breadth",
+    "limit",
+    "instructions",
+    "select_paths",
+    "select_domains",
+    "exclude_paths",
+    "exclude_domains",
+    "allow_external",
+    "timeout",
+];
+
+/// The page arguments' names, for the tools' schema tests.
+#[cfg(test)]
+pub const PAGE_ARGUMENTS: [&str; 5] = [
+    "extract_depth",
+    "format",
+    "include_images",
+    "include_favicon",
+    "chunks_per_source",
+];
 
 /// The defaults of the scope arguments (the backend's), stated in the schema.
 pub fn scope_defaults() -> [(&'static str, serde_json::Value); 4] {
@@ -232,14 +258,14 @@ impl Progress {
     }
 }
 
-/// Awaits `work`, reporting start, a heartbeat every few seconds, and the end (described by
-/// `done`) when `progress` is present.
+/// Awaits `work`, reporting start, a heartbeat every few seconds, and the end (what was
+/// `found`, or the error code) when `progress` is present.
 pub async fn with_progress<T>(
     progress: Option<Progress>,
     what: &str,
-    work: impl Future<Output = T>,
-    done: impl FnOnce(&T) -> String,
-) -> T {
+    work: impl Future<Output = Option<Served<T>>>,
+    found: impl FnOnce(&T) -> String,
+) -> Option<Served<T>> {
     let Some(mut progress) = progress else {
         return work.await;
     };
@@ -257,6 +283,11 @@ pub async fn with_progress<T>(
             }
         }
     };
-    progress.notify(done(&output)).await;
+    let end = match output.as_ref().map(|served| &served.result) {
+        Some(Ok(results)) => format!("{what} finished: {}", found(results)),
+        Some(Err(error)) => format!("{what} failed: {}", error.code()),
+        None => format!("{what} not supported"),
+    };
+    progress.notify(end).await;
     output
 }

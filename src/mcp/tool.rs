@@ -114,7 +114,7 @@ pub fn parse_args<T: DeserializeOwned + JsonSchema + 'static>(
         };
         let top = field.split(['.', '[']).next().unwrap_or(&field);
         InvalidInput {
-            field: known_field(&fields, top),
+            field: known_field(fields, top),
             message,
         }
     })
@@ -192,10 +192,30 @@ pub fn web_tool<O: JsonSchema + 'static>(
     tool
 }
 
+/// Runs a web tool: the `parsed` arguments (an invalid one is answered as such) are `serve`d
+/// through core, and the outcome is [`answer`]ed. Bad arguments and failures become tool
+/// results with `isError: true` (SEP-1303), so the model can correct itself.
+pub async fn run<R, T>(
+    tool: &str,
+    parsed: Result<R, InvalidInput>,
+    serve: impl AsyncFnOnce(&R) -> Option<Served<T>>,
+    slow_hint: &str,
+    success: impl FnOnce(&R, &T, CallStats) -> ToolOutcome,
+) -> ToolOutcome {
+    let request = match parsed {
+        Ok(request) => request,
+        Err(invalid) => return invalid_argument(tool, &invalid),
+    };
+    let served = serve(&request).await;
+    answer(tool, served, slow_hint, |results, stats| {
+        success(&request, results, stats)
+    })
+}
+
 /// The outcome of a served call: `success` for results, else the failure with `slow_hint` as
 /// the advice after a timeout. `None` (a capability the backend lacks) cannot normally happen:
 /// such tools are not listed.
-pub fn answer<T>(
+fn answer<T>(
     tool: &str,
     served: Option<Served<T>>,
     slow_hint: &str,
@@ -211,19 +231,6 @@ pub fn answer<T>(
     match &served.result {
         Ok(results) => success(results, served.stats),
         Err(error) => failed(&served, error, slow_hint),
-    }
-}
-
-/// The last progress message of a call: what it found, or its error code.
-pub fn progress_end<T>(
-    what: &str,
-    served: &Option<Served<T>>,
-    found: impl FnOnce(&T) -> String,
-) -> String {
-    match served.as_ref().map(|s| &s.result) {
-        Some(Ok(results)) => format!("{what} finished: {}", found(results)),
-        Some(Err(error)) => format!("{what} failed: {}", error.code()),
-        None => format!("{what} not supported"),
     }
 }
 
@@ -397,6 +404,39 @@ impl From<&Image> for ImageOut {
 /// Converts a list of domain images.
 pub fn images(images: &[Image]) -> Vec<ImageOut> {
     images.iter().map(ImageOut::from).collect()
+}
+
+/// Checks what a web tool's input schema promises a model: exactly `arguments` (in any order),
+/// only `required` required, every argument described for a model and none ever null.
+#[cfg(test)]
+pub fn assert_input_schema(tool: &Tool, arguments: &[&str], required: &str) {
+    let properties = tool.input_schema["properties"]
+        .as_object()
+        .expect("properties");
+    let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut expected = arguments.to_vec();
+    expected.sort_unstable();
+    assert_eq!(
+        names, expected,
+        "the schema lists exactly the accepted arguments"
+    );
+    for (name, schema) in properties {
+        let description = schema["description"].as_str().unwrap_or_default();
+        assert!(
+            description.len() > 30,
+            "`{name}` needs a description written for a model"
+        );
+        assert!(
+            !schema.to_string().contains("\"null\""),
+            "`{name}` may be left out but is never null: {schema}"
+        );
+    }
+    assert_eq!(
+        tool.input_schema["required"],
+        json!([required]),
+        "only {required} is required"
+    );
 }
 
 #[cfg(test)]

@@ -83,23 +83,17 @@ pub async fn call(
     arguments: Option<JsonObject>,
     progress: Option<Progress>,
 ) -> ToolOutcome {
-    let request = match parse(arguments) {
-        Ok(request) => request,
-        Err(invalid) => return tool::invalid_argument(NAME, &invalid),
-    };
-    let served = with_progress(
-        progress,
-        "crawl",
-        service.crawl(caller, &request),
-        |served| tool::progress_end("crawl", served, |r| format!("{} pages", r.pages.len())),
-    )
-    .await;
-    tool::answer(
+    let found = |results: &CrawlResults| format!("{} pages", results.pages.len());
+    tool::run(
         NAME,
-        served,
+        parse(arguments),
+        async |request| {
+            with_progress(progress, "crawl", service.crawl(caller, request), found).await
+        },
         "Retry with a smaller limit or max_depth, or use web_map and web_extract.",
-        |results, stats| success(service.backend().name(), results, stats),
+        |_, results, stats| success(service.backend().name(), results, stats),
     )
+    .await
 }
 
 fn parse(arguments: Option<JsonObject>) -> Result<CrawlRequest, InvalidInput> {
@@ -129,6 +123,7 @@ fn success(provider: &str, results: &CrawlResults, stats: CallStats) -> ToolOutc
 
 #[cfg(test)]
 mod tests {
+    use crate::mcp::page_tools::{PAGE_ARGUMENTS, SCOPE_ARGUMENTS};
     use serde_json::json;
 
     use super::*;
@@ -136,44 +131,11 @@ mod tests {
 
     #[test]
     fn the_schema_lists_exactly_the_accepted_arguments() {
-        let tool = definition();
-        let properties = tool.input_schema["properties"].as_object().unwrap();
-        let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(
-            names,
-            [
-                "allow_external",
-                "chunks_per_source",
-                "exclude_domains",
-                "exclude_paths",
-                "extract_depth",
-                "format",
-                "include_favicon",
-                "include_images",
-                "instructions",
-                "limit",
-                "max_breadth",
-                "max_depth",
-                "select_domains",
-                "select_paths",
-                "timeout",
-                "url"
-            ]
+        tool::assert_input_schema(
+            &definition(),
+            &[&SCOPE_ARGUMENTS[..], &PAGE_ARGUMENTS].concat(),
+            "url",
         );
-        for (name, schema) in properties {
-            assert!(
-                schema["description"].as_str().unwrap_or_default().len() > 30,
-                "`{name}` needs a description written for a model"
-            );
-        }
-        assert_eq!(tool.input_schema["required"], json!(["url"]));
-        for (name, schema) in properties {
-            assert!(
-                !schema.to_string().contains("\"null\""),
-                "`{name}` may be left out but is never null: {schema}"
-            );
-        }
     }
 
     #[test]

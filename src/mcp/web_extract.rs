@@ -11,8 +11,7 @@ use super::{
     tool::{self, ServedOut, ToolOutcome},
 };
 use crate::domain::search::{
-    CallStats, Caller, ExtractOptions, ExtractRequest, ExtractResults, InvalidInput,
-    SearchService,
+    CallStats, Caller, ExtractOptions, ExtractRequest, ExtractResults, InvalidInput, SearchService,
 };
 
 /// The tool's name.
@@ -82,17 +81,14 @@ pub async fn call(
     caller: &Caller,
     arguments: Option<JsonObject>,
 ) -> ToolOutcome {
-    let request = match parse(arguments) {
-        Ok(request) => request,
-        Err(invalid) => return tool::invalid_argument(NAME, &invalid),
-    };
-    let served = service.extract(caller, &request).await;
-    tool::answer(
+    tool::run(
         NAME,
-        served,
+        parse(arguments),
+        async |request| service.extract(caller, request).await,
         "Retry with fewer URLs or extract_depth \"basic\".",
-        |results, stats| success(service.backend().name(), results, stats),
+        |_, results, stats| success(service.backend().name(), results, stats),
     )
+    .await
 }
 
 fn parse(arguments: Option<JsonObject>) -> Result<ExtractRequest, InvalidInput> {
@@ -129,6 +125,7 @@ fn success(provider: &str, results: &ExtractResults, stats: CallStats) -> ToolOu
 
 #[cfg(test)]
 mod tests {
+    use crate::mcp::page_tools::PAGE_ARGUMENTS;
     use std::sync::Arc;
 
     use serde_json::json;
@@ -141,30 +138,11 @@ mod tests {
 
     #[test]
     fn the_schema_lists_exactly_the_accepted_arguments() {
-        let tool = definition();
-        let properties = tool.input_schema["properties"].as_object().unwrap();
-        let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(
-            names,
-            [
-                "chunks_per_source",
-                "extract_depth",
-                "format",
-                "include_favicon",
-                "include_images",
-                "query",
-                "timeout",
-                "urls"
-            ]
+        tool::assert_input_schema(
+            &definition(),
+            &[&["urls", "query", "timeout"][..], &PAGE_ARGUMENTS].concat(),
+            "urls",
         );
-        for (name, schema) in properties {
-            assert!(
-                schema["description"].as_str().unwrap_or_default().len() > 30,
-                "`{name}` needs a description written for a model"
-            );
-        }
-        assert_eq!(tool.input_schema["required"], json!(["urls"]));
     }
 
     #[tokio::test]

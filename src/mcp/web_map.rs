@@ -60,20 +60,15 @@ pub async fn call(
     arguments: Option<JsonObject>,
     progress: Option<Progress>,
 ) -> ToolOutcome {
-    let request = match parse(arguments) {
-        Ok(request) => request,
-        Err(invalid) => return tool::invalid_argument(NAME, &invalid),
-    };
-    let served = with_progress(progress, "map", service.map(caller, &request), |served| {
-        tool::progress_end("map", served, |r| format!("{} URLs", r.urls.len()))
-    })
-    .await;
-    tool::answer(
+    let found = |results: &MapResults| format!("{} URLs", results.urls.len());
+    tool::run(
         NAME,
-        served,
+        parse(arguments),
+        async |request| with_progress(progress, "map", service.map(caller, request), found).await,
         "Retry with a smaller limit or max_depth.",
-        |results, stats| success(service.backend().name(), results, stats),
+        |_, results, stats| success(service.backend().name(), results, stats),
     )
+    .await
 }
 
 fn parse(arguments: Option<JsonObject>) -> Result<MapRequest, InvalidInput> {
@@ -107,32 +102,11 @@ fn success(provider: &str, results: &MapResults, stats: CallStats) -> ToolOutcom
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
+    use crate::mcp::page_tools::SCOPE_ARGUMENTS;
 
     #[test]
     fn the_schema_lists_exactly_the_accepted_arguments() {
-        let tool = definition();
-        let properties = tool.input_schema["properties"].as_object().unwrap();
-        let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(
-            names,
-            [
-                "allow_external",
-                "exclude_domains",
-                "exclude_paths",
-                "instructions",
-                "limit",
-                "max_breadth",
-                "max_depth",
-                "select_domains",
-                "select_paths",
-                "timeout",
-                "url"
-            ]
-        );
-        assert_eq!(tool.input_schema["required"], json!(["url"]));
+        tool::assert_input_schema(&definition(), &SCOPE_ARGUMENTS, "url");
     }
 }

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::tool::{self, ImageOut, ServedOut, ToolOutcome};
 use crate::domain::search::{
-    AnswerDepth, CallStats, Caller, ContentFormat, Date, InvalidInput, SearchDepth,
-    SearchOptions, SearchRequest, SearchResults, SearchService, TimeRange, Topic,
+    AnswerDepth, CallStats, Caller, ContentFormat, Date, InvalidInput, SearchDepth, SearchOptions,
+    SearchRequest, SearchResults, SearchService, TimeRange, Topic,
 };
 
 /// The tool's name.
@@ -201,31 +201,23 @@ pub fn definition() -> Tool {
     )
 }
 
-/// Runs `web_search` with raw arguments. Bad arguments and search failures become tool results
-/// with `isError: true` (SEP-1303), so the model can correct itself.
+/// Runs `web_search` with raw arguments.
 pub async fn call(
     service: &SearchService,
     caller: &Caller,
     arguments: Option<JsonObject>,
 ) -> ToolOutcome {
-    let request = match parse(arguments) {
-        Ok(request) => request,
-        Err(invalid) => return tool::invalid_argument(NAME, &invalid),
-    };
-    let served = service.search(caller, &request).await;
-    tool::answer(
+    tool::run(
         NAME,
-        Some(served),
+        parse(arguments),
+        async |request| Some(service.search(caller, request).await),
         "Retry, perhaps with search_depth \"basic\" or fewer results.",
-        |results, stats| {
-            success(
-                service.backend().name(),
-                results,
-                request.max_results().get(),
-                stats,
-            )
+        |request, results, stats| {
+            let max = request.max_results().get();
+            success(service.backend().name(), results, max, stats)
         },
     )
+    .await
 }
 
 /// A boolean-or-mode argument: `true` is `on`, `false` is off, a name is that mode.
@@ -277,12 +269,7 @@ fn parse(arguments: Option<JsonObject>) -> Result<SearchRequest, InvalidInput> {
     })
 }
 
-fn success(
-    provider: &str,
-    results: &SearchResults,
-    max: usize,
-    stats: CallStats,
-) -> ToolOutcome {
+fn success(provider: &str, results: &SearchResults, max: usize, stats: CallStats) -> ToolOutcome {
     let output = WebSearchOutput {
         query: results.query.clone(),
         provider: provider.to_owned(),
@@ -392,14 +379,9 @@ mod tests {
     #[test]
     fn every_input_field_has_a_description_and_the_output_is_an_object() {
         let tool = definition();
-        let properties = tool.input_schema["properties"]
-            .as_object()
-            .expect("properties");
-        let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(
-            names,
-            [
+        tool::assert_input_schema(
+            &tool,
+            &[
                 "auto_parameters",
                 "chunks_per_source",
                 "country",
@@ -417,28 +399,11 @@ mod tests {
                 "search_depth",
                 "start_date",
                 "time_range",
-                "topic"
+                "topic",
             ],
-            "the schema lists exactly the accepted arguments"
+            "query",
         );
-        for (name, schema) in properties {
-            let description = schema["description"].as_str().unwrap_or_default();
-            assert!(
-                description.len() > 30,
-                "`{name}` needs a description written for a model"
-            );
-        }
-        assert_eq!(
-            tool.input_schema["required"],
-            json!(["query"]),
-            "only the query is required"
-        );
-        for (name, schema) in properties {
-            assert!(
-                !schema.to_string().contains("\"null\""),
-                "`{name}` may be left out but is never null: {schema}"
-            );
-        }
+        let properties = &tool.input_schema["properties"];
         assert_eq!(
             properties["search_depth"]["enum"],
             json!(["basic", "advanced", "fast", "ultra-fast"])

@@ -372,20 +372,14 @@ mod tests {
 
     #[tokio::test]
     async fn error_queries_simulate_backend_failures() {
-        let err = run(query("mock-error:rate_limited"))
-            .await
-            .unwrap_err();
+        let err = run(query("mock-error:rate_limited")).await.unwrap_err();
         assert!(
             matches!(err, SearchError::RateLimited { retry_after: Some(d) } if d == Duration::from_secs(30))
         );
-        let err = run(query("mock-error:quota"))
-            .await
-            .unwrap_err();
+        let err = run(query("mock-error:quota")).await.unwrap_err();
         assert!(matches!(err, SearchError::QuotaExhausted));
         assert!(
-            run(query("mock-error:nonsense"))
-                .await
-                .is_ok(),
+            run(query("mock-error:nonsense")).await.is_ok(),
             "unknown kinds search normally"
         );
     }

@@ -290,7 +290,11 @@ impl SiteScope {
             max_depth: count("max_depth", options.max_depth, Self::MAX_DEPTH)?,
             max_breadth: count("max_breadth", options.max_breadth, Self::MAX_BREADTH)?,
             limit: count("limit", options.limit, Self::MAX_LIMIT)?,
-            instructions: options.instructions.as_deref().map(instructions).transpose()?,
+            instructions: options
+                .instructions
+                .as_deref()
+                .map(instructions)
+                .transpose()?,
             select_paths: patterns_list("select_paths", &options.select_paths)?,
             select_domains: patterns_list("select_domains", &options.select_domains)?,
             exclude_paths: patterns_list("exclude_paths", &options.exclude_paths)?,

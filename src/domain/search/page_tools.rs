@@ -83,24 +83,40 @@ pub struct PageReading {
     chunks_per_source: Option<u16>,
 }
 
+/// What the chunks of a page are ranked against: extract ranks by its query, crawl by its
+/// instructions. Without it, `chunks_per_source` means nothing.
+#[derive(Debug, Clone, Copy)]
+enum RankedBy {
+    Query,
+    Instructions,
+}
+
+impl RankedBy {
+    fn missing(self) -> InvalidInput {
+        let message = match self {
+            Self::Query => "only applies with a query; set query or leave chunks_per_source out",
+            Self::Instructions => {
+                "only applies with instructions; set instructions or leave chunks_per_source out"
+            }
+        };
+        InvalidInput::new("chunks_per_source", message)
+    }
+}
+
 impl PageReading {
-    /// Checks `options`; `chunks_need` names what chunks rank against (`"a query"` and its
-    /// argument, `"query"`), and `present` says whether the request has it.
+    /// Checks `options`; `has_ranking` says whether the request has what chunks are
+    /// `ranked_by`.
     fn new(
         options: PageOptions,
-        (present, chunks_need, argument): (bool, &str, &str),
+        ranked_by: RankedBy,
+        has_ranking: bool,
     ) -> Result<Self, InvalidInput> {
         let chunks_per_source = options
             .chunks_per_source
             .map(|n| bounded_count("chunks_per_source", n, 1, 5))
             .transpose()?;
-        if chunks_per_source.is_some() && !present {
-            return Err(InvalidInput::new(
-                "chunks_per_source",
-                format!(
-                    "only applies with {chunks_need}; set {argument} or leave chunks_per_source out"
-                ),
-            ));
+        if chunks_per_source.is_some() && !has_ranking {
+            return Err(ranked_by.missing());
         }
         Ok(Self {
             depth: options.depth,
@@ -189,7 +205,7 @@ impl ExtractRequest {
             .timeout_secs
             .map(|n| bounded_count("timeout", n, 1, 60))
             .transpose()?;
-        let page = PageReading::new(options.page, (query.is_some(), "a query", "query"))?;
+        let page = PageReading::new(options.page, RankedBy::Query, query.is_some())?;
         Ok(Self {
             urls: parsed,
             query,
@@ -434,7 +450,7 @@ impl CrawlRequest {
     pub fn new(options: CrawlOptions) -> Result<Self, InvalidInput> {
         let scope = SiteScope::new(options.scope)?;
         let guided = scope.instructions.is_some();
-        let page = PageReading::new(options.page, (guided, "instructions", "instructions"))?;
+        let page = PageReading::new(options.page, RankedBy::Instructions, guided)?;
         Ok(Self { scope, page })
     }
 

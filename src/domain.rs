@@ -37,5 +37,7 @@ pub mod auth;
 pub mod clients;
 /// The embedded authorization server's keys, clients and grants, and the `IssuerStore` port.
 pub mod issuer;
+/// The per-key rate limit shared by the web tools and client registration.
+pub mod rate_limit;
 /// Search requests and results and the `SearchProvider` port.
 pub mod search;

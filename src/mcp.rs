@@ -3,7 +3,7 @@
 //! map errors; they hold no business rules.
 
 mod call_record;
-mod site;
+mod page_tools;
 mod tool;
 mod web_crawl;
 mod web_extract;
@@ -32,16 +32,64 @@ pub use web_search::{WebSearchArgs, WebSearchHit, WebSearchOutput};
 
 use crate::domain::{
     auth::{Principal, ScopePolicy},
-    search::{Caller, SearchService},
+    search::{Caller, SearchService, WebBackend},
 };
 
-/// Every tool searchgate can offer; which are listed depends on the backend's capabilities.
-pub const ALL_TOOLS: &[&str] = &[
-    web_search::NAME,
-    web_extract::NAME,
-    web_crawl::NAME,
-    web_map::NAME,
-];
+/// The tools searchgate can offer; which are listed depends on the backend's capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WebTool {
+    Search,
+    Extract,
+    Crawl,
+    Map,
+}
+
+impl WebTool {
+    /// Every tool, in the order `tools/list` gives them.
+    const ALL: [Self; 4] = [Self::Search, Self::Extract, Self::Crawl, Self::Map];
+
+    /// The tool's name on the wire.
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Search => web_search::NAME,
+            Self::Extract => web_extract::NAME,
+            Self::Crawl => web_crawl::NAME,
+            Self::Map => web_map::NAME,
+        }
+    }
+
+    /// Whether `backend` has what the tool needs.
+    fn offered_by(self, backend: &WebBackend) -> bool {
+        match self {
+            Self::Search => true,
+            Self::Extract => backend.extract.is_some(),
+            Self::Crawl => backend.crawl.is_some(),
+            Self::Map => backend.map.is_some(),
+        }
+    }
+
+    /// The tool's definition for `tools/list`.
+    fn definition(self) -> Tool {
+        match self {
+            Self::Search => web_search::definition(),
+            Self::Extract => web_extract::definition(),
+            Self::Crawl => web_crawl::definition(),
+            Self::Map => web_map::definition(),
+        }
+    }
+}
+
+/// The names of every tool searchgate can offer; which are listed depends on the backend's
+/// capabilities.
+pub const ALL_TOOLS: &[&str] = &{
+    let mut names = [""; WebTool::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = WebTool::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 /// How long clients may cache `tools/list` (2026-07-28 cache hints): the list only changes on
 /// restart.
@@ -51,6 +99,8 @@ const TOOLS_TTL: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 pub struct McpServer {
     service: Arc<SearchService>,
+    /// The tools offered, and their definitions in the same order.
+    offered: Arc<[WebTool]>,
     tools: Arc<[Tool]>,
     scopes: Option<Arc<ScopePolicy>>,
 }
@@ -59,20 +109,15 @@ impl McpServer {
     /// A server whose tools use `service`; the page tools are listed only when its backend
     /// supports them.
     pub fn new(service: Arc<SearchService>) -> Self {
-        let backend = service.backend();
-        let mut tools = vec![web_search::definition()];
-        if backend.extract.is_some() {
-            tools.push(web_extract::definition());
-        }
-        if backend.crawl.is_some() {
-            tools.push(web_crawl::definition());
-        }
-        if backend.map.is_some() {
-            tools.push(web_map::definition());
-        }
+        let offered: Arc<[WebTool]> = WebTool::ALL
+            .into_iter()
+            .filter(|tool| tool.offered_by(service.backend()))
+            .collect();
+        let tools = offered.iter().map(|tool| tool.definition()).collect();
         Self {
             service,
-            tools: tools.into(),
+            offered,
+            tools,
             scopes: None,
         }
     }
@@ -87,7 +132,15 @@ impl McpServer {
 
     /// The names of the tools this server offers.
     pub fn tool_names(&self) -> impl Iterator<Item = &str> {
-        self.tools.iter().map(|tool| tool.name.as_ref())
+        self.offered.iter().map(|tool| tool.name())
+    }
+
+    /// The offered tool called `name`, without copying its definition.
+    fn offered(&self, name: &str) -> Option<WebTool> {
+        self.offered
+            .iter()
+            .copied()
+            .find(|tool| tool.name() == name)
     }
 
     /// The rmcp Streamable HTTP service for this handler: stateless (no `Mcp-Session-Id`, GET
@@ -184,18 +237,18 @@ impl ServerHandler for McpServer {
             tool = %request.name,
             subject = principal.as_ref().map_or("", |p| p.subject.as_str()),
         );
-        if self.get_tool(&request.name).is_none() {
+        let Some(tool) = self.offered(&request.name) else {
             // Spec: an unknown tool is a protocol error (-32602), not a tool result.
             return Err(McpError::invalid_params(
                 format!("Unknown tool: {}", request.name),
                 None,
             ));
-        }
+        };
         // MCP: progress is reported only when the request's `_meta` carries a token.
         let progress = context
             .meta
             .get_progress_token()
-            .map(|token| site::Progress::new(context.peer.clone(), token));
+            .map(|token| page_tools::Progress::new(context.peer.clone(), token));
         if let Some(record) = &record {
             let summary = query_summary(request.arguments.as_ref());
             record.update(|info| info.query_summary = summary);
@@ -203,11 +256,11 @@ impl ServerHandler for McpServer {
         let service = self.service.as_ref();
         let arguments = request.arguments;
         let outcome = async {
-            match request.name.as_ref() {
-                web_extract::NAME => web_extract::call(service, &caller, arguments).await,
-                web_crawl::NAME => web_crawl::call(service, &caller, arguments, progress).await,
-                web_map::NAME => web_map::call(service, &caller, arguments, progress).await,
-                _ => web_search::call(service, &caller, arguments).await,
+            match tool {
+                WebTool::Search => web_search::call(service, &caller, arguments).await,
+                WebTool::Extract => web_extract::call(service, &caller, arguments).await,
+                WebTool::Crawl => web_crawl::call(service, &caller, arguments, progress).await,
+                WebTool::Map => web_map::call(service, &caller, arguments, progress).await,
             }
         }
         .instrument(span)

@@ -3,25 +3,28 @@
 //! capabilities `ExtractProvider`, `CrawlProvider`, `MapProvider`), and the core policy
 //! (cache, rate limit, retries, deadlines) in front of them.
 
+mod page_tools;
 mod request;
 mod results;
 mod service;
-mod site;
 
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
+pub use page_tools::{
+    CrawlOptions, CrawlRequest, ExtractDepth, ExtractOptions, ExtractRequest, MapRequest,
+    PageOptions, PageReading, PageUrl, ScopeOptions, SiteScope,
+};
 pub use request::{
-    AnswerDepth, ContentFormat, Date, InvalidInput, MaxResults, Query, SearchDepth, SearchRequest,
-    TimeRange, Topic,
+    AnswerDepth, ContentFormat, Date, InvalidInput, MaxResults, Query, SearchDepth, SearchOptions,
+    SearchRequest, TimeRange, Topic,
 };
 pub use results::{
     CrawlResults, ExtractResults, FailedPage, Image, MapResults, Page, SearchResult, SearchResults,
     UpstreamUsage,
 };
 pub use service::{CallStats, Caller, Deadlines, SearchService, Served, ServicePolicy};
-pub use site::{CrawlRequest, ExtractDepth, ExtractRequest, MapRequest, PageUrl, SiteScope};
 
 /// A search backend (Tavily, the mock, or one a library user supplies).
 ///

@@ -1,14 +1,8 @@
 //! `POST /oauth/register` (RFC 7591): client registration through searchgate, whatever the
 //! registry behind it, rate limited per source address and audited.
 
-use std::{
-    net::IpAddr,
-    num::NonZeroU32,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Instant};
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use poem::Request;
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
@@ -16,6 +10,7 @@ use super::RequestId;
 use crate::domain::{
     audit::{AuditEvent, AuditSink, Outcome},
     clients::{ClientError, Registrar, RegistrationRequest},
+    rate_limit::KeyedLimiter,
 };
 
 /// An RFC 7591 error answer.
@@ -58,14 +53,10 @@ fn answer(error: &str, description: impl Into<String>) -> Json<RegistrationError
     })
 }
 
-/// Source addresses remembered by the rate limiter before idle ones are dropped.
-const LIMITER_KEYS_SOFT_MAX: usize = 10_000;
-
 /// The registration endpoint.
 pub struct RegistrationApi {
     registrar: Option<Arc<Registrar>>,
-    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    last_trim: std::sync::Mutex<Instant>,
+    limiter: KeyedLimiter<IpAddr>,
     audit: AuditSink,
 }
 
@@ -76,8 +67,7 @@ impl RegistrationApi {
         let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
             registrar,
-            limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
-            last_trim: std::sync::Mutex::new(Instant::now()),
+            limiter: KeyedLimiter::per_minute(per_minute),
             audit,
         }
     }
@@ -126,24 +116,10 @@ impl RegistrationApi {
                 "client registration is off on this server (registration.mode = off)",
             ));
         };
-        // Forget addresses whose allowance has recovered, so a flood from many addresses cannot
-        // grow the table without bound.
-        // At most once a minute: with more active addresses than that, every request would
-        // otherwise scan them all.
-        if self.limiter.len() > LIMITER_KEYS_SOFT_MAX
-            && let Ok(mut last) = self.last_trim.try_lock()
-            && last.elapsed() >= Duration::from_secs(60)
-        {
-            self.limiter.retain_recent();
-            *last = Instant::now();
-        }
         if let Some(ip) = req.remote_addr().as_socket_addr().map(|a| a.ip())
-            && let Err(not_until) = self.limiter.check_key(&ip)
+            && let Err(wait) = self.limiter.check(&ip)
         {
-            let wait = not_until
-                .wait_time_from(governor::clock::DefaultClock::default().now())
-                .as_secs()
-                .max(1);
+            let wait = wait.as_secs().max(1);
             self.audit(
                 req,
                 started,

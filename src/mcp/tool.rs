@@ -2,7 +2,7 @@
 //! argument, the schema clean-up, the mapping of `SearchError` to a tool error a model can act
 //! on, and the outcome handed back to the handler for the audit row.
 
-use std::time::Duration;
+use std::{str::FromStr, sync::OnceLock, time::Duration};
 
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject, Tool, ToolAnnotations};
 use schemars::JsonSchema;
@@ -68,17 +68,34 @@ impl ToolOutcome {
     }
 }
 
-/// Parses `arguments` into `T`, refusing arguments not in `fields` (the tool's properties) so a
-/// misspelt option is reported rather than silently ignored.
+/// The arguments `T` accepts: the properties of its input schema, so the list a client reads
+/// in `tools/list` and the list enforced here cannot drift apart.
+fn accepted_arguments<T: JsonSchema + 'static>() -> Vec<String> {
+    // rmcp caches the schema per type.
+    rmcp::handler::server::common::schema_for_input::<T>()
+        .ok()
+        .and_then(|schema| {
+            schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|properties| properties.keys().cloned().collect())
+        })
+        .unwrap_or_default()
+}
+
+/// Parses `arguments` into `T`, refusing arguments that are not among its properties so a
+/// misspelt option is reported rather than silently ignored. `fields` is the tool's own cell
+/// for the property names, filled on first use.
 ///
 /// # Errors
 /// [`InvalidInput`] naming the offending argument.
-pub fn parse_args<T: DeserializeOwned>(
+pub fn parse_args<T: DeserializeOwned + JsonSchema + 'static>(
     arguments: Option<JsonObject>,
-    fields: &'static [&'static str],
+    fields: &'static OnceLock<Vec<String>>,
 ) -> Result<T, InvalidInput> {
+    let fields: &'static [String] = fields.get_or_init(accepted_arguments::<T>);
     let arguments = arguments.unwrap_or_default();
-    if let Some(unknown) = arguments.keys().find(|k| !fields.contains(&k.as_str())) {
+    if let Some(unknown) = arguments.keys().find(|k| !fields.contains(k)) {
         return Err(InvalidInput {
             field: "arguments",
             message: format!(
@@ -97,14 +114,18 @@ pub fn parse_args<T: DeserializeOwned>(
         };
         let top = field.split(['.', '[']).next().unwrap_or(&field);
         InvalidInput {
-            field: fields
-                .iter()
-                .copied()
-                .find(|known| *known == top)
-                .unwrap_or("arguments"),
+            field: known_field(fields, top),
             message,
         }
     })
+}
+
+/// The accepted argument called `name`, or `arguments` when there is none.
+fn known_field(fields: &'static [String], name: &str) -> &'static str {
+    fields
+        .iter()
+        .find(|known| *known == name)
+        .map_or("arguments", String::as_str)
 }
 
 /// serde reports missing fields at the root; the field is the first name in backticks.
@@ -171,10 +192,30 @@ pub fn web_tool<O: JsonSchema + 'static>(
     tool
 }
 
+/// Runs a web tool: the `parsed` arguments (an invalid one is answered as such) are `serve`d
+/// through core, and the outcome is [`answer`]ed. Bad arguments and failures become tool
+/// results with `isError: true` (SEP-1303), so the model can correct itself.
+pub async fn run<R, T>(
+    tool: &str,
+    parsed: Result<R, InvalidInput>,
+    serve: impl AsyncFnOnce(&R) -> Option<Served<T>>,
+    slow_hint: &str,
+    success: impl FnOnce(&R, &T, CallStats) -> ToolOutcome,
+) -> ToolOutcome {
+    let request = match parsed {
+        Ok(request) => request,
+        Err(invalid) => return invalid_argument(tool, &invalid),
+    };
+    let served = serve(&request).await;
+    answer(tool, served, slow_hint, |results, stats| {
+        success(&request, results, stats)
+    })
+}
+
 /// The outcome of a served call: `success` for results, else the failure with `slow_hint` as
 /// the advice after a timeout. `None` (a capability the backend lacks) cannot normally happen:
 /// such tools are not listed.
-pub fn answer<T>(
+fn answer<T>(
     tool: &str,
     served: Option<Served<T>>,
     slow_hint: &str,
@@ -190,19 +231,6 @@ pub fn answer<T>(
     match &served.result {
         Ok(results) => success(results, served.stats),
         Err(error) => failed(&served, error, slow_hint),
-    }
-}
-
-/// The last progress message of a call: what it found, or its error code.
-pub fn progress_end<T>(
-    what: &str,
-    served: &Option<Served<T>>,
-    found: impl FnOnce(&T) -> String,
-) -> String {
-    match served.as_ref().map(|s| &s.result) {
-        Some(Ok(results)) => format!("{what} finished: {}", found(results)),
-        Some(Err(error)) => format!("{what} failed: {}", error.code()),
-        None => format!("{what} not supported"),
     }
 }
 
@@ -307,6 +335,53 @@ fn upstream_error(error: &SearchError, slow_hint: &str) -> ToolOutcome {
     ToolOutcome::error(text, code, extra)
 }
 
+/// How a call was served, ending every web tool's output.
+#[derive(Debug, Serialize, serde::Deserialize, JsonSchema, PartialEq)]
+pub struct ServedOut {
+    /// Whether searchgate answered from its cache of recent identical calls.
+    #[serde(default)]
+    pub cached: bool,
+    /// Credits the call cost the operator's account, when the backend reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<f64>,
+    /// The backend's id for this call, for support requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ServedOut {
+    /// What `stats` and `usage` say about the call.
+    pub fn new(stats: CallStats, usage: &UpstreamUsage) -> Self {
+        Self {
+            cached: stats.cache_hit,
+            credits: usage.credits,
+            request_id: usage.request_id.clone(),
+        }
+    }
+}
+
+/// An optional closed-set argument parsed into its domain type.
+///
+/// # Errors
+/// [`InvalidInput`] naming the argument and the accepted values.
+pub fn parse_opt<T: FromStr<Err = InvalidInput>>(
+    value: Option<String>,
+) -> Result<Option<T>, InvalidInput> {
+    value.as_deref().map(str::parse).transpose()
+}
+
+/// Replaces the description of property `name` in `input`, for a field shared by several tools
+/// whose meaning differs slightly in one of them.
+pub fn describe(input: &mut std::sync::Arc<JsonObject>, name: &str, text: &str) {
+    if let Some(schema) = std::sync::Arc::make_mut(input)
+        .get_mut("properties")
+        .and_then(|properties| properties.get_mut(name))
+        .and_then(Value::as_object_mut)
+    {
+        schema.insert("description".to_owned(), Value::String(text.to_owned()));
+    }
+}
+
 /// An image as tools return it.
 #[derive(Debug, Serialize, serde::Deserialize, JsonSchema, PartialEq)]
 pub struct ImageOut {
@@ -331,6 +406,39 @@ pub fn images(images: &[Image]) -> Vec<ImageOut> {
     images.iter().map(ImageOut::from).collect()
 }
 
+/// Checks what a web tool's input schema promises a model: exactly `arguments` (in any order),
+/// only `required` required, every argument described for a model and none ever null.
+#[cfg(test)]
+pub fn assert_input_schema(tool: &Tool, arguments: &[&str], required: &str) {
+    let properties = tool.input_schema["properties"]
+        .as_object()
+        .expect("properties");
+    let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut expected = arguments.to_vec();
+    expected.sort_unstable();
+    assert_eq!(
+        names, expected,
+        "the schema lists exactly the accepted arguments"
+    );
+    for (name, schema) in properties {
+        let description = schema["description"].as_str().unwrap_or_default();
+        assert!(
+            description.len() > 30,
+            "`{name}` needs a description written for a model"
+        );
+        assert!(
+            !schema.to_string().contains("\"null\""),
+            "`{name}` may be left out but is never null: {schema}"
+        );
+    }
+    assert_eq!(
+        tool.input_schema["required"],
+        json!([required]),
+        "only {required} is required"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,13 +456,14 @@ mod tests {
 
     #[test]
     fn unknown_arguments_are_named_with_the_accepted_ones() {
-        #[derive(serde::Deserialize)]
+        #[derive(serde::Deserialize, JsonSchema)]
         #[allow(dead_code, reason = "only parsed")]
         struct Args {
             query: String,
         }
+        static FIELDS: OnceLock<Vec<String>> = OnceLock::new();
         let args = json!({ "query": "q", "colour": "red" });
-        let err = parse_args::<Args>(args.as_object().cloned(), &["query"])
+        let err = parse_args::<Args>(args.as_object().cloned(), &FIELDS)
             .err()
             .expect("refused");
         assert_eq!(err.field, "arguments");

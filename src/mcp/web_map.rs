@@ -1,16 +1,15 @@
 //! The `web_map` tool: list the URLs of a site without reading the pages, so a model can pick
 //! what to read with `web_extract`.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, sync::OnceLock};
 
 use rmcp::model::{JsonObject, Tool};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::{
-    site::{Progress, SCOPE_FIELDS, ScopeArgs, with_progress},
-    tool::{self, ToolOutcome},
+    page_tools::{Progress, ScopeArgs, scope_defaults, with_progress},
+    tool::{self, ServedOut, ToolOutcome},
 };
 use crate::domain::search::{
     CallStats, Caller, InvalidInput, MapRequest, MapResults, SearchService,
@@ -36,28 +35,14 @@ pub struct WebMapOutput {
     pub base_url: String,
     /// The URLs found.
     pub urls: Vec<String>,
-    /// Whether searchgate answered from its cache.
-    #[serde(default)]
-    pub cached: bool,
-    /// Credits the call cost the operator's account, when reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credits: Option<f64>,
-    /// The backend's id for this call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    /// How the call was served.
+    #[serde(flatten)]
+    pub served: ServedOut,
 }
 
 /// The tool's definition for `tools/list`.
 pub fn definition() -> Tool {
-    let input = tool::input_schema::<WebMapArgs>(
-        &[
-            ("max_depth", json!(1)),
-            ("max_breadth", json!(20)),
-            ("limit", json!(50)),
-            ("allow_external", json!(true)),
-        ],
-        &[],
-    );
+    let input = tool::input_schema::<WebMapArgs>(&scope_defaults(), &[]);
     tool::web_tool::<WebMapOutput>(
         NAME,
         "Map a website",
@@ -75,25 +60,21 @@ pub async fn call(
     arguments: Option<JsonObject>,
     progress: Option<Progress>,
 ) -> ToolOutcome {
-    let request = match parse(arguments) {
-        Ok(request) => request,
-        Err(invalid) => return tool::invalid_argument(NAME, &invalid),
-    };
-    let served = with_progress(progress, "map", service.map(caller, &request), |served| {
-        tool::progress_end("map", served, |r| format!("{} URLs", r.urls.len()))
-    })
-    .await;
-    tool::answer(
+    let found = |results: &MapResults| format!("{} URLs", results.urls.len());
+    tool::run(
         NAME,
-        served,
+        parse(arguments),
+        async |request| with_progress(progress, "map", service.map(caller, request), found).await,
         "Retry with a smaller limit or max_depth.",
-        |results, stats| success(service.backend().name(), results, stats),
+        |_, results, stats| success(service.backend().name(), results, stats),
     )
+    .await
 }
 
 fn parse(arguments: Option<JsonObject>) -> Result<MapRequest, InvalidInput> {
-    let args: WebMapArgs = tool::parse_args(arguments, SCOPE_FIELDS)?;
-    Ok(MapRequest::new(args.scope.into_scope()?))
+    static FIELDS: OnceLock<Vec<String>> = OnceLock::new();
+    let args: WebMapArgs = tool::parse_args(arguments, &FIELDS)?;
+    MapRequest::new(args.scope.into_options())
 }
 
 fn success(provider: &str, results: &MapResults, stats: CallStats) -> ToolOutcome {
@@ -101,9 +82,7 @@ fn success(provider: &str, results: &MapResults, stats: CallStats) -> ToolOutcom
         provider: provider.to_owned(),
         base_url: results.base_url.clone(),
         urls: results.urls.clone(),
-        cached: stats.cache_hit,
-        credits: results.usage.credits,
-        request_id: results.usage.request_id.clone(),
+        served: ServedOut::new(stats, &results.usage),
     };
     let mut text = String::new();
     if provider == "mock" {
@@ -124,16 +103,10 @@ fn success(provider: &str, results: &MapResults, stats: CallStats) -> ToolOutcom
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mcp::page_tools::SCOPE_ARGUMENTS;
 
     #[test]
     fn the_schema_lists_exactly_the_accepted_arguments() {
-        let tool = definition();
-        let properties = tool.input_schema["properties"].as_object().unwrap();
-        let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        let mut fields = SCOPE_FIELDS.to_vec();
-        fields.sort_unstable();
-        assert_eq!(names, fields);
-        assert_eq!(tool.input_schema["required"], json!(["url"]));
+        tool::assert_input_schema(&definition(), &SCOPE_ARGUMENTS, "url");
     }
 }

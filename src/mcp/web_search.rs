@@ -1,43 +1,21 @@
 //! The `web_search` tool: its schemas, the parsing of its arguments into a `SearchRequest`, and
 //! the mapping of results into a tool result a model can act on.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, sync::OnceLock};
 
 use rmcp::model::{JsonObject, Tool};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::tool::{self, ImageOut, ToolOutcome};
+use super::tool::{self, ImageOut, ServedOut, ToolOutcome};
 use crate::domain::search::{
-    AnswerDepth, Caller, ContentFormat, Date, InvalidInput, SearchDepth, SearchRequest,
-    SearchResults, SearchService, TimeRange, Topic,
+    AnswerDepth, CallStats, Caller, ContentFormat, Date, InvalidInput, SearchDepth, SearchOptions,
+    SearchRequest, SearchResults, SearchService, TimeRange, Topic,
 };
 
 /// The tool's name.
 pub const NAME: &str = "web_search";
-
-/// Every argument `web_search` accepts (its schema's properties; a test keeps them in step).
-const FIELDS: &[&str] = &[
-    "query",
-    "max_results",
-    "search_depth",
-    "topic",
-    "time_range",
-    "start_date",
-    "end_date",
-    "chunks_per_source",
-    "include_answer",
-    "include_raw_content",
-    "include_images",
-    "include_image_descriptions",
-    "include_favicon",
-    "include_domains",
-    "exclude_domains",
-    "country",
-    "auto_parameters",
-    "exact_match",
-];
 
 /// A boolean, or the name of a mode (`include_answer`, `include_raw_content`).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -65,17 +43,17 @@ pub struct WebSearchArgs {
     /// (several relevant excerpts per page; slower and costs twice as much), "fast" (excerpts
     /// with lower latency) or "ultra-fast" (the lowest latency, one summary per page).
     #[serde(default)]
-    #[schemars(with = "String", extend("enum" = ["basic", "advanced", "fast", "ultra-fast"]))]
+    #[schemars(with = "String", extend("enum" = SearchDepth::VALUES))]
     pub search_depth: Option<String>,
     /// The kind of sources to favour: "general" (the default), "news" (recent articles, with
     /// publication dates) or "finance".
     #[serde(default)]
-    #[schemars(with = "String", extend("enum" = ["general", "news", "finance"]))]
+    #[schemars(with = "String", extend("enum" = Topic::VALUES))]
     pub topic: Option<String>,
     /// Only return pages from the last "day", "week", "month" or "year". Leave it out to search
     /// all time. Do not combine with start_date or end_date.
     #[serde(default)]
-    #[schemars(with = "String", extend("enum" = ["day", "week", "month", "year"]))]
+    #[schemars(with = "String", extend("enum" = TimeRange::VALUES))]
     pub time_range: Option<String>,
     /// Only return pages published on or after this date, written YYYY-MM-DD (e.g. 2025-01-31).
     #[serde(default)]
@@ -151,15 +129,9 @@ pub struct WebSearchOutput {
     pub images: Vec<ImageOut>,
     /// The results, most relevant first.
     pub results: Vec<WebSearchHit>,
-    /// Whether searchgate answered from its cache of recent identical searches.
-    #[serde(default)]
-    pub cached: bool,
-    /// Credits the search cost the operator's account, when the backend reported it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credits: Option<f64>,
-    /// The backend's id for this search, for support requests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    /// How the call was served.
+    #[serde(flatten)]
+    pub served: ServedOut,
 }
 
 /// One search result.
@@ -229,110 +201,75 @@ pub fn definition() -> Tool {
     )
 }
 
-/// Runs `web_search` with raw arguments. Bad arguments and search failures become tool results
-/// with `isError: true` (SEP-1303), so the model can correct itself.
+/// Runs `web_search` with raw arguments.
 pub async fn call(
     service: &SearchService,
     caller: &Caller,
     arguments: Option<JsonObject>,
 ) -> ToolOutcome {
-    let request = match parse(arguments) {
-        Ok(request) => request,
-        Err(invalid) => return tool::invalid_argument(NAME, &invalid),
-    };
-    let served = service.search(caller, &request).await;
-    tool::answer(
+    tool::run(
         NAME,
-        Some(served),
+        parse(arguments),
+        async |request| Some(service.search(caller, request).await),
         "Retry, perhaps with search_depth \"basic\" or fewer results.",
-        |results, stats| {
-            success(
-                service.backend().name(),
-                results,
-                request.max_results().get(),
-                stats,
-            )
+        |request, results, stats| {
+            let max = request.max_results().get();
+            success(service.backend().name(), results, max, stats)
         },
     )
+    .await
 }
 
+/// A boolean-or-mode argument: `true` is `on`, `false` is off, a name is that mode.
 fn switch<T: std::str::FromStr<Err = InvalidInput>>(
-    value: Switch,
+    field: &'static str,
+    value: Option<Switch>,
     on: T,
 ) -> Result<Option<T>, InvalidInput> {
     match value {
-        Switch::On(true) => Ok(Some(on)),
-        Switch::On(false) => Ok(None),
-        Switch::Mode(name) => name.parse().map(Some),
+        None | Some(Switch::On(false)) => Ok(None),
+        Some(Switch::On(true)) => Ok(Some(on)),
+        Some(Switch::Mode(name)) => name
+            .parse()
+            .map(Some)
+            .map_err(|e| InvalidInput { field, ..e }),
     }
+}
+
+fn date(field: &'static str, value: Option<String>) -> Result<Option<Date>, InvalidInput> {
+    value.map(|raw| Date::parse(field, &raw)).transpose()
 }
 
 fn parse(arguments: Option<JsonObject>) -> Result<SearchRequest, InvalidInput> {
-    let args: WebSearchArgs = tool::parse_args(arguments, FIELDS)?;
-    let mut request = SearchRequest::new(&args.query)?;
-    if let Some(n) = args.max_results {
-        request = request.with_max_results(n)?;
-    }
-    if let Some(depth) = args.search_depth {
-        request = request.with_depth(depth.parse::<SearchDepth>()?);
-    }
-    if let Some(topic) = args.topic {
-        request = request.with_topic(topic.parse::<Topic>()?);
-    }
-    if let Some(range) = args.time_range {
-        request = request.with_time_range(range.parse::<TimeRange>()?);
-    }
-    if let Some(date) = args.start_date {
-        request = request.with_start_date(Date::parse("start_date", &date)?);
-    }
-    if let Some(date) = args.end_date {
-        request = request.with_end_date(Date::parse("end_date", &date)?);
-    }
-    if let Some(n) = args.chunks_per_source {
-        request = request.with_chunks_per_source(n)?;
-    }
-    if let Some(answer) = args.include_answer
-        && let Some(depth) = switch(answer, AnswerDepth::Basic).map_err(|e| InvalidInput {
-            field: "include_answer",
-            ..e
-        })?
-    {
-        request = request.with_answer(depth);
-    }
-    if let Some(raw) = args.include_raw_content
-        && let Some(format) = switch(raw, ContentFormat::Markdown).map_err(|e| InvalidInput {
-            field: "include_raw_content",
-            ..e
-        })?
-    {
-        request = request.with_raw_content(format);
-    }
-    request = request.with_images(
-        args.include_images.unwrap_or(false),
-        args.include_image_descriptions.unwrap_or(false),
-    );
-    request = request.with_favicon(args.include_favicon.unwrap_or(false));
-    if let Some(domains) = args.include_domains {
-        request = request.with_include_domains(&domains)?;
-    }
-    if let Some(domains) = args.exclude_domains {
-        request = request.with_exclude_domains(&domains)?;
-    }
-    if let Some(country) = args.country {
-        request = request.with_country(&country)?;
-    }
-    request = request
-        .with_auto_parameters(args.auto_parameters.unwrap_or(false))
-        .with_exact_match(args.exact_match.unwrap_or(false));
-    request.checked()
+    static FIELDS: OnceLock<Vec<String>> = OnceLock::new();
+    let args: WebSearchArgs = tool::parse_args(arguments, &FIELDS)?;
+    SearchRequest::new(SearchOptions {
+        query: args.query,
+        max_results: args.max_results,
+        depth: tool::parse_opt(args.search_depth)?,
+        topic: tool::parse_opt(args.topic)?,
+        time_range: tool::parse_opt(args.time_range)?,
+        start_date: date("start_date", args.start_date)?,
+        end_date: date("end_date", args.end_date)?,
+        chunks_per_source: args.chunks_per_source,
+        include_answer: switch("include_answer", args.include_answer, AnswerDepth::Basic)?,
+        include_raw_content: switch(
+            "include_raw_content",
+            args.include_raw_content,
+            ContentFormat::Markdown,
+        )?,
+        include_images: args.include_images.unwrap_or(false),
+        include_image_descriptions: args.include_image_descriptions.unwrap_or(false),
+        include_favicon: args.include_favicon.unwrap_or(false),
+        include_domains: args.include_domains.unwrap_or_default(),
+        exclude_domains: args.exclude_domains.unwrap_or_default(),
+        country: args.country,
+        auto_parameters: args.auto_parameters.unwrap_or(false),
+        exact_match: args.exact_match.unwrap_or(false),
+    })
 }
 
-fn success(
-    provider: &str,
-    results: &SearchResults,
-    max: usize,
-    stats: crate::domain::search::CallStats,
-) -> ToolOutcome {
+fn success(provider: &str, results: &SearchResults, max: usize, stats: CallStats) -> ToolOutcome {
     let output = WebSearchOutput {
         query: results.query.clone(),
         provider: provider.to_owned(),
@@ -354,9 +291,7 @@ fn success(
                 images: tool::images(&r.images),
             })
             .collect(),
-        cached: stats.cache_hit,
-        credits: results.usage.credits,
-        request_id: results.usage.request_id.clone(),
+        served: ServedOut::new(stats, &results.usage),
     };
     let text = readable(&output);
     ToolOutcome::success(&output, text, stats, &results.usage)
@@ -444,35 +379,31 @@ mod tests {
     #[test]
     fn every_input_field_has_a_description_and_the_output_is_an_object() {
         let tool = definition();
-        let properties = tool.input_schema["properties"]
-            .as_object()
-            .expect("properties");
-        let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        let mut fields = FIELDS.to_vec();
-        fields.sort_unstable();
-        assert_eq!(
-            names, fields,
-            "the schema lists exactly the accepted arguments"
+        tool::assert_input_schema(
+            &tool,
+            &[
+                "auto_parameters",
+                "chunks_per_source",
+                "country",
+                "end_date",
+                "exact_match",
+                "exclude_domains",
+                "include_answer",
+                "include_domains",
+                "include_favicon",
+                "include_image_descriptions",
+                "include_images",
+                "include_raw_content",
+                "max_results",
+                "query",
+                "search_depth",
+                "start_date",
+                "time_range",
+                "topic",
+            ],
+            "query",
         );
-        for (name, schema) in properties {
-            let description = schema["description"].as_str().unwrap_or_default();
-            assert!(
-                description.len() > 30,
-                "`{name}` needs a description written for a model"
-            );
-        }
-        assert_eq!(
-            tool.input_schema["required"],
-            json!(["query"]),
-            "only the query is required"
-        );
-        for (name, schema) in properties {
-            assert!(
-                !schema.to_string().contains("\"null\""),
-                "`{name}` may be left out but is never null: {schema}"
-            );
-        }
+        let properties = &tool.input_schema["properties"];
         assert_eq!(
             properties["search_depth"]["enum"],
             json!(["basic", "advanced", "fast", "ultra-fast"])

@@ -118,7 +118,7 @@ impl ExtractProvider for MockSearchProvider {
             }
             results
                 .pages
-                .push(mock_page(url.as_str(), request.include_favicon()));
+                .push(mock_page(url.as_str(), request.page().include_favicon()));
         }
         Ok(results)
     }
@@ -133,7 +133,7 @@ impl CrawlProvider for MockSearchProvider {
         }
         let pages = site_urls(scope)
             .iter()
-            .map(|url| mock_page(url, request.include_favicon()))
+            .map(|url| mock_page(url, request.page().include_favicon()))
             .collect();
         Ok(CrawlResults {
             base_url: scope.url().as_str().to_owned(),
@@ -245,7 +245,13 @@ fn fnv1a(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::search::SearchDepth;
+    use crate::domain::search::{
+        CrawlOptions, ExtractOptions, PageOptions, ScopeOptions, SearchDepth, SearchOptions,
+    };
+
+    fn query(text: &str) -> SearchRequest {
+        SearchRequest::new(SearchOptions::query(text)).unwrap()
+    }
 
     async fn run(request: SearchRequest) -> Result<SearchResults, SearchError> {
         MockSearchProvider.search(&request).await
@@ -253,10 +259,11 @@ mod tests {
 
     #[tokio::test]
     async fn results_are_derived_from_the_query_and_honour_max_results() {
-        let request = SearchRequest::new("Rust async runtimes")
-            .unwrap()
-            .with_max_results(3)
-            .unwrap();
+        let request = SearchRequest::new(SearchOptions {
+            max_results: Some(3),
+            ..SearchOptions::query("Rust async runtimes")
+        })
+        .unwrap();
         let results = run(request.clone()).await.unwrap();
         assert_eq!(results.results.len(), 3, "max_results is honoured");
         let first = &results.results[0];
@@ -280,12 +287,13 @@ mod tests {
 
     #[tokio::test]
     async fn options_reach_the_results() {
-        let request = SearchRequest::new("elections")
-            .unwrap()
-            .with_topic(Topic::News)
-            .with_depth(SearchDepth::Advanced)
-            .with_include_domains(&["bbc.co.uk".into(), "*.gov".into()])
-            .unwrap();
+        let request = SearchRequest::new(SearchOptions {
+            topic: Some(Topic::News),
+            depth: Some(SearchDepth::Advanced),
+            include_domains: vec!["bbc.co.uk".into(), "*.gov".into()],
+            ..SearchOptions::query("elections")
+        })
+        .unwrap();
         let results = run(request).await.unwrap();
         assert_eq!(results.results[0].url, "https://bbc.co.uk/elections/1");
         assert_eq!(results.results[1].url, "https://www.gov/elections/2");
@@ -303,7 +311,7 @@ mod tests {
 
     #[tokio::test]
     async fn non_ascii_queries_get_a_stable_slug() {
-        let results = run(SearchRequest::new("東京 天気").unwrap()).await.unwrap();
+        let results = run(query("東京 天気")).await.unwrap();
         assert_eq!(
             results.results[0].url,
             format!("https://{MOCK_HOST}/q-{:016x}/1", fnv1a("東京 天気"))
@@ -312,20 +320,24 @@ mod tests {
 
     #[tokio::test]
     async fn page_tools_are_deterministic_and_fail_on_request() {
-        let extract = ExtractRequest::new(&[
-            "https://a.example/x".into(),
-            "https://a.example/mock-fail".into(),
-        ])
+        let extract = ExtractRequest::new(ExtractOptions {
+            urls: vec![
+                "https://a.example/x".into(),
+                "https://a.example/mock-fail".into(),
+            ],
+            ..ExtractOptions::default()
+        })
         .unwrap();
         let read = MockSearchProvider.extract(&extract).await.unwrap();
         assert_eq!(read.pages.len(), 1);
         assert_eq!(read.failed[0].url, "https://a.example/mock-fail");
-        let scope = SiteScope::new("https://docs.example/")
-            .unwrap()
-            .with_limit(3)
-            .unwrap();
+        let scope = ScopeOptions {
+            url: "https://docs.example/".into(),
+            limit: Some(3),
+            ..ScopeOptions::default()
+        };
         let map = MockSearchProvider
-            .map(&MapRequest::new(scope.clone()))
+            .map(&MapRequest::new(scope.clone()).unwrap())
             .await
             .unwrap();
         assert_eq!(
@@ -337,33 +349,37 @@ mod tests {
             ]
         );
         let crawl = MockSearchProvider
-            .crawl(&CrawlRequest::new(scope))
+            .crawl(
+                &CrawlRequest::new(CrawlOptions {
+                    scope,
+                    page: PageOptions::default(),
+                })
+                .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(crawl.pages.len(), 3, "the limit is honoured");
-        let failing = SiteScope::new("https://docs.example/mock-error:quota").unwrap();
+        let failing = MapRequest::new(ScopeOptions {
+            url: "https://docs.example/mock-error:quota".into(),
+            ..ScopeOptions::default()
+        })
+        .unwrap();
         assert!(matches!(
-            MockSearchProvider.map(&MapRequest::new(failing)).await,
+            MockSearchProvider.map(&failing).await,
             Err(SearchError::QuotaExhausted)
         ));
     }
 
     #[tokio::test]
     async fn error_queries_simulate_backend_failures() {
-        let err = run(SearchRequest::new("mock-error:rate_limited").unwrap())
-            .await
-            .unwrap_err();
+        let err = run(query("mock-error:rate_limited")).await.unwrap_err();
         assert!(
             matches!(err, SearchError::RateLimited { retry_after: Some(d) } if d == Duration::from_secs(30))
         );
-        let err = run(SearchRequest::new("mock-error:quota").unwrap())
-            .await
-            .unwrap_err();
+        let err = run(query("mock-error:quota")).await.unwrap_err();
         assert!(matches!(err, SearchError::QuotaExhausted));
         assert!(
-            run(SearchRequest::new("mock-error:nonsense").unwrap())
-                .await
-                .is_ok(),
+            run(query("mock-error:nonsense")).await.is_ok(),
             "unknown kinds search normally"
         );
     }

@@ -261,6 +261,60 @@ impl fmt::Display for Date {
     }
 }
 
+/// What a caller asks of a search, as written. [`SearchRequest::new`] checks every rule, those
+/// of one option and those that involve several, so a [`SearchRequest`] is valid by
+/// construction. Options left at their default are not sent to the backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// The query: 1–400 characters after trimming.
+    pub query: String,
+    /// How many results to return, 0–20 (default 5).
+    pub max_results: Option<i64>,
+    /// How thoroughly to search.
+    pub depth: Option<SearchDepth>,
+    /// The kind of sources to favour (`country` needs `general`).
+    pub topic: Option<Topic>,
+    /// How recent results must be (not with dates).
+    pub time_range: Option<TimeRange>,
+    /// The earliest publication date (not with `time_range`; not after `end_date`).
+    pub start_date: Option<Date>,
+    /// The latest publication date (not with `time_range`).
+    pub end_date: Option<Date>,
+    /// Excerpts per page, 1–3 (`advanced` and `fast` depth only).
+    pub chunks_per_source: Option<i64>,
+    /// Whether and how thoroughly to write an answer from the results.
+    pub include_answer: Option<AnswerDepth>,
+    /// Whether and in which format to include each page's full text.
+    pub include_raw_content: Option<ContentFormat>,
+    /// Whether to include images related to the query.
+    pub include_images: bool,
+    /// Whether to describe each image (needs `include_images`).
+    pub include_image_descriptions: bool,
+    /// Whether to include each result's favicon URL.
+    pub include_favicon: bool,
+    /// Domains results must come from (at most 300; normalized: scheme and trailing `/`
+    /// removed, lowercased).
+    pub include_domains: Vec<String>,
+    /// Domains results must not come from (at most 150; normalized like `include_domains`).
+    pub exclude_domains: Vec<String>,
+    /// A country to boost, by its English name (`general` topic only).
+    pub country: Option<String>,
+    /// Whether the backend may choose topic, depth and time range from the query.
+    pub auto_parameters: bool,
+    /// Whether quoted phrases must match verbatim.
+    pub exact_match: bool,
+}
+
+impl SearchOptions {
+    /// Options for `query` with every other option at its default.
+    pub fn query(query: impl Into<String>) -> Self {
+        Self {
+            query: query.into(),
+            ..Self::default()
+        }
+    }
+}
+
 /// A validated search request. Options the caller did not set stay `None`, so a backend sends
 /// only what was asked for; the getters without `requested_` give the effective value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -295,167 +349,53 @@ impl SearchRequest {
     /// Longest accepted country name, in characters.
     pub const MAX_COUNTRY_CHARS: usize = 60;
 
-    /// A request for `query` with every option at its default.
+    /// Checks `options`, each on its own and then those that involve several, in the order
+    /// they are declared.
     ///
     /// # Errors
-    /// [`InvalidInput`] when the query breaks [`Query::parse`]'s rules.
-    pub fn new(query: &str) -> Result<Self, InvalidInput> {
-        Ok(Self {
-            query: Query::parse(query)?,
-            max_results: MaxResults::DEFAULT,
-            depth: None,
-            topic: None,
-            time_range: None,
-            start_date: None,
-            end_date: None,
-            chunks_per_source: None,
-            include_answer: None,
-            include_raw_content: None,
-            include_images: false,
-            include_image_descriptions: false,
-            include_favicon: false,
-            include_domains: Vec::new(),
-            exclude_domains: Vec::new(),
-            country: None,
-            auto_parameters: false,
-            exact_match: false,
-        })
+    /// [`InvalidInput`] naming the first option that breaks a rule or conflicts with another.
+    pub fn new(options: SearchOptions) -> Result<Self, InvalidInput> {
+        let request = Self {
+            query: Query::parse(&options.query)?,
+            max_results: options
+                .max_results
+                .map(MaxResults::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            depth: options.depth,
+            topic: options.topic,
+            time_range: options.time_range,
+            start_date: options.start_date,
+            end_date: options.end_date,
+            chunks_per_source: options
+                .chunks_per_source
+                .map(|n| bounded_count("chunks_per_source", n, 1, 3))
+                .transpose()?,
+            include_answer: options.include_answer,
+            include_raw_content: options.include_raw_content,
+            include_images: options.include_images,
+            include_image_descriptions: options.include_image_descriptions,
+            include_favicon: options.include_favicon,
+            include_domains: normalize_domains(
+                "include_domains",
+                &options.include_domains,
+                Self::MAX_INCLUDE_DOMAINS,
+            )?,
+            exclude_domains: normalize_domains(
+                "exclude_domains",
+                &options.exclude_domains,
+                Self::MAX_EXCLUDE_DOMAINS,
+            )?,
+            country: options.country.as_deref().map(country).transpose()?,
+            auto_parameters: options.auto_parameters,
+            exact_match: options.exact_match,
+        };
+        request.check_combinations()?;
+        Ok(request)
     }
 
-    /// Sets how many results to return.
-    ///
-    /// # Errors
-    /// [`InvalidInput`] on `max_results` outside 0–20.
-    pub fn with_max_results(mut self, value: i64) -> Result<Self, InvalidInput> {
-        self.max_results = MaxResults::parse(value)?;
-        Ok(self)
-    }
-
-    /// Sets the search depth.
-    pub fn with_depth(mut self, depth: SearchDepth) -> Self {
-        self.depth = Some(depth);
-        self
-    }
-
-    /// Sets the topic.
-    pub fn with_topic(mut self, topic: Topic) -> Self {
-        self.topic = Some(topic);
-        self
-    }
-
-    /// Restricts results to a recent time range.
-    pub fn with_time_range(mut self, time_range: TimeRange) -> Self {
-        self.time_range = Some(time_range);
-        self
-    }
-
-    /// Only returns pages published on or after this date.
-    pub fn with_start_date(mut self, date: Date) -> Self {
-        self.start_date = Some(date);
-        self
-    }
-
-    /// Only returns pages published on or before this date.
-    pub fn with_end_date(mut self, date: Date) -> Self {
-        self.end_date = Some(date);
-        self
-    }
-
-    /// How many excerpts per page (1–3; `advanced` and `fast` depth only).
-    ///
-    /// # Errors
-    /// [`InvalidInput`] on `chunks_per_source` outside 1–3.
-    pub fn with_chunks_per_source(mut self, value: i64) -> Result<Self, InvalidInput> {
-        self.chunks_per_source = Some(bounded_count("chunks_per_source", value, 1, 3)?);
-        Ok(self)
-    }
-
-    /// Asks for an answer written from the results.
-    pub fn with_answer(mut self, depth: AnswerDepth) -> Self {
-        self.include_answer = Some(depth);
-        self
-    }
-
-    /// Asks for each page's full text in this format.
-    pub fn with_raw_content(mut self, format: ContentFormat) -> Self {
-        self.include_raw_content = Some(format);
-        self
-    }
-
-    /// Asks for images related to the query (and, with `descriptions`, a description of each).
-    pub fn with_images(mut self, images: bool, descriptions: bool) -> Self {
-        self.include_images = images;
-        self.include_image_descriptions = descriptions;
-        self
-    }
-
-    /// Asks for each result's favicon URL.
-    pub fn with_favicon(mut self, favicon: bool) -> Self {
-        self.include_favicon = favicon;
-        self
-    }
-
-    /// Lets the backend choose topic, depth and time range from the query.
-    pub fn with_auto_parameters(mut self, auto: bool) -> Self {
-        self.auto_parameters = auto;
-        self
-    }
-
-    /// Only returns pages that contain the quoted phrases of the query verbatim.
-    pub fn with_exact_match(mut self, exact: bool) -> Self {
-        self.exact_match = exact;
-        self
-    }
-
-    /// Boosts results from a country, such as `united states` (general topic only).
-    ///
-    /// # Errors
-    /// [`InvalidInput`] on `country` when it is empty, too long or not a plain name.
-    pub fn with_country(mut self, country: &str) -> Result<Self, InvalidInput> {
-        let name = country.trim().to_lowercase();
-        let plain = !name.is_empty()
-            && name.chars().count() <= Self::MAX_COUNTRY_CHARS
-            && name
-                .chars()
-                .all(|c| c.is_alphabetic() || c == ' ' || c == '-' || c == '\'');
-        if !plain {
-            return Err(InvalidInput::new(
-                "country",
-                "must be a country's English name, such as \"united states\" or \"germany\"",
-            ));
-        }
-        self.country = Some(name);
-        Ok(self)
-    }
-
-    /// Only returns results from these domains (normalized: scheme and trailing `/` removed,
-    /// lowercased).
-    ///
-    /// # Errors
-    /// [`InvalidInput`] on `include_domains` when it lists more than 300 entries or an entry is
-    /// empty, too long or contains whitespace.
-    pub fn with_include_domains(mut self, domains: &[String]) -> Result<Self, InvalidInput> {
-        self.include_domains =
-            normalize_domains("include_domains", domains, Self::MAX_INCLUDE_DOMAINS)?;
-        Ok(self)
-    }
-
-    /// Never returns results from these domains (normalized like `include_domains`).
-    ///
-    /// # Errors
-    /// [`InvalidInput`] on `exclude_domains` when it lists more than 150 entries or an entry is
-    /// empty, too long or contains whitespace.
-    pub fn with_exclude_domains(mut self, domains: &[String]) -> Result<Self, InvalidInput> {
-        self.exclude_domains =
-            normalize_domains("exclude_domains", domains, Self::MAX_EXCLUDE_DOMAINS)?;
-        Ok(self)
-    }
-
-    /// Checks the rules that involve more than one option; call it once every option is set.
-    ///
-    /// # Errors
-    /// [`InvalidInput`] naming the option that conflicts with another.
-    pub fn checked(self) -> Result<Self, InvalidInput> {
+    /// The rules that involve more than one option.
+    fn check_combinations(&self) -> Result<(), InvalidInput> {
         if self.time_range.is_some() && (self.start_date.is_some() || self.end_date.is_some()) {
             return Err(InvalidInput::new(
                 "time_range",
@@ -491,7 +431,7 @@ impl SearchRequest {
                 "only applies with topic \"general\"; leave country out for news or finance",
             ));
         }
-        Ok(self)
+        Ok(())
     }
 
     /// The same request with list options in a canonical order, for use as a cache key:
@@ -627,6 +567,24 @@ pub(crate) fn bounded_count(
         })
 }
 
+/// A country's English name, trimmed and lowercased.
+fn country(raw: &str) -> Result<String, InvalidInput> {
+    let name = raw.trim().to_lowercase();
+    let plain = !name.is_empty()
+        && name.chars().count() <= SearchRequest::MAX_COUNTRY_CHARS
+        && name
+            .chars()
+            .all(|c| c.is_alphabetic() || c == ' ' || c == '-' || c == '\'');
+    if plain {
+        Ok(name)
+    } else {
+        Err(InvalidInput::new(
+            "country",
+            "must be a country's English name, such as \"united states\" or \"germany\"",
+        ))
+    }
+}
+
 fn normalize_domains(
     field: &'static str,
     domains: &[String],
@@ -743,40 +701,34 @@ mod tests {
         );
     }
 
+    fn with_domains(include: &[&str], exclude: &[&str]) -> Result<SearchRequest, InvalidInput> {
+        let list = |domains: &[&str]| domains.iter().map(|d| (*d).to_owned()).collect();
+        SearchRequest::new(SearchOptions {
+            include_domains: list(include),
+            exclude_domains: list(exclude),
+            ..SearchOptions::query("q")
+        })
+    }
+
     #[test]
     fn domains_are_normalized_and_bounded() {
-        let request = SearchRequest::new("q")
-            .and_then(|r| r.with_include_domains(&["https://Docs.RS/".into(), " *.gov ".into()]))
-            .expect("valid domains");
+        let request = with_domains(&["https://Docs.RS/", " *.gov "], &[]).expect("valid domains");
         assert_eq!(request.include_domains(), ["docs.rs", "*.gov"]);
 
-        let too_many = vec!["a.com".to_owned(); 151];
-        let err = SearchRequest::new("q")
-            .unwrap()
-            .with_exclude_domains(&too_many)
-            .unwrap_err();
+        let too_many = vec!["a.com"; 151];
+        let err = with_domains(&[], &too_many).unwrap_err();
         assert_eq!(err.field, "exclude_domains", "the limit names its field");
-        assert!(
-            SearchRequest::new("q")
-                .unwrap()
-                .with_include_domains(&too_many)
-                .is_ok(),
-            "include allows 300"
-        );
+        assert!(with_domains(&too_many, &[]).is_ok(), "include allows 300");
 
-        let spaced = SearchRequest::new("q")
-            .unwrap()
-            .with_include_domains(&["a b.com".into()]);
+        let spaced = with_domains(&["a b.com"], &[]);
         assert_eq!(spaced.unwrap_err().field, "include_domains");
-        let empty = SearchRequest::new("q")
-            .unwrap()
-            .with_include_domains(&["https://".into()]);
+        let empty = with_domains(&["https://"], &[]);
         assert!(empty.is_err(), "a bare scheme is an empty domain");
     }
 
     #[test]
     fn a_new_request_has_the_documented_defaults() {
-        let request = SearchRequest::new("rust async").unwrap();
+        let request = SearchRequest::new(SearchOptions::query("rust async")).unwrap();
         assert_eq!(request.max_results().get(), 5);
         assert_eq!(request.depth(), SearchDepth::Basic);
         assert_eq!(request.topic(), Topic::General);
@@ -806,76 +758,91 @@ mod tests {
 
     #[test]
     fn options_that_conflict_are_refused_naming_the_option() {
-        let base = || SearchRequest::new("q").unwrap();
-        let date = |raw| Date::parse("start_date", raw).unwrap();
-        let cases: Vec<(SearchRequest, &str, &str)> = vec![
+        let date = |raw| Some(Date::parse("start_date", raw).unwrap());
+        let q = || SearchOptions::query("q");
+        let cases: Vec<(SearchOptions, &str, &str)> = vec![
             (
-                base()
-                    .with_time_range(TimeRange::Week)
-                    .with_start_date(date("2025-01-01")),
+                SearchOptions {
+                    time_range: Some(TimeRange::Week),
+                    start_date: date("2025-01-01"),
+                    ..q()
+                },
                 "time_range",
                 "a range and dates together are ambiguous",
             ),
             (
-                base()
-                    .with_start_date(date("2025-02-01"))
-                    .with_end_date(date("2025-01-01")),
+                SearchOptions {
+                    start_date: date("2025-02-01"),
+                    end_date: date("2025-01-01"),
+                    ..q()
+                },
                 "start_date",
                 "start after end",
             ),
             (
-                base().with_chunks_per_source(2).unwrap(),
+                SearchOptions {
+                    chunks_per_source: Some(2),
+                    ..q()
+                },
                 "chunks_per_source",
                 "chunks need advanced or fast depth",
             ),
             (
-                base().with_images(false, true),
+                SearchOptions {
+                    include_image_descriptions: true,
+                    ..q()
+                },
                 "include_image_descriptions",
                 "descriptions need images",
             ),
             (
-                base()
-                    .with_topic(Topic::News)
-                    .with_country("france")
-                    .unwrap(),
+                SearchOptions {
+                    topic: Some(Topic::News),
+                    country: Some("france".into()),
+                    ..q()
+                },
                 "country",
                 "country is for the general topic",
             ),
         ];
-        for (request, field, reason) in cases {
-            assert_eq!(request.checked().unwrap_err().field, field, "{reason}");
+        for (options, field, reason) in cases {
+            assert_eq!(
+                SearchRequest::new(options).unwrap_err().field,
+                field,
+                "{reason}"
+            );
         }
-        let fine = base()
-            .with_depth(SearchDepth::Fast)
-            .with_chunks_per_source(3)
-            .unwrap()
-            .with_country(" United States ")
-            .unwrap()
-            .with_images(true, true)
-            .checked()
-            .expect("compatible options");
+        let fine = SearchRequest::new(SearchOptions {
+            depth: Some(SearchDepth::Fast),
+            chunks_per_source: Some(3),
+            country: Some(" United States ".into()),
+            include_images: true,
+            include_image_descriptions: true,
+            ..q()
+        })
+        .expect("compatible options");
         assert_eq!(
             fine.country(),
             Some("united states"),
             "countries are lowercased"
         );
-        assert!(
-            base().with_chunks_per_source(4).is_err(),
-            "at most 3 chunks"
-        );
-        assert!(base().with_country("us; drop").is_err(), "names only");
+        let advanced = |chunks| SearchOptions {
+            depth: Some(SearchDepth::Advanced),
+            chunks_per_source: Some(chunks),
+            ..q()
+        };
+        assert!(SearchRequest::new(advanced(4)).is_err(), "at most 3 chunks");
+        let country = SearchOptions {
+            country: Some("us; drop".into()),
+            ..q()
+        };
+        assert!(SearchRequest::new(country).is_err(), "names only");
     }
 
     #[test]
     fn the_normalized_request_ignores_domain_order_and_time_range_aliases_parse() {
-        let a = SearchRequest::new("q")
-            .unwrap()
-            .with_include_domains(&["b.com".into(), "a.com".into()])
-            .unwrap();
-        let b = SearchRequest::new("q")
-            .unwrap()
-            .with_include_domains(&["a.com".into(), "b.com".into(), "a.com".into()])
-            .unwrap();
+        let a = with_domains(&["b.com", "a.com"], &[]).unwrap();
+        let b = with_domains(&["a.com", "b.com", "a.com"], &[]).unwrap();
         assert_ne!(a, b, "the request keeps the caller's order");
         assert_eq!(a.normalized(), b.normalized(), "the cache key does not");
         assert_eq!("w".parse::<TimeRange>(), Ok(TimeRange::Week));

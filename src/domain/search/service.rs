@@ -13,20 +13,18 @@ use std::{
     time::Duration,
 };
 
-use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
 use moka::future::Cache;
 
 use super::{
     CrawlRequest, CrawlResults, ExtractRequest, ExtractResults, MapRequest, MapResults,
     SearchError, SearchRequest, SearchResults, WebBackend,
 };
+use crate::domain::rate_limit::KeyedLimiter;
 
 /// Most upstream attempts per call: the first and one retry.
 const MAX_ATTEMPTS: u32 = 2;
 /// Longest `retry-after` that is waited out inside a call rather than reported.
 const MAX_INLINE_RETRY_AFTER: Duration = Duration::from_secs(2);
-/// Distinct callers remembered before idle ones are forgotten.
-const RATE_LIMIT_KEYS_SOFT_MAX: usize = 10_000;
 
 /// How long each tool may take in all, retries included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +166,7 @@ pub struct SearchService {
     backend: WebBackend,
     policy: ServicePolicy,
     cache: Option<Cache<CacheKey, Cached>>,
-    limiter: Option<DefaultKeyedRateLimiter<Caller>>,
+    limiter: Option<KeyedLimiter<Caller>>,
 }
 
 impl SearchService {
@@ -181,8 +179,7 @@ impl SearchService {
                 .time_to_live(policy.cache_ttl)
                 .build()
         });
-        let limiter = NonZeroU32::new(policy.calls_per_minute)
-            .map(|n| DefaultKeyedRateLimiter::keyed(Quota::per_minute(n)));
+        let limiter = NonZeroU32::new(policy.calls_per_minute).map(KeyedLimiter::per_minute);
         Self {
             backend,
             policy,
@@ -357,15 +354,9 @@ impl SearchService {
 
     /// `Err(wait)` when `caller` has no call left this minute.
     fn admit(&self, caller: &Caller) -> Result<(), Duration> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(());
-        };
-        if limiter.len() > RATE_LIMIT_KEYS_SOFT_MAX {
-            limiter.retain_recent();
-        }
-        limiter
-            .check_key(caller)
-            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+        self.limiter
+            .as_ref()
+            .map_or(Ok(()), |limiter| limiter.check(caller))
     }
 
     /// How long to wait before attempt `attempt + 1`, or `None` to give up now.
@@ -417,7 +408,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::domain::search::{MockSearchPort, SearchResult};
+    use crate::domain::search::{ExtractOptions, MockSearchPort, SearchOptions, SearchResult};
 
     fn results(request: &SearchRequest) -> SearchResults {
         SearchResults {
@@ -461,7 +452,7 @@ mod tests {
     }
 
     fn request(query: &str) -> SearchRequest {
-        SearchRequest::new(query).unwrap()
+        SearchRequest::new(SearchOptions::query(query)).unwrap()
     }
 
     fn unavailable() -> SearchError {
@@ -560,12 +551,15 @@ mod tests {
             ..ServicePolicy::default()
         };
         let service = service(provider, policy);
-        let a = request("rust")
-            .with_include_domains(&["b.com".into(), "a.com".into()])
-            .unwrap();
-        let b = request(" rust ")
-            .with_include_domains(&["a.com".into(), "b.com".into()])
-            .unwrap();
+        let with_domains = |query: &str, domains: [&str; 2]| {
+            SearchRequest::new(SearchOptions {
+                include_domains: domains.map(str::to_owned).to_vec(),
+                ..SearchOptions::query(query)
+            })
+            .unwrap()
+        };
+        let a = with_domains("rust", ["b.com", "a.com"]);
+        let b = with_domains(" rust ", ["a.com", "b.com"]);
         let first = service.search(&Caller::Anonymous, &a).await;
         let second = service.search(&Caller::Anonymous, &b).await;
         assert!(!first.stats.cache_hit && second.stats.cache_hit);
@@ -732,7 +726,11 @@ mod tests {
     async fn capabilities_the_backend_lacks_are_none() {
         let (provider, _) = scripted(vec![]);
         let service = service(provider, no_cache());
-        let extract = ExtractRequest::new(&["https://a.com".into()]).unwrap();
+        let extract = ExtractRequest::new(ExtractOptions {
+            urls: vec!["https://a.com".into()],
+            ..ExtractOptions::default()
+        })
+        .unwrap();
         assert!(
             service
                 .extract(&Caller::Anonymous, &extract)

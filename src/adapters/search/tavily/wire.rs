@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 
 use crate::domain::search::{
     CrawlRequest, CrawlResults, ExtractRequest, ExtractResults, FailedPage, Image, MapRequest,
-    MapResults, Page, SearchRequest, SearchResult, SearchResults, SiteScope, UpstreamUsage,
+    MapResults, Page, PageReading, SearchRequest, SearchResult, SearchResults, SiteScope,
+    UpstreamUsage,
 };
 
 /// A JSON object under construction; `set` only when the caller chose a value.
@@ -85,14 +86,19 @@ pub(super) fn extract_body(request: &ExtractRequest) -> Map<String, Value> {
     let urls: Vec<&str> = request.urls().iter().map(|u| u.as_str()).collect();
     body.put("urls", json!(urls));
     body.put("include_usage", json!(true));
-    body.opt("extract_depth", request.depth().map(|d| d.as_str()));
-    body.opt("format", request.format().map(|f| f.as_str()));
-    body.flag("include_images", request.include_images());
-    body.flag("include_favicon", request.include_favicon());
+    page_fields(&mut body, request.page());
     body.opt("query", request.query().map(|q| q.as_str()));
-    body.opt("chunks_per_source", request.chunks_per_source());
     body.opt("timeout", request.timeout_secs());
     body.0
+}
+
+/// How pages are read, for extract and crawl alike.
+fn page_fields(body: &mut Body, page: &PageReading) {
+    body.opt("extract_depth", page.depth().map(|d| d.as_str()));
+    body.opt("format", page.format().map(|f| f.as_str()));
+    body.flag("include_images", page.include_images());
+    body.flag("include_favicon", page.include_favicon());
+    body.opt("chunks_per_source", page.chunks_per_source());
 }
 
 fn scope_body(scope: &SiteScope) -> Body {
@@ -115,11 +121,7 @@ fn scope_body(scope: &SiteScope) -> Body {
 /// `POST /crawl`.
 pub(super) fn crawl_body(request: &CrawlRequest) -> Map<String, Value> {
     let mut body = scope_body(request.scope());
-    body.opt("extract_depth", request.extract_depth().map(|d| d.as_str()));
-    body.opt("format", request.format().map(|f| f.as_str()));
-    body.flag("include_images", request.include_images());
-    body.flag("include_favicon", request.include_favicon());
-    body.opt("chunks_per_source", request.chunks_per_source());
+    page_fields(&mut body, request.page());
     body.0
 }
 
@@ -406,11 +408,11 @@ impl UsageBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::search::{AnswerDepth, ContentFormat, SearchDepth, Topic};
+    use crate::domain::search::{AnswerDepth, ContentFormat, SearchDepth, SearchOptions, Topic};
 
     #[test]
     fn a_default_search_sends_only_the_deliberate_fields() {
-        let request = SearchRequest::new("rust").unwrap();
+        let request = SearchRequest::new(SearchOptions::query("rust")).unwrap();
         assert_eq!(
             Value::Object(search_body(&request)),
             json!({ "query": "rust", "max_results": 5, "include_usage": true })
@@ -419,24 +421,22 @@ mod tests {
 
     #[test]
     fn every_search_option_has_its_wire_name() {
-        let request = SearchRequest::new("q")
-            .unwrap()
-            .with_depth(SearchDepth::Advanced)
-            .with_topic(Topic::General)
-            .with_chunks_per_source(2)
-            .unwrap()
-            .with_answer(AnswerDepth::Advanced)
-            .with_raw_content(ContentFormat::Text)
-            .with_images(true, true)
-            .with_favicon(true)
-            .with_country("germany")
-            .unwrap()
-            .with_auto_parameters(true)
-            .with_exact_match(true)
-            .with_include_domains(&["docs.rs".into()])
-            .unwrap()
-            .checked()
-            .unwrap();
+        let request = SearchRequest::new(SearchOptions {
+            depth: Some(SearchDepth::Advanced),
+            topic: Some(Topic::General),
+            chunks_per_source: Some(2),
+            include_answer: Some(AnswerDepth::Advanced),
+            include_raw_content: Some(ContentFormat::Text),
+            include_images: true,
+            include_image_descriptions: true,
+            include_favicon: true,
+            country: Some("germany".into()),
+            auto_parameters: true,
+            exact_match: true,
+            include_domains: vec!["docs.rs".into()],
+            ..SearchOptions::query("q")
+        })
+        .unwrap();
         let body = Value::Object(search_body(&request));
         assert_eq!(body["search_depth"], "advanced");
         assert_eq!(body["include_answer"], "advanced");
@@ -461,7 +461,7 @@ mod tests {
             "follow_up_questions": null, "auto_parameters": {"topic": "general"}
         }))
         .unwrap();
-        let results = body.into_domain(&SearchRequest::new("q").unwrap());
+        let results = body.into_domain(&SearchRequest::new(SearchOptions::query("q")).unwrap());
         assert_eq!(results.answer.as_deref(), Some("A."));
         assert_eq!(results.images[0].description, None);
         assert_eq!(results.images[1].description.as_deref(), Some("two"));

@@ -233,6 +233,13 @@ fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
 /// backend found. Exit 0 when all is well, 1 when a probe failed (the configuration is valid but
 /// the IdP or the search key is not usable as configured).
 async fn check_config(settings: &Settings) -> ExitCode {
+    let providers = match settings.validate() {
+        Ok(providers) => providers,
+        Err(error) => {
+            eprintln!("searchgate: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let mut shown = settings.resolved(settings.server.bind);
     shown.database.url = crate::config::redact_url(&shown.database.url);
     match toml::to_string_pretty(&shown) {
@@ -244,8 +251,14 @@ async fn check_config(settings: &Settings) -> ExitCode {
     }
     let mut failed = false;
     for (title, findings) in [
-        ("Identity provider", startup::probe_auth(settings).await),
-        ("Search backend", startup::probe_search(settings).await),
+        (
+            "Identity provider",
+            startup::probe_auth(settings, &providers.auth).await,
+        ),
+        (
+            "Search backend",
+            startup::probe_search(settings, &providers.search).await,
+        ),
     ] {
         println!("# {title}");
         for finding in &findings {

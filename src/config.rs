@@ -5,6 +5,7 @@
 //! it came from, the value (secrets redacted) and what would be accepted.
 
 mod load;
+mod provider;
 mod secret;
 mod validate;
 
@@ -14,6 +15,10 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub use load::{ConfigError, Problem};
+pub use provider::{
+    AuthProvider, IntrospectionClient, OidcIssuer, OidcProvider, Providers, ScalekitProvider,
+    SearchBackend, StaticClient,
+};
 pub use secret::{Secret, redact_url};
 
 /// Host names that always reach this machine.
@@ -96,17 +101,18 @@ impl Settings {
         resolved
     }
 
-    /// Re-checks settings built in code rather than loaded (library users).
+    /// Checks the settings (again, for those built in code) and returns the providers they
+    /// choose, parsed: what start-up builds its adapters from.
     ///
     /// # Errors
     /// As [`Settings::load`].
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<Providers, ConfigError> {
         self.validate_with(false)
     }
 
     /// As [`Settings::validate`]; `custom_auth` says a program supplied its own authorization
     /// server, which makes a non-loopback bind acceptable.
-    pub(crate) fn validate_with(&self, custom_auth: bool) -> Result<(), ConfigError> {
+    pub(crate) fn validate_with(&self, custom_auth: bool) -> Result<Providers, ConfigError> {
         validate::validate(
             self,
             &figment::Figment::from(load::InCode(self)),

@@ -63,6 +63,7 @@ impl std::error::Error for ConfigError {}
 pub(super) fn load(config_file: Option<PathBuf>) -> Result<Settings, ConfigError> {
     let figment = layered(config_file)?;
     let settings: Settings = figment.extract().map_err(|e| from_figment(&figment, e))?;
+    // The providers are parsed again, from settings possibly changed in code, when served.
     validate::validate(&settings, &figment, false)?;
     Ok(settings)
 }

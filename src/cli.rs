@@ -1,5 +1,9 @@
-//! The `searchgate` command line: `serve` (the default), `check-config`, `openapi`, and for the
-//! embedded development authorization server `token` and `keys`.
+//! The `searchgate` command line: `serve` (the default), `check-config`, `openapi`, `audit`
+//! (the audit trail in the terminal), and for the embedded development authorization server
+//! `token` and `keys`. The command bodies live in the files under `cli/`.
+
+mod keys;
+mod token;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -162,15 +166,11 @@ impl Cli {
                 Err(code) => code,
             },
             Command::Token { scope, ttl, client } => match load(self.config) {
-                Ok(settings) => report(
-                    startup::embedded::mint_token(&settings, &scope, ttl, &client)
-                        .await
-                        .map(|token| println!("{token}")),
-                ),
+                Ok(settings) => report(token::run(&settings, &scope, ttl, &client).await),
                 Err(code) => code,
             },
             Command::Keys { action } => match load(self.config) {
-                Ok(settings) => report(keys(&settings, action).await),
+                Ok(settings) => report(keys::run(&settings, action).await),
                 Err(code) => code,
             },
             Command::Audit { action } => match load(self.config) {
@@ -179,32 +179,6 @@ impl Cli {
             },
         }
     }
-}
-
-async fn keys(settings: &Settings, action: KeysAction) -> Result<(), startup::StartupError> {
-    match action {
-        KeysAction::List => {
-            for line in startup::embedded::list_keys(settings).await? {
-                println!("{line}");
-            }
-        }
-        KeysAction::Rotate => {
-            let kid = startup::embedded::rotate_key(settings).await?;
-            println!("{kid}");
-            eprintln!(
-                "searchgate: new signing key {kid}; the previous key stays published until its \
-                 tokens expire, and a running server switches within 30 s"
-            );
-        }
-        KeysAction::Retire { kid } => {
-            startup::embedded::retire_key(settings, &kid).await?;
-            eprintln!(
-                "searchgate: retired {kid}; its tokens are refused once a running server reloads \
-                 its keys (within 30 s) and its verified-token cache lets go of them"
-            );
-        }
-    }
-    Ok(())
 }
 
 /// The exit code for a command's outcome: 0, 2 for configuration problems, 1 otherwise.

@@ -652,3 +652,26 @@ pub fn load_problem(setting: &str, value: &str, expected: &str) -> ConfigError {
         }],
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::{ConfigError, Settings};
+
+    /// [`Settings::load`] with only these environment variables set (and no files), in a
+    /// `figment::Jail` so tests running at once do not see each other's variables.
+    #[allow(
+        clippy::result_large_err,
+        reason = "figment::Jail fixes the closure's error type"
+    )]
+    pub(crate) fn load_env(env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut loaded = None;
+        figment::Jail::expect_with(|jail| {
+            for (name, value) in env {
+                jail.set_env(name, value);
+            }
+            loaded = Some(Settings::load(None));
+            Ok(())
+        });
+        loaded.expect("the jail ran the closure")
+    }
+}

@@ -501,28 +501,15 @@ pub(crate) fn is_valid_origin(origin: &str) -> bool {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::result_large_err,
-    reason = "figment::Jail fixes the closure's error type"
-)]
 mod tests {
-    use figment::Jail;
-
     use super::*;
+    use crate::config::tests::load_env;
 
     fn settings_problems(env: &[(&str, &str)]) -> Vec<String> {
-        let mut found = Vec::new();
-        Jail::expect_with(|jail| {
-            for (k, v) in env {
-                jail.set_env(k, v);
-            }
-            found = match Settings::load(None) {
-                Ok(_) => Vec::new(),
-                Err(e) => e.problems.into_iter().map(|p| p.setting).collect(),
-            };
-            Ok(())
-        });
-        found
+        match load_env(env) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.into_iter().map(|p| p.setting).collect(),
+        }
     }
 
     #[test]
@@ -737,73 +724,64 @@ mod tests {
 
     #[test]
     fn a_secret_is_never_echoed_in_an_error() {
-        Jail::expect_with(|jail| {
-            jail.set_env("SEARCHGATE_SEARCH__TAVILY__API_KEY", "[\"tvly-leak\"]");
-            let err = Settings::load(None).expect_err("a list is not a key");
-            let text = err.to_string();
-            assert!(!text.contains("tvly-leak"), "the key leaked: {text}");
-            assert!(text.contains("search.tavily.api_key"), "{text}");
-            Ok(())
-        });
+        let err = load_env(&[("SEARCHGATE_SEARCH__TAVILY__API_KEY", "[\"tvly-leak\"]")])
+            .expect_err("a list is not a key");
+        let text = err.to_string();
+        assert!(!text.contains("tvly-leak"), "the key leaked: {text}");
+        assert!(text.contains("search.tavily.api_key"), "{text}");
     }
 
     #[test]
     fn a_tavily_key_that_cannot_be_sent_is_refused_without_echoing_it() {
         for key in ["tvly-abc def", "tvly-\u{e9}t\u{e9}", "tvly-abc\u{7}"] {
-            Jail::expect_with(|jail| {
-                jail.set_env("TAVILY_API_KEY", key);
-                let err = Settings::load(None).expect_err("a key no header can carry");
-                let problem = &err.problems[0];
-                assert_eq!(problem.setting, "search.tavily.api_key", "{key:?}");
-                assert_eq!(problem.source, "TAVILY_API_KEY", "the alias is named");
-                assert!(
-                    problem.expected.contains("printable ASCII"),
-                    "says what is accepted: {}",
-                    problem.expected
-                );
-                assert!(!err.to_string().contains(key), "the key leaked: {err}");
-                Ok(())
-            });
+            let err = load_env(&[("TAVILY_API_KEY", key)]).expect_err("a key no header can carry");
+            let problem = &err.problems[0];
+            assert_eq!(problem.setting, "search.tavily.api_key", "{key:?}");
+            assert_eq!(problem.source, "TAVILY_API_KEY", "the alias is named");
+            assert!(
+                problem.expected.contains("printable ASCII"),
+                "says what is accepted: {}",
+                problem.expected
+            );
+            assert!(!err.to_string().contains(key), "the key leaked: {err}");
         }
     }
 
     #[test]
     fn validation_returns_the_providers_parsed() {
-        Jail::expect_with(|jail| {
-            jail.set_env("SEARCHGATE_AUTH__PROVIDER", "oidc");
-            jail.set_env("SEARCHGATE_AUTH__OIDC__ISSUER", "https://idp.example.com");
-            jail.set_env("SEARCHGATE_AUTH__OIDC__VALIDATION", "introspection");
-            jail.set_env("SEARCHGATE_AUTH__OIDC__CLIENT_ID", "searchgate");
-            jail.set_env("SEARCHGATE_AUTH__OIDC__CLIENT_SECRET", "s3cret");
-            jail.set_env("TAVILY_API_KEY", "  tvly-abc  ");
-            let providers = Settings::load(None)
-                .expect("valid")
-                .validate()
-                .expect("valid");
-            let AuthProvider::Oidc(oidc) = &providers.auth else {
-                panic!("oidc was chosen: {:?}", providers.auth);
-            };
-            assert_eq!(
-                oidc.issuer.as_str(),
-                "https://idp.example.com",
-                "the issuer stays exactly as written (discovery compares strings)"
-            );
-            assert_eq!(oidc.issuer.url().host_str(), Some("idp.example.com"));
-            let client = oidc.introspection.as_ref().expect("introspection");
-            assert_eq!(
-                (client.client_id.as_str(), client.client_secret.expose()),
-                ("searchgate", "s3cret")
-            );
-            assert_eq!(
-                providers.search,
-                SearchBackend::Tavily {
-                    key: Secret::new("tvly-abc")
-                },
-                "a Tavily key selects Tavily, trimmed"
-            );
-            assert_eq!(providers.static_client, None);
-            Ok(())
-        });
+        let providers = load_env(&[
+            ("SEARCHGATE_AUTH__PROVIDER", "oidc"),
+            ("SEARCHGATE_AUTH__OIDC__ISSUER", "https://idp.example.com"),
+            ("SEARCHGATE_AUTH__OIDC__VALIDATION", "introspection"),
+            ("SEARCHGATE_AUTH__OIDC__CLIENT_ID", "searchgate"),
+            ("SEARCHGATE_AUTH__OIDC__CLIENT_SECRET", "s3cret"),
+            ("TAVILY_API_KEY", "  tvly-abc  "),
+        ])
+        .expect("valid")
+        .validate()
+        .expect("valid");
+        let AuthProvider::Oidc(oidc) = &providers.auth else {
+            panic!("oidc was chosen: {:?}", providers.auth);
+        };
+        assert_eq!(
+            oidc.issuer.as_str(),
+            "https://idp.example.com",
+            "the issuer stays exactly as written (discovery compares strings)"
+        );
+        assert_eq!(oidc.issuer.url().host_str(), Some("idp.example.com"));
+        let client = oidc.introspection.as_ref().expect("introspection");
+        assert_eq!(
+            (client.client_id.as_str(), client.client_secret.expose()),
+            ("searchgate", "s3cret")
+        );
+        assert_eq!(
+            providers.search,
+            SearchBackend::Tavily {
+                key: Secret::new("tvly-abc")
+            },
+            "a Tavily key selects Tavily, trimmed"
+        );
+        assert_eq!(providers.static_client, None);
     }
 
     #[test]

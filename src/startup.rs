@@ -9,7 +9,8 @@ pub mod embedded;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use poem::{
-    EndpointExt, Server as PoemServer,
+    EndpointExt, Response, Server as PoemServer,
+    endpoint::BoxEndpoint,
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
 };
 use tokio_util::sync::CancellationToken;
@@ -193,6 +194,7 @@ impl Searchgate {
         )
         .await?;
         let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+        let shutdown = CancellationToken::new();
         let state = AppState {
             metrics: Arc::new(Metrics::new(
                 cache_counters,
@@ -204,7 +206,7 @@ impl Searchgate {
                 settings.auth.scope_implications.clone(),
                 settings.auth.effective_scopes_supported(),
             )),
-            shutdown: CancellationToken::new(),
+            shutdown: shutdown.clone(),
             settings: Arc::new(settings),
             resource_url,
             search,
@@ -218,8 +220,11 @@ impl Searchgate {
         Ok(Server {
             acceptor,
             local_addr,
-            state,
-            mounts: auth.mounts,
+            resource_url: state.resource_url.clone(),
+            backend_name: state.search.backend().name(),
+            // The routes hold what they need of the state.
+            app: http::routes(&state, auth.mounts).map_to_response().boxed(),
+            shutdown,
             writer: background.writer,
             tasks: background.clients.tasks,
             background: background.stop,
@@ -451,8 +456,12 @@ async fn spawn_background(
 pub struct Server {
     acceptor: TcpAcceptor,
     local_addr: SocketAddr,
-    state: AppState,
-    mounts: Vec<Mount>,
+    resource_url: Url,
+    /// The search backend's name, for the start-up log line.
+    backend_name: &'static str,
+    app: BoxEndpoint<'static, Response>,
+    /// Cancelled at shutdown so open MCP streams end.
+    shutdown: CancellationToken,
     writer: AuditWriter,
     /// Background tasks that end when `background` is cancelled.
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -468,7 +477,7 @@ impl Server {
 
     /// The MCP endpoint's URL (the OAuth resource identifier).
     pub fn resource_url(&self) -> &Url {
-        &self.state.resource_url
+        &self.resource_url
     }
 
     /// Serves until SIGINT or SIGTERM, then drains in-flight requests and the audit queue.
@@ -491,16 +500,14 @@ impl Server {
     ) -> Result<(), StartupError> {
         tracing::info!(
             address = %self.local_addr,
-            mcp = %self.state.resource_url,
-            search = self.state.search.backend().name(),
+            mcp = %self.resource_url,
+            search = self.backend_name,
             "searchgate is listening"
         );
-        let shutdown = self.state.shutdown.clone();
-        let app = http::routes(&self.state, self.mounts).boxed();
-        drop(self.state);
+        let shutdown = self.shutdown;
         let served = PoemServer::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
-                app,
+                self.app,
                 async move {
                     stop.await;
                     tracing::info!("shutting down: finishing in-flight requests");

@@ -2,7 +2,8 @@
 //! (`--config PATH` or `SEARCHGATE_CONFIG`) → the seed project's variables (`PORT`,
 //! `TAVILY_API_KEY`, `SCALEKIT_ENVIRONMENT_URL`, `RESOURCE_IDENTIFIER`) → environment variables
 //! `SEARCHGATE_<SECTION>__<KEY>`. A bad value is a [`ConfigError`] that names the setting, where
-//! it came from, the value (secrets redacted) and what would be accepted.
+//! it came from, the value (secrets redacted) and what would be accepted. Validation also
+//! returns the [`Providers`] the settings choose, parsed, which is what start-up builds from.
 
 mod load;
 mod provider;

@@ -1,5 +1,9 @@
-//! The `searchgate` command line: `serve` (the default), `check-config`, `openapi`, and for the
-//! embedded development authorization server `token` and `keys`.
+//! The `searchgate` command line: `serve` (the default), `check-config`, `openapi`, `audit`
+//! (the audit trail in the terminal), and for the embedded development authorization server
+//! `token` and `keys`. The command bodies live in the files under `cli/`.
+
+mod keys;
+mod token;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -162,15 +166,11 @@ impl Cli {
                 Err(code) => code,
             },
             Command::Token { scope, ttl, client } => match load(self.config) {
-                Ok(settings) => report(
-                    startup::embedded::mint_token(&settings, &scope, ttl, &client)
-                        .await
-                        .map(|token| println!("{token}")),
-                ),
+                Ok(settings) => report(token::run(&settings, &scope, ttl, &client).await),
                 Err(code) => code,
             },
             Command::Keys { action } => match load(self.config) {
-                Ok(settings) => report(keys(&settings, action).await),
+                Ok(settings) => report(keys::run(&settings, action).await),
                 Err(code) => code,
             },
             Command::Audit { action } => match load(self.config) {
@@ -179,32 +179,6 @@ impl Cli {
             },
         }
     }
-}
-
-async fn keys(settings: &Settings, action: KeysAction) -> Result<(), startup::StartupError> {
-    match action {
-        KeysAction::List => {
-            for line in startup::embedded::list_keys(settings).await? {
-                println!("{line}");
-            }
-        }
-        KeysAction::Rotate => {
-            let kid = startup::embedded::rotate_key(settings).await?;
-            println!("{kid}");
-            eprintln!(
-                "searchgate: new signing key {kid}; the previous key stays published until its \
-                 tokens expire, and a running server switches within 30 s"
-            );
-        }
-        KeysAction::Retire { kid } => {
-            startup::embedded::retire_key(settings, &kid).await?;
-            eprintln!(
-                "searchgate: retired {kid}; its tokens are refused once a running server reloads \
-                 its keys (within 30 s) and its verified-token cache lets go of them"
-            );
-        }
-    }
-    Ok(())
 }
 
 /// The exit code for a command's outcome: 0, 2 for configuration problems, 1 otherwise.
@@ -233,6 +207,13 @@ fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
 /// backend found. Exit 0 when all is well, 1 when a probe failed (the configuration is valid but
 /// the IdP or the search key is not usable as configured).
 async fn check_config(settings: &Settings) -> ExitCode {
+    let providers = match settings.validate() {
+        Ok(providers) => providers,
+        Err(error) => {
+            eprintln!("searchgate: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let mut shown = settings.resolved(settings.server.bind);
     shown.database.url = crate::config::redact_url(&shown.database.url);
     match toml::to_string_pretty(&shown) {
@@ -244,8 +225,14 @@ async fn check_config(settings: &Settings) -> ExitCode {
     }
     let mut failed = false;
     for (title, findings) in [
-        ("Identity provider", startup::probe_auth(settings).await),
-        ("Search backend", startup::probe_search(settings).await),
+        (
+            "Identity provider",
+            startup::probe_auth(settings, &providers.auth).await,
+        ),
+        (
+            "Search backend",
+            startup::probe_search(settings, &providers.search).await,
+        ),
     ] {
         println!("# {title}");
         for finding in &findings {

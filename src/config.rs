@@ -2,9 +2,11 @@
 //! (`--config PATH` or `SEARCHGATE_CONFIG`) → the seed project's variables (`PORT`,
 //! `TAVILY_API_KEY`, `SCALEKIT_ENVIRONMENT_URL`, `RESOURCE_IDENTIFIER`) → environment variables
 //! `SEARCHGATE_<SECTION>__<KEY>`. A bad value is a [`ConfigError`] that names the setting, where
-//! it came from, the value (secrets redacted) and what would be accepted.
+//! it came from, the value (secrets redacted) and what would be accepted. Validation also
+//! returns the [`Providers`] the settings choose, parsed, which is what start-up builds from.
 
 mod load;
+mod provider;
 mod secret;
 mod validate;
 
@@ -14,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub use load::{ConfigError, Problem};
+pub use provider::{
+    AuthProvider, IntrospectionClient, OidcIssuer, OidcProvider, Providers, ScalekitProvider,
+    SearchBackend, StaticClient,
+};
 pub use secret::{Secret, redact_url};
 
 /// Host names that always reach this machine.
@@ -96,17 +102,18 @@ impl Settings {
         resolved
     }
 
-    /// Re-checks settings built in code rather than loaded (library users).
+    /// Checks the settings (again, for those built in code) and returns the providers they
+    /// choose, parsed: what start-up builds its adapters from.
     ///
     /// # Errors
     /// As [`Settings::load`].
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<Providers, ConfigError> {
         self.validate_with(false)
     }
 
     /// As [`Settings::validate`]; `custom_auth` says a program supplied its own authorization
     /// server, which makes a non-loopback bind acceptable.
-    pub(crate) fn validate_with(&self, custom_auth: bool) -> Result<(), ConfigError> {
+    pub(crate) fn validate_with(&self, custom_auth: bool) -> Result<Providers, ConfigError> {
         validate::validate(
             self,
             &figment::Figment::from(load::InCode(self)),
@@ -644,5 +651,28 @@ pub fn load_problem(setting: &str, value: &str, expected: &str) -> ConfigError {
             value: Some(format!("{value:?}")),
             expected: format!("expected {expected}"),
         }],
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::{ConfigError, Settings};
+
+    /// [`Settings::load`] with only these environment variables set (and no files), in a
+    /// `figment::Jail` so tests running at once do not see each other's variables.
+    #[allow(
+        clippy::result_large_err,
+        reason = "figment::Jail fixes the closure's error type"
+    )]
+    pub(crate) fn load_env(env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut loaded = None;
+        figment::Jail::expect_with(|jail| {
+            for (name, value) in env {
+                jail.set_env(name, value);
+            }
+            loaded = Some(Settings::load(None));
+            Ok(())
+        });
+        loaded.expect("the jail ran the closure")
     }
 }

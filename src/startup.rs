@@ -9,7 +9,8 @@ pub mod embedded;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use poem::{
-    EndpointExt, Server as PoemServer,
+    EndpointExt, Response, Server as PoemServer,
+    endpoint::BoxEndpoint,
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
 };
 use tokio_util::sync::CancellationToken;
@@ -26,14 +27,16 @@ use crate::{
         store::{Database, PoolSettings},
     },
     config::{
-        AuthProviderKind, ConfigError, RegistrationMode, SearchProviderKind, Settings,
-        TokenValidation, load_problem,
+        AuthProvider, ConfigError, Providers, RegistrationMode, SearchBackend, Secret, Settings,
+        load_problem,
     },
     domain::{
-        audit::{AuditLog, AuditWriter, AuditWriterConfig},
+        audit::{AuditLog, AuditSink, AuditWriter, AuditWriterConfig},
         auth::{
-            AuthorizationServer, CachingAuthorizationServer, ProbeFinding, ScopePolicy, canonical,
+            AuthorizationServer, CacheCounters, CachingAuthorizationServer, ProbeFinding,
+            ScopePolicy, canonical,
         },
+        clients::ClientStore,
         search::{Deadlines, SearchProvider, SearchService, ServicePolicy, WebBackend},
     },
     http::{self, AppState, Metrics, Mount},
@@ -148,101 +151,221 @@ impl Searchgate {
     /// [`StartupError::Config`] when the settings ask for something this build cannot serve;
     /// [`StartupError::Other`] when the database cannot be opened or the address is taken.
     pub async fn bind(self) -> Result<Server, StartupError> {
-        let settings = self.settings;
+        let Self {
+            settings,
+            search,
+            auth: custom_auth,
+            audit: custom_audit,
+        } = self;
         // Settings built in code skip `Settings::load`; hold them to the same rules.
-        settings.validate_with(self.auth.is_some())?;
-        let backend = match self.search {
+        let providers = settings.validate_with(custom_auth.is_some())?;
+        let backend = match search {
             Some(backend) => backend,
-            None => configured_backend(&settings),
+            None => configured_backend(&settings, &providers.search)?,
         };
         // Core policy (rate limit, cache, retries, deadlines) in front of every backend.
         let search = Arc::new(SearchService::new(backend, service_policy(&settings)));
-        // A scope listed for a tool that does not exist is a typo that leaves the real tool open.
-        // Tools this backend does not offer are still known names.
-        if let Some(unknown) = settings
-            .auth
-            .tool_scopes
-            .keys()
-            .find(|name| !ALL_TOOLS.contains(&name.as_str()))
-        {
-            let expected = format!("names of tools searchgate serves: {}", ALL_TOOLS.join(", "));
-            return Err(load_problem("auth.tool_scopes", unknown, &expected).into());
-        }
-        // Fail closed: a tool without an entry would need no scope at all, so a tool added to
-        // searchgate (or a backend) must not open silently under settings written before it.
-        let authenticating = self.auth.is_some() || settings.auth.provider.authenticates();
-        let tools = McpServer::new(search.clone());
-        if authenticating
-            && let Some(open) = tools
-                .tool_names()
-                .find(|tool| !settings.auth.tool_scopes.contains_key(*tool))
-        {
-            let expected = format!(
-                "an entry for every tool searchgate offers; `{open}` has none. Give it scopes, \
-                 such as {open} = [\"web-search:read\"], or [] to let any valid token call it"
-            );
-            return Err(load_problem("auth.tool_scopes", open, &expected).into());
-        }
-        // The database serves the audit trail and the embedded authorization server, unless a
-        // program replaced both.
-        let embedded = self.auth.is_none() && settings.auth.provider == AuthProviderKind::Embedded;
-        let store = if self.audit.is_none() || embedded {
-            Some(open_database(&settings).await?)
-        } else {
-            None
-        };
-        let audit_log: Arc<dyn AuditLog> = match (self.audit, &store) {
-            (Some(audit), _) => audit,
-            (None, Some(store)) => store.audit.clone(),
-            (None, None) => unreachable!("the store is opened when no audit log is given"),
-        };
-
-        let acceptor = TcpListener::bind(settings.server.bind)
-            .into_acceptor()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.server.bind))?;
-        let local_addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|addr| addr.as_socket_addr().copied())
-            .ok_or_else(|| anyhow::anyhow!("the listener has no socket address"))?;
+        let authenticating = custom_auth.is_some() || settings.auth.provider.authenticates();
+        check_tool_scopes(&settings, &search, authenticating)?;
+        // The embedded authorization server keeps its keys and clients in the database.
+        let embedded = custom_auth.is_none() && providers.auth == AuthProvider::Embedded;
+        let (store, audit_log) = open_store(&settings, custom_audit, embedded).await?;
+        let (acceptor, local_addr) = listen(settings.server.bind).await?;
 
         let settings = settings.resolved(local_addr);
         let resource_url = resource_url(&settings)?;
-        let custom_auth = self.auth.is_some();
-        let registration_mode = clients::effective_mode(&settings, custom_auth);
-        let mut mounts = Vec::new();
-        let mut embedded_server = None;
-        let auth = match (self.auth, store.clone()) {
-            (Some(auth), _) => Some(auth),
+        let registration_mode = clients::effective_mode(&settings, custom_auth.is_some());
+        let auth = match (custom_auth, &store) {
+            (Some(auth), _) => AuthStack::custom(auth),
             (None, Some(store)) if embedded => {
-                let mut config = embedded::config(&settings, &resource_url);
-                if registration_mode == RegistrationMode::Embedded {
-                    config.registration_endpoint = Some(format!(
-                        "{}/oauth/register",
-                        settings
-                            .server
-                            .public_url_or(local_addr)
-                            .as_str()
-                            .trim_end_matches('/')
-                    ));
-                }
-                let idp = EmbeddedAuthorizationServer::open(config, store.issuer).await?;
-                embedded_server = Some(idp.clone());
-                mounts = embedded::mounts(&idp);
-                if !settings.server.bind.ip().is_loopback() {
-                    tracing::warn!(
-                        bind = %settings.server.bind,
-                        "THE EMBEDDED DEVELOPMENT AUTHORIZATION SERVER IS REACHABLE FROM THE NETWORK \
-                         (auth.embedded.allow_remote): anyone who reaches its consent page can approve \
-                         a client and search with your backend key; use oidc or scalekit for real deployments"
-                    );
-                }
-                Some(Arc::new(idp) as Arc<dyn AuthorizationServer>)
+                AuthStack::embedded(&settings, store, &resource_url, registration_mode).await?
             }
-            (None, _) => configured_auth(&settings, &resource_url, outbound()).await,
+            (None, _) => AuthStack::external(&settings, &providers.auth, &resource_url).await,
         };
-        if let Some(auth) = &auth
+        auth.announce(&settings);
+        let (auth, cache_counters) = auth.cached(&settings);
+        let background = spawn_background(
+            &settings,
+            &providers,
+            registration_mode,
+            &auth,
+            store.map(|s| s.clients),
+            audit_log.clone(),
+        )
+        .await?;
+        let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+        let shutdown = CancellationToken::new();
+        let state = AppState {
+            metrics: Arc::new(Metrics::new(
+                cache_counters,
+                key_fetch_counts,
+                background.audit.clone(),
+            )),
+            scopes: Arc::new(ScopePolicy::new(
+                settings.auth.tool_scopes.clone(),
+                settings.auth.scope_implications.clone(),
+                settings.auth.effective_scopes_supported(),
+            )),
+            shutdown: shutdown.clone(),
+            settings: Arc::new(settings),
+            resource_url,
+            search,
+            auth: auth.verifier,
+            audit_log,
+            audit: background.audit,
+            registrar: background.clients.registrar,
+            client_store: background.client_store,
+            client_gate: background.clients.gate,
+        };
+        Ok(Server {
+            acceptor,
+            local_addr,
+            resource_url: state.resource_url.clone(),
+            backend_name: state.search.backend().name(),
+            // The routes hold what they need of the state.
+            app: http::routes(&state, auth.mounts).map_to_response().boxed(),
+            shutdown,
+            writer: background.writer,
+            tasks: background.clients.tasks,
+            background: background.stop,
+            grace,
+        })
+    }
+}
+
+/// Refuses tool scopes that would leave a tool open: a scope listed for a tool that does not
+/// exist (a typo that leaves the real tool open), and, when tokens are checked, a tool this
+/// backend offers without an entry.
+fn check_tool_scopes(
+    settings: &Settings,
+    search: &Arc<SearchService>,
+    authenticating: bool,
+) -> Result<(), ConfigError> {
+    // Tools this backend does not offer are still known names.
+    if let Some(unknown) = settings
+        .auth
+        .tool_scopes
+        .keys()
+        .find(|name| !ALL_TOOLS.contains(&name.as_str()))
+    {
+        let expected = format!("names of tools searchgate serves: {}", ALL_TOOLS.join(", "));
+        return Err(load_problem("auth.tool_scopes", unknown, &expected));
+    }
+    // Fail closed: a tool without an entry would need no scope at all, so a tool added to
+    // searchgate (or a backend) must not open silently under settings written before it.
+    let tools = McpServer::new(search.clone());
+    if authenticating
+        && let Some(open) = tools
+            .tool_names()
+            .find(|tool| !settings.auth.tool_scopes.contains_key(*tool))
+    {
+        let expected = format!(
+            "an entry for every tool searchgate offers; `{open}` has none. Give it scopes, \
+             such as {open} = [\"web-search:read\"], or [] to let any valid token call it"
+        );
+        return Err(load_problem("auth.tool_scopes", open, &expected));
+    }
+    Ok(())
+}
+
+/// Opens the database when something needs it: the audit trail (unless a program gave its own
+/// audit log) or the embedded authorization server. Returns it and the audit log in effect.
+async fn open_store(
+    settings: &Settings,
+    custom_audit: Option<Arc<dyn AuditLog>>,
+    embedded: bool,
+) -> Result<(Option<Database>, Arc<dyn AuditLog>), StartupError> {
+    match custom_audit {
+        Some(audit) if !embedded => Ok((None, audit)),
+        Some(audit) => Ok((Some(open_database(settings).await?), audit)),
+        None => {
+            let store = open_database(settings).await?;
+            let audit = store.audit.clone();
+            Ok((Some(store), audit))
+        }
+    }
+}
+
+/// Binds the listener; returns it with the address actually bound (port 0 picks one).
+async fn listen(bind: SocketAddr) -> Result<(TcpAcceptor, SocketAddr), StartupError> {
+    let acceptor = TcpListener::bind(bind)
+        .into_acceptor()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    let local_addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|addr| addr.as_socket_addr().copied())
+        .ok_or_else(|| anyhow::anyhow!("the listener has no socket address"))?;
+    Ok((acceptor, local_addr))
+}
+
+/// The token verifier and what comes with it: the embedded server and its routes.
+struct AuthStack {
+    /// `None` serves unauthenticated (loopback only).
+    verifier: Option<Arc<dyn AuthorizationServer>>,
+    /// The embedded authorization server, which also registers clients.
+    embedded: Option<EmbeddedAuthorizationServer>,
+    /// Its routes.
+    mounts: Vec<Mount>,
+}
+
+impl AuthStack {
+    /// A program's own authorization server.
+    fn custom(auth: Arc<dyn AuthorizationServer>) -> Self {
+        Self {
+            verifier: Some(auth),
+            embedded: None,
+            mounts: Vec::new(),
+        }
+    }
+
+    /// The identity provider the settings name, other than the embedded one.
+    async fn external(settings: &Settings, provider: &AuthProvider, resource_url: &Url) -> Self {
+        Self {
+            verifier: configured_auth(settings, provider, resource_url, outbound()).await,
+            embedded: None,
+            mounts: Vec::new(),
+        }
+    }
+
+    /// The embedded authorization server, its keys and clients in `store`.
+    async fn embedded(
+        settings: &Settings,
+        store: &Database,
+        resource_url: &Url,
+        registration_mode: RegistrationMode,
+    ) -> Result<Self, StartupError> {
+        let mut config = embedded::config(settings, resource_url);
+        if registration_mode == RegistrationMode::Embedded {
+            config.registration_endpoint = Some(format!(
+                "{}/oauth/register",
+                settings
+                    .server
+                    .public_url_or(settings.server.bind)
+                    .as_str()
+                    .trim_end_matches('/')
+            ));
+        }
+        let idp = EmbeddedAuthorizationServer::open(config, store.issuer.clone()).await?;
+        if !settings.server.bind.ip().is_loopback() {
+            tracing::warn!(
+                bind = %settings.server.bind,
+                "THE EMBEDDED DEVELOPMENT AUTHORIZATION SERVER IS REACHABLE FROM THE NETWORK \
+                 (auth.embedded.allow_remote): anyone who reaches its consent page can approve \
+                 a client and search with your backend key; use oidc or scalekit for real deployments"
+            );
+        }
+        Ok(Self {
+            verifier: Some(Arc::new(idp.clone())),
+            mounts: embedded::mounts(&idp),
+            embedded: Some(idp),
+        })
+    }
+
+    /// Logs who verifies tokens, or that nobody does.
+    fn announce(&self, settings: &Settings) {
+        if let Some(auth) = &self.verifier
             && let Some(idp) = auth.authorization_servers().first()
         {
             tracing::info!(provider = settings.auth.provider.as_str(), authorization_server = %idp, "verifying access tokens");
@@ -252,91 +375,93 @@ impl Searchgate {
                 "authentication is OFF: the MCP endpoint is unauthenticated and served on loopback only"
             );
         }
-        // Core's verified-token cache sits in front of every authorization server.
-        let mut cache_counters = None;
-        let auth = auth.map(|inner| -> Arc<dyn AuthorizationServer> {
-            let caching = CachingAuthorizationServer::new(
-                inner,
-                settings.auth.token_cache_capacity,
-                Duration::from_secs(settings.auth.token_cache_max_ttl_secs),
-            );
-            cache_counters = Some(caching.counters());
-            Arc::new(caching)
-        });
-        let scopes = Arc::new(ScopePolicy::new(
-            settings.auth.tool_scopes.clone(),
-            settings.auth.scope_implications.clone(),
-            settings.auth.effective_scopes_supported(),
-        ));
-        let (audit, writer) = AuditWriter::spawn(
-            audit_log.clone(),
-            AuditWriterConfig {
-                queue_capacity: settings.audit.queue_capacity,
-                batch_size: settings.audit.batch_size,
-                ..AuditWriterConfig::default()
-            },
-        );
-        let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
-        let shutdown = CancellationToken::new();
-        // Background tasks stop only after the last request is served, so their final pass
-        // (the last-seen flush) sees every request.
-        let background = CancellationToken::new();
-        let client_store = store.map(|s| s.clients);
-        let client_services = clients::services(
-            &settings,
-            registration_mode,
-            auth.clone(),
-            embedded_server,
-            client_store.clone(),
-            &background,
-        )
-        .await?;
-        let mut tasks = client_services.tasks;
-        if settings.audit.retention_days > 0 {
-            tasks.push(spawn_retention(
-                audit_log.clone(),
-                Duration::from_secs(u64::from(settings.audit.retention_days) * 86_400),
-                background.clone(),
-            ));
-        }
-        let metrics = Arc::new(Metrics::new(
-            cache_counters,
-            key_fetch_counts,
-            audit.clone(),
-        ));
-        let state = AppState {
-            metrics,
-            settings: Arc::new(settings),
-            resource_url,
-            search,
-            auth,
-            scopes,
-            audit_log,
-            audit,
-            shutdown,
-            registrar: client_services.registrar,
-            client_store,
-            client_gate: client_services.gate,
-        };
-        Ok(Server {
-            acceptor,
-            local_addr,
-            state,
-            mounts,
-            writer,
-            tasks,
-            background,
-            grace,
-        })
     }
+
+    /// The same stack with core's verified-token cache in front of the verifier, and the
+    /// cache's counters for the metrics.
+    fn cached(mut self, settings: &Settings) -> (Self, Option<Arc<CacheCounters>>) {
+        let Some(inner) = self.verifier.take() else {
+            return (self, None);
+        };
+        let caching = CachingAuthorizationServer::new(
+            inner,
+            settings.auth.token_cache_capacity,
+            Duration::from_secs(settings.auth.token_cache_max_ttl_secs),
+        );
+        let counters = caching.counters();
+        self.verifier = Some(Arc::new(caching));
+        (self, Some(counters))
+    }
+}
+
+/// What runs beside the server until it stops.
+struct Background {
+    /// The audit writer's queue, and the writer to drain at shutdown.
+    audit: AuditSink,
+    writer: AuditWriter,
+    /// Registration and the client gate, with their tasks (and the retention task).
+    clients: clients::ClientServices,
+    client_store: Option<Arc<dyn ClientStore>>,
+    /// Cancelled after the last request is served.
+    stop: CancellationToken,
+}
+
+/// Starts the audit writer, the client services' tasks and audit retention.
+async fn spawn_background(
+    settings: &Settings,
+    providers: &Providers,
+    registration_mode: RegistrationMode,
+    auth: &AuthStack,
+    client_store: Option<Arc<dyn ClientStore>>,
+    audit_log: Arc<dyn AuditLog>,
+) -> Result<Background, StartupError> {
+    let (audit, writer) = AuditWriter::spawn(
+        audit_log.clone(),
+        AuditWriterConfig {
+            queue_capacity: settings.audit.queue_capacity,
+            batch_size: settings.audit.batch_size,
+            ..AuditWriterConfig::default()
+        },
+    );
+    // Background tasks stop only after the last request is served, so their final pass
+    // (the last-seen flush) sees every request.
+    let stop = CancellationToken::new();
+    let mut clients = clients::services(
+        settings,
+        registration_mode,
+        providers.static_client.as_ref(),
+        auth.verifier.clone(),
+        auth.embedded.clone(),
+        client_store.clone(),
+        &stop,
+    )
+    .await?;
+    if settings.audit.retention_days > 0 {
+        clients.tasks.push(spawn_retention(
+            audit_log,
+            Duration::from_secs(u64::from(settings.audit.retention_days) * 86_400),
+            stop.clone(),
+        ));
+    }
+    Ok(Background {
+        audit,
+        writer,
+        clients,
+        client_store,
+        stop,
+    })
 }
 
 /// A bound, ready server.
 pub struct Server {
     acceptor: TcpAcceptor,
     local_addr: SocketAddr,
-    state: AppState,
-    mounts: Vec<Mount>,
+    resource_url: Url,
+    /// The search backend's name, for the start-up log line.
+    backend_name: &'static str,
+    app: BoxEndpoint<'static, Response>,
+    /// Cancelled at shutdown so open MCP streams end.
+    shutdown: CancellationToken,
     writer: AuditWriter,
     /// Background tasks that end when `background` is cancelled.
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -352,7 +477,7 @@ impl Server {
 
     /// The MCP endpoint's URL (the OAuth resource identifier).
     pub fn resource_url(&self) -> &Url {
-        &self.state.resource_url
+        &self.resource_url
     }
 
     /// Serves until SIGINT or SIGTERM, then drains in-flight requests and the audit queue.
@@ -373,43 +498,31 @@ impl Server {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
-        let Self {
-            acceptor,
-            local_addr,
-            state,
-            mounts,
-            writer,
-            tasks,
-            background,
-            grace,
-        } = self;
         tracing::info!(
-            address = %local_addr,
-            mcp = %state.resource_url,
-            search = state.search.backend().name(),
+            address = %self.local_addr,
+            mcp = %self.resource_url,
+            search = self.backend_name,
             "searchgate is listening"
         );
-        let shutdown = state.shutdown.clone();
-        let app = http::routes(&state, mounts).boxed();
-        drop(state);
-        let served = PoemServer::new_with_acceptor(acceptor)
+        let shutdown = self.shutdown;
+        let served = PoemServer::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
-                app,
+                self.app,
                 async move {
                     stop.await;
                     tracing::info!("shutting down: finishing in-flight requests");
                     shutdown.cancel();
                 },
-                Some(grace),
+                Some(self.grace),
             )
             .await;
         // Every request has been served: the last-seen flush runs once more, then the writer
         // drains the audit queue.
-        background.cancel();
-        for task in tasks {
+        self.background.cancel();
+        for task in self.tasks {
             let _ = task.await;
         }
-        let report = writer.shutdown().await;
+        let report = self.writer.shutdown().await;
         tracing::info!(
             written = report.written,
             lost = report.lost,
@@ -441,6 +554,7 @@ fn resource_url(settings: &Settings) -> Result<Url, StartupError> {
 /// The identity provider the settings name; `None` when authentication is off.
 async fn configured_auth(
     settings: &Settings,
+    provider: &AuthProvider,
     resource_url: &Url,
     http: reqwest::Client,
 ) -> Option<Arc<dyn AuthorizationServer>> {
@@ -448,78 +562,55 @@ async fn configured_auth(
     let leeway = Duration::from_secs(auth.leeway_secs);
     let jwks_ttl = Duration::from_secs(auth.jwks_ttl_secs);
     let resource = canonical(resource_url.as_str());
-    match auth.provider {
+    match provider {
         // The embedded server needs the database; `bind` opens it (and `probe_auth` says so).
-        AuthProviderKind::Embedded | AuthProviderKind::None => None,
-        AuthProviderKind::Oidc => {
-            let issuer = auth
-                .oidc
-                .issuer
-                .as_ref()
-                .expect("validated: oidc has an issuer");
+        AuthProvider::Embedded | AuthProvider::None => None,
+        AuthProvider::Oidc(oidc) => {
             let audiences = if auth.audiences.is_empty() {
                 vec![resource]
             } else {
                 auth.audiences.clone()
             };
-            let introspection =
-                (auth.oidc.validation == TokenValidation::Introspection).then(|| {
-                    (
-                        auth.oidc.client_id.clone().unwrap_or_default(),
-                        auth.oidc
-                            .client_secret
-                            .as_ref()
-                            .map(|s| s.expose().to_owned())
-                            .unwrap_or_default(),
-                    )
-                });
             let config = OidcConfig {
-                issuer: issuer.clone(),
+                issuer: oidc.issuer.as_str().to_owned(),
                 issuers: auth.issuers.clone(),
                 audiences,
                 leeway,
                 jwks_ttl,
-                introspection,
+                introspection: oidc.introspection.as_ref().map(|client| {
+                    (
+                        client.client_id.clone(),
+                        client.client_secret.expose().to_owned(),
+                    )
+                }),
                 strict_typ: auth.require_at_jwt_typ,
             };
             let oidc = OidcAuthorizationServer::new(config, http);
             oidc.discover().await;
             Some(Arc::new(oidc))
         }
-        AuthProviderKind::Scalekit => {
-            let env = auth
-                .scalekit
-                .environment_url
-                .as_ref()
-                .expect("validated: scalekit has an environment");
-            let resource_id = auth
-                .scalekit
-                .resource_id
-                .as_deref()
-                .expect("validated: scalekit has a resource id");
-            Some(Arc::new(ScalekitAuthorizationServer::new(
-                &canonical(env.as_str()),
-                resource_id.trim(),
-                &resource,
-                &auth.issuers,
-                &auth.audiences,
-                leeway,
-                jwks_ttl,
-                http,
-            )))
-        }
+        AuthProvider::Scalekit(scalekit) => Some(Arc::new(ScalekitAuthorizationServer::new(
+            &canonical(scalekit.environment_url.as_str()),
+            &scalekit.resource_id,
+            &resource,
+            &auth.issuers,
+            &auth.audiences,
+            leeway,
+            jwks_ttl,
+            http,
+        ))),
     }
 }
 
 /// What `searchgate check-config` reports about the identity provider: the adapter's own probe
 /// (discovery, keys), or that authentication is off.
-pub async fn probe_auth(settings: &Settings) -> Vec<ProbeFinding> {
+pub async fn probe_auth(settings: &Settings, provider: &AuthProvider) -> Vec<ProbeFinding> {
     let settings = settings.resolved(settings.server.bind);
     let resource_url = match resource_url(&settings) {
         Ok(url) => url,
         Err(error) => return vec![ProbeFinding::failed("resource", error.to_string())],
     };
-    if settings.auth.provider == AuthProviderKind::Embedded {
+    if *provider == AuthProvider::Embedded {
         return vec![
             ProbeFinding::ok("resource", resource_url.as_str()),
             ProbeFinding::ok(
@@ -532,7 +623,7 @@ pub async fn probe_auth(settings: &Settings) -> Vec<ProbeFinding> {
             ),
         ];
     }
-    match configured_auth(&settings, &resource_url, outbound()).await {
+    match configured_auth(&settings, provider, &resource_url, outbound()).await {
         Some(auth) => {
             let mut findings = vec![ProbeFinding::ok("resource", resource_url.as_str())];
             findings.extend(auth.probe().await);
@@ -569,39 +660,47 @@ fn service_policy(settings: &Settings) -> ServicePolicy {
     }
 }
 
-fn tavily(settings: &Settings) -> TavilySearchProvider {
-    let tavily = &settings.search.tavily;
-    let key = tavily
-        .api_key
-        .as_ref()
-        .expect("validated: the tavily provider has a key");
+fn tavily(settings: &Settings, key: &Secret) -> Result<TavilySearchProvider, ConfigError> {
     TavilySearchProvider::new(
-        &tavily.base_url,
-        key.expose().trim(),
+        &settings.search.tavily.base_url,
+        key.expose(),
         deadlines(settings),
         outbound(),
     )
+    .map_err(|_| {
+        load_problem(
+            "search.tavily.api_key",
+            "<redacted>",
+            "a key that can be sent in an Authorization header: printable ASCII without spaces",
+        )
+    })
 }
 
 /// The backend the settings name. Both built-in backends support every tool.
-fn configured_backend(settings: &Settings) -> WebBackend {
-    match settings.search_provider() {
-        SearchProviderKind::Mock => WebBackend::full(Arc::new(MockSearchProvider)),
-        SearchProviderKind::Tavily => WebBackend::full(Arc::new(tavily(settings))),
-    }
+fn configured_backend(
+    settings: &Settings,
+    backend: &SearchBackend,
+) -> Result<WebBackend, ConfigError> {
+    Ok(match backend {
+        SearchBackend::Mock => WebBackend::full(Arc::new(MockSearchProvider)),
+        SearchBackend::Tavily { key } => WebBackend::full(Arc::new(tavily(settings, key)?)),
+    })
 }
 
 /// What `searchgate check-config` reports about the search backend: for Tavily, whether
 /// `GET /usage` accepts the key (and the usage it reports).
-pub async fn probe_search(settings: &Settings) -> Vec<ProbeFinding> {
-    match settings.search_provider() {
-        SearchProviderKind::Mock => vec![ProbeFinding::ok(
+pub async fn probe_search(settings: &Settings, backend: &SearchBackend) -> Vec<ProbeFinding> {
+    match backend {
+        SearchBackend::Mock => vec![ProbeFinding::ok(
             "search backend",
             "mock (placeholder results, no network; set TAVILY_API_KEY for real search)",
         )],
-        SearchProviderKind::Tavily => vec![match tavily(settings).usage().await {
-            Ok(usage) => ProbeFinding::ok("tavily key", usage),
-            Err(problem) => ProbeFinding::failed("tavily key", problem),
+        SearchBackend::Tavily { key } => vec![match tavily(settings, key) {
+            Ok(tavily) => match tavily.usage().await {
+                Ok(usage) => ProbeFinding::ok("tavily key", usage),
+                Err(problem) => ProbeFinding::failed("tavily key", problem),
+            },
+            Err(problem) => ProbeFinding::failed("tavily key", problem.to_string()),
         }],
     }
 }

@@ -63,6 +63,7 @@ impl std::error::Error for ConfigError {}
 pub(super) fn load(config_file: Option<PathBuf>) -> Result<Settings, ConfigError> {
     let figment = layered(config_file)?;
     let settings: Settings = figment.extract().map_err(|e| from_figment(&figment, e))?;
+    // The providers are parsed again, from settings possibly changed in code, when served.
     validate::validate(&settings, &figment, false)?;
     Ok(settings)
 }
@@ -316,7 +317,7 @@ mod tests {
     use figment::Jail;
 
     use super::*;
-    use crate::config::{AuthProviderKind, SearchProviderKind};
+    use crate::config::{AuthProviderKind, SearchProviderKind, tests::load_env};
 
     fn problems(result: Result<Settings, ConfigError>) -> Vec<Problem> {
         result
@@ -326,27 +327,24 @@ mod tests {
 
     #[test]
     fn defaults_need_no_configuration() {
-        Jail::expect_with(|_| {
-            let settings = load(None).expect("defaults are valid");
-            assert_eq!(settings.server.bind.to_string(), "127.0.0.1:10000");
-            assert_eq!(settings.server.mcp_path, "/web-search/mcp");
-            assert_eq!(settings.database.url, "sqlite://searchgate.db");
-            assert_eq!(settings.search_provider(), SearchProviderKind::Mock);
-            assert_eq!(settings.auth.provider, AuthProviderKind::Embedded);
-            assert_eq!(
-                settings.search.tavily.base_url.as_str(),
-                "https://api.tavily.com/"
-            );
-            assert_eq!(settings.search.cache_ttl_secs, 600, "ten minutes");
-            assert_eq!(settings.search.rate_limit_per_minute, 60);
-            assert_eq!(settings.search.deadlines.crawl_secs, 150);
-            assert_eq!(
-                settings.auth.tool_scopes.keys().collect::<Vec<_>>(),
-                ["web_crawl", "web_extract", "web_map", "web_search"],
-                "every web tool needs a scope by default"
-            );
-            Ok(())
-        });
+        let settings = load_env(&[]).expect("defaults are valid");
+        assert_eq!(settings.server.bind.to_string(), "127.0.0.1:10000");
+        assert_eq!(settings.server.mcp_path, "/web-search/mcp");
+        assert_eq!(settings.database.url, "sqlite://searchgate.db");
+        assert_eq!(settings.search_provider(), SearchProviderKind::Mock);
+        assert_eq!(settings.auth.provider, AuthProviderKind::Embedded);
+        assert_eq!(
+            settings.search.tavily.base_url.as_str(),
+            "https://api.tavily.com/"
+        );
+        assert_eq!(settings.search.cache_ttl_secs, 600, "ten minutes");
+        assert_eq!(settings.search.rate_limit_per_minute, 60);
+        assert_eq!(settings.search.deadlines.crawl_secs, 150);
+        assert_eq!(
+            settings.auth.tool_scopes.keys().collect::<Vec<_>>(),
+            ["web_crawl", "web_extract", "web_map", "web_search"],
+            "every web tool needs a scope by default"
+        );
     }
 
     #[test]
@@ -383,147 +381,134 @@ mod tests {
 
     #[test]
     fn every_documented_variable_name_is_read() {
-        Jail::expect_with(|jail| {
-            jail.set_env("SEARCHGATE_SERVER__BIND", "127.0.0.1:4000");
-            jail.set_env(
+        let s = load_env(&[
+            ("SEARCHGATE_SERVER__BIND", "127.0.0.1:4000"),
+            (
                 "SEARCHGATE_SERVER__PUBLIC_URL",
                 "https://search.example.com",
-            );
-            jail.set_env("SEARCHGATE_SERVER__MCP_PATH", "/mcp");
-            jail.set_env("SEARCHGATE_DATABASE__URL", "sqlite://x.db");
-            jail.set_env("SEARCHGATE_SEARCH__PROVIDER", "tavily");
-            jail.set_env("SEARCHGATE_SEARCH__TAVILY__API_KEY", "tvly-abc");
-            jail.set_env("SEARCHGATE_SEARCH__TAVILY__BASE_URL", "http://127.0.0.1:9/");
-            jail.set_env("SEARCHGATE_SEARCH__CACHE_TTL_SECS", "0");
-            jail.set_env("SEARCHGATE_SEARCH__CACHE_MAX_MB", "8");
-            jail.set_env("SEARCHGATE_SEARCH__RATE_LIMIT_PER_MINUTE", "120");
-            jail.set_env("SEARCHGATE_SEARCH__DEADLINES__SEARCH_SECS", "5");
-            jail.set_env("SEARCHGATE_SEARCH__DEADLINES__EXTRACT_SECS", "6");
-            jail.set_env("SEARCHGATE_SEARCH__DEADLINES__CRAWL_SECS", "7");
-            jail.set_env("SEARCHGATE_SEARCH__DEADLINES__MAP_SECS", "8");
-            jail.set_env("SEARCHGATE_AUTH__PROVIDER", "oidc");
-            jail.set_env("SEARCHGATE_AUTH__OIDC__ISSUER", "https://idp.example.com");
-            let s = load(None).expect("valid");
-            assert_eq!(s.server.bind.port(), 4000);
-            assert_eq!(
-                s.server.public_url.as_ref().map(|u| u.as_str()),
-                Some("https://search.example.com/")
-            );
-            assert_eq!(s.server.mcp_path, "/mcp");
-            assert_eq!(s.database.url, "sqlite://x.db");
-            assert_eq!(s.search_provider(), SearchProviderKind::Tavily);
-            assert_eq!(
-                s.search.tavily.api_key.as_ref().map(|k| k.expose()),
-                Some("tvly-abc")
-            );
-            assert_eq!(s.search.tavily.base_url.as_str(), "http://127.0.0.1:9/");
-            assert_eq!(
-                (
-                    s.search.cache_ttl_secs,
-                    s.search.cache_max_mb,
-                    s.search.rate_limit_per_minute
-                ),
-                (0, 8, 120)
-            );
-            let d = &s.search.deadlines;
-            assert_eq!(
-                (d.search_secs, d.extract_secs, d.crawl_secs, d.map_secs),
-                (5, 6, 7, 8)
-            );
-            assert_eq!(s.auth.provider, AuthProviderKind::Oidc);
-            Ok(())
-        });
+            ),
+            ("SEARCHGATE_SERVER__MCP_PATH", "/mcp"),
+            ("SEARCHGATE_DATABASE__URL", "sqlite://x.db"),
+            ("SEARCHGATE_SEARCH__PROVIDER", "tavily"),
+            ("SEARCHGATE_SEARCH__TAVILY__API_KEY", "tvly-abc"),
+            ("SEARCHGATE_SEARCH__TAVILY__BASE_URL", "http://127.0.0.1:9/"),
+            ("SEARCHGATE_SEARCH__CACHE_TTL_SECS", "0"),
+            ("SEARCHGATE_SEARCH__CACHE_MAX_MB", "8"),
+            ("SEARCHGATE_SEARCH__RATE_LIMIT_PER_MINUTE", "120"),
+            ("SEARCHGATE_SEARCH__DEADLINES__SEARCH_SECS", "5"),
+            ("SEARCHGATE_SEARCH__DEADLINES__EXTRACT_SECS", "6"),
+            ("SEARCHGATE_SEARCH__DEADLINES__CRAWL_SECS", "7"),
+            ("SEARCHGATE_SEARCH__DEADLINES__MAP_SECS", "8"),
+            ("SEARCHGATE_AUTH__PROVIDER", "oidc"),
+            ("SEARCHGATE_AUTH__OIDC__ISSUER", "https://idp.example.com"),
+        ])
+        .expect("valid");
+        assert_eq!(s.server.bind.port(), 4000);
+        assert_eq!(
+            s.server.public_url.as_ref().map(|u| u.as_str()),
+            Some("https://search.example.com/")
+        );
+        assert_eq!(s.server.mcp_path, "/mcp");
+        assert_eq!(s.database.url, "sqlite://x.db");
+        assert_eq!(s.search_provider(), SearchProviderKind::Tavily);
+        assert_eq!(
+            s.search.tavily.api_key.as_ref().map(|k| k.expose()),
+            Some("tvly-abc")
+        );
+        assert_eq!(s.search.tavily.base_url.as_str(), "http://127.0.0.1:9/");
+        assert_eq!(
+            (
+                s.search.cache_ttl_secs,
+                s.search.cache_max_mb,
+                s.search.rate_limit_per_minute
+            ),
+            (0, 8, 120)
+        );
+        let d = &s.search.deadlines;
+        assert_eq!(
+            (d.search_secs, d.extract_secs, d.crawl_secs, d.map_secs),
+            (5, 6, 7, 8)
+        );
+        assert_eq!(s.auth.provider, AuthProviderKind::Oidc);
     }
 
     #[test]
     fn seed_project_variables_are_aliases() {
-        Jail::expect_with(|jail| {
-            jail.set_env("PORT", "8123");
-            jail.set_env("TAVILY_API_KEY", "tvly-seed");
-            jail.set_env("SCALEKIT_ENVIRONMENT_URL", "https://acme.scalekit.dev");
-            jail.set_env("RESOURCE_IDENTIFIER", "res_123");
-            let s = load(None).expect("valid");
-            assert_eq!(
-                s.server.bind.to_string(),
-                "127.0.0.1:8123",
-                "PORT sets only the port"
-            );
-            assert_eq!(
-                s.search_provider(),
-                SearchProviderKind::Tavily,
-                "a Tavily key selects Tavily"
-            );
-            assert_eq!(
-                s.auth.scalekit.environment_url.as_ref().map(|u| u.as_str()),
-                Some("https://acme.scalekit.dev/")
-            );
-            assert_eq!(s.auth.scalekit.resource_id.as_deref(), Some("res_123"));
-            Ok(())
-        });
+        let s = load_env(&[
+            ("PORT", "8123"),
+            ("TAVILY_API_KEY", "tvly-seed"),
+            ("SCALEKIT_ENVIRONMENT_URL", "https://acme.scalekit.dev"),
+            ("RESOURCE_IDENTIFIER", "res_123"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            s.server.bind.to_string(),
+            "127.0.0.1:8123",
+            "PORT sets only the port"
+        );
+        assert_eq!(
+            s.search_provider(),
+            SearchProviderKind::Tavily,
+            "a Tavily key selects Tavily"
+        );
+        assert_eq!(
+            s.auth.scalekit.environment_url.as_ref().map(|u| u.as_str()),
+            Some("https://acme.scalekit.dev/")
+        );
+        assert_eq!(s.auth.scalekit.resource_id.as_deref(), Some("res_123"));
     }
 
     #[test]
     fn searchgate_variables_beat_their_aliases() {
-        Jail::expect_with(|jail| {
-            jail.set_env("PORT", "8123");
-            jail.set_env("SEARCHGATE_SERVER__BIND", "127.0.0.1:9000");
-            jail.set_env("TAVILY_API_KEY", "tvly-seed");
-            jail.set_env("SEARCHGATE_SEARCH__PROVIDER", "mock");
-            let s = load(None).expect("valid");
-            assert_eq!(s.server.bind.port(), 9000);
-            assert_eq!(
-                s.search_provider(),
-                SearchProviderKind::Mock,
-                "an explicit provider wins over the key"
-            );
-            Ok(())
-        });
+        let s = load_env(&[
+            ("PORT", "8123"),
+            ("SEARCHGATE_SERVER__BIND", "127.0.0.1:9000"),
+            ("TAVILY_API_KEY", "tvly-seed"),
+            ("SEARCHGATE_SEARCH__PROVIDER", "mock"),
+        ])
+        .expect("valid");
+        assert_eq!(s.server.bind.port(), 9000);
+        assert_eq!(
+            s.search_provider(),
+            SearchProviderKind::Mock,
+            "an explicit provider wins over the key"
+        );
     }
 
     #[test]
     fn a_bad_port_alias_names_port() {
-        Jail::expect_with(|jail| {
-            jail.set_env("PORT", "eighty");
-            let p = problems(load(None));
-            assert_eq!(p[0].source, "PORT");
-            assert_eq!(p[0].value.as_deref(), Some("\"eighty\""));
-            Ok(())
-        });
+        let p = problems(load_env(&[("PORT", "eighty")]));
+        assert_eq!(p[0].source, "PORT");
+        assert_eq!(p[0].value.as_deref(), Some("\"eighty\""));
     }
 
     #[test]
     fn a_bad_enum_value_names_the_variable_the_value_and_the_choices() {
-        Jail::expect_with(|jail| {
-            jail.set_env("SEARCHGATE_SEARCH__PROVIDER", "bing");
-            let p = problems(load(None));
-            assert_eq!(p[0].setting, "search.provider");
-            assert_eq!(p[0].source, "SEARCHGATE_SEARCH__PROVIDER");
-            assert_eq!(p[0].value.as_deref(), Some("\"bing\""));
-            assert_eq!(p[0].expected, "expected one of: mock, tavily");
-            Ok(())
-        });
+        let p = problems(load_env(&[("SEARCHGATE_SEARCH__PROVIDER", "bing")]));
+        assert_eq!(p[0].setting, "search.provider");
+        assert_eq!(p[0].source, "SEARCHGATE_SEARCH__PROVIDER");
+        assert_eq!(p[0].value.as_deref(), Some("\"bing\""));
+        assert_eq!(p[0].expected, "expected one of: mock, tavily");
     }
 
     #[test]
     fn a_misspelt_variable_is_an_unknown_setting_not_silently_ignored() {
-        Jail::expect_with(|jail| {
-            jail.set_env("SEARCHGATE_SERVER__BINDD", "127.0.0.1:1");
-            jail.set_env("SEARCHGATE_TEST_POSTGRES_URL", "postgres://ignored");
-            let p = problems(load(None));
-            assert_eq!(
-                p.len(),
-                1,
-                "test variables without a section are not settings: {p:?}"
-            );
-            assert_eq!(p[0].setting, "server.bindd");
-            assert_eq!(p[0].source, "SEARCHGATE_SERVER__BINDD");
-            assert!(
-                p[0].expected.contains("bind, public_url"),
-                "{}",
-                p[0].expected
-            );
-            Ok(())
-        });
+        let p = problems(load_env(&[
+            ("SEARCHGATE_SERVER__BINDD", "127.0.0.1:1"),
+            ("SEARCHGATE_TEST_POSTGRES_URL", "postgres://ignored"),
+        ]));
+        assert_eq!(
+            p.len(),
+            1,
+            "test variables without a section are not settings: {p:?}"
+        );
+        assert_eq!(p[0].setting, "server.bindd");
+        assert_eq!(p[0].source, "SEARCHGATE_SERVER__BINDD");
+        assert!(
+            p[0].expected.contains("bind, public_url"),
+            "{}",
+            p[0].expected
+        );
     }
 
     #[test]
@@ -550,14 +535,11 @@ mod tests {
 
     #[test]
     fn lists_accept_commas_in_environment_variables() {
-        Jail::expect_with(|jail| {
-            jail.set_env(
-                "SEARCHGATE_SERVER__ALLOWED_HOSTS",
-                "a.example.com, b.example.com",
-            );
-            let s = load(None).expect("valid");
-            assert_eq!(s.server.allowed_hosts, ["a.example.com", "b.example.com"]);
-            Ok(())
-        });
+        let s = load_env(&[(
+            "SEARCHGATE_SERVER__ALLOWED_HOSTS",
+            "a.example.com, b.example.com",
+        )])
+        .expect("valid");
+        assert_eq!(s.server.allowed_hosts, ["a.example.com", "b.example.com"]);
     }
 }

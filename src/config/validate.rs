@@ -5,7 +5,10 @@ use figment::Figment;
 use url::Url;
 
 use super::{
-    AuthProviderKind, SearchProviderKind, Settings, TokenValidation,
+    AuthProvider, AuthProviderKind, AuthSettings, DatabaseSettings, IntrospectionClient,
+    OidcIssuer, OidcProvider, Providers, RegistrationMode, RegistrationSettings, ScalekitProvider,
+    SearchBackend, SearchProviderKind, SearchSettings, Secret, Settings, StaticClient,
+    TokenValidation,
     load::{ConfigError, Problem, describe_source, shown_value},
 };
 
@@ -19,23 +22,65 @@ const RESERVED_PREFIXES: &[&str] = &[
     "/api",
 ];
 
+/// Every broken rule found so far, each described from the figment it came from.
+struct Checks<'a> {
+    figment: &'a Figment,
+    problems: Vec<Problem>,
+}
+
+impl Checks<'_> {
+    /// Records a problem at `path` unless `ok`.
+    fn check(&mut self, ok: bool, path: &[&str], expected: &str) {
+        if !ok {
+            self.problems.push(Problem {
+                setting: path.join("."),
+                source: describe_source(self.figment, path),
+                value: shown_value(self.figment, path),
+                expected: expected.to_owned(),
+            });
+        }
+    }
+
+    /// `value` when it is there; otherwise records a problem at `path`.
+    fn require<T>(&mut self, value: Option<T>, path: &[&str], expected: &str) -> Option<T> {
+        self.check(value.is_some(), path, expected);
+        value
+    }
+}
+
+/// Checks every rule and returns the providers the settings choose, parsed.
 pub(super) fn validate(
     settings: &Settings,
     figment: &Figment,
     custom_auth: bool,
-) -> Result<(), ConfigError> {
-    let mut problems = Vec::new();
-    let mut check = |ok: bool, path: &[&str], expected: &str| {
-        if !ok {
-            problems.push(Problem {
-                setting: path.join("."),
-                source: describe_source(figment, path),
-                value: shown_value(figment, path),
-                expected: expected.to_owned(),
-            });
-        }
+) -> Result<Providers, ConfigError> {
+    let mut checks = Checks {
+        figment,
+        problems: Vec::new(),
     };
+    check_server(settings, custom_auth, &mut checks);
+    check_database(&settings.database, &mut checks);
+    let search = search_backend(settings, &mut checks);
+    check_search(&settings.search, &mut checks);
+    let auth = auth_provider(settings, &mut checks);
+    let static_client = check_registration(settings, &mut checks);
+    check_scopes(&settings.auth, &mut checks);
+    check_audit_and_telemetry(settings, &mut checks);
+    match (auth, search, static_client) {
+        (Some(auth), Some(search), Some(static_client)) if checks.problems.is_empty() => {
+            Ok(Providers {
+                auth,
+                search,
+                static_client,
+            })
+        }
+        _ => Err(ConfigError {
+            problems: checks.problems,
+        }),
+    }
+}
 
+fn check_server(settings: &Settings, custom_auth: bool, checks: &mut Checks) {
     let server = &settings.server;
     // Fail closed: a server that checks no tokens, or whose development authorization server
     // lets anyone approve, must not be reachable from the network.
@@ -44,7 +89,7 @@ pub(super) fn validate(
         AuthProviderKind::Embedded => custom_auth || settings.auth.embedded.allow_remote,
         AuthProviderKind::Oidc | AuthProviderKind::Scalekit => true,
     };
-    check(
+    checks.check(
         server.bind.ip().is_loopback() || network_ok,
         &["server", "bind"],
         "a loopback address such as 127.0.0.1:10000 or [::1]:10000 while auth.provider is \
@@ -53,27 +98,27 @@ pub(super) fn validate(
          network only, SEARCHGATE_AUTH__EMBEDDED__ALLOW_REMOTE=true",
     );
     // Clients on the network must be told a URL they can reach (and tokens must name it).
-    check(
+    checks.check(
         server.bind.ip().is_loopback() || server.public_url.is_some(),
         &["server", "public_url"],
         "the URL clients use, such as https://search.example.com, when listening on a network \
          interface; set SEARCHGATE_SERVER__PUBLIC_URL",
     );
     if let Some(url) = &server.public_url {
-        check(
+        checks.check(
             is_plain_http_url(url),
             &["server", "public_url"],
             "an absolute http(s) URL without query or fragment, such as https://search.example.com",
         );
     }
-    check(
+    checks.check(
         is_valid_mcp_path(&server.mcp_path),
         &["server", "mcp_path"],
         "a path such as /web-search/mcp: starting with `/`, not ending with `/`, made of \
          letters, digits and `-._~/`, and not under /.well-known, /healthz, /readyz, /openapi, \
          /docs or /api",
     );
-    check(
+    checks.check(
         server
             .allowed_hosts
             .iter()
@@ -81,23 +126,24 @@ pub(super) fn validate(
         &["server", "allowed_hosts"],
         "host names or host:port pairs, such as search.example.com or localhost:10000",
     );
-    check(
+    checks.check(
         server.allowed_origins.iter().all(|o| is_valid_origin(o)),
         &["server", "allowed_origins"],
         "origins such as https://app.example.com, http://localhost:* (any port) or null",
     );
-    check(
+    checks.check(
         (1024..=16 * 1024 * 1024).contains(&server.max_body_bytes),
         &["server", "max_body_bytes"],
         "a size in bytes from 1024 to 16777216 (16 MiB)",
     );
+}
 
-    let database = &settings.database;
+fn check_database(database: &DatabaseSettings, checks: &mut Checks) {
     let scheme = database
         .url
         .split_once(':')
         .map(|(scheme, _)| scheme.to_ascii_lowercase());
-    check(
+    checks.check(
         matches!(
             scheme.as_deref(),
             Some("sqlite" | "postgres" | "postgresql")
@@ -106,56 +152,79 @@ pub(super) fn validate(
         "a SQLite URL such as sqlite://searchgate.db, or a PostgreSQL URL such as \
          postgres://searchgate@db.internal:5432/searchgate",
     );
-    check(
+    checks.check(
         database.max_connections >= 1,
         &["database", "max_connections"],
         "at least 1",
     );
-    check(
+    checks.check(
         database.min_connections <= database.max_connections,
         &["database", "min_connections"],
         "at most database.max_connections",
     );
-    check(
+    checks.check(
         (1..=300).contains(&database.acquire_timeout_secs),
         &["database", "acquire_timeout_secs"],
         "seconds from 1 to 300",
     );
-    check(
+    checks.check(
         database.idle_timeout_secs >= 1,
         &["database", "idle_timeout_secs"],
         "at least 1 second",
     );
+}
 
-    let tavily = &settings.search.tavily;
-    if settings.search_provider() == SearchProviderKind::Tavily {
-        check(
-            tavily
+/// The backend the search settings choose, with its key checked.
+fn search_backend(settings: &Settings, checks: &mut Checks) -> Option<SearchBackend> {
+    match settings.search_provider() {
+        SearchProviderKind::Mock => Some(SearchBackend::Mock),
+        SearchProviderKind::Tavily => {
+            const KEY: &[&str] = &["search", "tavily", "api_key"];
+            let key = settings
+                .search
+                .tavily
                 .api_key
                 .as_ref()
-                .is_some_and(|k| !k.expose().trim().is_empty()),
-            &["search", "tavily", "api_key"],
-            "searchgate's Tavily API key (tvly-…) when the provider is tavily; set \
-             SEARCHGATE_SEARCH__TAVILY__API_KEY or TAVILY_API_KEY",
-        );
+                .map(|k| k.expose().trim())
+                .filter(|k| !k.is_empty());
+            let key = checks.require(
+                key,
+                KEY,
+                "searchgate's Tavily API key (tvly-…) when the provider is tavily; set \
+                 SEARCHGATE_SEARCH__TAVILY__API_KEY or TAVILY_API_KEY",
+            )?;
+            // The key travels as a bearer token: anything else could not be sent at all.
+            let key = checks.require(
+                key.bytes().all(|b| b.is_ascii_graphic()).then_some(key),
+                KEY,
+                "a Tavily API key as Tavily shows it (tvly-…): printable ASCII without spaces \
+                 or line breaks",
+            )?;
+            Some(SearchBackend::Tavily {
+                key: Secret::new(key),
+            })
+        }
     }
-    check(
+}
+
+fn check_search(search: &SearchSettings, checks: &mut Checks) {
+    let tavily = &search.tavily;
+    checks.check(
         is_plain_http_url(&tavily.base_url),
         &["search", "tavily", "base_url"],
         "an absolute http(s) URL such as https://api.tavily.com",
     );
-    let search = &settings.search;
-    check(
+    checks.check(
         search.cache_ttl_secs <= 86_400,
         &["search", "cache_ttl_secs"],
         "at most 86400 seconds (a day); 0 turns the cache off",
     );
-    check(
+    checks.check(
         (1..=4096).contains(&search.cache_max_mb),
         &["search", "cache_max_mb"],
         "from 1 to 4096 MiB (set cache_ttl_secs = 0 to turn the cache off)",
     );
-    check(
+    checks.check(
         search.rate_limit_per_minute <= 100_000,
         &["search", "rate_limit_per_minute"],
         "at most 100000 calls per minute; 0 turns the limit off",
@@ -166,144 +235,172 @@ pub(super) fn validate(
         ("crawl_secs", search.deadlines.crawl_secs),
         ("map_secs", search.deadlines.map_secs),
     ] {
-        check(
+        checks.check(
             (1..=600).contains(&value),
             &["search", "deadlines", key],
             "from 1 to 600 seconds",
         );
     }
+}
 
+/// The identity provider's rules, and the provider parsed.
+fn auth_provider(settings: &Settings, checks: &mut Checks) -> Option<AuthProvider> {
     let auth = &settings.auth;
     match auth.provider {
-        AuthProviderKind::None => {}
+        AuthProviderKind::None => Some(AuthProvider::None),
         AuthProviderKind::Embedded => {
-            check(
+            checks.check(
                 settings.profile != super::Profile::Production,
                 &["auth", "provider"],
                 "oidc or scalekit in the production profile: the embedded authorization server \
                  is for development (anyone who reaches its consent page can approve)",
             );
             let embedded = &auth.embedded;
-            check(
+            checks.check(
                 (60..=86_400).contains(&embedded.access_token_ttl_secs),
                 &["auth", "embedded", "access_token_ttl_secs"],
                 "between 60 and 86400 seconds",
             );
-            check(
+            checks.check(
                 (60..=366 * 86_400).contains(&embedded.refresh_token_ttl_secs),
                 &["auth", "embedded", "refresh_token_ttl_secs"],
                 "between 60 seconds and 366 days",
             );
-            check(
+            checks.check(
                 (1..=600).contains(&embedded.code_ttl_secs),
                 &["auth", "embedded", "code_ttl_secs"],
                 "between 1 and 600 seconds (OAuth 2.1 recommends at most 600)",
             );
-            check(
+            checks.check(
                 !embedded.subject.trim().is_empty() && embedded.subject.len() <= 255,
                 &["auth", "embedded", "subject"],
                 "a non-empty name of at most 255 bytes",
             );
+            Some(AuthProvider::Embedded)
         }
         AuthProviderKind::Oidc => {
-            check(
-                auth.oidc
-                    .issuer
-                    .as_deref()
-                    .and_then(|i| Url::parse(i).ok())
-                    .as_ref()
-                    .is_some_and(is_plain_http_url),
+            let issuer = checks.require(
+                auth.oidc.issuer.as_deref().and_then(OidcIssuer::parse),
                 &["auth", "oidc", "issuer"],
                 "the issuer URL of your OpenID Connect provider when auth.provider is oidc; set \
                  SEARCHGATE_AUTH__OIDC__ISSUER",
             );
-            if auth.oidc.validation == TokenValidation::Introspection {
-                check(
-                    auth.oidc
-                        .client_id
-                        .as_ref()
-                        .is_some_and(|id| !id.trim().is_empty()),
-                    &["auth", "oidc", "client_id"],
-                    "searchgate's client id at the provider when auth.oidc.validation is \
-                     introspection; set SEARCHGATE_AUTH__OIDC__CLIENT_ID",
-                );
-                check(
-                    auth.oidc
-                        .client_secret
-                        .as_ref()
-                        .is_some_and(|s| !s.expose().is_empty()),
-                    &["auth", "oidc", "client_secret"],
-                    "searchgate's client secret at the provider when auth.oidc.validation is \
-                     introspection; set SEARCHGATE_AUTH__OIDC__CLIENT_SECRET",
-                );
-            }
+            let introspection = match auth.oidc.validation {
+                TokenValidation::Jwt => Some(None),
+                TokenValidation::Introspection => {
+                    let client_id = checks.require(
+                        not_blank(auth.oidc.client_id.as_deref()),
+                        &["auth", "oidc", "client_id"],
+                        "searchgate's client id at the provider when auth.oidc.validation is \
+                         introspection; set SEARCHGATE_AUTH__OIDC__CLIENT_ID",
+                    );
+                    let client_secret = checks.require(
+                        auth.oidc
+                            .client_secret
+                            .clone()
+                            .filter(|s| !s.expose().is_empty()),
+                        &["auth", "oidc", "client_secret"],
+                        "searchgate's client secret at the provider when auth.oidc.validation \
+                         is introspection; set SEARCHGATE_AUTH__OIDC__CLIENT_SECRET",
+                    );
+                    client_id
+                        .zip(client_secret)
+                        .map(|(client_id, client_secret)| {
+                            Some(IntrospectionClient {
+                                client_id: client_id.to_owned(),
+                                client_secret,
+                            })
+                        })
+                }
+            };
+            Some(AuthProvider::Oidc(OidcProvider {
+                issuer: issuer?,
+                introspection: introspection?,
+            }))
         }
         AuthProviderKind::Scalekit => {
-            check(
+            let environment_url = checks.require(
                 auth.scalekit
                     .environment_url
-                    .as_ref()
-                    .is_some_and(is_plain_http_url),
+                    .clone()
+                    .filter(is_plain_http_url),
                 &["auth", "scalekit", "environment_url"],
                 "your Scalekit environment URL (https://<env>.scalekit.com) when auth.provider is \
                  scalekit; set SEARCHGATE_AUTH__SCALEKIT__ENVIRONMENT_URL or SCALEKIT_ENVIRONMENT_URL",
             );
-            check(
-                auth.scalekit
-                    .resource_id
-                    .as_ref()
-                    .is_some_and(|id| !id.trim().is_empty()),
+            let resource_id = checks.require(
+                not_blank(auth.scalekit.resource_id.as_deref()),
                 &["auth", "scalekit", "resource_id"],
                 "the MCP server's resource id from the Scalekit dashboard (res_…) when \
                  auth.provider is scalekit; set SEARCHGATE_AUTH__SCALEKIT__RESOURCE_ID or \
                  RESOURCE_IDENTIFIER",
             );
+            Some(AuthProvider::Scalekit(ScalekitProvider {
+                environment_url: environment_url?,
+                resource_id: resource_id?.trim().to_owned(),
+            }))
         }
     }
+}
 
+/// The registration rules; the static client when `registration.mode` is `static`
+/// (`Some(None)` otherwise), `None` when it is incomplete.
+fn check_registration(settings: &Settings, checks: &mut Checks) -> Option<Option<StaticClient>> {
     let registration = &settings.registration;
-    check(
+    checks.check(
         (1..=10_000).contains(&registration.rate_limit_per_minute),
         &["registration", "rate_limit_per_minute"],
         "between 1 and 10000",
     );
-    if registration.mode == super::RegistrationMode::Static {
-        check(
-            registration
-                .static_client
-                .client_id
-                .as_ref()
-                .is_some_and(|id| !id.trim().is_empty()),
-            &["registration", "static", "client_id"],
-            "the client id you registered at your IdP when registration.mode is static; set \
-             SEARCHGATE_REGISTRATION__STATIC__CLIENT_ID",
-        );
-        check(
-            !registration.static_client.redirect_patterns.is_empty(),
-            &["registration", "static", "redirect_patterns"],
-            "the redirect URIs registered with that client (comma-separated; * matches a port \
-             or one path segment), such as http://127.0.0.1:*/callback; set \
-             SEARCHGATE_REGISTRATION__STATIC__REDIRECT_PATTERNS",
-        );
-    }
-    check(
-        !(registration.mode == super::RegistrationMode::Embedded
-            && auth.provider != AuthProviderKind::Embedded),
+    let static_client = static_client(registration, checks);
+    checks.check(
+        !(registration.mode == RegistrationMode::Embedded
+            && settings.auth.provider != AuthProviderKind::Embedded),
         &["registration", "mode"],
         "embedded only with auth.provider = embedded",
     );
+    static_client
+}
 
+fn static_client(
+    registration: &RegistrationSettings,
+    checks: &mut Checks,
+) -> Option<Option<StaticClient>> {
+    if registration.mode != RegistrationMode::Static {
+        return Some(None);
+    }
+    let client = &registration.static_client;
+    let client_id = checks.require(
+        not_blank(client.client_id.as_deref()),
+        &["registration", "static", "client_id"],
+        "the client id you registered at your IdP when registration.mode is static; set \
+         SEARCHGATE_REGISTRATION__STATIC__CLIENT_ID",
+    );
+    let redirect_patterns = checks.require(
+        (!client.redirect_patterns.is_empty()).then(|| client.redirect_patterns.clone()),
+        &["registration", "static", "redirect_patterns"],
+        "the redirect URIs registered with that client (comma-separated; * matches a port \
+         or one path segment), such as http://127.0.0.1:*/callback; set \
+         SEARCHGATE_REGISTRATION__STATIC__REDIRECT_PATTERNS",
+    );
+    Some(Some(StaticClient {
+        client_id: client_id?.to_owned(),
+        redirect_patterns: redirect_patterns?,
+    }))
+}
+
+fn check_scopes(auth: &AuthSettings, checks: &mut Checks) {
     let is_scope = |s: &String| {
         !s.is_empty()
             && s.bytes()
                 .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
     };
-    check(
+    checks.check(
         auth.tool_scopes.values().flatten().all(is_scope),
         &["auth", "tool_scopes"],
         "scope names without spaces or quotes, such as web_search = [\"web-search:read\"]",
     );
-    check(
+    checks.check(
         auth.scope_implications
             .iter()
             .all(|(k, v)| is_scope(k) && v.iter().all(is_scope)),
@@ -311,13 +408,13 @@ pub(super) fn validate(
         "broader scopes mapped to the narrower scopes they imply, such as \
          \"web-search:admin\" = [\"web-search:read\"]",
     );
-    check(
+    checks.check(
         is_scope(&auth.admin_scope),
         &["auth", "admin_scope"],
         "one scope name without spaces or quotes, such as searchgate:admin",
     );
     // MCP 2026-07-28: resource servers SHOULD NOT advertise offline_access.
-    check(
+    checks.check(
         auth.scopes_supported
             .iter()
             .all(|s| is_scope(s) && s != "offline_access"),
@@ -325,46 +422,47 @@ pub(super) fn validate(
         "scope names without spaces, not including offline_access (refresh is the client's \
          business with its authorization server)",
     );
-    check(
+    checks.check(
         auth.leeway_secs <= 600,
         &["auth", "leeway_secs"],
         "at most 600 seconds",
     );
-    check(
+    checks.check(
         (30..=86_400).contains(&auth.jwks_ttl_secs),
         &["auth", "jwks_ttl_secs"],
         "from 30 to 86400 seconds",
     );
-    check(
+    checks.check(
         auth.token_cache_max_ttl_secs <= 3600,
         &["auth", "token_cache_max_ttl_secs"],
         "at most 3600 seconds (0 turns the cache off)",
     );
+}
 
-    check(
+fn check_audit_and_telemetry(settings: &Settings, checks: &mut Checks) {
+    checks.check(
         settings.audit.queue_capacity >= 1,
         &["audit", "queue_capacity"],
         "at least 1",
     );
-    check(
+    checks.check(
         (1..=10_000).contains(&settings.audit.batch_size),
         &["audit", "batch_size"],
         "from 1 to 10000",
     );
-    check(
+    checks.check(
         tracing_subscriber::EnvFilter::try_new(&settings.telemetry.level).is_ok(),
         &["telemetry", "level"],
         "a tracing filter such as info, debug or searchgate=debug,info",
     );
-
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigError { problems })
-    }
 }
 
-fn is_plain_http_url(url: &Url) -> bool {
+/// `value` unless it is missing or only white space.
+fn not_blank(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+pub(super) fn is_plain_http_url(url: &Url) -> bool {
     matches!(url.scheme(), "http" | "https")
         && url.host_str().is_some_and(|h| !h.is_empty())
         && url.query().is_none()
@@ -403,28 +501,15 @@ pub(crate) fn is_valid_origin(origin: &str) -> bool {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::result_large_err,
-    reason = "figment::Jail fixes the closure's error type"
-)]
 mod tests {
-    use figment::Jail;
-
     use super::*;
+    use crate::config::tests::load_env;
 
     fn settings_problems(env: &[(&str, &str)]) -> Vec<String> {
-        let mut found = Vec::new();
-        Jail::expect_with(|jail| {
-            for (k, v) in env {
-                jail.set_env(k, v);
-            }
-            found = match Settings::load(None) {
-                Ok(_) => Vec::new(),
-                Err(e) => e.problems.into_iter().map(|p| p.setting).collect(),
-            };
-            Ok(())
-        });
-        found
+        match load_env(env) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.into_iter().map(|p| p.setting).collect(),
+        }
     }
 
     #[test]
@@ -639,14 +724,64 @@ mod tests {
 
     #[test]
     fn a_secret_is_never_echoed_in_an_error() {
-        Jail::expect_with(|jail| {
-            jail.set_env("SEARCHGATE_SEARCH__TAVILY__API_KEY", "[\"tvly-leak\"]");
-            let err = Settings::load(None).expect_err("a list is not a key");
-            let text = err.to_string();
-            assert!(!text.contains("tvly-leak"), "the key leaked: {text}");
-            assert!(text.contains("search.tavily.api_key"), "{text}");
-            Ok(())
-        });
+        let err = load_env(&[("SEARCHGATE_SEARCH__TAVILY__API_KEY", "[\"tvly-leak\"]")])
+            .expect_err("a list is not a key");
+        let text = err.to_string();
+        assert!(!text.contains("tvly-leak"), "the key leaked: {text}");
+        assert!(text.contains("search.tavily.api_key"), "{text}");
+    }
+
+    #[test]
+    fn a_tavily_key_that_cannot_be_sent_is_refused_without_echoing_it() {
+        for key in ["tvly-abc def", "tvly-\u{e9}t\u{e9}", "tvly-abc\u{7}"] {
+            let err = load_env(&[("TAVILY_API_KEY", key)]).expect_err("a key no header can carry");
+            let problem = &err.problems[0];
+            assert_eq!(problem.setting, "search.tavily.api_key", "{key:?}");
+            assert_eq!(problem.source, "TAVILY_API_KEY", "the alias is named");
+            assert!(
+                problem.expected.contains("printable ASCII"),
+                "says what is accepted: {}",
+                problem.expected
+            );
+            assert!(!err.to_string().contains(key), "the key leaked: {err}");
+        }
+    }
+
+    #[test]
+    fn validation_returns_the_providers_parsed() {
+        let providers = load_env(&[
+            ("SEARCHGATE_AUTH__PROVIDER", "oidc"),
+            ("SEARCHGATE_AUTH__OIDC__ISSUER", "https://idp.example.com"),
+            ("SEARCHGATE_AUTH__OIDC__VALIDATION", "introspection"),
+            ("SEARCHGATE_AUTH__OIDC__CLIENT_ID", "searchgate"),
+            ("SEARCHGATE_AUTH__OIDC__CLIENT_SECRET", "s3cret"),
+            ("TAVILY_API_KEY", "  tvly-abc  "),
+        ])
+        .expect("valid")
+        .validate()
+        .expect("valid");
+        let AuthProvider::Oidc(oidc) = &providers.auth else {
+            panic!("oidc was chosen: {:?}", providers.auth);
+        };
+        assert_eq!(
+            oidc.issuer.as_str(),
+            "https://idp.example.com",
+            "the issuer stays exactly as written (discovery compares strings)"
+        );
+        assert_eq!(oidc.issuer.url().host_str(), Some("idp.example.com"));
+        let client = oidc.introspection.as_ref().expect("introspection");
+        assert_eq!(
+            (client.client_id.as_str(), client.client_secret.expose()),
+            ("searchgate", "s3cret")
+        );
+        assert_eq!(
+            providers.search,
+            SearchBackend::Tavily {
+                key: Secret::new("tvly-abc")
+            },
+            "a Tavily key selects Tavily, trimmed"
+        );
+        assert_eq!(providers.static_client, None);
     }
 
     #[test]

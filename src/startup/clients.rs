@@ -12,7 +12,7 @@ use crate::{
         idp::EmbeddedAuthorizationServer,
         registration::{StaticRegistry, UpstreamRegistry},
     },
-    config::{AuthProviderKind, RegistrationMode, Settings},
+    config::{AuthProviderKind, RegistrationMode, Settings, StaticClient},
     domain::{
         auth::AuthorizationServer,
         clients::{
@@ -44,18 +44,23 @@ pub fn effective_mode(settings: &Settings, custom_auth: bool) -> RegistrationMod
 
 /// What the HTTP layer gets.
 pub struct ClientServices {
+    /// Registers clients at `/oauth/register`; `None` when registration is off.
     pub registrar: Option<Arc<Registrar>>,
+    /// The client policy and last-seen tracker.
     pub gate: Option<ClientGate>,
+    /// The last-seen flusher and the deny-list reload, stopped by the shutdown token.
     pub tasks: Vec<JoinHandle<()>>,
 }
 
 /// Builds the registrar and the client gate on `store` (without a store there is neither).
+/// `static_client` is the validated `[registration.static]`, there when the mode is static.
 ///
 /// # Errors
 /// When the denied clients cannot be read.
 pub async fn services(
     settings: &Settings,
     mode: RegistrationMode,
+    static_client: Option<&StaticClient>,
     idp: Option<Arc<dyn AuthorizationServer>>,
     embedded: Option<EmbeddedAuthorizationServer>,
     store: Option<Arc<dyn ClientStore>>,
@@ -92,17 +97,15 @@ pub async fn services(
                 ClientSource::Upstream,
             )
         }),
-        RegistrationMode::Static => Some((
-            Arc::new(StaticRegistry::new(
-                registration
-                    .static_client
-                    .client_id
-                    .clone()
-                    .unwrap_or_default(),
-                registration.static_client.redirect_patterns.clone(),
-            )) as Arc<dyn ClientRegistry>,
-            ClientSource::Static,
-        )),
+        RegistrationMode::Static => static_client.map(|client| {
+            (
+                Arc::new(StaticRegistry::new(
+                    client.client_id.clone(),
+                    client.redirect_patterns.clone(),
+                )) as Arc<dyn ClientRegistry>,
+                ClientSource::Static,
+            )
+        }),
     };
     let registrar = registry.map(|(registry, source)| {
         tracing::info!(

@@ -1,5 +1,6 @@
 //! Wiring for the embedded development authorization server: its configuration from settings,
-//! its routes, and the `searchgate token` and `searchgate keys` commands.
+//! its routes, and opening it for the `searchgate token` and `searchgate keys` commands
+//! (whose bodies live in `cli/`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -7,9 +8,7 @@ use url::Url;
 
 use super::StartupError;
 use crate::{
-    adapters::idp::{
-        EmbeddedAuthorizationServer, EmbeddedConfig, ensure_signing_key, rotate_signing_key,
-    },
+    adapters::idp::{EmbeddedAuthorizationServer, EmbeddedConfig},
     config::{AuthProviderKind, Settings, load_problem},
     domain::{auth::canonical, issuer::IssuerStore},
     http::Mount,
@@ -86,11 +85,23 @@ pub fn mounts(idp: &EmbeddedAuthorizationServer) -> Vec<Mount> {
     mounts
 }
 
-/// The store and server for the `token` and `keys` commands, which work on the database the
-/// server uses (the running server picks changes up within 30 s).
-async fn open_for_cli(
-    settings: &Settings,
-) -> Result<(Arc<dyn IssuerStore>, EmbeddedAuthorizationServer), StartupError> {
+/// The embedded server opened on the database a running server uses, for the `token` and
+/// `keys` commands.
+pub struct ForCommands {
+    /// Its keys and clients.
+    pub store: Arc<dyn IssuerStore>,
+    /// The server itself.
+    pub idp: EmbeddedAuthorizationServer,
+    /// The resource its tokens name.
+    pub resource_url: Url,
+}
+
+/// Opens the embedded server for the `token` and `keys` commands, which work on the database
+/// the server uses (the running server picks changes up within 30 s).
+///
+/// # Errors
+/// A config error when another provider is configured; others when the database fails.
+pub async fn open_for_commands(settings: &Settings) -> Result<ForCommands, StartupError> {
     if settings.auth.provider != AuthProviderKind::Embedded {
         return Err(load_problem(
             "auth.provider",
@@ -105,99 +116,9 @@ async fn open_for_cli(
     let store = super::open_database(&settings).await?.issuer;
     let idp =
         EmbeddedAuthorizationServer::open(config(&settings, &resource_url), store.clone()).await?;
-    Ok((store, idp))
-}
-
-/// `searchgate token`: an access token for the local operator, signed with the server's key.
-///
-/// # Errors
-/// A config error for another provider or an unknown scope; others when the database fails.
-pub async fn mint_token(
-    settings: &Settings,
-    scopes: &[String],
-    ttl: Duration,
-    client: &str,
-) -> Result<String, StartupError> {
-    let (_, idp) = open_for_cli(settings).await?;
-    let asked = scopes.join(" ");
-    let scope = idp
-        .grantable_scope((!asked.trim().is_empty()).then_some(asked.as_str()))
-        .map_err(|reason| load_problem("--scope", &asked, &reason))?;
-    let resource =
-        canonical(super::resource_url(&settings.resolved(settings.server.bind))?.as_str());
-    let token = idp
-        .mint(
-            &settings.auth.embedded.subject,
-            client,
-            &scope,
-            &resource,
-            ttl,
-        )
-        .await?;
-    Ok(token.token)
-}
-
-/// `searchgate keys list`: one line per key.
-///
-/// # Errors
-/// As [`mint_token`].
-pub async fn list_keys(settings: &Settings) -> Result<Vec<String>, StartupError> {
-    let (store, _) = open_for_cli(settings).await?;
-    let now = unix_now();
-    let leeway = i64::try_from(settings.auth.leeway_secs).unwrap_or(0);
-    Ok(store
-        .keys()
-        .await?
-        .iter()
-        .map(|k| {
-            let state = if k.retired_at.is_some() {
-                "retired".to_owned()
-            } else if k.is_signing() {
-                "signing".to_owned()
-            } else if k.is_published(now, leeway) {
-                format!(
-                    "published until its tokens expire (unix {})",
-                    k.tokens_expire_at
-                )
-            } else {
-                "expired".to_owned()
-            };
-            format!("{}\tcreated {}\t{state}", k.kid, k.created_at)
-        })
-        .collect())
-}
-
-/// `searchgate keys rotate`: a new signing key; the old one stays published until its tokens
-/// expire. Returns the new key id.
-///
-/// # Errors
-/// As [`mint_token`].
-pub async fn rotate_key(settings: &Settings) -> Result<String, StartupError> {
-    let (store, _) = open_for_cli(settings).await?;
-    Ok(rotate_signing_key(store.as_ref()).await?)
-}
-
-/// `searchgate keys retire KID`: withdraws a key now (its tokens are refused from then on);
-/// retiring the signing key makes a new one.
-///
-/// # Errors
-/// A config error for an unknown key id; as [`mint_token`] otherwise.
-pub async fn retire_key(settings: &Settings, kid: &str) -> Result<(), StartupError> {
-    let (store, _) = open_for_cli(settings).await?;
-    if !store.retire_key(kid, unix_now()).await? {
-        return Err(load_problem(
-            "KID",
-            kid,
-            "the id of a key that is not retired yet (see `searchgate keys list`)",
-        )
-        .into());
-    }
-    ensure_signing_key(store.as_ref()).await?;
-    Ok(())
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    Ok(ForCommands {
+        store,
+        idp,
+        resource_url,
+    })
 }

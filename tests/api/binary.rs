@@ -97,6 +97,25 @@ fn a_bad_value_exits_2_naming_the_setting_the_value_and_the_choices() {
 }
 
 #[test]
+fn a_tavily_key_that_cannot_be_sent_exits_2_without_echoing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["check-config", "serve"] {
+        let output = run(
+            dir.path(),
+            &[("TAVILY_API_KEY", "tvly-abc def")],
+            &[command],
+        );
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let message = stderr(&output);
+        assert!(
+            message.contains("search.tavily.api_key (from TAVILY_API_KEY) = <redacted>"),
+            "{message}"
+        );
+        assert!(!message.contains("tvly-abc"), "the key leaked: {message}");
+    }
+}
+
+#[test]
 fn a_non_loopback_bind_is_refused_until_authentication_exists() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::{
     Client, StatusCode,
-    header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER},
+    header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, InvalidHeaderValue, RETRY_AFTER},
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -59,16 +59,23 @@ impl std::fmt::Debug for TavilySearchProvider {
 impl TavilySearchProvider {
     /// A provider calling `base_url` (normally `https://api.tavily.com`) with `api_key`, each
     /// request bounded by the matching timeout.
-    pub fn new(base_url: &Url, api_key: &str, timeouts: Deadlines, http: Client) -> Self {
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {api_key}"))
-            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-key"));
+    ///
+    /// # Errors
+    /// When `api_key` cannot be sent in an `Authorization` header (control characters, non-ASCII).
+    pub fn new(
+        base_url: &Url,
+        api_key: &str,
+        timeouts: Deadlines,
+        http: Client,
+    ) -> Result<Self, InvalidHeaderValue> {
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {api_key}"))?;
         authorization.set_sensitive(true);
-        Self {
+        Ok(Self {
             http,
             base_url: base_url.as_str().trim_end_matches('/').to_owned(),
             authorization,
             timeouts,
-        }
+        })
     }
 
     fn url(&self, endpoint: &str) -> String {
@@ -358,7 +365,8 @@ mod tests {
             "tvly-secret",
             Deadlines::default(),
             Client::new(),
-        );
+        )
+        .unwrap();
         let printed = format!("{provider:?} {:?}", provider.authorization);
         assert!(!printed.contains("tvly-secret"), "{printed}");
         assert_eq!(provider.url("search"), "https://api.tavily.com/search");

@@ -1,0 +1,110 @@
+//! What validation proves, as types: the identity provider, the search backend and the static
+//! client, each holding the values it needs already parsed. Start-up builds adapters from these,
+//! so it never meets a provider whose required setting is missing.
+
+use url::Url;
+
+use super::Secret;
+
+/// The choices [`Settings::validate`](super::Settings::validate) parsed out of the settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Providers {
+    /// Who issues and verifies access tokens.
+    pub auth: AuthProvider,
+    /// Which backend answers the tools.
+    pub search: SearchBackend,
+    /// The operator's pre-registered client, when `registration.mode` is `static`.
+    pub static_client: Option<StaticClient>,
+}
+
+/// The identity provider `auth.provider` names, with what it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthProvider {
+    /// No authentication (loopback only).
+    None,
+    /// The embedded development authorization server; its settings are `auth.embedded`.
+    Embedded,
+    /// Any OpenID Connect provider.
+    Oidc(OidcProvider),
+    /// Scalekit.
+    Scalekit(ScalekitProvider),
+}
+
+/// `auth.provider = "oidc"`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OidcProvider {
+    /// The issuer.
+    pub issuer: OidcIssuer,
+    /// searchgate's credentials at the provider when tokens are introspected; `None` for JWTs.
+    pub introspection: Option<IntrospectionClient>,
+}
+
+/// An issuer identifier that parses as an http(s) URL, kept exactly as written: discovery
+/// compares it character for character, and parsing would add a trailing slash to a bare host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcIssuer {
+    text: String,
+    url: Url,
+}
+
+impl OidcIssuer {
+    /// The issuer when `text` is an absolute http(s) URL without query, fragment or user info.
+    pub fn parse(text: &str) -> Option<Self> {
+        let url = Url::parse(text)
+            .ok()
+            .filter(super::validate::is_plain_http_url)?;
+        Some(Self {
+            text: text.to_owned(),
+            url,
+        })
+    }
+
+    /// The identifier as configured.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The identifier, parsed.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
+/// searchgate's client at an OpenID provider, for token introspection (RFC 7662).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntrospectionClient {
+    /// Its client id (not blank).
+    pub client_id: String,
+    /// Its client secret (not empty).
+    pub client_secret: Secret,
+}
+
+/// `auth.provider = "scalekit"`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalekitProvider {
+    /// The environment URL (an absolute http(s) URL).
+    pub environment_url: Url,
+    /// The MCP server's resource id, trimmed and not empty.
+    pub resource_id: String,
+}
+
+/// The search backend in effect (see [`Settings::search_provider`](super::Settings::search_provider)).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchBackend {
+    /// Deterministic mock results.
+    Mock,
+    /// Tavily, with searchgate's key.
+    Tavily {
+        /// The key, trimmed: printable ASCII without spaces, so it can be sent as a bearer token.
+        key: Secret,
+    },
+}
+
+/// `[registration.static]`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticClient {
+    /// Its client id at the IdP (not blank).
+    pub client_id: String,
+    /// Its redirect URI patterns (at least one).
+    pub redirect_patterns: Vec<String>,
+}

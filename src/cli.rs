@@ -1,5 +1,8 @@
-//! The `searchgate` command line: `serve` (the default), `check-config`, `openapi`, and for the
-//! embedded development authorization server `token` and `keys`.
+//! The `searchgate` command line: `serve` (the default), `check-config`, `openapi`, `audit`
+//! (the audit trail from the terminal), and for the embedded development authorization server
+//! `token` and `keys`.
+
+mod audit;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -174,7 +177,7 @@ impl Cli {
                 Err(code) => code,
             },
             Command::Audit { action } => match load(self.config) {
-                Ok(settings) => report(startup::audit::run(&settings, action).await),
+                Ok(settings) => report(audit::run(&settings, action).await),
                 Err(code) => code,
             },
         }

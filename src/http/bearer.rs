@@ -8,9 +8,10 @@ use std::{sync::Arc, time::Duration};
 
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response, Result,
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
 };
 
+use super::error::ErrorBody;
 use crate::{
     domain::{
         auth::{AuthError, AuthorizationServer, BearerToken, Principal, ScopePolicy},
@@ -64,12 +65,13 @@ impl Challenge {
         scope: &str,
     ) -> Response {
         let (code, description) = error.unwrap_or(("unauthorized", "a bearer token is required"));
-        let body = serde_json::json!({ "error": code, "error_description": description });
-        Response::builder()
-            .status(status)
-            .header(header::WWW_AUTHENTICATE, self.header(error, scope))
-            .content_type("application/json")
-            .body(body.to_string())
+        let mut response = ErrorBody::new(code, description).response(status);
+        if let Ok(value) = HeaderValue::try_from(self.header(error, scope)) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
     }
 }
 
@@ -270,15 +272,15 @@ fn extract(headers: &HeaderMap, query: Option<&str>) -> Result<Option<BearerToke
 
 fn unavailable(retry_after: Option<Duration>) -> Response {
     let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
-    let body = serde_json::json!({
-        "error": "temporarily_unavailable",
-        "error_description": "the identity provider cannot be reached to verify the token; retry shortly",
-    });
-    Response::builder()
-        .status(StatusCode::SERVICE_UNAVAILABLE)
-        .header(header::RETRY_AFTER, secs.to_string())
-        .content_type("application/json")
-        .body(body.to_string())
+    let mut response = ErrorBody::new(
+        "temporarily_unavailable",
+        "the identity provider cannot be reached to verify the token; retry shortly",
+    )
+    .response(StatusCode::SERVICE_UNAVAILABLE);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, secs.into());
+    response
 }
 
 /// Middleware checking a `tools/call`'s scopes against the tool's requirements (after the body
@@ -340,8 +342,6 @@ impl<E: Endpoint> Endpoint for ScopeGuardEndpoint<E> {
 
 #[cfg(test)]
 mod tests {
-    use poem::http::HeaderValue;
-
     use super::*;
 
     fn headers(values: &[&str]) -> HeaderMap {

@@ -120,6 +120,21 @@ impl AppState {
     }
 }
 
+/// The endpoint of each middleware in this module: the middleware itself (its settings, cloned
+/// once per route) around what it wraps. A middleware writes its `call` on `Layered<Itself, E>`
+/// and reads its settings from `self.layer`, instead of copying them into an endpoint type of
+/// its own.
+pub struct Layered<L, E> {
+    layer: L,
+    inner: E,
+}
+
+impl<L, E> Layered<L, E> {
+    fn new(layer: L, inner: E) -> Self {
+        Self { layer, inner }
+    }
+}
+
 /// Extra routes an adapter serves on searchgate's origin (the embedded authorization server).
 /// They get the `Host` check (DNS rebinding) and, when `cors`, CORS for the allowed browser
 /// origins (token endpoints and discovery documents are called by browser clients such as MCP

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::{
     domain::audit::{AuditEvent, AuditSink, Outcome},
-    http::{Metrics, RequestId},
+    http::{Layered, Metrics, RequestId},
     mcp::{CallInfo, CallRecord},
 };
 
@@ -34,6 +34,7 @@ pub(super) fn bounded(name: String) -> String {
 }
 
 /// Writes one audit row per MCP request.
+#[derive(Clone)]
 pub(super) struct AuditLayer {
     /// The audit writer's queue.
     pub(super) sink: AuditSink,
@@ -44,23 +45,11 @@ pub(super) struct AuditLayer {
 }
 
 impl<E: Endpoint> Middleware<E> for AuditLayer {
-    type Output = AuditEndpoint<E>;
+    type Output = Layered<Self, E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        AuditEndpoint {
-            sink: self.sink.clone(),
-            record_queries: self.record_queries,
-            metrics: self.metrics.clone(),
-            inner,
-        }
+        Layered::new(self.clone(), inner)
     }
-}
-
-pub(super) struct AuditEndpoint<E> {
-    sink: AuditSink,
-    record_queries: bool,
-    metrics: Arc<Metrics>,
-    inner: E,
 }
 
 /// What is known about a request before it is served.
@@ -106,7 +95,7 @@ impl Pending {
     }
 }
 
-impl<E: Endpoint> Endpoint for AuditEndpoint<E> {
+impl<E: Endpoint> Endpoint for Layered<AuditLayer, E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
@@ -126,8 +115,8 @@ impl<E: Endpoint> Endpoint for AuditEndpoint<E> {
             source_addr: req.remote_addr().as_socket_addr().copied(),
             occurred_at: SystemTime::now(),
             started: Instant::now(),
-            record_queries: self.record_queries,
-            metrics: self.metrics.clone(),
+            record_queries: self.layer.record_queries,
+            metrics: self.layer.metrics.clone(),
         };
         let mut response = self.inner.get_response(req).await;
         let status = response.status();
@@ -139,7 +128,7 @@ impl<E: Endpoint> Endpoint for AuditEndpoint<E> {
             // The outcome is known only when the stream ends (or the client goes away).
             let guard = AuditOnDrop {
                 pending: Some(pending),
-                sink: self.sink.clone(),
+                sink: self.layer.sink.clone(),
                 status,
             };
             let stream = response.take_body().into_bytes_stream().map(move |chunk| {
@@ -156,7 +145,10 @@ impl<E: Endpoint> Endpoint for AuditEndpoint<E> {
             rpc_error = jsonrpc_error_code(&bytes);
             response.set_body(bytes);
         }
-        self.sink.record(pending.finish(status, rpc_error)).await;
+        self.layer
+            .sink
+            .record(pending.finish(status, rpc_error))
+            .await;
         Ok(response)
     }
 }

@@ -12,41 +12,34 @@ use poem::{
 use serde::{Deserialize, de::IgnoredAny};
 
 use super::jsonrpc_error;
-use crate::mcp::CallRecord;
+use crate::{http::Layered, mcp::CallRecord};
 
 /// Reads the body within the size limit and notes the JSON-RPC method and tool.
+#[derive(Clone)]
 pub(super) struct BodyReader {
     /// The largest body read.
     pub(super) max_bytes: usize,
 }
 
 impl<E: Endpoint> Middleware<E> for BodyReader {
-    type Output = BodyReaderEndpoint<E>;
+    type Output = Layered<Self, E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        BodyReaderEndpoint {
-            max_bytes: self.max_bytes,
-            inner,
-        }
+        Layered::new(self.clone(), inner)
     }
 }
 
-pub(super) struct BodyReaderEndpoint<E> {
-    max_bytes: usize,
-    inner: E,
-}
-
-impl<E: Endpoint> Endpoint for BodyReaderEndpoint<E> {
+impl<E: Endpoint> Endpoint for Layered<BodyReader, E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
         if req.method() == Method::POST {
-            let bytes = match req.take_body().into_bytes_limit(self.max_bytes).await {
+            let bytes = match req.take_body().into_bytes_limit(self.layer.max_bytes).await {
                 Ok(bytes) => bytes,
                 Err(ReadBodyError::PayloadTooLarge) => {
                     let message = format!(
                         "Payload Too Large: the request body exceeds {} bytes",
-                        self.max_bytes
+                        self.layer.max_bytes
                     );
                     return Ok(jsonrpc_error(
                         StatusCode::PAYLOAD_TOO_LARGE,

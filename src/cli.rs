@@ -2,6 +2,7 @@
 //! (the audit trail in the terminal), and for the embedded development authorization server
 //! `token` and `keys`. The command bodies live in the files under `cli/`.
 
+mod audit;
 mod keys;
 mod token;
 
@@ -174,7 +175,7 @@ impl Cli {
                 Err(code) => code,
             },
             Command::Audit { action } => match load(self.config) {
-                Ok(settings) => report(startup::audit::run(&settings, action).await),
+                Ok(settings) => report(audit::run(&settings, action).await),
                 Err(code) => code,
             },
         }

@@ -3,7 +3,9 @@
 //! never on a concrete adapter.
 
 mod admin;
+mod audit_view;
 mod bearer;
+mod error;
 mod health;
 mod mcp_endpoint;
 mod metrics;
@@ -19,7 +21,9 @@ use poem::{Endpoint, EndpointExt, Response, Route, endpoint::BoxEndpoint, middle
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+pub use audit_view::AuditEventView;
 pub use bearer::{Challenge, ClientGate};
+pub use error::{ApiError, ErrorBody};
 pub use metrics::Metrics;
 pub use oauth::ProtectedResourceMetadata;
 pub use request_id::RequestId;
@@ -113,6 +117,21 @@ impl AppState {
         } else {
             "disabled"
         }
+    }
+}
+
+/// The endpoint of each middleware in this module: the middleware itself (its settings, cloned
+/// once per route) around what it wraps. A middleware writes its `call` on `Layered<Itself, E>`
+/// and reads its settings from `self.layer`, instead of copying them into an endpoint type of
+/// its own.
+pub struct Layered<L, E> {
+    layer: L,
+    inner: E,
+}
+
+impl<L, E> Layered<L, E> {
+    fn new(layer: L, inner: E) -> Self {
+        Self { layer, inner }
     }
 }
 
@@ -250,7 +269,7 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
             "/metrics",
             metrics::metrics_endpoint.data(state.metrics.clone()),
         )
-        .nest("/", split_cors(api, &hosts))
+        .nest("/", split_cors(api, &hosts).with(RegistrationLimit))
         .with(metrics::MetricsLayer {
             metrics: state.metrics.clone(),
             mcp_path: state.settings.server.mcp_path.clone(),
@@ -261,11 +280,13 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
 /// Paths of the documented API that change state: browsers may call them cross-origin only
 /// from the allowed origins (MCP Inspector on loopback), while the discovery documents and
 /// probes are readable from anywhere.
+const STATE_CHANGING_PREFIXES: &[&str] = &["/oauth/register", "/api/"];
+
 /// Largest registration request read.
 const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
 
-const STATE_CHANGING_PREFIXES: &[&str] = &["/oauth/register", "/api/"];
-
+/// The documented API behind CORS: the state-changing paths get the strict policy (and the
+/// `Host` check), the rest the open one.
 fn split_cors(
     api: impl poem::IntoEndpoint<Endpoint: 'static>,
     hosts: &Arc<HostPolicy>,
@@ -295,7 +316,7 @@ fn split_cors(
     }
 }
 
-/// See [`split_cors`].
+/// See [`split_cors`]: picks the CORS policy by path.
 struct SplitCors {
     open: BoxEndpoint<'static, Response>,
     strict: BoxEndpoint<'static, Response>,
@@ -306,9 +327,35 @@ impl Endpoint for SplitCors {
 
     async fn call(&self, req: poem::Request) -> poem::Result<Response> {
         let path = req.uri().path();
-        // Registration is unauthenticated: bound its body before anything reads it (hyper holds
-        // a body to its Content-Length, so the header is the bound).
-        if path == "/oauth/register" && req.method() == poem::http::Method::POST {
+        if STATE_CHANGING_PREFIXES.iter().any(|p| path.starts_with(p)) {
+            self.strict.call(req).await
+        } else {
+            self.open.call(req).await
+        }
+    }
+}
+
+/// Registration is unauthenticated: its body is bounded before anything reads it, CORS and the
+/// `Host` check included (hyper holds
+/// a body to its Content-Length, so the header is the bound).
+struct RegistrationLimit;
+
+impl<E: Endpoint> poem::Middleware<E> for RegistrationLimit {
+    type Output = RegistrationLimitEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        RegistrationLimitEndpoint(inner)
+    }
+}
+
+/// See [`RegistrationLimit`].
+struct RegistrationLimitEndpoint<E>(E);
+
+impl<E: Endpoint> Endpoint for RegistrationLimitEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<Response> {
+        if req.uri().path() == "/oauth/register" && req.method() == poem::http::Method::POST {
             let length = req
                 .headers()
                 .get(poem::http::header::CONTENT_LENGTH)
@@ -326,20 +373,12 @@ impl Endpoint for SplitCors {
                 Some(_) => None,
             };
             if let Some((status, description)) = refusal {
-                let body = serde_json::json!({
-                    "error": "invalid_client_metadata",
-                    "error_description": description,
-                });
-                return Ok(Response::builder()
-                    .status(status)
-                    .content_type("application/json")
-                    .body(body.to_string()));
+                return Ok(ErrorBody::new("invalid_client_metadata", description).response(status));
             }
         }
-        if STATE_CHANGING_PREFIXES.iter().any(|p| path.starts_with(p)) {
-            self.strict.call(req).await
-        } else {
-            self.open.call(req).await
-        }
+        self.0
+            .call(req)
+            .await
+            .map(poem::IntoResponse::into_response)
     }
 }

@@ -2,7 +2,6 @@
 //! library's builder: supply your own `SearchProvider`, `AuthorizationServer` or `AuditLog` and
 //! everything else is served unchanged.
 
-pub mod audit;
 mod clients;
 pub mod embedded;
 

@@ -1,33 +1,38 @@
 //! The admin API under `/api/v1`, for operators: registered clients (list, show, deny), the
 //! audit trail (filtered pages, an NDJSON export, hourly statistics). Every operation needs a
 //! token with the admin scope (`auth.admin_scope`); with authentication off it is refused. Every
-//! operation is itself audited.
+//! operation, and every refusal, is itself audited: [`AdminApi::audited`] does both, so each
+//! handler below is only its own logic.
 
-use std::sync::Arc;
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
-use poem::{Request, http::StatusCode};
+use futures::StreamExt;
+use poem::Request;
 use poem_openapi::{
     ApiResponse, Object, OpenApi, Tags,
     param::{Path, Query},
-    payload::Json,
+    payload::{Binary, Json},
 };
 
+mod guard;
+
+pub use guard::AdminGuard;
+
+use self::guard::Refusal;
 use super::{
-    RequestId,
-    bearer::{Challenge, authenticate, insufficient_scope},
+    audit_view::{AuditEventView, ndjson, rfc3339},
+    error::{ApiError, Reply},
+    request_id::action_event,
 };
 use crate::domain::{
-    audit::{AuditEvent, AuditLog, AuditQuery, AuditSink, Outcome, StoredEvent, parse_filter_time},
-    auth::{AuthorizationServer, Principal, ScopePolicy},
+    audit::{AuditLog, AuditQuery, AuditSink, Outcome, parse_filter_time},
+    auth::Principal,
     clients::{ClientCursor, ClientPolicy, ClientRow, ClientStore},
 };
-
-use std::time::{Duration, SystemTime};
-
-use chrono::{DateTime, SecondsFormat, Utc};
-
-use futures::StreamExt;
-use poem_openapi::payload::Binary;
 
 #[derive(Tags)]
 enum ApiTags {
@@ -87,300 +92,6 @@ pub struct ClientList {
     pub next_cursor: Option<String>,
 }
 
-/// An error body.
-#[derive(Debug, Object)]
-pub struct AdminError {
-    /// A snake_case code.
-    pub error: String,
-    /// What happened.
-    pub error_description: String,
-}
-
-fn error(code: &str, description: impl Into<String>) -> Json<AdminError> {
-    Json(AdminError {
-        error: code.to_owned(),
-        error_description: description.into(),
-    })
-}
-
-/// Answers with a list.
-#[derive(ApiResponse)]
-pub enum ListResponse {
-    /// A page of clients.
-    #[oai(status = 200)]
-    Ok(Json<ClientList>),
-    /// `limit` is out of range.
-    #[oai(status = 400)]
-    BadRequest(Json<AdminError>),
-    /// The store cannot be read.
-    #[oai(status = 503)]
-    Unavailable(Json<AdminError>),
-}
-
-/// Answers about one client.
-#[derive(ApiResponse)]
-pub enum ClientResponse {
-    /// The client.
-    #[oai(status = 200)]
-    Ok(Json<ClientView>),
-    /// No such client.
-    #[oai(status = 404)]
-    NotFound(Json<AdminError>),
-    /// The store cannot be read.
-    #[oai(status = 503)]
-    Unavailable(Json<AdminError>),
-}
-
-/// Answers to a denial.
-#[derive(ApiResponse)]
-pub enum DenyResponse {
-    /// Denied: its tokens are refused with 403 from now on.
-    #[oai(status = 204)]
-    Denied,
-    /// No such client.
-    #[oai(status = 404)]
-    NotFound(Json<AdminError>),
-    /// The store cannot be written.
-    #[oai(status = 503)]
-    Unavailable(Json<AdminError>),
-}
-
-/// Who may use the admin API.
-pub struct AdminGuard {
-    /// The verifier; `None` when authentication is off (then nothing passes).
-    pub auth: Option<Arc<dyn AuthorizationServer>>,
-    /// The admin scope.
-    pub scope: String,
-    /// Applies scope implications.
-    pub scopes: Arc<ScopePolicy>,
-    /// The challenge parameters.
-    pub challenge: Challenge,
-    /// The client policy: a denied client's tokens are refused here too.
-    pub policy: Option<ClientPolicy>,
-}
-
-impl AdminGuard {
-    /// The admin, or the refusal with its audit reason code when it is not the status's usual.
-    async fn check(&self, req: &Request) -> Result<Principal, (poem::Error, Option<&'static str>)> {
-        let Some(auth) = &self.auth else {
-            return Err((
-                poem::Error::from_string(
-                    "the admin API needs authentication; it is off (auth.provider = none)",
-                    StatusCode::FORBIDDEN,
-                ),
-                Some("admin_unavailable"),
-            ));
-        };
-        let principal = authenticate(
-            auth.as_ref(),
-            &self.challenge,
-            req.headers(),
-            req.uri().query(),
-        )
-        .await
-        .map_err(|response| (poem::Error::from_response(response), None))?;
-        if let (Some(policy), Some(client_id)) = (&self.policy, &principal.client_id)
-            && !policy.allows_client(client_id)
-        {
-            return Err((
-                poem::Error::from_response(self.challenge.response(
-                    StatusCode::FORBIDDEN,
-                    Some((
-                        "access_denied",
-                        "this client is not allowed to use this server; ask its operator",
-                    )),
-                    &self.scope,
-                )),
-                Some("client_denied"),
-            ));
-        }
-        if !self
-            .scopes
-            .satisfies(&principal.scopes, std::slice::from_ref(&self.scope))
-        {
-            return Err((
-                poem::Error::from_response(insufficient_scope(
-                    &self.challenge,
-                    &self.scope,
-                    "this operation needs the admin scope",
-                )),
-                None,
-            ));
-        }
-        Ok(principal)
-    }
-}
-
-/// The admin API.
-pub struct AdminApi {
-    guard: AdminGuard,
-    store: Option<Arc<dyn ClientStore>>,
-    policy: Option<ClientPolicy>,
-    audit: AuditSink,
-    log: Option<Arc<dyn AuditLog>>,
-}
-
-impl AdminApi {
-    /// Operations on `store` and `log`, guarded by `guard`; denials also go to `policy` at
-    /// once; admin actions are recorded through `audit`.
-    pub fn new(
-        guard: AdminGuard,
-        store: Option<Arc<dyn ClientStore>>,
-        policy: Option<ClientPolicy>,
-        audit: AuditSink,
-        log: Option<Arc<dyn AuditLog>>,
-    ) -> Self {
-        Self {
-            guard,
-            store,
-            policy,
-            audit,
-            log,
-        }
-    }
-
-    /// The admin behind `req`, or the refusal to send, which is audited as an authentication
-    /// failure (`admin/denied`) with its status.
-    async fn admit(&self, req: &Request) -> poem::Result<Principal> {
-        match self.guard.check(req).await {
-            Ok(admin) => Ok(admin),
-            Err((refusal, reason)) => {
-                let status = refusal.status().as_u16();
-                let (outcome, code) = match status {
-                    401 => (Outcome::Unauthenticated, "admin_unauthenticated"),
-                    403 => (Outcome::Forbidden, "admin_scope_missing"),
-                    400 => (Outcome::Rejected, "malformed_authorization"),
-                    _ => (Outcome::Failed, "idp_unavailable"),
-                };
-                let request_id = req
-                    .extensions()
-                    .get::<RequestId>()
-                    .map(|r| r.0.clone())
-                    .unwrap_or_default();
-                let mut event = AuditEvent::action(request_id, "admin/denied", outcome, status);
-                event.error_code = Some(reason.unwrap_or(code).to_owned());
-                event.source_addr = req
-                    .remote_addr()
-                    .as_socket_addr()
-                    .map(|a| a.ip().to_string());
-                self.audit.record(event).await;
-                Err(refusal)
-            }
-        }
-    }
-
-    /// Records an admin action.
-    async fn record(
-        &self,
-        req: &Request,
-        admin: &Principal,
-        action: &str,
-        status: u16,
-        outcome: Outcome,
-        client_id: Option<String>,
-    ) {
-        let request_id = req
-            .extensions()
-            .get::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default();
-        let mut event = AuditEvent::action(request_id, action, outcome, status);
-        event.subject = Some(admin.subject.clone());
-        event.client_id = client_id.or_else(|| admin.client_id.clone());
-        event.issuer = Some(admin.issuer.clone());
-        event.token_hash_prefix = Some(admin.token_hash_prefix.clone()).filter(|h| !h.is_empty());
-        event.source_addr = req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string());
-        self.audit.record(event).await;
-    }
-}
-
-/// One audit event as the admin API shows it.
-#[derive(Debug, Object)]
-pub struct AuditEventView {
-    /// Its position in the log; pages continue after it.
-    pub id: i64,
-    /// When (RFC 3339, UTC).
-    pub occurred_at: String,
-    /// The request id (`x-request-id`).
-    pub request_id: String,
-    /// The JSON-RPC method, or the action (`oauth/register`, `admin/…`).
-    #[oai(skip_serializing_if_is_none)]
-    pub method: Option<String>,
-    /// The tool called.
-    #[oai(skip_serializing_if_is_none)]
-    pub tool: Option<String>,
-    /// `success`, `tool_error`, `protocol_error`, `rejected`, `unauthenticated`, `forbidden`
-    /// or `failed`.
-    pub outcome: String,
-    /// The HTTP status answered.
-    pub http_status: u16,
-    /// Why it did not succeed.
-    #[oai(skip_serializing_if_is_none)]
-    pub error_code: Option<String>,
-    /// How long it took, in milliseconds.
-    pub latency_ms: f64,
-    /// Who (the token's subject).
-    #[oai(skip_serializing_if_is_none)]
-    pub subject: Option<String>,
-    /// Through which client.
-    #[oai(skip_serializing_if_is_none)]
-    pub client_id: Option<String>,
-    /// The token's issuer.
-    #[oai(skip_serializing_if_is_none)]
-    pub issuer: Option<String>,
-    /// The first hex digits of the token's SHA-256 (never the token).
-    #[oai(skip_serializing_if_is_none)]
-    pub token_hash_prefix: Option<String>,
-    /// From where.
-    #[oai(skip_serializing_if_is_none)]
-    pub source_addr: Option<String>,
-    /// The search backend used.
-    #[oai(skip_serializing_if_is_none)]
-    pub provider: Option<String>,
-    /// Whether the result cache answered.
-    #[oai(skip_serializing_if_is_none)]
-    pub cache_hit: Option<bool>,
-    /// Upstream requests made (retries included).
-    #[oai(skip_serializing_if_is_none)]
-    pub upstream_attempts: Option<u32>,
-    /// The backend's request id.
-    #[oai(skip_serializing_if_is_none)]
-    pub upstream_request_id: Option<String>,
-    /// What was searched for (200 characters at most), unless `audit.record_queries` is off.
-    #[oai(skip_serializing_if_is_none)]
-    pub query_summary: Option<String>,
-}
-
-impl From<StoredEvent> for AuditEventView {
-    fn from(stored: StoredEvent) -> Self {
-        let e = stored.event;
-        Self {
-            id: stored.id,
-            occurred_at: rfc3339(e.occurred_at),
-            request_id: e.request_id,
-            method: e.method,
-            tool: e.tool,
-            outcome: e.outcome.as_str().to_owned(),
-            http_status: e.http_status,
-            error_code: e.error_code,
-            latency_ms: e.latency.as_secs_f64() * 1000.0,
-            subject: e.subject,
-            client_id: e.client_id,
-            issuer: e.issuer,
-            token_hash_prefix: e.token_hash_prefix,
-            source_addr: e.source_addr,
-            provider: e.provider,
-            cache_hit: e.cache_hit,
-            upstream_attempts: e.upstream_attempts,
-            upstream_request_id: e.upstream_request_id,
-            query_summary: e.query_summary,
-        }
-    }
-}
-
 /// A page of audit events.
 #[derive(Debug, Object)]
 pub struct AuditList {
@@ -416,94 +127,184 @@ pub struct Stats {
     pub hours: Vec<HourlyStat>,
 }
 
-/// Answers with audit events.
+/// The answer to a denial.
 #[derive(ApiResponse)]
-pub enum AuditResponse {
-    /// A page of events.
-    #[oai(status = 200)]
-    Ok(Json<AuditList>),
-    /// A filter cannot be read.
-    #[oai(status = 400)]
-    BadRequest(Json<AdminError>),
-    /// The audit store cannot be read.
-    #[oai(status = 503)]
-    Unavailable(Json<AdminError>),
+pub enum Denied {
+    /// Denied: its tokens are refused with 403 from now on.
+    #[oai(status = 204)]
+    Denied,
 }
 
-/// Answers with an export.
+/// The answer of an export.
 #[derive(ApiResponse)]
-pub enum ExportResponse {
+pub enum Export {
     /// Every matching event, one JSON object per line, oldest first.
     #[oai(status = 200, content_type = "application/x-ndjson")]
     Ok(Binary<poem::Body>),
-    /// A filter cannot be read.
-    #[oai(status = 400)]
-    BadRequest(Json<AdminError>),
-    /// The audit store cannot be read.
-    #[oai(status = 503)]
-    Unavailable(Json<AdminError>),
 }
 
-/// Answers with statistics.
-#[derive(ApiResponse)]
-pub enum StatsResponse {
-    /// Counts per hour, tool and outcome.
-    #[oai(status = 200)]
-    Ok(Json<Stats>),
-    /// A time cannot be read.
-    #[oai(status = 400)]
-    BadRequest(Json<AdminError>),
-    /// The audit store cannot be read.
-    #[oai(status = 503)]
-    Unavailable(Json<AdminError>),
+/// The status of a successful answer, for its audit row.
+trait Success {
+    /// 200 unless the answer says otherwise.
+    const STATUS: u16 = 200;
 }
 
-fn rfc3339(at: SystemTime) -> String {
-    DateTime::<Utc>::from(at).to_rfc3339_opts(SecondsFormat::Millis, true)
+impl<T> Success for Json<T> {}
+
+impl Success for Export {}
+
+impl Success for Denied {
+    const STATUS: u16 = 204;
+}
+
+/// The admin API.
+pub struct AdminApi {
+    guard: AdminGuard,
+    store: Option<Arc<dyn ClientStore>>,
+    policy: Option<ClientPolicy>,
+    audit: AuditSink,
+    log: Option<Arc<dyn AuditLog>>,
+}
+
+impl AdminApi {
+    /// Operations on `store` and `log`, guarded by `guard`; denials also go to `policy` at
+    /// once; admin actions are recorded through `audit`.
+    pub fn new(
+        guard: AdminGuard,
+        store: Option<Arc<dyn ClientStore>>,
+        policy: Option<ClientPolicy>,
+        audit: AuditSink,
+        log: Option<Arc<dyn AuditLog>>,
+    ) -> Self {
+        Self {
+            guard,
+            store,
+            policy,
+            audit,
+            log,
+        }
+    }
+
+    /// Runs `operation` for the admin behind `req` and records it as `action` (naming `target`
+    /// as the client acted on, else the admin's own client). A refusal is recorded as
+    /// `admin/denied` with its status and sent instead.
+    async fn audited<T, F, Fut, const A: u16, const B: u16, const C: u16, const D: u16>(
+        &self,
+        req: &Request,
+        action: &str,
+        target: Option<String>,
+        operation: F,
+    ) -> Reply<T, A, B, C, D>
+    where
+        T: Success,
+        F: FnOnce(Principal) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let admin = match self.guard.check(req).await {
+            Ok(admin) => admin,
+            Err(Refusal { answer, reason }) => {
+                let status = answer.status().as_u16();
+                let (outcome, code) = match status {
+                    401 => (Outcome::Unauthenticated, "admin_unauthenticated"),
+                    403 => (Outcome::Forbidden, "admin_scope_missing"),
+                    400 => (Outcome::Rejected, "malformed_authorization"),
+                    _ => (Outcome::Failed, "idp_unavailable"),
+                };
+                let mut event = action_event(req, "admin/denied", outcome, status);
+                event.error_code = Some(reason.unwrap_or(code).to_owned());
+                self.audit.record(event).await;
+                return Reply::Refused(answer);
+            }
+        };
+        let answer = operation(admin.clone()).await;
+        let (status, outcome) = match &answer {
+            Ok(_) => (T::STATUS, Outcome::Success),
+            Err(error) if error.status() >= 500 => (error.status(), Outcome::Failed),
+            Err(error) => (error.status(), Outcome::Rejected),
+        };
+        let mut event = action_event(req, action, outcome, status);
+        event.client_id = target.or(admin.client_id);
+        event.subject = Some(admin.subject);
+        event.issuer = Some(admin.issuer);
+        event.token_hash_prefix = Some(admin.token_hash_prefix).filter(|h| !h.is_empty());
+        self.audit.record(event).await;
+        answer.into()
+    }
+
+    fn store(&self) -> Result<&Arc<dyn ClientStore>, ApiError> {
+        self.store.as_ref().ok_or_else(|| {
+            ApiError::unavailable("unavailable", "this server keeps no client store")
+        })
+    }
+
+    fn log(&self) -> Result<&Arc<dyn AuditLog>, ApiError> {
+        self.log.as_ref().ok_or_else(|| {
+            ApiError::unavailable("unavailable", "this server's audit log cannot be queried")
+        })
+    }
+}
+
+/// A client store failure: logged in full, answered as a generic 503.
+fn store_failed(description: &str, error: &anyhow::Error) -> ApiError {
+    ApiError::failed("unavailable", description, None, error.as_ref())
+}
+
+/// `limit`, or `default`, when within 1..=`max`.
+fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_request",
+            format!("limit must be between 1 and {max}"),
+        ))
+    }
 }
 
 /// An RFC 3339 time or Unix seconds.
-fn parse_time(name: &str, value: Option<&str>) -> Result<Option<SystemTime>, Json<AdminError>> {
+fn parse_time(name: &str, value: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
     let Some(value) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    parse_filter_time(value).map(Some).ok_or(()).map_err(|_| {
-        error(
+    parse_filter_time(value).map(Some).ok_or_else(|| {
+        ApiError::bad_request(
             "invalid_request",
             format!("{name} must be an RFC 3339 time (2026-11-26T19:00:00Z) or Unix seconds"),
         )
     })
 }
 
-/// The filters of `GET /audit` and `GET /audit/export`.
-#[allow(clippy::too_many_arguments)]
-fn audit_query(
-    since: Option<&str>,
-    until: Option<&str>,
-    subject: Option<String>,
-    client_id: Option<String>,
-    tool: Option<String>,
-    outcome: Option<String>,
-    cursor: Option<&str>,
-    limit: u32,
-) -> Result<AuditQuery, Json<AdminError>> {
-    let after = match cursor.filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| error("invalid_request", "cursor must be a next_cursor value"))?,
-        ),
-    };
-    Ok(AuditQuery {
-        since: parse_time("since", since)?,
-        until: parse_time("until", until)?,
-        subject,
-        client_id,
-        tool,
-        outcome,
-        after,
-        limit,
-    })
+/// The filters of `GET /audit` and `GET /audit/export`, as given.
+struct AuditFilters {
+    since: Query<Option<String>>,
+    until: Query<Option<String>>,
+    subject: Query<Option<String>>,
+    client_id: Query<Option<String>>,
+    tool: Query<Option<String>>,
+    outcome: Query<Option<String>>,
+}
+
+impl AuditFilters {
+    /// The query for a page of `limit` after `cursor`.
+    fn query(self, cursor: Option<&str>, limit: u32) -> Result<AuditQuery, ApiError> {
+        let after = match cursor.filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => Some(c.parse::<i64>().map_err(|_| {
+                ApiError::bad_request("invalid_request", "cursor must be a next_cursor value")
+            })?),
+        };
+        Ok(AuditQuery {
+            since: parse_time("since", self.since.0.as_deref())?,
+            until: parse_time("until", self.until.0.as_deref())?,
+            subject: self.subject.0,
+            client_id: self.client_id.0,
+            tool: self.tool.0,
+            outcome: self.outcome.0,
+            after,
+            limit,
+        })
+    }
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Admin")]
@@ -517,48 +318,29 @@ impl AdminApi {
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> poem::Result<ListResponse> {
-        let admin = self.admit(req).await?;
-        let limit = limit.0.unwrap_or(50);
-        if !(1..=500).contains(&limit) {
-            return Ok(ListResponse::BadRequest(error(
-                "invalid_request",
-                "limit must be between 1 and 500",
-            )));
-        }
-        let Some(store) = &self.store else {
-            return Ok(ListResponse::Unavailable(no_store()));
-        };
-        let cursor = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
-            None => None,
-            Some(text) => match ClientCursor::parse(text) {
-                Some(cursor) => Some(cursor),
-                None => {
-                    return Ok(ListResponse::BadRequest(error(
+    ) -> Reply<Json<ClientList>, 400, 503> {
+        self.audited(req, "admin/clients.list", None, |_| async move {
+            let limit = page_limit(limit.0, 50, 500)?;
+            let store = self.store()?;
+            let cursor = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
+                None => None,
+                Some(text) => Some(ClientCursor::parse(text).ok_or_else(|| {
+                    ApiError::bad_request(
                         "invalid_request",
                         "cursor must be a next_cursor value from a previous page",
-                    )));
-                }
-            },
-        };
-        let answer = match store.list(cursor.as_ref(), limit).await {
-            Ok(page) => ListResponse::Ok(Json(ClientList {
+                    )
+                })?),
+            };
+            let page = store
+                .list(cursor.as_ref(), limit)
+                .await
+                .map_err(|e| store_failed("the client store cannot be read", &e))?;
+            Ok(Json(ClientList {
                 clients: page.clients.into_iter().map(ClientView::from).collect(),
                 next_cursor: page.next_cursor,
-            })),
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "cannot list clients");
-                ListResponse::Unavailable(error("unavailable", "the client store cannot be read"))
-            }
-        };
-        let (status, outcome) = match &answer {
-            ListResponse::Ok(_) => (200, Outcome::Success),
-            ListResponse::Unavailable(_) => (503, Outcome::Failed),
-            _ => (400, Outcome::Rejected),
-        };
-        self.record(req, &admin, "admin/clients.list", status, outcome, None)
-            .await;
-        Ok(answer)
+            }))
+        })
+        .await
     }
 
     /// One registered client.
@@ -572,27 +354,15 @@ impl AdminApi {
         req: &Request,
         /// The client id.
         client_id: Path<String>,
-    ) -> poem::Result<ClientResponse> {
-        let admin = self.admit(req).await?;
-        let Some(store) = &self.store else {
-            return Ok(ClientResponse::Unavailable(no_store()));
-        };
-        let answer = match store.client(&client_id.0).await {
-            Ok(Some(row)) => ClientResponse::Ok(Json(row.into())),
-            Ok(None) => ClientResponse::NotFound(error("not_found", "no such client")),
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "cannot read a client");
-                ClientResponse::Unavailable(error("unavailable", "the client store cannot be read"))
+    ) -> Reply<Json<ClientView>, 404, 503> {
+        self.audited(req, "admin/clients.get", None, |_| async move {
+            match self.store()?.client(&client_id.0).await {
+                Ok(Some(row)) => Ok(Json(row.into())),
+                Ok(None) => Err(ApiError::not_found("no such client")),
+                Err(e) => Err(store_failed("the client store cannot be read", &e)),
             }
-        };
-        let (status, outcome) = match &answer {
-            ClientResponse::Ok(_) => (200, Outcome::Success),
-            ClientResponse::Unavailable(_) => (503, Outcome::Failed),
-            ClientResponse::NotFound(_) => (404, Outcome::Rejected),
-        };
-        self.record(req, &admin, "admin/clients.get", status, outcome, None)
-            .await;
-        Ok(answer)
+        })
+        .await
     }
 
     /// Denies a client: from now on its tokens get 403 (on every replica within 30 s). The
@@ -607,49 +377,27 @@ impl AdminApi {
         req: &Request,
         /// The client id.
         client_id: Path<String>,
-    ) -> poem::Result<DenyResponse> {
-        let admin = self.admit(req).await?;
-        let Some(store) = &self.store else {
-            return Ok(DenyResponse::Unavailable(no_store()));
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let (response, status, outcome) = match store.deny(&client_id.0, now).await {
-            Ok(true) => {
-                if let Some(policy) = &self.policy {
-                    policy.deny(&client_id.0);
+    ) -> Reply<Denied, 404, 503> {
+        let client_id = client_id.0;
+        let target = Some(client_id.clone());
+        self.audited(req, "admin/clients.deny", target, |admin| async move {
+            let store = self.store()?;
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            match store.deny(&client_id, now).await {
+                Ok(true) => {
+                    if let Some(policy) = &self.policy {
+                        policy.deny(&client_id);
+                    }
+                    tracing::info!(client_id = %client_id, by = %admin.subject, "denied a client");
+                    Ok(Denied::Denied)
                 }
-                tracing::info!(client_id = %client_id.0, by = %admin.subject, "denied a client");
-                (DenyResponse::Denied, 204, Outcome::Success)
+                Ok(false) => Err(ApiError::not_found("no such client")),
+                Err(e) => Err(store_failed("the client store cannot be written", &e)),
             }
-            Ok(false) => (
-                DenyResponse::NotFound(error("not_found", "no such client")),
-                404,
-                Outcome::Rejected,
-            ),
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "cannot deny a client");
-                (
-                    DenyResponse::Unavailable(error(
-                        "unavailable",
-                        "the client store cannot be written",
-                    )),
-                    503,
-                    Outcome::Failed,
-                )
-            }
-        };
-        self.record(
-            req,
-            &admin,
-            "admin/clients.deny",
-            status,
-            outcome,
-            Some(client_id.0),
-        )
-        .await;
-        Ok(response)
+        })
+        .await
     }
 
     /// Audit events, oldest first, filtered; `limit` per page (1–1000, default 100). Times are
@@ -675,46 +423,25 @@ impl AdminApi {
         cursor: Query<Option<String>>,
         /// At most this many (1–1000).
         limit: Query<Option<u32>>,
-    ) -> poem::Result<AuditResponse> {
-        let admin = self.admit(req).await?;
-        let limit = limit.0.unwrap_or(100);
-        let answer = if !(1..=1000).contains(&limit) {
-            AuditResponse::BadRequest(error("invalid_request", "limit must be between 1 and 1000"))
-        } else {
-            match audit_query(
-                since.0.as_deref(),
-                until.0.as_deref(),
-                subject.0,
-                client_id.0,
-                tool.0,
-                outcome.0,
-                cursor.0.as_deref(),
-                limit,
-            ) {
-                Err(bad) => AuditResponse::BadRequest(bad),
-                Ok(query) => match &self.log {
-                    None => AuditResponse::Unavailable(no_log()),
-                    Some(log) => match log.query(&query).await {
-                        Ok(page) => AuditResponse::Ok(Json(AuditList {
-                            events: page.events.into_iter().map(AuditEventView::from).collect(),
-                            next_cursor: page.next.map(|n| n.to_string()),
-                        })),
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot query the audit trail");
-                            AuditResponse::Unavailable(error("unavailable", e.to_string()))
-                        }
-                    },
-                },
-            }
+    ) -> Reply<Json<AuditList>, 400, 503> {
+        let filters = AuditFilters {
+            since,
+            until,
+            subject,
+            client_id,
+            tool,
+            outcome,
         };
-        let (status, outcome) = match &answer {
-            AuditResponse::Ok(_) => (200, Outcome::Success),
-            AuditResponse::BadRequest(_) => (400, Outcome::Rejected),
-            AuditResponse::Unavailable(_) => (503, Outcome::Failed),
-        };
-        self.record(req, &admin, "admin/audit.list", status, outcome, None)
-            .await;
-        Ok(answer)
+        self.audited(req, "admin/audit.list", None, |_| async move {
+            let limit = page_limit(limit.0, 100, 1000)?;
+            let query = filters.query(cursor.0.as_deref(), limit)?;
+            let page = self.log()?.query(&query).await?;
+            Ok(Json(AuditList {
+                events: page.events.into_iter().map(AuditEventView::from).collect(),
+                next_cursor: page.next.map(|n| n.to_string()),
+            }))
+        })
+        .await
     }
 
     /// Every matching audit event as NDJSON (one JSON object per line), streamed page by page;
@@ -740,85 +467,29 @@ impl AdminApi {
         tool: Query<Option<String>>,
         /// The outcome.
         outcome: Query<Option<String>>,
-    ) -> poem::Result<ExportResponse> {
-        let admin = self.admit(req).await?;
-        let query = match audit_query(
-            since.0.as_deref(),
-            until.0.as_deref(),
-            subject.0,
-            client_id.0,
-            tool.0,
-            outcome.0,
-            None,
-            1000,
-        ) {
-            Ok(query) => query,
-            Err(bad) => return Ok(ExportResponse::BadRequest(bad)),
+    ) -> Reply<Export, 400, 503> {
+        let filters = AuditFilters {
+            since,
+            until,
+            subject,
+            client_id,
+            tool,
+            outcome,
         };
-        let Some(log) = self.log.clone() else {
-            return Ok(ExportResponse::Unavailable(no_log()));
-        };
-        // Without `until` the export ends at the time of the request, so it cannot chase rows
-        // written while it streams.
-        let mut query = query;
-        query.until = query.until.or_else(|| Some(SystemTime::now()));
-        // The first page is read before answering, so a store that cannot be read gets 503,
-        // not a 200 with an error inside.
-        let first = match log.query(&query).await {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the audit trail for an export");
-                self.record(
-                    req,
-                    &admin,
-                    "admin/audit.export",
-                    503,
-                    Outcome::Failed,
-                    None,
-                )
-                .await;
-                return Ok(ExportResponse::Unavailable(error(
-                    "unavailable",
-                    "the audit trail cannot be read now (the database is unavailable); try again",
-                )));
-            }
-        };
-        self.record(
-            req,
-            &admin,
-            "admin/audit.export",
-            200,
-            Outcome::Success,
-            None,
-        )
-        .await;
-        // Later pages are read as the client reads. A failure then writes an error line and
-        // aborts the response, so the client sees a truncated transfer, never a clean end.
-        let pages = futures::stream::unfold(Some((query, Some(first))), move |state| {
-            let log = log.clone();
-            async move {
-                let (mut query, ready) = state?;
-                let page = match ready {
-                    Some(page) => Ok(page),
-                    None => log.query(&query).await,
-                };
-                match page {
-                    Ok(page) => {
-                        let chunk = ndjson(page.events);
-                        let next = page.next.map(|after| {
-                            query.after = Some(after);
-                            (query, None)
-                        });
-                        Some((Ok::<_, std::io::Error>(bytes::Bytes::from(chunk)), next))
-                    }
-                    Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
-                }
-            }
+        self.audited(req, "admin/audit.export", None, |_| async move {
+            let mut query = filters.query(None, 1000)?;
+            let log = self.log()?.clone();
+            // Without `until` the export ends at the time of the request, so it cannot chase
+            // rows written while it streams.
+            query.until = query.until.or_else(|| Some(SystemTime::now()));
+            // The first page is read before answering, so a store that cannot be read gets
+            // 503, not a 200 with an error inside.
+            let first = log.query(&query).await?;
+            Ok(Export::Ok(Binary(poem::Body::from_bytes_stream(
+                export_pages(log, query, first),
+            ))))
         })
-        .boxed();
-        Ok(ExportResponse::Ok(Binary(poem::Body::from_bytes_stream(
-            pages,
-        ))))
+        .await
     }
 
     /// Calls per hour, tool and outcome between `since` (default: 24 hours ago) and `until`
@@ -831,63 +502,64 @@ impl AdminApi {
         since: Query<Option<String>>,
         /// Window end (RFC 3339 or Unix seconds).
         until: Query<Option<String>>,
-    ) -> poem::Result<StatsResponse> {
-        let admin = self.admit(req).await?;
-        let now = SystemTime::now();
-        let window = parse_time("since", since.0.as_deref()).and_then(|s| {
-            parse_time("until", until.0.as_deref()).map(|u| {
-                let until = u.unwrap_or(now);
-                (s.unwrap_or(until - Duration::from_secs(86_400)), until)
-            })
-        });
-        let answer = match (window, &self.log) {
-            (Err(bad), _) => StatsResponse::BadRequest(bad),
-            (Ok(_), None) => StatsResponse::Unavailable(no_log()),
-            (Ok((since, until)), Some(log)) => match log.stats(since, until).await {
-                Ok(rows) => StatsResponse::Ok(Json(Stats {
-                    since: rfc3339(since),
-                    until: rfc3339(until),
-                    hours: rows
-                        .into_iter()
-                        .map(|r| HourlyStat {
-                            hour: rfc3339(r.hour),
-                            tool: r.tool,
-                            outcome: r.outcome,
-                            count: r.count,
-                        })
-                        .collect(),
-                })),
-                Err(e) => StatsResponse::Unavailable(error("unavailable", e.to_string())),
-            },
-        };
-        let (status, outcome) = match &answer {
-            StatsResponse::Ok(_) => (200, Outcome::Success),
-            StatsResponse::BadRequest(_) => (400, Outcome::Rejected),
-            StatsResponse::Unavailable(_) => (503, Outcome::Failed),
-        };
-        self.record(req, &admin, "admin/stats", status, outcome, None)
-            .await;
-        Ok(answer)
+    ) -> Reply<Json<Stats>, 400, 503> {
+        self.audited(req, "admin/stats", None, |_| async move {
+            let since = parse_time("since", since.0.as_deref())?;
+            let until = parse_time("until", until.0.as_deref())?.unwrap_or_else(SystemTime::now);
+            let since = since.unwrap_or(until - Duration::from_secs(86_400));
+            let rows = self.log()?.stats(since, until).await?;
+            Ok(Json(Stats {
+                since: rfc3339(since),
+                until: rfc3339(until),
+                hours: rows
+                    .into_iter()
+                    .map(|r| HourlyStat {
+                        hour: rfc3339(r.hour),
+                        tool: r.tool,
+                        outcome: r.outcome,
+                        count: r.count,
+                    })
+                    .collect(),
+            }))
+        })
+        .await
     }
 }
 
-fn no_log() -> Json<AdminError> {
-    error("unavailable", "this server's audit log cannot be queried")
-}
-
-fn no_store() -> Json<AdminError> {
-    error("unavailable", "this server keeps no client store")
-}
-
-/// Events as NDJSON lines.
-fn ndjson(events: Vec<StoredEvent>) -> Vec<u8> {
-    let mut chunk = Vec::new();
-    for event in events {
-        let view = AuditEventView::from(event);
-        if let Ok(line) = serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&view)) {
-            chunk.extend_from_slice(&line);
-            chunk.push(b'\n');
+/// The export's body after its `first` page: later pages are read as the client reads. A
+/// failure then aborts the response, so the client sees a truncated transfer, never a clean
+/// end (and the store's text stays in the log).
+fn export_pages(
+    log: Arc<dyn AuditLog>,
+    query: AuditQuery,
+    first: crate::domain::audit::AuditPage,
+) -> futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> {
+    futures::stream::unfold(Some((query, Some(first))), move |state| {
+        let log = log.clone();
+        async move {
+            let (mut query, ready) = state?;
+            let page = match ready {
+                Some(page) => Ok(page),
+                None => log.query(&query).await,
+            };
+            match page {
+                Ok(page) => {
+                    let chunk = ndjson(page.events);
+                    let next = page.next.map(|after| {
+                        query.after = Some(after);
+                        (query, None)
+                    });
+                    Some((Ok(bytes::Bytes::from(chunk)), next))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the audit trail for an export");
+                    Some((
+                        Err(std::io::Error::other("the audit trail cannot be read")),
+                        None,
+                    ))
+                }
+            }
         }
-    }
-    chunk
+    })
+    .boxed()
 }

@@ -8,9 +8,10 @@ use std::{sync::Arc, time::Duration};
 
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response, Result,
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
 };
 
+use super::{Layered, error::ErrorBody};
 use crate::{
     domain::{
         auth::{AuthError, AuthorizationServer, BearerToken, Principal, ScopePolicy},
@@ -64,12 +65,13 @@ impl Challenge {
         scope: &str,
     ) -> Response {
         let (code, description) = error.unwrap_or(("unauthorized", "a bearer token is required"));
-        let body = serde_json::json!({ "error": code, "error_description": description });
-        Response::builder()
-            .status(status)
-            .header(header::WWW_AUTHENTICATE, self.header(error, scope))
-            .content_type("application/json")
-            .body(body.to_string())
+        let mut response = ErrorBody::new(code, description).response(status);
+        if let Ok(value) = HeaderValue::try_from(self.header(error, scope)) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
     }
 }
 
@@ -87,6 +89,7 @@ fn quoted(text: &str) -> String {
 }
 
 /// Middleware verifying bearer tokens.
+#[derive(Clone)]
 pub struct BearerGuard {
     /// The verifier (with core's token cache in front).
     pub auth: Arc<dyn AuthorizationServer>,
@@ -97,33 +100,20 @@ pub struct BearerGuard {
 }
 
 impl<E: Endpoint> Middleware<E> for BearerGuard {
-    type Output = BearerGuardEndpoint<E>;
+    type Output = Layered<Self, E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        BearerGuardEndpoint {
-            auth: self.auth.clone(),
-            challenge: self.challenge.clone(),
-            clients: self.clients.clone(),
-            inner,
-        }
+        Layered::new(self.clone(), inner)
     }
 }
 
-/// See [`BearerGuard`].
-pub struct BearerGuardEndpoint<E> {
-    auth: Arc<dyn AuthorizationServer>,
-    challenge: Arc<Challenge>,
-    clients: Option<ClientGate>,
-    inner: E,
-}
-
-impl<E: Endpoint> Endpoint for BearerGuardEndpoint<E> {
+impl<E: Endpoint> Endpoint for Layered<BearerGuard, E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
         let record = req.extensions().get::<CallRecord>().cloned();
         let outcome = match extract(req.headers(), req.uri().query()) {
-            Ok(Some(token)) => self.auth.verify(&token).await.map(Some),
+            Ok(Some(token)) => self.layer.auth.verify(&token).await.map(Some),
             Ok(None) => Ok(None),
             Err(error) => Err(error),
         };
@@ -131,10 +121,10 @@ impl<E: Endpoint> Endpoint for BearerGuardEndpoint<E> {
             Ok(Some(principal)) => principal,
             Ok(None) => {
                 note_failure(record.as_ref(), "missing_token");
-                return Ok(self.challenge.response(
+                return Ok(self.layer.challenge.response(
                     StatusCode::UNAUTHORIZED,
                     None,
-                    &self.challenge.scope,
+                    &self.layer.challenge.scope,
                 ));
             }
             Err(error) => {
@@ -145,17 +135,17 @@ impl<E: Endpoint> Endpoint for BearerGuardEndpoint<E> {
         if let Some(record) = &record {
             record.update(|info| info.principal = Some(principal.clone()));
         }
-        if let (Some(gate), Some(client_id)) = (&self.clients, &principal.client_id) {
+        if let (Some(gate), Some(client_id)) = (&self.layer.clients, &principal.client_id) {
             if !gate.policy.allows_client(client_id) {
                 note_failure(record.as_ref(), "client_denied");
                 tracing::warn!(client_id = %client_id, "refused a token of a denied client");
-                return Ok(self.challenge.response(
+                return Ok(self.layer.challenge.response(
                     StatusCode::FORBIDDEN,
                     Some((
                         "access_denied",
                         "this client is not allowed to use this server; ask its operator",
                     )),
-                    &self.challenge.scope,
+                    &self.layer.challenge.scope,
                 ));
             }
             gate.activity.seen(client_id);
@@ -165,9 +155,9 @@ impl<E: Endpoint> Endpoint for BearerGuardEndpoint<E> {
     }
 }
 
-impl<E> BearerGuardEndpoint<E> {
+impl<E> Layered<BearerGuard, E> {
     fn rejection(&self, error: &AuthError) -> Response {
-        rejection(&self.challenge, error)
+        rejection(&self.layer.challenge, error)
     }
 }
 
@@ -270,19 +260,20 @@ fn extract(headers: &HeaderMap, query: Option<&str>) -> Result<Option<BearerToke
 
 fn unavailable(retry_after: Option<Duration>) -> Response {
     let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
-    let body = serde_json::json!({
-        "error": "temporarily_unavailable",
-        "error_description": "the identity provider cannot be reached to verify the token; retry shortly",
-    });
-    Response::builder()
-        .status(StatusCode::SERVICE_UNAVAILABLE)
-        .header(header::RETRY_AFTER, secs.to_string())
-        .content_type("application/json")
-        .body(body.to_string())
+    let mut response = ErrorBody::new(
+        "temporarily_unavailable",
+        "the identity provider cannot be reached to verify the token; retry shortly",
+    )
+    .response(StatusCode::SERVICE_UNAVAILABLE);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, secs.into());
+    response
 }
 
 /// Middleware checking a `tools/call`'s scopes against the tool's requirements (after the body
 /// has been read, so the tool is known).
+#[derive(Clone)]
 pub struct ScopeGuard {
     /// Tool → scopes, and implications.
     pub policy: Arc<ScopePolicy>,
@@ -291,25 +282,14 @@ pub struct ScopeGuard {
 }
 
 impl<E: Endpoint> Middleware<E> for ScopeGuard {
-    type Output = ScopeGuardEndpoint<E>;
+    type Output = Layered<Self, E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        ScopeGuardEndpoint {
-            policy: self.policy.clone(),
-            challenge: self.challenge.clone(),
-            inner,
-        }
+        Layered::new(self.clone(), inner)
     }
 }
 
-/// See [`ScopeGuard`].
-pub struct ScopeGuardEndpoint<E> {
-    policy: Arc<ScopePolicy>,
-    challenge: Arc<Challenge>,
-    inner: E,
-}
-
-impl<E: Endpoint> Endpoint for ScopeGuardEndpoint<E> {
+impl<E: Endpoint> Endpoint for Layered<ScopeGuard, E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Self::Output> {
@@ -321,13 +301,13 @@ impl<E: Endpoint> Endpoint for ScopeGuardEndpoint<E> {
             })
         });
         if let (Some(tool), Some(principal)) = (tool, req.extensions().get::<Principal>()) {
-            let required = self.policy.required_for_tool(&tool);
-            if !self.policy.satisfies(&principal.scopes, required) {
+            let required = self.layer.policy.required_for_tool(&tool);
+            if !self.layer.policy.satisfies(&principal.scopes, required) {
                 note_failure(record.as_ref(), "insufficient_scope");
                 // One challenge with every scope the operation needs (MCP 2026-07-28 §Scope).
                 let scope = required.join(" ");
                 let description = format!("calling {tool} needs the scope {scope}");
-                return Ok(self.challenge.response(
+                return Ok(self.layer.challenge.response(
                     StatusCode::FORBIDDEN,
                     Some(("insufficient_scope", &description)),
                     &scope,
@@ -340,8 +320,6 @@ impl<E: Endpoint> Endpoint for ScopeGuardEndpoint<E> {
 
 #[cfg(test)]
 mod tests {
-    use poem::http::HeaderValue;
-
     use super::*;
 
     fn headers(values: &[&str]) -> HeaderMap {

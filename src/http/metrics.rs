@@ -20,6 +20,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use super::Layered;
 use crate::domain::{
     audit::{AuditEvent, AuditSink},
     auth::CacheCounters,
@@ -216,6 +217,7 @@ fn outcome_of(status: StatusCode) -> &'static str {
 }
 
 /// Middleware counting every request.
+#[derive(Clone)]
 pub struct MetricsLayer {
     /// Where to count.
     pub metrics: Arc<Metrics>,
@@ -224,29 +226,18 @@ pub struct MetricsLayer {
 }
 
 impl<E: Endpoint> Middleware<E> for MetricsLayer {
-    type Output = MetricsEndpoint<E>;
+    type Output = Layered<Self, E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        MetricsEndpoint {
-            metrics: self.metrics.clone(),
-            mcp_path: self.mcp_path.clone(),
-            inner,
-        }
+        Layered::new(self.clone(), inner)
     }
 }
 
-/// See [`MetricsLayer`].
-pub struct MetricsEndpoint<E> {
-    metrics: Arc<Metrics>,
-    mcp_path: String,
-    inner: E,
-}
-
-impl<E: Endpoint> Endpoint for MetricsEndpoint<E> {
+impl<E: Endpoint> Endpoint for Layered<MetricsLayer, E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Self::Output> {
-        let route = route_of(req.uri().path(), &self.mcp_path);
+        let route = route_of(req.uri().path(), &self.layer.mcp_path);
         let started = Instant::now();
         let response = match self.inner.call(req).await {
             Ok(response) => response.into_response(),
@@ -256,8 +247,9 @@ impl<E: Endpoint> Endpoint for MetricsEndpoint<E> {
             route,
             outcome: outcome_of(response.status()),
         };
-        self.metrics.requests.get_or_create(&labels).inc();
-        self.metrics
+        self.layer.metrics.requests.get_or_create(&labels).inc();
+        self.layer
+            .metrics
             .latency
             .get_or_create(&labels)
             .observe(started.elapsed().as_secs_f64());

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use poem::{Request, Response, handler, http::StatusCode, web::Data};
+use poem::{IntoResponse, Request, Response, handler, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags, payload::Json, types::Example};
 
-use crate::domain::auth::{AuthError, AuthorizationServer};
+use super::error::{ApiError, Reply};
+use crate::domain::auth::AuthorizationServer;
 
 #[derive(Tags)]
 enum ApiTags {
@@ -48,57 +49,30 @@ impl Example for ProtectedResourceMetadata {
     }
 }
 
-/// An error body in the OAuth shape.
-#[derive(Debug, Object)]
-pub struct OAuthError {
-    /// A snake_case code.
-    pub error: String,
-    /// What happened, for a person.
-    pub error_description: String,
-}
-
-impl OAuthError {
-    fn new(error: &str, description: impl Into<String>) -> Json<Self> {
-        Json(Self {
-            error: error.to_owned(),
-            error_description: description.into(),
-        })
-    }
-}
-
-/// Answers for the protected-resource metadata.
+/// The protected-resource metadata, cacheable for five minutes.
 #[derive(ApiResponse)]
-pub enum ResourceMetadataResponse {
+pub enum ResourceMetadata {
     /// The metadata.
     #[oai(status = 200)]
     Ok(
         Json<ProtectedResourceMetadata>,
         #[oai(header = "Cache-Control")] String,
     ),
-    /// Authentication is off (`auth.provider` is `none` or `embedded`), so there is nothing to discover.
-    #[oai(status = 404)]
-    NotFound(Json<OAuthError>),
 }
 
-/// Answers for the forwarded authorization server metadata.
+/// The authorization server's metadata, as it publishes it, cacheable for five minutes.
 #[derive(ApiResponse)]
-pub enum ServerMetadataResponse {
+pub enum ServerMetadata {
     /// The authorization server's metadata, as it publishes it.
     #[oai(status = 200)]
     Ok(
         Json<serde_json::Value>,
         #[oai(header = "Cache-Control")] String,
     ),
-    /// No authorization server is configured, or it publishes no metadata.
-    #[oai(status = 404)]
-    NotFound(Json<OAuthError>),
-    /// The authorization server answered with something unusable (such as another issuer).
-    #[oai(status = 502)]
-    BadGateway(Json<OAuthError>),
-    /// The authorization server cannot be reached and nothing is cached.
-    #[oai(status = 503)]
-    Unavailable(Json<OAuthError>, #[oai(header = "Retry-After")] u64),
 }
+
+/// How long clients may keep a discovery document.
+const CACHE_CONTROL: &str = "public, max-age=300";
 
 /// The discovery documents.
 pub struct OAuthApi {
@@ -108,7 +82,6 @@ pub struct OAuthApi {
 }
 
 impl OAuthApi {
-    /// Documents for `auth` (none when authentication is off).
     /// Documents for `auth` (none when authentication is off); the forwarded authorization
     /// server metadata names `registration_endpoint` (searchgate's `/oauth/register`) when
     /// registration goes through searchgate.
@@ -125,60 +98,36 @@ impl OAuthApi {
     }
 
     /// The protected-resource metadata response (also served at the path-suffixed URL).
-    pub fn resource_metadata(&self) -> ResourceMetadataResponse {
-        match &self.metadata {
-            Some(metadata) => {
-                ResourceMetadataResponse::Ok(Json(metadata.clone()), "public, max-age=300".into())
-            }
-            None => ResourceMetadataResponse::NotFound(OAuthError::new(
-                "not_found",
+    ///
+    /// # Errors
+    /// 404 when authentication is off.
+    pub fn resource_metadata(&self) -> Result<ResourceMetadata, ApiError> {
+        let metadata = self.metadata.as_ref().ok_or_else(|| {
+            ApiError::not_found(
                 "authentication is off on this server, so it has no protected-resource metadata",
-            )),
-        }
+            )
+        })?;
+        Ok(ResourceMetadata::Ok(
+            Json(metadata.clone()),
+            CACHE_CONTROL.into(),
+        ))
     }
 
-    async fn server_metadata(&self) -> ServerMetadataResponse {
-        let Some(auth) = &self.auth else {
-            return ServerMetadataResponse::NotFound(OAuthError::new(
-                "not_found",
-                "no authorization server is configured",
-            ));
-        };
-        match auth.metadata().await {
-            Ok(Some(document)) => {
-                let mut document = document.0.as_ref().clone();
-                if let (Some(endpoint), Some(fields)) =
-                    (&self.registration_endpoint, document.as_object_mut())
-                {
-                    fields.insert("registration_endpoint".into(), endpoint.clone().into());
-                }
-                ServerMetadataResponse::Ok(Json(document), "public, max-age=300".into())
-            }
-            Ok(None) => ServerMetadataResponse::NotFound(OAuthError::new(
-                "not_found",
-                "the authorization server publishes no metadata through searchgate",
-            )),
-            Err(AuthError::Unavailable {
-                detail,
-                retry_after,
-            }) => {
-                tracing::warn!(detail = %detail, "cannot fetch the authorization server's metadata");
-                ServerMetadataResponse::Unavailable(
-                    OAuthError::new(
-                        "temporarily_unavailable",
-                        "the authorization server cannot be reached; retry shortly",
-                    ),
-                    retry_after.map_or(5, |d| d.as_secs().max(1)),
-                )
-            }
-            Err(error) => {
-                tracing::error!(error = %error, "the authorization server's metadata is unusable");
-                ServerMetadataResponse::BadGateway(OAuthError::new(
-                    "bad_gateway",
-                    error.to_string(),
-                ))
-            }
+    async fn server_metadata(&self) -> Result<ServerMetadata, ApiError> {
+        let auth = self
+            .auth
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found("no authorization server is configured"))?;
+        let document = auth.metadata().await?.ok_or_else(|| {
+            ApiError::not_found("the authorization server publishes no metadata through searchgate")
+        })?;
+        let mut document = document.0.as_ref().clone();
+        if let (Some(endpoint), Some(fields)) =
+            (&self.registration_endpoint, document.as_object_mut())
+        {
+            fields.insert("registration_endpoint".into(), endpoint.clone().into());
         }
+        Ok(ServerMetadata::Ok(Json(document), CACHE_CONTROL.into()))
     }
 }
 
@@ -191,8 +140,8 @@ impl OAuthApi {
         method = "get",
         operation_id = "protected_resource_metadata"
     )]
-    async fn protected_resource(&self) -> ResourceMetadataResponse {
-        self.resource_metadata()
+    async fn protected_resource(&self) -> Reply<ResourceMetadata, 404> {
+        self.resource_metadata().into()
     }
 
     /// The authorization server's metadata (RFC 8414), forwarded for MCP 2025-03-26 clients,
@@ -202,8 +151,8 @@ impl OAuthApi {
         method = "get",
         operation_id = "authorization_server_metadata"
     )]
-    async fn authorization_server(&self) -> ServerMetadataResponse {
-        self.server_metadata().await
+    async fn authorization_server(&self) -> Reply<ServerMetadata, 404, 502, 503> {
+        self.server_metadata().await.into()
     }
 
     /// The authorization server's OpenID Connect discovery document, forwarded likewise.
@@ -212,8 +161,8 @@ impl OAuthApi {
         method = "get",
         operation_id = "openid_configuration"
     )]
-    async fn openid_configuration(&self) -> ServerMetadataResponse {
-        self.server_metadata().await
+    async fn openid_configuration(&self) -> Reply<ServerMetadata, 404, 502, 503> {
+        self.server_metadata().await.into()
     }
 }
 
@@ -221,17 +170,8 @@ impl OAuthApi {
 /// its path comes from configuration.
 #[handler]
 pub fn suffixed_resource_metadata(_req: &Request, api: Data<&Arc<OAuthApi>>) -> Response {
-    use poem::IntoResponse;
     match api.resource_metadata() {
-        ResourceMetadataResponse::Ok(body, cache) => {
-            let mut response = body.into_response();
-            if let Ok(value) = cache.parse() {
-                response
-                    .headers_mut()
-                    .insert(poem::http::header::CACHE_CONTROL, value);
-            }
-            response
-        }
-        ResourceMetadataResponse::NotFound(body) => (StatusCode::NOT_FOUND, body).into_response(),
+        Ok(metadata) => metadata.into_response(),
+        Err(error) => error.into_response(),
     }
 }

@@ -70,6 +70,13 @@ const DEFAULT_MCP_PATH: &str = "/web-search/mcp";
 /// The served document: poem-openapi's, plus what it cannot express itself: the bearer
 /// security scheme with its 401/403 answers on the admin API, and the MCP endpoint at
 /// `mcp_path` as an operation.
+///
+/// Why not poem-openapi's `#[derive(SecurityScheme)]`: its bearer extractor refuses a missing
+/// or malformed header with its own bare 401, before the handler runs. Ours answers per RFC
+/// 6750 and the MCP checklist: a `WWW-Authenticate` challenge naming `resource_metadata` and
+/// `scope`, 400 for a token in the query string or two `Authorization` headers, 503 when the
+/// identity provider is down, and an audit row for every refusal. So the scheme is described
+/// here, and its error bodies use the one [`super::ErrorBody`] schema.
 pub fn finish(raw: &str, mcp_path: &str) -> serde_json::Value {
     let mut doc: serde_json::Value = match serde_json::from_str(raw) {
         Ok(doc) => doc,
@@ -86,14 +93,6 @@ pub fn finish(raw: &str, mcp_path: &str) -> serde_json::Value {
             /.well-known/oauth-protected-resource). The admin API needs the admin scope \
             (auth.admin_scope, default searchgate:admin)."
     });
-    doc["components"]["schemas"]["BearerError"] = json!({
-        "type": "object",
-        "required": ["error", "error_description"],
-        "properties": {
-            "error": { "type": "string", "example": "invalid_token" },
-            "error_description": { "type": "string", "example": "the token has expired" }
-        }
-    });
     let challenge = |description: &str, example: &str| {
         json!({
             "description": description,
@@ -101,7 +100,7 @@ pub fn finish(raw: &str, mcp_path: &str) -> serde_json::Value {
                 "description": "RFC 6750 challenge naming resource_metadata and scope",
                 "schema": { "type": "string", "example": example }
             }},
-            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/BearerError" } } }
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } }
         })
     };
     let unauthorized = challenge(
@@ -144,7 +143,7 @@ fn served_outside_openapi() -> Vec<(&'static str, serde_json::Value)> {
     };
     let idp = "Embedded authorization server";
     let oauth_error = json!({ "description": "An OAuth error (RFC 6749 §5.2)",
-        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/BearerError" },
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" },
             "example": { "error": "invalid_grant", "error_description": "the PKCE code_verifier does not match the code_challenge" } } } });
     let authorize_parameters: Vec<serde_json::Value> = [
         "response_type",

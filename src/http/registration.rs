@@ -4,53 +4,30 @@
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Instant};
 
 use poem::Request;
-use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+use poem_openapi::{ApiResponse, OpenApi, payload::Json};
 
-use super::RequestId;
+use super::{
+    error::{ApiError, Reply},
+    request_id::action_event,
+};
 use crate::domain::{
-    audit::{AuditEvent, AuditSink, Outcome},
-    clients::{ClientError, Registrar, RegistrationRequest},
+    audit::{AuditSink, Outcome},
+    clients::{RegisteredClient, Registrar, RegistrationRequest},
     rate_limit::KeyedLimiter,
 };
 
-/// An RFC 7591 error answer.
-#[derive(Debug, Object)]
-pub struct RegistrationError {
-    /// `invalid_redirect_uri`, `invalid_client_metadata`, `temporarily_unavailable` or
-    /// `rate_limited`.
-    pub error: String,
-    /// What is wrong, for the client's developer.
-    pub error_description: String,
-}
+/// The audit trail's name for a registration.
+const ACTION: &str = "oauth/register";
 
-/// Answers of the registration endpoint.
+/// A registered client (RFC 7591 §3.2.1).
 #[derive(ApiResponse)]
-pub enum RegistrationResponse {
+pub enum Registered {
     /// Registered: the client's id and, for confidential clients, its secret (shown once).
     #[oai(status = 201)]
     Created(
         Json<serde_json::Value>,
         #[oai(header = "Cache-Control")] String,
     ),
-    /// The metadata was refused (RFC 7591 §3.2.2).
-    #[oai(status = 400)]
-    BadRequest(Json<RegistrationError>),
-    /// Registration is off on this server.
-    #[oai(status = 404)]
-    NotFound(Json<RegistrationError>),
-    /// Too many registrations from this address; retry after the given seconds.
-    #[oai(status = 429)]
-    TooMany(Json<RegistrationError>, #[oai(header = "Retry-After")] u64),
-    /// The registry (the IdP, or the database) cannot be reached; retry shortly.
-    #[oai(status = 503)]
-    Unavailable(Json<RegistrationError>, #[oai(header = "Retry-After")] u64),
-}
-
-fn answer(error: &str, description: impl Into<String>) -> Json<RegistrationError> {
-    Json(RegistrationError {
-        error: error.to_owned(),
-        error_description: description.into(),
-    })
 }
 
 /// The registration endpoint.
@@ -72,30 +49,59 @@ impl RegistrationApi {
         }
     }
 
-    async fn audit(
+    /// Checks the rate limit and the metadata, then registers through `registrar`.
+    async fn admit_and_register(
         &self,
+        registrar: &Registrar,
         req: &Request,
-        started: Instant,
-        status: u16,
-        outcome: Outcome,
-        client_id: Option<String>,
-        error_code: Option<&str>,
-    ) {
-        let request_id = req
-            .extensions()
-            .get::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default();
-        let mut event = AuditEvent::action(request_id, "oauth/register", outcome, status);
-        event.latency = started.elapsed();
-        event.client_id = client_id;
-        event.error_code = error_code.map(str::to_owned);
-        event.source_addr = req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string());
-        self.audit.record(event).await;
+        body: serde_json::Value,
+    ) -> Result<RegisteredClient, ApiError> {
+        if let Some(ip) = req.remote_addr().as_socket_addr().map(|a| a.ip())
+            && let Err(wait) = self.limiter.check(&ip)
+        {
+            let wait = wait.as_secs().max(1);
+            return Err(ApiError::rate_limited(
+                format!("too many registrations from this address; retry in {wait} s"),
+                wait,
+            ));
+        }
+        let request: RegistrationRequest = serde_json::from_value(body).map_err(|error| {
+            ApiError::bad_request(
+                "invalid_client_metadata",
+                format!("the client metadata cannot be read: {error}"),
+            )
+        })?;
+        Ok(registrar.register(request).await?)
     }
+}
+
+/// The RFC 7591 §3.2.1 document for `client`.
+fn client_document(client: RegisteredClient) -> serde_json::Value {
+    let metadata = &client.metadata;
+    let has_code = metadata
+        .grant_types
+        .iter()
+        .any(|g| g == "authorization_code");
+    let issued_at = client
+        .created_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut document = serde_json::json!({
+        "client_id": client.client_id,
+        "client_id_issued_at": issued_at,
+        "redirect_uris": metadata.redirect_uris,
+        "grant_types": metadata.grant_types,
+        "response_types": if has_code { vec!["code"] } else { vec![] },
+        "token_endpoint_auth_method": metadata.token_endpoint_auth_method,
+    });
+    if let Some(name) = &metadata.client_name {
+        document["client_name"] = name.clone().into();
+    }
+    if let Some(secret) = client.client_secret {
+        document["client_secret"] = secret.into();
+        document["client_secret_expires_at"] = 0.into();
+    }
+    document
 }
 
 #[OpenApi]
@@ -108,114 +114,46 @@ impl RegistrationApi {
         method = "post",
         operation_id = "register_client"
     )]
-    async fn register(&self, req: &Request, body: Json<serde_json::Value>) -> RegistrationResponse {
+    async fn register(
+        &self,
+        req: &Request,
+        body: Json<serde_json::Value>,
+    ) -> Reply<Registered, 400, 404, 429, 503> {
         let started = Instant::now();
         let Some(registrar) = &self.registrar else {
-            return RegistrationResponse::NotFound(answer(
-                "not_found",
+            return Reply::Err(ApiError::not_found(
                 "client registration is off on this server (registration.mode = off)",
             ));
         };
-        if let Some(ip) = req.remote_addr().as_socket_addr().map(|a| a.ip())
-            && let Err(wait) = self.limiter.check(&ip)
-        {
-            let wait = wait.as_secs().max(1);
-            self.audit(
-                req,
-                started,
-                429,
-                Outcome::Rejected,
-                None,
-                Some("rate_limited"),
-            )
-            .await;
-            return RegistrationResponse::TooMany(
-                answer(
-                    "rate_limited",
-                    format!("too many registrations from this address; retry in {wait} s"),
-                ),
-                wait,
-            );
-        }
-        let request: RegistrationRequest = match serde_json::from_value(body.0) {
-            Ok(request) => request,
+        let answer = self.admit_and_register(registrar, req, body.0).await;
+        let mut event = match &answer {
+            Ok(client) => {
+                let mut event = action_event(req, ACTION, Outcome::Success, 201);
+                event.client_id = Some(client.client_id.clone());
+                event
+            }
             Err(error) => {
-                self.audit(
-                    req,
-                    started,
-                    400,
-                    Outcome::Rejected,
-                    None,
-                    Some("invalid_client_metadata"),
-                )
-                .await;
-                return RegistrationResponse::BadRequest(answer(
-                    "invalid_client_metadata",
-                    format!("the client metadata cannot be read: {error}"),
-                ));
+                let failed = error.status() >= 500;
+                let outcome = if failed {
+                    Outcome::Failed
+                } else {
+                    Outcome::Rejected
+                };
+                let mut event = action_event(req, ACTION, outcome, error.status());
+                // The row says which part failed; the client is told only to retry.
+                let code = if failed {
+                    "registry_unavailable"
+                } else {
+                    error.code()
+                };
+                event.error_code = Some(code.to_owned());
+                event
             }
         };
-        match registrar.register(request).await {
-            Ok(client) => {
-                self.audit(
-                    req,
-                    started,
-                    201,
-                    Outcome::Success,
-                    Some(client.client_id.clone()),
-                    None,
-                )
-                .await;
-                let metadata = &client.metadata;
-                let has_code = metadata
-                    .grant_types
-                    .iter()
-                    .any(|g| g == "authorization_code");
-                let issued_at = client
-                    .created_at
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                let mut document = serde_json::json!({
-                    "client_id": client.client_id,
-                    "client_id_issued_at": issued_at,
-                    "redirect_uris": metadata.redirect_uris,
-                    "grant_types": metadata.grant_types,
-                    "response_types": if has_code { vec!["code"] } else { vec![] },
-                    "token_endpoint_auth_method": metadata.token_endpoint_auth_method,
-                });
-                if let Some(name) = &metadata.client_name {
-                    document["client_name"] = name.clone().into();
-                }
-                if let Some(secret) = client.client_secret {
-                    document["client_secret"] = secret.into();
-                    document["client_secret_expires_at"] = 0.into();
-                }
-                RegistrationResponse::Created(Json(document), "no-store".to_owned())
-            }
-            Err(ClientError::Rejected { code, description }) => {
-                self.audit(req, started, 400, Outcome::Rejected, None, Some(code))
-                    .await;
-                RegistrationResponse::BadRequest(answer(code, description))
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, "a registration could not be completed");
-                self.audit(
-                    req,
-                    started,
-                    503,
-                    Outcome::Failed,
-                    None,
-                    Some("registry_unavailable"),
-                )
-                .await;
-                RegistrationResponse::Unavailable(
-                    answer(
-                        "temporarily_unavailable",
-                        "the client registry cannot be reached; retry shortly",
-                    ),
-                    5,
-                )
-            }
-        }
+        event.latency = started.elapsed();
+        self.audit.record(event).await;
+        answer
+            .map(|client| Registered::Created(Json(client_document(client)), "no-store".to_owned()))
+            .into()
     }
 }

@@ -7,6 +7,8 @@ use std::time::Instant;
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result, http::HeaderValue};
 use tracing::Instrument;
 
+use crate::domain::audit::{AuditEvent, Outcome};
+
 const HEADER: &str = "x-request-id";
 
 /// The id of the request being served, in its extensions.
@@ -59,6 +61,22 @@ impl<E: Endpoint> Endpoint for RequestIdEndpoint<E> {
         .instrument(span)
         .await
     }
+}
+
+/// The audit row of an action served over plain HTTP (registration, the admin API), with the
+/// request's id and the caller's address filled in: the one place both are looked up.
+pub fn action_event(req: &Request, action: &str, outcome: Outcome, status: u16) -> AuditEvent {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let mut event = AuditEvent::action(request_id, action, outcome, status);
+    event.source_addr = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_string());
+    event
 }
 
 /// A caller-supplied id is kept only when short and plain, so logs cannot be forged or flooded.

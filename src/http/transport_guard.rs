@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use poem::{Endpoint, Middleware, Request, Response, Result, http::StatusCode};
 
-use super::mcp_endpoint::jsonrpc_error;
+use super::{Layered, mcp_endpoint::jsonrpc_error};
 
 /// The allow-lists for `Host` and `Origin`.
 #[derive(Debug, Clone)]
@@ -133,6 +133,7 @@ fn parse_origin_pattern(pattern: &str) -> Option<OriginPattern> {
 
 /// Middleware that applies a [`HostPolicy`]: `Host` always, `Origin` unless built with
 /// [`TransportGuard::hosts_only`].
+#[derive(Clone)]
 pub struct TransportGuard {
     policy: Arc<HostPolicy>,
     check_origin: bool,
@@ -158,25 +159,14 @@ impl TransportGuard {
 }
 
 impl<E: Endpoint> Middleware<E> for TransportGuard {
-    type Output = TransportGuardEndpoint<E>;
+    type Output = Layered<Self, E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        TransportGuardEndpoint {
-            policy: self.policy.clone(),
-            check_origin: self.check_origin,
-            inner,
-        }
+        Layered::new(self.clone(), inner)
     }
 }
 
-/// See [`TransportGuard`].
-pub struct TransportGuardEndpoint<E> {
-    policy: Arc<HostPolicy>,
-    check_origin: bool,
-    inner: E,
-}
-
-impl<E: Endpoint> Endpoint for TransportGuardEndpoint<E> {
+impl<E: Endpoint> Endpoint for Layered<TransportGuard, E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Self::Output> {
@@ -185,7 +175,7 @@ impl<E: Endpoint> Endpoint for TransportGuardEndpoint<E> {
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok());
         let host = host.or_else(|| req.uri().authority().map(http::uri::Authority::as_str));
-        if !host.is_some_and(|h| self.policy.host_allowed(h)) {
+        if !host.is_some_and(|h| self.layer.policy.host_allowed(h)) {
             tracing::warn!(host = ?host, "refused a request for a host searchgate does not serve (possible DNS rebinding)");
             return Ok(jsonrpc_error(
                 StatusCode::FORBIDDEN,
@@ -196,9 +186,11 @@ impl<E: Endpoint> Endpoint for TransportGuardEndpoint<E> {
         if let Some(origin) = req
             .headers()
             .get(http::header::ORIGIN)
-            .filter(|_| self.check_origin)
+            .filter(|_| self.layer.check_origin)
         {
-            let allowed = origin.to_str().is_ok_and(|o| self.policy.origin_allowed(o));
+            let allowed = origin
+                .to_str()
+                .is_ok_and(|o| self.layer.policy.origin_allowed(o));
             if !allowed {
                 tracing::warn!(origin = ?origin, "refused a request from an origin that is not allowed");
                 return Ok(jsonrpc_error(

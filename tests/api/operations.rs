@@ -487,3 +487,73 @@ async fn an_export_the_store_cannot_read_is_a_503_not_an_empty_200() {
     assert_eq!(body["error"], "unavailable", "{body}");
     app.stop().await;
 }
+
+/// An audit log whose database has lost its tables: every read fails with the driver's words.
+struct BrokenLog;
+
+const DRIVER_TEXT: &str = "no such table: audit_events";
+
+#[async_trait::async_trait]
+impl AuditLog for BrokenLog {
+    async fn append(&self, _: &[AuditEvent]) -> Result<(), AuditError> {
+        Ok(())
+    }
+    async fn check(&self) -> Result<(), AuditError> {
+        Ok(())
+    }
+    async fn query(&self, _: &AuditQuery) -> Result<AuditPage, AuditError> {
+        Err(AuditError::Unexpected(anyhow::anyhow!(
+            "error returned from database: (code: 1) {DRIVER_TEXT}"
+        )))
+    }
+    async fn stats(
+        &self,
+        _: std::time::SystemTime,
+        _: std::time::SystemTime,
+    ) -> Result<Vec<searchgate::domain::audit::HourlyCount>, AuditError> {
+        Err(AuditError::Unavailable(format!(
+            "error returned from database: (code: 1) {DRIVER_TEXT}"
+        )))
+    }
+}
+
+#[tokio::test]
+async fn a_store_failure_answers_a_generic_503_that_carries_no_driver_text() {
+    let app = spawn_with(
+        |s| s.auth.provider = AuthProviderKind::Embedded,
+        |b| b.with_audit_log(BrokenLog),
+    )
+    .await;
+    let oauth = OAuth::new(&app);
+    let (admin, _) = token(&oauth, "searchgate:admin").await;
+    for path in ["/api/v1/audit", "/api/v1/stats", "/api/v1/audit/export"] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let text = response.text().await.unwrap();
+        let body: Value = serde_json::from_str(&text).expect("a JSON error body");
+        assert_eq!(body["error"], "unavailable", "{path}: {body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("cannot be read"),
+            "{path}: says what cannot be used: {body}"
+        );
+        assert!(
+            !text.contains(DRIVER_TEXT) && !text.contains("database:"),
+            "{path}: the driver's words stay in the log: {text}"
+        );
+        assert_eq!(
+            body.as_object().unwrap().len(),
+            2,
+            "{path}: only error and error_description: {body}"
+        );
+    }
+    app.stop().await;
+}

@@ -1,16 +1,16 @@
 //! `searchgate audit query` and `searchgate audit tail`: the audit trail from the terminal,
-//! read from the configured database as NDJSON (the admin API's event shape).
+//! read from the configured database as NDJSON, in the admin API's event shape
+//! ([`AuditEventView`], so both leave out the same empty fields).
 
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, SecondsFormat, Utc};
-
-use super::StartupError;
+use super::{AuditAction, AuditFilters};
 use crate::{
-    cli::{AuditAction, AuditFilters},
     config::{Settings, load_problem},
     domain::audit::{AuditQuery, StoredEvent, parse_filter_time},
+    http::AuditEventView,
+    startup::{StartupError, open_database},
 };
 
 /// How often `tail --follow` looks for new events.
@@ -21,7 +21,7 @@ const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 /// # Errors
 /// A config error for unreadable filters; others when the database cannot be read.
 pub async fn run(settings: &Settings, action: AuditAction) -> Result<(), StartupError> {
-    let store = super::open_database(settings).await?.audit;
+    let store = open_database(settings).await?.audit;
     match action {
         AuditAction::Query { filters, limit } => {
             let mut query = to_query(&filters, 1000)?;
@@ -113,28 +113,8 @@ fn time(flag: &str, value: Option<&str>) -> Result<Option<SystemTime>, StartupEr
 fn print_events(events: &[StoredEvent]) -> Result<bool, StartupError> {
     let mut out = std::io::stdout().lock();
     for stored in events {
-        let e = &stored.event;
-        let line = serde_json::json!({
-            "id": stored.id,
-            "occurred_at": DateTime::<Utc>::from(e.occurred_at).to_rfc3339_opts(SecondsFormat::Millis, true),
-            "request_id": e.request_id,
-            "method": e.method,
-            "tool": e.tool,
-            "outcome": e.outcome.as_str(),
-            "http_status": e.http_status,
-            "error_code": e.error_code,
-            "latency_ms": e.latency.as_secs_f64() * 1000.0,
-            "subject": e.subject,
-            "client_id": e.client_id,
-            "issuer": e.issuer,
-            "token_hash_prefix": e.token_hash_prefix,
-            "source_addr": e.source_addr,
-            "provider": e.provider,
-            "cache_hit": e.cache_hit,
-            "upstream_attempts": e.upstream_attempts,
-            "upstream_request_id": e.upstream_request_id,
-            "query_summary": e.query_summary,
-        });
+        let line = serde_json::to_string(&AuditEventView::from(stored.clone()))
+            .map_err(|e| anyhow::anyhow!("cannot write the events: {e}"))?;
         match writeln!(out, "{line}") {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(false),

@@ -234,7 +234,7 @@ fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
 /// the IdP or the search key is not usable as configured).
 async fn check_config(settings: &Settings) -> ExitCode {
     let mut shown = settings.resolved(settings.server.bind);
-    shown.database.url = crate::config::redact_url(&shown.database.url);
+    shown.database.url = crate::adapters::store::redact_url(&shown.database.url);
     match toml::to_string_pretty(&shown) {
         Ok(text) => println!("{text}"),
         Err(error) => {

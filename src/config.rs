@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub use load::{ConfigError, Problem};
-pub use secret::{Secret, redact_url};
+pub use secret::Secret;
+
+use crate::adapters::store::redact_url;
 
 /// Host names that always reach this machine.
 const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];

@@ -14,3 +14,5 @@ pub mod clients;
 pub mod issuer;
 /// Search requests and results and the `SearchProvider` port.
 pub mod search;
+/// Time as the domain records and stores it.
+pub mod time;

@@ -69,7 +69,7 @@ impl From<ClientRow> for ClientView {
             redirect_uris: row.redirect_uris,
             grant_types: row.grant_types,
             token_endpoint_auth_method: row.token_endpoint_auth_method,
-            source: row.source,
+            source: row.source.as_str().to_owned(),
             created_at: row.created_at,
             last_seen_at: row.last_seen_at,
             denied_at: row.denied_at,
@@ -500,7 +500,11 @@ fn audit_query(
         subject,
         client_id,
         tool,
-        outcome,
+        outcome: outcome
+            .as_deref()
+            .map(str::parse::<Outcome>)
+            .transpose()
+            .map_err(|e| error("invalid_request", e.to_string()))?,
         after,
         limit,
     })

@@ -18,8 +18,8 @@ use super::statement::{Statement, Value};
 pub trait Dialect: Database<Connection: Migrate> {
     /// Its migrations, embedded in the binary.
     const MIGRATOR: Migrator;
-    /// Every signing key, in the order they were made.
-    const SELECT_KEYS: &'static str;
+    /// The `ORDER BY` that lists signing keys in the order they were made.
+    const KEY_ORDER: &'static str;
     /// Run first in a transaction that adds signing keys: makes key makers take turns.
     const LOCK_KEYS: &'static str;
     /// Run first, with the family as `$1`, in a transaction that rotates or revokes refresh

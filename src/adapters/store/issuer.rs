@@ -63,7 +63,7 @@ impl<D: Driver> SqlStore<D> {
 impl<D: Driver> IssuerStore for SqlStore<D> {
     async fn keys(&self) -> anyhow::Result<Vec<KeyRecord>> {
         let doing = "cannot read the signing keys";
-        let rows = D::fetch_all(On::Pool(&self.pool), sql::select_keys(D::SELECT_KEYS))
+        let rows = D::fetch_all(On::Pool(&self.pool), sql::select_keys(D::KEY_ORDER))
             .await
             .context(doing)?;
         rows.iter()

@@ -18,8 +18,8 @@ pub type PostgresStore = SqlStore<Postgres>;
 impl Dialect for Postgres {
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
-    const SELECT_KEYS: &'static str = "SELECT kid, private_pem, created_at, rotated_at, \
-        tokens_expire_at, retired_at FROM idp_keys ORDER BY created_at, seq";
+    /// PostgreSQL has no `rowid`: an identity column records the insertion order.
+    const KEY_ORDER: &'static str = "created_at, seq";
 
     /// Held until the transaction ends; readers (`keys()`) are not blocked.
     const LOCK_KEYS: &'static str = "LOCK TABLE idp_keys IN SHARE ROW EXCLUSIVE MODE";

@@ -223,9 +223,12 @@ pub fn denied_clients() -> Statement {
     )
 }
 
-/// Every signing key, in the order `select_keys` (the dialect's) gives.
-pub fn select_keys(select_keys: &'static str) -> Statement {
-    Statement::new(select_keys, [])
+/// Every signing key, ordered by `order` (the dialect's order in which they were made).
+pub fn select_keys(order: &str) -> Statement {
+    Statement::build(format!(
+        "SELECT kid, private_pem, created_at, rotated_at, tokens_expire_at, retired_at \
+         FROM idp_keys ORDER BY {order}"
+    ))
 }
 
 /// Rotates every signing key out at `at`.

@@ -17,8 +17,8 @@ pub type SqliteStore = SqlStore<Sqlite>;
 impl Dialect for Sqlite {
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-    const SELECT_KEYS: &'static str = "SELECT kid, private_pem, created_at, rotated_at, \
-        tokens_expire_at, retired_at FROM idp_keys ORDER BY created_at, rowid";
+    /// Keys made in the same second keep their insertion order.
+    const KEY_ORDER: &'static str = "created_at, rowid";
 
     /// `BEGIN IMMEDIATE` already makes writers take turns.
     const LOCK_KEYS: &'static str = "SELECT 1";

@@ -20,32 +20,15 @@ pub const KEEP_EXPIRED_SECS: i64 = 86_400;
 /// bound parameters (SQLite 32,766, PostgreSQL 65,535).
 pub const EVENTS_PER_INSERT: usize = 500;
 
-const EVENT_COLUMNS: [&str; 18] = [
-    "occurred_at_ms",
-    "request_id",
-    "method",
-    "tool",
-    "outcome",
-    "http_status",
-    "error_code",
-    "latency_us",
-    "subject",
-    "client_id",
-    "issuer",
-    "token_hash_prefix",
-    "source_addr",
-    "provider",
-    "cache_hit",
-    "upstream_attempts",
-    "upstream_request_id",
-    "query_summary",
-];
+const EVENT_COLUMNS: &str = "occurred_at_ms, request_id, method, tool, outcome, http_status, \
+    error_code, latency_us, subject, client_id, issuer, token_hash_prefix, source_addr, provider, \
+    cache_hit, upstream_attempts, upstream_request_id, query_summary";
 
 /// One `INSERT` of at most [`EVENTS_PER_INSERT`] events.
 pub fn insert_events(events: &[AuditEvent]) -> Statement {
     Statement::insert(
         "audit_events",
-        &EVENT_COLUMNS,
+        EVENT_COLUMNS,
         events.iter().map(|e| {
             [
                 Timestamp::from(e.occurred_at).unix_millis().into(),
@@ -76,8 +59,7 @@ pub fn insert_events(events: &[AuditEvent]) -> Statement {
 /// The events `query` selects, oldest first, one more than its limit (to know if more follow).
 pub fn select_events(query: &AuditQuery) -> Statement {
     let mut statement = Statement::build(format!(
-        "SELECT id, {} FROM audit_events WHERE 1 = 1",
-        EVENT_COLUMNS.join(", ")
+        "SELECT id, {EVENT_COLUMNS} FROM audit_events WHERE 1 = 1"
     ));
     if let Some(after) = query.after {
         statement.push(" AND id > ").bind(after);
@@ -180,15 +162,8 @@ pub fn record_client(
     let metadata = &client.metadata;
     let mut statement = Statement::insert(
         "clients",
-        &[
-            "client_id",
-            "client_name",
-            "redirect_uris",
-            "grant_types",
-            "token_endpoint_auth_method",
-            "source",
-            "created_at",
-        ],
+        "client_id, client_name, redirect_uris, grant_types, token_endpoint_auth_method, \
+         source, created_at",
         [[
             (&client.client_id).into(),
             (&metadata.client_name).into(),
@@ -251,14 +226,7 @@ pub fn count_signing_keys() -> Statement {
 pub fn insert_key(key: &KeyRecord) -> Statement {
     Statement::insert(
         "idp_keys",
-        &[
-            "kid",
-            "private_pem",
-            "created_at",
-            "rotated_at",
-            "tokens_expire_at",
-            "retired_at",
-        ],
+        "kid, private_pem, created_at, rotated_at, tokens_expire_at, retired_at",
         [[
             (&key.kid).into(),
             (&key.private_pem).into(),
@@ -296,15 +264,8 @@ pub fn retire_key(kid: &str, at: UnixTime) -> Statement {
 pub fn insert_idp_client(client: &ClientRecord) -> serde_json::Result<Statement> {
     Ok(Statement::insert(
         "idp_clients",
-        &[
-            "client_id",
-            "client_name",
-            "redirect_uris",
-            "grant_types",
-            "token_endpoint_auth_method",
-            "secret_hash",
-            "created_at",
-        ],
+        "client_id, client_name, redirect_uris, grant_types, token_endpoint_auth_method, \
+         secret_hash, created_at",
         [[
             (&client.client_id).into(),
             (&client.client_name).into(),
@@ -331,16 +292,7 @@ pub fn select_idp_client(client_id: &str) -> Statement {
 pub fn insert_code(code: &CodeRecord) -> Statement {
     Statement::insert(
         "idp_codes",
-        &[
-            "code_hash",
-            "client_id",
-            "redirect_uri",
-            "code_challenge",
-            "scope",
-            "resource",
-            "subject",
-            "expires_at",
-        ],
+        "code_hash, client_id, redirect_uri, code_challenge, scope, resource, subject, expires_at",
         [[
             (&code.code_hash).into(),
             (&code.client_id).into(),
@@ -383,15 +335,7 @@ pub fn spend_code(code_hash: &str, at: UnixTime) -> Statement {
 pub fn insert_refresh(token: &RefreshRecord) -> Statement {
     Statement::insert(
         "idp_refresh_tokens",
-        &[
-            "token_hash",
-            "family",
-            "client_id",
-            "subject",
-            "scope",
-            "resource",
-            "expires_at",
-        ],
+        "token_hash, family, client_id, subject, scope, resource, expires_at",
         [[
             (&token.token_hash).into(),
             (&token.family).into(),

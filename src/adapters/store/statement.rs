@@ -68,15 +68,12 @@ impl Statement {
     }
 
     /// `INSERT INTO table (columns) VALUES (…), (…)`, one group of placeholders per row; each
-    /// row holds one value per column.
-    pub fn insert<R>(table: &str, columns: &[&str], rows: impl IntoIterator<Item = R>) -> Self
+    /// row holds one value per column (`columns` is comma-separated).
+    pub fn insert<R>(table: &str, columns: &str, rows: impl IntoIterator<Item = R>) -> Self
     where
         R: IntoIterator<Item = Value>,
     {
-        let mut statement = Self::build(format!(
-            "INSERT INTO {table} ({}) VALUES ",
-            columns.join(", ")
-        ));
+        let mut statement = Self::build(format!("INSERT INTO {table} ({columns}) VALUES "));
         for (n, row) in rows.into_iter().enumerate() {
             statement.push(if n == 0 { "(" } else { ", (" });
             for (column, value) in row.into_iter().enumerate() {
@@ -139,7 +136,7 @@ mod tests {
             [Value::from(1), Value::from("a")],
             [Value::from(2), Value::from("b")],
         ];
-        let (sql, values) = Statement::insert("t", &["n", "s"], rows).into_parts();
+        let (sql, values) = Statement::insert("t", "n, s", rows).into_parts();
         assert_eq!(sql, "INSERT INTO t (n, s) VALUES ($1, $2), ($3, $4)");
         assert_eq!(values.len(), 4);
 

@@ -25,6 +25,11 @@ pub trait Dialect: Database<Connection: Migrate> {
     /// Run first, with the family as `$1`, in a transaction that rotates or revokes refresh
     /// tokens: makes rotations and revocations of one family take turns.
     const LOCK_FAMILY: &'static str;
+    /// Whether statements built value by value (a batch insert, a filtered select) should
+    /// use anonymous `?` placeholders rather than `$1`, `$2`, …: SQLite finds a numbered
+    /// placeholder's name by a linear scan on every bind, which makes binding a 256-event
+    /// insert (4,608 values) quadratic, ten times slower than the insert itself.
+    const ANONYMOUS_PLACEHOLDERS: bool;
     /// How a transaction that may write begins.
     const BEGIN_WRITE: &'static str;
     /// Run in a write transaction that is then rolled back, to learn whether writes are
@@ -153,13 +158,13 @@ where
 /// The statement as an sqlx query with its values bound in order.
 fn bind<D>(statement: Statement) -> sqlx::query::Query<'static, D, D::Arguments>
 where
-    D: Database,
+    D: Dialect,
     D::Arguments: IntoArguments<D>,
     for<'q> Option<i64>: Encode<'q, D> + Type<D>,
     for<'q> Option<String>: Encode<'q, D> + Type<D>,
     for<'q> Option<bool>: Encode<'q, D> + Type<D>,
 {
-    let (sql, values) = statement.into_parts();
+    let (sql, values) = statement.into_parts(D::ANONYMOUS_PLACEHOLDERS);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for value in values {
         query = match value {

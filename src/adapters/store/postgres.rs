@@ -29,6 +29,9 @@ impl Dialect for Postgres {
     const LOCK_FAMILY: &'static str =
         "SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked";
 
+    /// PostgreSQL knows only `$1`, `$2`, ….
+    const ANONYMOUS_PLACEHOLDERS: bool = false;
+
     /// A plain transaction: the conditional updates of the store ports lock the rows they
     /// change, which is all the ordering they need.
     const BEGIN_WRITE: &'static str = "BEGIN";

@@ -26,6 +26,9 @@ impl Dialect for Sqlite {
     /// The same: writers take turns on the whole file (the family is bound, and unused).
     const LOCK_FAMILY: &'static str = "SELECT $1";
 
+    /// Numbered placeholders are looked up by name on every bind, in linear time.
+    const ANONYMOUS_PLACEHOLDERS: bool = true;
+
     /// Holds the write lock from the start, so concurrent writers queue rather than fail with
     /// "database is locked" halfway.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";

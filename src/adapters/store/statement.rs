@@ -2,7 +2,7 @@
 //! placeholders (SQLite accepts them too) and the values bound to them, each an integer, a
 //! text or a boolean, the only types the tables hold.
 
-use std::{borrow::Cow, fmt::Write};
+use std::{borrow::Cow, fmt::Write, ops::Range};
 
 /// A value bound to a placeholder; `None` binds NULL of that type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +56,9 @@ impl From<Option<bool>> for Value {
 pub struct Statement {
     sql: Cow<'static, str>,
     values: Vec<Value>,
+    /// Where [`Statement::bind`] wrote each placeholder, when it wrote them all: each is then
+    /// used once, in order, and may be written anonymously (`?`).
+    marks: Vec<Range<usize>>,
 }
 
 impl Statement {
@@ -64,6 +67,7 @@ impl Statement {
         Self {
             sql: Cow::Borrowed(sql),
             values: values.into(),
+            marks: Vec::new(),
         }
     }
 
@@ -92,6 +96,7 @@ impl Statement {
         Self {
             sql: Cow::Owned(sql.into()),
             values: Vec::new(),
+            marks: Vec::new(),
         }
     }
 
@@ -104,14 +109,29 @@ impl Statement {
     /// Appends the next placeholder, bound to `value`.
     pub fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
         self.values.push(value.into());
+        let sql = self.sql.to_mut();
+        let start = sql.len();
         // Writing to a String cannot fail.
-        let _ = write!(self.sql.to_mut(), "${}", self.values.len());
+        let _ = write!(sql, "${}", self.values.len());
+        self.marks.push(start..sql.len());
         self
     }
 
-    /// The SQL and its values, for the driver.
-    pub fn into_parts(self) -> (Cow<'static, str>, Vec<Value>) {
-        (self.sql, self.values)
+    /// The SQL and its values, for the driver. With `anonymous`, the placeholders `bind` wrote
+    /// become `?` (see `Dialect::ANONYMOUS_PLACEHOLDERS`); written ones stay as they are.
+    pub fn into_parts(self, anonymous: bool) -> (Cow<'static, str>, Vec<Value>) {
+        if !anonymous || self.marks.is_empty() {
+            return (self.sql, self.values);
+        }
+        let mut sql = String::with_capacity(self.sql.len());
+        let mut copied = 0;
+        for mark in &self.marks {
+            sql.push_str(&self.sql[copied..mark.start]);
+            sql.push('?');
+            copied = mark.end;
+        }
+        sql.push_str(&self.sql[copied..]);
+        (Cow::Owned(sql), self.values)
     }
 }
 
@@ -136,15 +156,25 @@ mod tests {
             [Value::from(1), Value::from("a")],
             [Value::from(2), Value::from("b")],
         ];
-        let (sql, values) = Statement::insert("t", "n, s", rows).into_parts();
+        let insert = Statement::insert("t", "n, s", rows);
+        let (sql, values) = insert.clone().into_parts(false);
         assert_eq!(sql, "INSERT INTO t (n, s) VALUES ($1, $2), ($3, $4)");
         assert_eq!(values.len(), 4);
+        let (sql, _) = insert.into_parts(true);
+        assert_eq!(sql, "INSERT INTO t (n, s) VALUES (?, ?), (?, ?)");
 
         let mut select = Statement::build("SELECT 1 WHERE a = ");
         select.bind(7).push(" AND b = ").bind(&None::<String>);
-        let (sql, values) = select.into_parts();
+        let (sql, values) = select.into_parts(false);
         assert_eq!(sql, "SELECT 1 WHERE a = $1 AND b = $2");
         assert_eq!(values, [Value::Int(Some(7)), Value::Text(None)]);
+
+        let fixed = Statement::new("UPDATE t SET a = $1 WHERE b = $1", [Value::from(1)]);
+        let (sql, _) = fixed.into_parts(true);
+        assert_eq!(
+            sql, "UPDATE t SET a = $1 WHERE b = $1",
+            "a written statement may use a placeholder twice: it stays numbered"
+        );
     }
 
     #[test]

@@ -9,5 +9,6 @@ pub mod idp;
 pub mod registration;
 /// Search providers.
 pub mod search;
-/// Storage for audit events (and, later, registered clients and signing keys).
+/// Storage on SQLite or PostgreSQL: the audit trail, registered clients and the embedded
+/// authorization server's keys, clients and grants.
 pub mod store;

@@ -216,7 +216,7 @@ async fn check_config(settings: &Settings) -> ExitCode {
         }
     };
     let mut shown = settings.resolved(settings.server.bind);
-    shown.database.url = crate::config::redact_url(&shown.database.url);
+    shown.database.url = crate::adapters::store::redact_url(&shown.database.url);
     match toml::to_string_pretty(&shown) {
         Ok(text) => println!("{text}"),
         Err(error) => {

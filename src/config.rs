@@ -20,7 +20,9 @@ pub use provider::{
     AuthProvider, IntrospectionClient, OidcIssuer, OidcProvider, Providers, ScalekitProvider,
     SearchBackend, StaticClient,
 };
-pub use secret::{Secret, redact_url};
+pub use secret::Secret;
+
+use crate::adapters::store::redact_url;
 
 /// Host names that always reach this machine.
 const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];

@@ -41,3 +41,5 @@ pub mod issuer;
 pub mod rate_limit;
 /// Search requests and results and the `SearchProvider` port.
 pub mod search;
+/// Time as the domain records and stores it.
+pub mod time;

@@ -91,7 +91,7 @@ fn warn_unverified_tls(url: &str) {
         .map(|(_, v)| v.into_owned());
     if !loopback && !matches!(mode.as_deref(), Some("verify-ca" | "verify-full")) {
         tracing::warn!(
-            database = %crate::config::redact_url(url),
+            database = %crate::adapters::store::redact_url(url),
             "the database connection does not check the server's certificate; add \
              sslmode=verify-full (and sslrootcert=PATH for a private CA) to database.url"
         );
@@ -617,7 +617,7 @@ pub async fn probe_auth(settings: &Settings, provider: &AuthProvider) -> Vec<Pro
                 format!(
                     "embedded (development) at {}; its keys and clients live in {}",
                     embedded::config(&settings, &resource_url).issuer,
-                    crate::config::redact_url(&settings.database.url)
+                    crate::adapters::store::redact_url(&settings.database.url)
                 ),
             ),
         ];

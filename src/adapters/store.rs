@@ -1,18 +1,29 @@
 //! Storage adapters for the domain's store ports: SQLite (one file, the default) and PostgreSQL
 //! (shared by several replicas), chosen by the database URL's scheme.
 
-mod impls;
+mod audit;
+mod clients;
+mod dialect;
+mod issuer;
 mod postgres;
+mod redact;
 mod rows;
 mod sql;
 mod sqlite;
+mod statement;
 
 use std::{sync::Arc, time::Duration};
 
+use sqlx::{Pool, Transaction};
+
 pub use postgres::PostgresStore;
+pub use redact::redact_url;
 pub use sqlite::SqliteStore;
 
-pub(crate) use crate::config::redact_url as redact;
+use self::{
+    dialect::{Driver, On},
+    statement::Statement,
+};
 use crate::domain::{audit::AuditLog, clients::ClientStore, issuer::IssuerStore};
 
 /// How many connections a pool keeps and how long it waits for one.
@@ -102,11 +113,11 @@ impl OpenError {
     fn migration(url: &str, error: sqlx::migrate::MigrateError) -> Self {
         match error {
             sqlx::migrate::MigrateError::VersionMissing(version) => Self::SchemaTooNew {
-                url: redact(url),
+                url: redact_url(url),
                 version,
             },
             other => Self::Migration {
-                url: redact(url),
+                url: redact_url(url),
                 reason: other.to_string(),
             },
         }
@@ -114,9 +125,62 @@ impl OpenError {
 
     fn unreachable(url: &str, error: &sqlx::Error) -> Self {
         Self::Unreachable {
-            url: redact(url),
+            url: redact_url(url),
             reason: error.to_string(),
         }
+    }
+}
+
+/// searchgate's state in one SQL database: every store port, written once for both
+/// databases; what differs between them is their [`Dialect`](dialect::Dialect).
+#[derive(Debug, Clone)]
+pub struct SqlStore<D: sqlx::Database> {
+    pool: Pool<D>,
+}
+
+impl<D: Driver> SqlStore<D> {
+    /// Opens the database at `url` (creating a missing SQLite file) and brings its schema up to
+    /// date; replicas starting together take turns (the migrator locks the database).
+    ///
+    /// # Errors
+    /// When the URL is malformed, the database cannot be reached within the acquire timeout, a
+    /// migration fails, or a newer searchgate migrated the database.
+    pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Self, OpenError> {
+        let options = D::connect_options(url).map_err(|e| OpenError::BadUrl {
+            url: redact_url(url),
+            reason: e.to_string(),
+        })?;
+        let pool = settings
+            .options::<D>()
+            .connect_with(options)
+            .await
+            .map_err(|e| OpenError::unreachable(url, &e))?;
+        D::MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| OpenError::migration(url, e))?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool, for tests and tools that read the tables directly.
+    pub fn pool(&self) -> &Pool<D> {
+        &self.pool
+    }
+
+    /// A transaction that may write, begun the dialect's way (SQLite takes the write lock at
+    /// once, so concurrent writers queue rather than fail with "database is locked" halfway).
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, D>> {
+        self.pool.begin_with(D::BEGIN_WRITE).await
+    }
+
+    /// Begins a write and rolls it back: fails when writes are impossible now (a read-only or
+    /// locked-out file, a standby server, a role that may not write).
+    async fn check_writable(&self) -> sqlx::Result<()> {
+        let mut tx = self.begin_write().await?;
+        if let Some(probe) = D::WRITE_PROBE {
+            D::execute(On::Tx(&mut tx), Statement::new(probe, [])).await?;
+        }
+        tx.rollback().await
     }
 }
 
@@ -150,11 +214,11 @@ impl Database {
             Some("postgres" | "postgresql") => {
                 Ok(Self::of(Arc::new(PostgresStore::connect(url, pool).await?)))
             }
-            _ => Err(OpenError::UnsupportedScheme(redact(url))),
+            _ => Err(OpenError::UnsupportedScheme(redact_url(url))),
         }
     }
 
-    fn of<S: AuditLog + ClientStore + IssuerStore>(store: Arc<S>) -> Self {
+    fn of<D: Driver>(store: Arc<SqlStore<D>>) -> Self {
         Self {
             audit: store.clone(),
             clients: store.clone(),
@@ -174,19 +238,6 @@ fn scheme(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("postgres://app:s3cret@db.internal:5432/searchgate"),
-            "postgres://app:***@db.internal:5432/searchgate"
-        );
-        let query = redact("postgres://db/sg?user=app&password=s3cret&sslmode=require");
-        assert!(!query.contains("s3cret"), "{query}");
-        assert!(query.contains("sslmode=require"), "{query}");
-        assert_eq!(redact("sqlite://searchgate.db"), "sqlite://searchgate.db");
-        assert_eq!(redact("postgres://app:s3cret@[bad"), "postgres:…");
-    }
 
     #[test]
     fn the_scheme_picks_the_database() {

@@ -88,7 +88,12 @@ fn to_query(filters: &AuditFilters, limit: u32) -> Result<AuditQuery, StartupErr
         subject: filters.subject.clone(),
         client_id: filters.client_id.clone(),
         tool: filters.tool.clone(),
-        outcome: filters.outcome.clone(),
+        outcome: filters
+            .outcome
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(anyhow::Error::from)?,
         after: None,
         limit,
     })

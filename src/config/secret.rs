@@ -33,43 +33,6 @@ impl Serialize for Secret {
     }
 }
 
-/// A URL without its password (`postgres://user:***@host/db`, `password=***` in the query), for
-/// messages, logs and printed configuration.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(parsed) if parsed.password().is_some() || parsed.query().is_some() => {
-            let mut parsed = parsed;
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            if parsed.query().is_some() {
-                let pairs: Vec<(String, String)> = parsed
-                    .query_pairs()
-                    .map(|(k, v)| {
-                        let hidden = k.eq_ignore_ascii_case("password");
-                        (
-                            k.into_owned(),
-                            if hidden {
-                                "***".to_owned()
-                            } else {
-                                v.into_owned()
-                            },
-                        )
-                    })
-                    .collect();
-                parsed.query_pairs_mut().clear().extend_pairs(pairs);
-            }
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        // Unparsable: keep the scheme only, the rest may hold a secret.
-        Err(_) => match url.split_once(':') {
-            Some((scheme, _)) => format!("{scheme}:…"),
-            None => "…".to_owned(),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

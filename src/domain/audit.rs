@@ -1,10 +1,14 @@
-//! The audit trail: one event per MCP request (later also per authentication failure,
-//! registration and admin action), the `AuditLog` port that stores them, and the batched
-//! writer that sits between the hot path and the store.
+//! The audit trail: one event per MCP request, authentication failure, registration and admin
+//! action, the `AuditLog` port that stores them, and the batched writer that sits between the
+//! hot path and the store.
 
 mod writer;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    fmt,
+    str::FromStr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use async_trait::async_trait;
 
@@ -97,8 +101,8 @@ pub struct AuditQuery {
     pub client_id: Option<String>,
     /// The tool called.
     pub tool: Option<String>,
-    /// The outcome (`success`, `tool_error`, …).
-    pub outcome: Option<String>,
+    /// How the request ended.
+    pub outcome: Option<Outcome>,
     /// Only events stored after this cursor.
     pub after: Option<i64>,
     /// At most this many.
@@ -141,10 +145,51 @@ pub struct HourlyCount {
 pub enum AuditError {
     /// The store cannot be reached or written; retrying later may succeed.
     #[error("the audit store is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Unavailable),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// What an unavailable store was doing when it failed, with the driver's error kept underneath
+/// (reachable with [`Unavailable::cause`] for a caller that needs to tell failures apart).
+/// Shown as the whole chain, `cannot store 3 audit events: database is locked`, because the
+/// writer's retry log and `/readyz` show nothing else. A store without a driver error
+/// underneath makes one from its message: `AuditError::Unavailable("disk full".into())`.
+#[derive(Debug)]
+pub struct Unavailable(anyhow::Error);
+
+impl Unavailable {
+    /// `error`, which happened while `doing` (`"cannot store 3 audit events"`).
+    pub fn new(
+        doing: impl fmt::Display + Send + Sync + 'static,
+        error: impl Into<anyhow::Error>,
+    ) -> Self {
+        Self(error.into().context(doing))
+    }
+
+    /// The failure with its context, for logging the chain or downcasting the driver's error.
+    pub fn cause(&self) -> &anyhow::Error {
+        &self.0
+    }
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl From<String> for Unavailable {
+    fn from(message: String) -> Self {
+        Self(anyhow::Error::msg(message))
+    }
+}
+
+impl From<&str> for Unavailable {
+    fn from(message: &str) -> Self {
+        Self::from(message.to_owned())
+    }
 }
 
 /// How a request ended, from the caller's point of view.
@@ -167,20 +212,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The outcome stored as `text`.
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Success,
-            Self::ToolError,
-            Self::ProtocolError,
-            Self::Rejected,
-            Self::Unauthenticated,
-            Self::Forbidden,
-            Self::Failed,
-        ]
-        .into_iter()
-        .find(|o| o.as_str() == text)
-    }
+    /// Every outcome, in the order they are documented.
+    pub const ALL: [Self; 7] = [
+        Self::Success,
+        Self::ToolError,
+        Self::ProtocolError,
+        Self::Rejected,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::Failed,
+    ];
 
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
@@ -193,6 +234,39 @@ impl Outcome {
             Self::Forbidden => "forbidden",
             Self::Failed => "failed",
         }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = UnknownOutcome;
+
+    /// Reads the stored spelling (`success`, `tool_error`, …).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == text)
+            .ok_or_else(|| UnknownOutcome(text.to_owned()))
+    }
+}
+
+/// A text that names no [`Outcome`]; the message lists the ones that exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct UnknownOutcome(pub String);
+
+impl fmt::Display for UnknownOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is not an outcome: use one of ", self.0)?;
+        for (n, outcome) in Outcome::ALL.into_iter().enumerate() {
+            let separator = if n == 0 { "" } else { ", " };
+            write!(f, "{separator}{outcome}")?;
+        }
+        Ok(())
     }
 }
 
@@ -266,7 +340,7 @@ impl AuditEvent {
 }
 
 #[cfg(test)]
-mod filter_time_tests {
+mod tests {
     use super::*;
 
     #[test]
@@ -285,5 +359,47 @@ mod filter_time_tests {
         ] {
             assert_eq!(parse_filter_time(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn outcomes_read_their_stored_spelling_and_refusals_list_the_choices() {
+        for outcome in Outcome::ALL {
+            assert_eq!(
+                outcome.as_str().parse::<Outcome>(),
+                Ok(outcome),
+                "{outcome}"
+            );
+        }
+        let refused = "sucess".parse::<Outcome>().unwrap_err().to_string();
+        assert_eq!(
+            refused,
+            "`sucess` is not an outcome: use one of success, tool_error, protocol_error, \
+             rejected, unauthenticated, forbidden, failed"
+        );
+    }
+
+    #[test]
+    fn an_unavailable_store_shows_what_it_was_doing_and_keeps_the_cause() {
+        let io = std::io::Error::other("database is locked");
+        let error = AuditError::Unavailable(Unavailable::new("cannot store 3 audit events", io));
+        assert_eq!(
+            error.to_string(),
+            "the audit store is unavailable: cannot store 3 audit events: database is locked"
+        );
+        let AuditError::Unavailable(unavailable) = &error else {
+            unreachable!("built above")
+        };
+        assert!(
+            unavailable
+                .cause()
+                .downcast_ref::<std::io::Error>()
+                .is_some(),
+            "the driver's error stays reachable"
+        );
+        let plain = AuditError::Unavailable("disk full".into());
+        assert_eq!(
+            plain.to_string(),
+            "the audit store is unavailable: disk full"
+        );
     }
 }

@@ -16,7 +16,9 @@ use serde::Deserialize;
 pub use activity::ClientActivity;
 pub use policy::{ClientPolicy, PolicyLists};
 pub use registrar::Registrar;
-pub use store::{ClientCursor, ClientPage, ClientRow, ClientSource, ClientStore};
+pub use store::{
+    ClientCursor, ClientPage, ClientRow, ClientSource, ClientStore, UnknownClientSource,
+};
 use url::{Host, Url};
 
 /// Most redirect URIs one client may register.

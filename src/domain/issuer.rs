@@ -4,8 +4,7 @@
 
 use async_trait::async_trait;
 
-/// Seconds since the Unix epoch.
-pub type UnixTime = i64;
+pub use super::time::UnixTime;
 
 /// A signing key of the embedded authorization server.
 #[derive(Clone, PartialEq, Eq)]

@@ -74,7 +74,7 @@ impl From<ClientRow> for ClientView {
             redirect_uris: row.redirect_uris,
             grant_types: row.grant_types,
             token_endpoint_auth_method: row.token_endpoint_auth_method,
-            source: row.source,
+            source: row.source.as_str().to_owned(),
             created_at: row.created_at,
             last_seen_at: row.last_seen_at,
             denied_at: row.denied_at,
@@ -300,7 +300,13 @@ impl AuditFilters {
             subject: self.subject.0,
             client_id: self.client_id.0,
             tool: self.tool.0,
-            outcome: self.outcome.0,
+            outcome: self
+                .outcome
+                .0
+                .as_deref()
+                .map(str::parse::<Outcome>)
+                .transpose()
+                .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?,
             after,
             limit,
         })

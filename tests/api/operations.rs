@@ -511,9 +511,9 @@ impl AuditLog for BrokenLog {
         _: std::time::SystemTime,
         _: std::time::SystemTime,
     ) -> Result<Vec<searchgate::domain::audit::HourlyCount>, AuditError> {
-        Err(AuditError::Unavailable(format!(
-            "error returned from database: (code: 1) {DRIVER_TEXT}"
-        )))
+        Err(AuditError::Unavailable(
+            format!("error returned from database: (code: 1) {DRIVER_TEXT}").into(),
+        ))
     }
 }
 

@@ -1,84 +1,50 @@
-//! PostgreSQL storage, for several replicas sharing one database: a connection pool, migrations
-//! embedded in the binary and run at start (replicas starting together take turns on an
-//! advisory lock).
+//! PostgreSQL, for several replicas sharing one database: migrations embedded in the binary and
+//! run at start (replicas starting together take turns on the migrator's advisory lock), and
+//! locks that keep concurrent replicas' key and refresh-token changes in order.
 
 use std::str::FromStr;
 
-use sqlx::{PgPool, postgres::PgConnectOptions};
-
-use super::{
-    OpenError, PoolSettings,
-    impls::{impl_audit_log, impl_client_store, impl_issuer_store},
-    redact,
+use sqlx::{
+    Postgres,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgQueryResult},
 };
 
-impl_audit_log!(PostgresStore, sqlx::Postgres);
-impl_client_store!(PostgresStore, sqlx::Postgres);
-impl_issuer_store!(PostgresStore, sqlx::Postgres);
+use super::{SqlStore, dialect::Dialect, sql};
 
-/// A PostgreSQL database holding searchgate's state.
-#[derive(Debug, Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
-}
+/// searchgate's state in a PostgreSQL database.
+pub type PostgresStore = SqlStore<Postgres>;
 
-impl PostgresStore {
-    /// Connects to the database at `url` and brings its schema up to date.
-    ///
-    /// # Errors
-    /// When the URL is malformed, the server cannot be reached within the acquire timeout, a
-    /// migration fails, or a newer searchgate migrated the database.
-    pub async fn connect(url: &str, pool: &PoolSettings) -> Result<Self, OpenError> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| OpenError::BadUrl {
-                url: redact(url),
-                reason: e.to_string(),
-            })?
-            .application_name("searchgate");
-        let pool = pool
-            .options::<sqlx::Postgres>()
-            .connect_with(options)
-            .await
-            .map_err(|e| OpenError::unreachable(url, &e))?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|e| OpenError::migration(url, e))?;
-        Ok(Self { pool })
-    }
+impl Dialect for Postgres {
+    const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
-    /// The connection pool, for tests and tools that read the tables directly.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    const SELECT_KEYS: &str = "SELECT kid, private_pem, created_at, rotated_at, \
-        tokens_expire_at, retired_at FROM idp_keys ORDER BY created_at, seq";
+    /// PostgreSQL has no `rowid`: an identity column records the insertion order.
+    const KEY_ORDER: &'static str = "created_at, seq";
 
     /// Held until the transaction ends; readers (`keys()`) are not blocked.
-    const LOCK_KEYS: &str = "LOCK TABLE idp_keys IN SHARE ROW EXCLUSIVE MODE";
+    const LOCK_KEYS: &'static str = "LOCK TABLE idp_keys IN SHARE ROW EXCLUSIVE MODE";
 
     /// One refresh-token family at a time (held until the transaction ends): under READ
     /// COMMITTED a revocation would otherwise miss a successor that commits while it runs.
-    const LOCK_FAMILY: &str =
+    const LOCK_FAMILY: &'static str =
         "SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked";
+
+    /// PostgreSQL knows only `$1`, `$2`, ….
+    const ANONYMOUS_PLACEHOLDERS: bool = false;
 
     /// A plain transaction: the conditional updates of the store ports lock the rows they
     /// change, which is all the ordering they need.
-    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        self.pool.begin().await
+    const BEGIN_WRITE: &'static str = "BEGIN";
+
+    /// A read-only standby or session, or a role that may not write the audit trail, still
+    /// fails an insert of no rows.
+    const WRITE_PROBE: Option<&'static str> = Some(sql::PROBE_AUDIT_WRITE);
+
+    fn connect_options(url: &str) -> sqlx::Result<PgConnectOptions> {
+        Ok(PgConnectOptions::from_str(url)?.application_name("searchgate"))
     }
 
-    /// Fails when the server is a read-only standby, the session is read-only, or the role
-    /// may not write the audit trail: an insert of no rows is still checked for all three.
-    async fn check_writable(&self) -> sqlx::Result<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO audit_events (occurred_at_ms, request_id, outcome, http_status, \
-             latency_us) SELECT 0, '', '', 0, 0 WHERE FALSE",
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.rollback().await
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
     }
 }

@@ -1,388 +1,394 @@
-//! The statements both databases run the same way. Placeholders are `$1`, `$2`, … (SQLite
-//! accepts them too), and times are bound by the caller rather than read from the database
-//! clock, so replicas and databases agree. What differs (transactions, locks) stays in the
-//! adapters.
+//! The statements both databases run the same way, one function each. Times are bound by the
+//! caller rather than read from the database clock, so replicas and databases agree. What
+//! differs between the databases (transactions, locks, key order) is in their [`Dialect`].
+//!
+//! [`Dialect`]: super::dialect::Dialect
 
-use sqlx::{Database, Encode, QueryBuilder, Type};
-
-use super::rows::millis;
+use super::statement::{Statement, Value};
 use crate::domain::{
     audit::{AuditEvent, AuditQuery},
     clients::{ClientCursor, ClientSource, RegisteredClient},
-    issuer::{ClientRecord, CodeRecord, KeyRecord, RefreshRecord},
+    issuer::{ClientRecord, CodeRecord, KeyRecord, RefreshRecord, UnixTime},
+    time::Timestamp,
 };
 
 /// Spent codes and refresh tokens are kept this long past expiry, so a replay is recognised as
 /// one; then they are deleted.
-pub(super) const KEEP_EXPIRED_SECS: i64 = 86_400;
+pub const KEEP_EXPIRED_SECS: i64 = 86_400;
 
-const EVENT_COLUMNS: &str = "id, occurred_at_ms, request_id, method, tool, outcome, http_status, \
+/// Most events in one `INSERT`: 18 values each stays far below every database's limit on
+/// bound parameters (SQLite 32,766, PostgreSQL 65,535).
+pub const EVENTS_PER_INSERT: usize = 500;
+
+const EVENT_COLUMNS: &str = "occurred_at_ms, request_id, method, tool, outcome, http_status, \
     error_code, latency_us, subject, client_id, issuer, token_hash_prefix, source_addr, provider, \
     cache_hit, upstream_attempts, upstream_request_id, query_summary";
 
-pub(super) const HOURLY_COUNTS: &str = "SELECT (occurred_at_ms / 3600000) * 3600 AS hour, tool, \
-    outcome, COUNT(*) AS n FROM audit_events WHERE occurred_at_ms >= $1 AND occurred_at_ms < $2 \
-    GROUP BY hour, tool, outcome ORDER BY hour, tool IS NOT NULL, tool, outcome";
-
-pub(super) const PRUNE_EVENTS: &str = "DELETE FROM audit_events WHERE occurred_at_ms < $1";
-
-const CLIENT_COLUMNS: &str = "SELECT client_id, client_name, redirect_uris, grant_types, \
-    token_endpoint_auth_method, source, created_at, last_seen_at, denied_at FROM clients";
-
-pub(super) const DENY_CLIENT: &str =
-    "UPDATE clients SET denied_at = COALESCE(denied_at, $1) WHERE client_id = $2";
-
-pub(super) const DENIED_CLIENTS: &str = "SELECT client_id FROM clients WHERE denied_at IS NOT NULL";
-
-pub(super) const ROTATE_OUT_KEYS: &str =
-    "UPDATE idp_keys SET rotated_at = $1 WHERE rotated_at IS NULL";
-
-pub(super) const COUNT_SIGNING_KEYS: &str =
-    "SELECT COUNT(*) FROM idp_keys WHERE rotated_at IS NULL AND retired_at IS NULL";
-
-pub(super) const EXTEND_KEY: &str = "UPDATE idp_keys SET tokens_expire_at = \
-    CASE WHEN tokens_expire_at < $1 THEN $1 ELSE tokens_expire_at END \
-    WHERE kid = $2 AND retired_at IS NULL";
-
-pub(super) const RETIRE_KEY: &str = "UPDATE idp_keys SET retired_at = $1, \
-    rotated_at = COALESCE(rotated_at, $1) WHERE kid = $2 AND retired_at IS NULL";
-
-pub(super) const SELECT_IDP_CLIENT: &str = "SELECT client_id, client_name, redirect_uris, \
-    grant_types, token_endpoint_auth_method, secret_hash, created_at FROM idp_clients \
-    WHERE client_id = $1";
-
-pub(super) const PRUNE_CODES: &str = "DELETE FROM idp_codes WHERE expires_at < $1";
-
-pub(super) const SELECT_CODE: &str = "SELECT code_hash, client_id, redirect_uri, code_challenge, \
-    scope, resource, subject, expires_at, used_at IS NOT NULL AS spent FROM idp_codes \
-    WHERE code_hash = $1";
-
-/// Spends a code; the `used_at IS NULL` condition decides which of two racing callers wins.
-pub(super) const SPEND_CODE: &str =
-    "UPDATE idp_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL";
-
-pub(super) const SELECT_REFRESH: &str = "SELECT token_hash, family, client_id, subject, scope, \
-    resource, expires_at, (used_at IS NOT NULL OR revoked_at IS NOT NULL) AS spent \
-    FROM idp_refresh_tokens WHERE token_hash = $1";
-
-/// Spends a refresh token; as with codes, the condition picks the one winner.
-pub(super) const SPEND_REFRESH: &str = "UPDATE idp_refresh_tokens SET used_at = $1 \
-    WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL";
-
-pub(super) const PRUNE_REFRESH: &str = "DELETE FROM idp_refresh_tokens WHERE expires_at < $1";
-
-pub(super) const REVOKE_FAMILY: &str = "UPDATE idp_refresh_tokens SET revoked_at = $1 \
-    WHERE family = $2 AND revoked_at IS NULL";
-
-/// Most events in one `INSERT`: 18 values each stays far below every database's limit on
-/// bound parameters.
-pub(super) const EVENTS_PER_INSERT: usize = 500;
-
 /// One `INSERT` of at most [`EVENTS_PER_INSERT`] events.
-pub(super) fn insert_events<DB>(events: &[AuditEvent]) -> QueryBuilder<DB>
-where
-    DB: Database,
-    DB::Arguments: Default,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<bool>: Encode<'t, DB> + Type<DB>,
-{
-    let mut builder = QueryBuilder::new(
-        "INSERT INTO audit_events (occurred_at_ms, request_id, method, tool, outcome, \
-         http_status, error_code, latency_us, subject, client_id, issuer, token_hash_prefix, \
-         source_addr, provider, cache_hit, upstream_attempts, upstream_request_id, \
-         query_summary) ",
-    );
-    builder.push_values(events, |mut row, e| {
-        row.push_bind(millis(e.occurred_at))
-            .push_bind(text(&e.request_id))
-            .push_bind(opt_text(&e.method))
-            .push_bind(opt_text(&e.tool))
-            .push_bind(e.outcome.as_str().to_owned())
-            .push_bind(i64::from(e.http_status))
-            .push_bind(opt_text(&e.error_code))
-            .push_bind(i64::try_from(e.latency.as_micros()).unwrap_or(i64::MAX))
-            .push_bind(opt_text(&e.subject))
-            .push_bind(opt_text(&e.client_id))
-            .push_bind(opt_text(&e.issuer))
-            .push_bind(opt_text(&e.token_hash_prefix))
-            .push_bind(opt_text(&e.source_addr))
-            .push_bind(opt_text(&e.provider))
-            .push_bind(e.cache_hit)
-            .push_bind(e.upstream_attempts.map(i64::from))
-            .push_bind(opt_text(&e.upstream_request_id))
-            .push_bind(opt_text(&e.query_summary));
-    });
-    builder
+pub fn insert_events(events: &[AuditEvent]) -> Statement {
+    Statement::insert(
+        "audit_events",
+        EVENT_COLUMNS,
+        events.iter().map(|e| {
+            [
+                Timestamp::from(e.occurred_at).unix_millis().into(),
+                (&e.request_id).into(),
+                (&e.method).into(),
+                (&e.tool).into(),
+                e.outcome.as_str().into(),
+                i64::from(e.http_status).into(),
+                (&e.error_code).into(),
+                i64::try_from(e.latency.as_micros())
+                    .unwrap_or(i64::MAX)
+                    .into(),
+                (&e.subject).into(),
+                (&e.client_id).into(),
+                (&e.issuer).into(),
+                (&e.token_hash_prefix).into(),
+                (&e.source_addr).into(),
+                (&e.provider).into(),
+                e.cache_hit.into(),
+                e.upstream_attempts.map(i64::from).into(),
+                (&e.upstream_request_id).into(),
+                (&e.query_summary).into(),
+            ]
+        }),
+    )
 }
 
 /// The events `query` selects, oldest first, one more than its limit (to know if more follow).
-pub(super) fn select_events<DB>(query: &AuditQuery) -> QueryBuilder<DB>
-where
-    DB: Database,
-    DB::Arguments: Default,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
-{
-    let mut builder = QueryBuilder::new(format!(
-        "SELECT {EVENT_COLUMNS} FROM audit_events WHERE 1 = 1"
+pub fn select_events(query: &AuditQuery) -> Statement {
+    let mut statement = Statement::build(format!(
+        "SELECT id, {EVENT_COLUMNS} FROM audit_events WHERE 1 = 1"
     ));
     if let Some(after) = query.after {
-        builder.push(" AND id > ").push_bind(after);
+        statement.push(" AND id > ").bind(after);
     }
     if let Some(since) = query.since {
-        builder
-            .push(" AND occurred_at_ms >= ")
-            .push_bind(millis(since));
+        let since = Timestamp::from(since).unix_millis();
+        statement.push(" AND occurred_at_ms >= ").bind(since);
     }
     if let Some(until) = query.until {
-        builder
-            .push(" AND occurred_at_ms < ")
-            .push_bind(millis(until));
+        let until = Timestamp::from(until).unix_millis();
+        statement.push(" AND occurred_at_ms < ").bind(until);
     }
     for (column, value) in [
-        ("subject", &query.subject),
-        ("client_id", &query.client_id),
-        ("tool", &query.tool),
-        ("outcome", &query.outcome),
+        ("subject", query.subject.as_deref()),
+        ("client_id", query.client_id.as_deref()),
+        ("tool", query.tool.as_deref()),
+        ("outcome", query.outcome.map(|o| o.as_str())),
     ] {
         if let Some(value) = value {
-            builder
-                .push(format!(" AND {column} = "))
-                .push_bind(text(value));
+            statement.push(&format!(" AND {column} = ")).bind(value);
         }
     }
-    builder
+    statement
         .push(" ORDER BY id LIMIT ")
-        .push_bind(i64::from(query.limit.max(1)) + 1);
-    builder
+        .bind(i64::from(query.limit.max(1)) + 1);
+    statement
 }
 
+/// Events per hour (its start, Unix seconds), tool and outcome in `[since, until)`.
+pub fn hourly_counts(since: Timestamp, until: Timestamp) -> Statement {
+    Statement::new(
+        "SELECT (occurred_at_ms / 3600000) * 3600 AS hour, tool, outcome, COUNT(*) AS n \
+         FROM audit_events WHERE occurred_at_ms >= $1 AND occurred_at_ms < $2 \
+         GROUP BY hour, tool, outcome ORDER BY hour, tool IS NOT NULL, tool, outcome",
+        [since.unix_millis().into(), until.unix_millis().into()],
+    )
+}
+
+/// Deletes the events before `before`.
+pub fn prune_events(before: Timestamp) -> Statement {
+    Statement::new(
+        "DELETE FROM audit_events WHERE occurred_at_ms < $1",
+        [before.unix_millis().into()],
+    )
+}
+
+/// Inserts nothing, but is checked like an insert: fails on a read-only server or session, or
+/// a role that may not write the audit trail.
+pub const PROBE_AUDIT_WRITE: &str = "INSERT INTO audit_events (occurred_at_ms, request_id, \
+    outcome, http_status, latency_us) SELECT 0, '', '', 0, 0 WHERE FALSE";
+
+const SELECT_CLIENTS: &str = "SELECT client_id, client_name, redirect_uris, grant_types, \
+    token_endpoint_auth_method, source, created_at, last_seen_at, denied_at FROM clients";
+
 /// One client by id.
-pub(super) fn select_client<DB>(client_id: &str) -> QueryBuilder<DB>
-where
-    DB: Database,
-    DB::Arguments: Default,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
-{
-    let mut builder = QueryBuilder::new(CLIENT_COLUMNS);
-    builder
-        .push(" WHERE client_id = ")
-        .push_bind(text(client_id));
-    builder
+pub fn select_client(client_id: &str) -> Statement {
+    let mut statement = Statement::build(SELECT_CLIENTS);
+    statement.push(" WHERE client_id = ").bind(client_id);
+    statement
 }
 
 /// A page of clients after `cursor`, keyset-ordered on (created_at, client_id) so it stays
 /// stable while rows are added; one more than `limit`.
-pub(super) fn select_clients<DB>(after: Option<&ClientCursor>, limit: u32) -> QueryBuilder<DB>
-where
-    DB: Database,
-    DB::Arguments: Default,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
-{
-    let mut builder = QueryBuilder::new(CLIENT_COLUMNS);
+pub fn select_clients(after: Option<&ClientCursor>, limit: u32) -> Statement {
+    let mut statement = Statement::build(SELECT_CLIENTS);
     if let Some(after) = after {
-        builder
+        statement
             .push(" WHERE (created_at, client_id) > (")
-            .push_bind(after.created_at)
+            .bind(after.created_at)
             .push(", ")
-            .push_bind(text(&after.client_id))
+            .bind(&after.client_id)
             .push(")");
     }
-    builder
+    statement
         .push(" ORDER BY created_at, client_id LIMIT ")
-        .push_bind(i64::from(limit) + 1);
-    builder
+        .bind(i64::from(limit) + 1);
+    statement
 }
 
-/// Sets `last_seen_at` of the named clients.
-pub(super) fn touch_clients<DB>(client_ids: &[String], at: i64) -> QueryBuilder<DB>
-where
-    DB: Database,
-    DB::Arguments: Default,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
-{
-    let mut builder = QueryBuilder::new("UPDATE clients SET last_seen_at = ");
-    builder.push_bind(at).push(" WHERE client_id IN (");
-    let mut ids = builder.separated(", ");
-    for id in client_ids {
-        ids.push_bind(text(id));
+/// Sets `last_seen_at` of the named clients (at least one).
+pub fn touch_clients(client_ids: &[String], at: UnixTime) -> Statement {
+    let mut statement = Statement::build("UPDATE clients SET last_seen_at = ");
+    statement.bind(at).push(" WHERE client_id IN (");
+    for (n, id) in client_ids.iter().enumerate() {
+        statement.push(if n == 0 { "" } else { ", " }).bind(id);
     }
-    ids.push_unseparated(")");
-    builder
+    statement.push(")");
+    statement
 }
 
 /// Remembers a registered client. A static client is registered again by every user: the
 /// first row's times are kept.
-pub(super) fn record_client<DB>(
+///
+/// # Errors
+/// When its lists cannot be written as JSON.
+pub fn record_client(
     client: &RegisteredClient,
     source: ClientSource,
-) -> anyhow::Result<QueryBuilder<DB>>
-where
-    DB: Database,
-    DB::Arguments: Default,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
-{
+) -> serde_json::Result<Statement> {
     let metadata = &client.metadata;
-    let redirect_uris = serde_json::to_string(&metadata.redirect_uris)?;
-    let grant_types = serde_json::to_string(&metadata.grant_types)?;
-    let created_at = client
-        .created_at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let mut builder = QueryBuilder::new(
-        "INSERT INTO clients (client_id, client_name, redirect_uris, grant_types, \
-         token_endpoint_auth_method, source, created_at) ",
+    let mut statement = Statement::insert(
+        "clients",
+        "client_id, client_name, redirect_uris, grant_types, token_endpoint_auth_method, \
+         source, created_at",
+        [[
+            (&client.client_id).into(),
+            (&metadata.client_name).into(),
+            json(&metadata.redirect_uris)?,
+            json(&metadata.grant_types)?,
+            (&metadata.token_endpoint_auth_method).into(),
+            source.as_str().into(),
+            Timestamp::from(client.created_at).unix_seconds().into(),
+        ]],
     );
-    builder.push_values([client], |mut row, client| {
-        row.push_bind(text(&client.client_id))
-            .push_bind(opt_text(&metadata.client_name))
-            .push_bind(redirect_uris.clone())
-            .push_bind(grant_types.clone())
-            .push_bind(text(&metadata.token_endpoint_auth_method))
-            .push_bind(source.as_str().to_owned())
-            .push_bind(created_at);
-    });
-    builder.push(
+    statement.push(
         " ON CONFLICT (client_id) DO UPDATE SET client_name = excluded.client_name, \
          redirect_uris = excluded.redirect_uris, grant_types = excluded.grant_types, \
          token_endpoint_auth_method = excluded.token_endpoint_auth_method",
     );
-    Ok(builder)
+    Ok(statement)
+}
+
+/// Denies a client at `at`, keeping an earlier denial's time.
+pub fn deny_client(client_id: &str, at: UnixTime) -> Statement {
+    Statement::new(
+        "UPDATE clients SET denied_at = COALESCE(denied_at, $1) WHERE client_id = $2",
+        [at.into(), client_id.into()],
+    )
+}
+
+/// Every denied client id.
+pub fn denied_clients() -> Statement {
+    Statement::new(
+        "SELECT client_id FROM clients WHERE denied_at IS NOT NULL",
+        [],
+    )
+}
+
+/// Every signing key, ordered by `order` (the dialect's order in which they were made).
+pub fn select_keys(order: &str) -> Statement {
+    Statement::build(format!(
+        "SELECT kid, private_pem, created_at, rotated_at, tokens_expire_at, retired_at \
+         FROM idp_keys ORDER BY {order}"
+    ))
+}
+
+/// Rotates every signing key out at `at`.
+pub fn rotate_out_keys(at: UnixTime) -> Statement {
+    Statement::new(
+        "UPDATE idp_keys SET rotated_at = $1 WHERE rotated_at IS NULL",
+        [at.into()],
+    )
+}
+
+/// How many keys sign (neither rotated out nor retired), as `n`.
+pub fn count_signing_keys() -> Statement {
+    Statement::new(
+        "SELECT COUNT(*) AS n FROM idp_keys WHERE rotated_at IS NULL AND retired_at IS NULL",
+        [],
+    )
 }
 
 /// Stores a signing key.
-pub(super) fn insert_key<DB>(key: &KeyRecord) -> QueryBuilder<DB>
-where
-    DB: Database,
-    DB::Arguments: Default,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
-{
-    let mut builder = QueryBuilder::new(
-        "INSERT INTO idp_keys (kid, private_pem, created_at, \
-         rotated_at, tokens_expire_at, retired_at) ",
-    );
-    builder.push_values([key], |mut row, key| {
-        row.push_bind(key.kid.clone())
-            .push_bind(key.private_pem.clone())
-            .push_bind(key.created_at)
-            .push_bind(key.rotated_at)
-            .push_bind(key.tokens_expire_at)
-            .push_bind(key.retired_at);
-    });
-    builder
+pub fn insert_key(key: &KeyRecord) -> Statement {
+    Statement::insert(
+        "idp_keys",
+        "kid, private_pem, created_at, rotated_at, tokens_expire_at, retired_at",
+        [[
+            (&key.kid).into(),
+            (&key.private_pem).into(),
+            key.created_at.into(),
+            key.rotated_at.into(),
+            key.tokens_expire_at.into(),
+            key.retired_at.into(),
+        ]],
+    )
+}
+
+/// Keeps `kid` published until at least `exp`, unless it is retired.
+pub fn extend_key(kid: &str, exp: UnixTime) -> Statement {
+    Statement::new(
+        "UPDATE idp_keys SET tokens_expire_at = \
+         CASE WHEN tokens_expire_at < $1 THEN $1 ELSE tokens_expire_at END \
+         WHERE kid = $2 AND retired_at IS NULL",
+        [exp.into(), kid.into()],
+    )
+}
+
+/// Withdraws `kid` at `at`.
+pub fn retire_key(kid: &str, at: UnixTime) -> Statement {
+    Statement::new(
+        "UPDATE idp_keys SET retired_at = $1, rotated_at = COALESCE(rotated_at, $1) \
+         WHERE kid = $2 AND retired_at IS NULL",
+        [at.into(), kid.into()],
+    )
 }
 
 /// Stores an embedded-server client.
-pub(super) fn insert_idp_client<DB>(client: &ClientRecord) -> anyhow::Result<QueryBuilder<DB>>
-where
-    DB: Database,
-    DB::Arguments: Default,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
-{
-    let redirect_uris = serde_json::to_string(&client.redirect_uris)?;
-    let grant_types = serde_json::to_string(&client.grant_types)?;
-    let mut builder = QueryBuilder::new(
-        "INSERT INTO idp_clients (client_id, client_name, \
-         redirect_uris, grant_types, token_endpoint_auth_method, secret_hash, created_at) ",
-    );
-    builder.push_values([client], |mut row, client| {
-        row.push_bind(text(&client.client_id))
-            .push_bind(opt_text(&client.client_name))
-            .push_bind(redirect_uris.clone())
-            .push_bind(grant_types.clone())
-            .push_bind(text(&client.token_endpoint_auth_method))
-            .push_bind(client.secret_hash.clone())
-            .push_bind(client.created_at);
-    });
-    Ok(builder)
+///
+/// # Errors
+/// When its lists cannot be written as JSON.
+pub fn insert_idp_client(client: &ClientRecord) -> serde_json::Result<Statement> {
+    Ok(Statement::insert(
+        "idp_clients",
+        "client_id, client_name, redirect_uris, grant_types, token_endpoint_auth_method, \
+         secret_hash, created_at",
+        [[
+            (&client.client_id).into(),
+            (&client.client_name).into(),
+            json(&client.redirect_uris)?,
+            json(&client.grant_types)?,
+            (&client.token_endpoint_auth_method).into(),
+            (&client.secret_hash).into(),
+            client.created_at.into(),
+        ]],
+    ))
+}
+
+/// One embedded-server client by id.
+pub fn select_idp_client(client_id: &str) -> Statement {
+    Statement::new(
+        "SELECT client_id, client_name, redirect_uris, grant_types, \
+         token_endpoint_auth_method, secret_hash, created_at FROM idp_clients \
+         WHERE client_id = $1",
+        [client_id.into()],
+    )
 }
 
 /// Stores an authorization code.
-pub(super) fn insert_code<DB>(code: &CodeRecord) -> QueryBuilder<DB>
-where
-    DB: Database,
-    DB::Arguments: Default,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
-{
-    let mut builder = QueryBuilder::new(
-        "INSERT INTO idp_codes (code_hash, client_id, \
-         redirect_uri, code_challenge, scope, resource, subject, expires_at) ",
-    );
-    builder.push_values([code], |mut row, code| {
-        row.push_bind(code.code_hash.clone())
-            .push_bind(code.client_id.clone())
-            .push_bind(code.redirect_uri.clone())
-            .push_bind(code.code_challenge.clone())
-            .push_bind(code.scope.clone())
-            .push_bind(code.resource.clone())
-            .push_bind(code.subject.clone())
-            .push_bind(code.expires_at);
-    });
-    builder
+pub fn insert_code(code: &CodeRecord) -> Statement {
+    Statement::insert(
+        "idp_codes",
+        "code_hash, client_id, redirect_uri, code_challenge, scope, resource, subject, expires_at",
+        [[
+            (&code.code_hash).into(),
+            (&code.client_id).into(),
+            (&code.redirect_uri).into(),
+            (&code.code_challenge).into(),
+            (&code.scope).into(),
+            (&code.resource).into(),
+            (&code.subject).into(),
+            code.expires_at.into(),
+        ]],
+    )
+}
+
+/// Deletes codes that expired before `before`.
+pub fn prune_codes(before: UnixTime) -> Statement {
+    Statement::new(
+        "DELETE FROM idp_codes WHERE expires_at < $1",
+        [before.into()],
+    )
+}
+
+/// One code with its `spent` flag.
+pub fn select_code(code_hash: &str) -> Statement {
+    Statement::new(
+        "SELECT code_hash, client_id, redirect_uri, code_challenge, scope, resource, subject, \
+         expires_at, used_at IS NOT NULL AS spent FROM idp_codes WHERE code_hash = $1",
+        [code_hash.into()],
+    )
+}
+
+/// Spends a code; the `used_at IS NULL` condition decides which of two racing callers wins.
+pub fn spend_code(code_hash: &str, at: UnixTime) -> Statement {
+    Statement::new(
+        "UPDATE idp_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+        [at.into(), code_hash.into()],
+    )
 }
 
 /// Stores a refresh token.
-pub(super) fn insert_refresh<DB>(token: &RefreshRecord) -> QueryBuilder<DB>
-where
-    DB: Database,
-    DB::Arguments: Default,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
-{
-    let mut builder = QueryBuilder::new(
-        "INSERT INTO idp_refresh_tokens (token_hash, family, \
-         client_id, subject, scope, resource, expires_at) ",
-    );
-    builder.push_values([token], |mut row, token| {
-        row.push_bind(token.token_hash.clone())
-            .push_bind(token.family.clone())
-            .push_bind(token.client_id.clone())
-            .push_bind(token.subject.clone())
-            .push_bind(token.scope.clone())
-            .push_bind(token.resource.clone())
-            .push_bind(token.expires_at);
-    });
-    builder
+pub fn insert_refresh(token: &RefreshRecord) -> Statement {
+    Statement::insert(
+        "idp_refresh_tokens",
+        "token_hash, family, client_id, subject, scope, resource, expires_at",
+        [[
+            (&token.token_hash).into(),
+            (&token.family).into(),
+            (&token.client_id).into(),
+            (&token.subject).into(),
+            (&token.scope).into(),
+            (&token.resource).into(),
+            token.expires_at.into(),
+        ]],
+    )
 }
 
-/// Text as stored: PostgreSQL refuses the NUL character (SQLite keeps it), so it becomes
-/// U+FFFD on both. A value from a request can hold one; it must not fail the write (an audit
-/// batch would be retried forever) or a lookup (it simply matches nothing).
-pub(super) fn text(value: &str) -> String {
-    if value.contains('\0') {
-        value.replace('\0', "\u{FFFD}")
-    } else {
-        value.to_owned()
-    }
+/// One refresh token with its `spent` flag (used or revoked).
+pub fn select_refresh(token_hash: &str) -> Statement {
+    Statement::new(
+        "SELECT token_hash, family, client_id, subject, scope, resource, expires_at, \
+         (used_at IS NOT NULL OR revoked_at IS NOT NULL) AS spent \
+         FROM idp_refresh_tokens WHERE token_hash = $1",
+        [token_hash.into()],
+    )
 }
 
-fn opt_text(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(text)
+/// Spends a refresh token; as with codes, the condition picks the one winner.
+pub fn spend_refresh(token_hash: &str, at: UnixTime) -> Statement {
+    Statement::new(
+        "UPDATE idp_refresh_tokens SET used_at = $1 \
+         WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL",
+        [at.into(), token_hash.into()],
+    )
+}
+
+/// Deletes refresh tokens that expired before `before`.
+pub fn prune_refresh(before: UnixTime) -> Statement {
+    Statement::new(
+        "DELETE FROM idp_refresh_tokens WHERE expires_at < $1",
+        [before.into()],
+    )
+}
+
+/// Revokes every live refresh token of `family` at `at`.
+pub fn revoke_family(family: &str, at: UnixTime) -> Statement {
+    Statement::new(
+        "UPDATE idp_refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
+        [at.into(), family.into()],
+    )
+}
+
+/// Takes `lock` (the dialect's family lock) for `family`.
+pub fn lock_family(lock: &'static str, family: &str) -> Statement {
+    Statement::new(lock, [family.into()])
+}
+
+/// A list stored as JSON text.
+fn json(list: &[String]) -> serde_json::Result<Value> {
+    Ok(Value::Text(Some(serde_json::to_string(list)?)))
 }

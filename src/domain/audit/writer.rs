@@ -206,26 +206,11 @@ mod tests {
     }
 
     fn event(n: usize) -> AuditEvent {
-        AuditEvent {
-            occurred_at: SystemTime::UNIX_EPOCH,
-            request_id: format!("req-{n}"),
-            method: Some("tools/call".into()),
-            tool: Some("web_search".into()),
-            outcome: Outcome::Success,
-            http_status: 200,
-            error_code: None,
-            latency: Duration::from_millis(1),
-            subject: None,
-            client_id: None,
-            issuer: None,
-            token_hash_prefix: None,
-            source_addr: None,
-            provider: None,
-            cache_hit: None,
-            upstream_attempts: None,
-            upstream_request_id: None,
-            query_summary: None,
-        }
+        let mut event = AuditEvent::action(format!("req-{n}"), "tools/call", Outcome::Success, 200);
+        event.occurred_at = SystemTime::UNIX_EPOCH;
+        event.tool = Some("web_search".into());
+        event.latency = Duration::from_millis(1);
+        event
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 use super::ClientStore;
+use crate::domain::time::Timestamp;
 
 /// Notes client ids as their tokens are used. Cheap to clone.
 #[derive(Clone, Default)]
@@ -65,9 +66,7 @@ impl ClientActivity {
         if ids.is_empty() {
             return;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = Timestamp::now().unix_seconds();
         if let Err(error) = store.touch(&ids, now).await {
             tracing::warn!(error = %format!("{error:#}"), clients = ids.len(), "cannot record when clients were last seen");
         }

@@ -1,9 +1,12 @@
 //! The registered-client cache: every client registered through searchgate, where it came
 //! from, and when it was last seen.
 
+use std::{fmt, str::FromStr};
+
 use async_trait::async_trait;
 
 use super::RegisteredClient;
+use crate::domain::time::UnixTime;
 
 /// Which registry issued a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +20,9 @@ pub enum ClientSource {
 }
 
 impl ClientSource {
+    /// Every source.
+    pub const ALL: [Self; 3] = [Self::Upstream, Self::Static, Self::Embedded];
+
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -26,6 +32,29 @@ impl ClientSource {
         }
     }
 }
+
+impl fmt::Display for ClientSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ClientSource {
+    type Err = UnknownClientSource;
+
+    /// Reads the stored spelling (`upstream`, `static`, `embedded`).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| UnknownClientSource(text.to_owned()))
+    }
+}
+
+/// A text that names no [`ClientSource`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a client source: use upstream, static or embedded")]
+pub struct UnknownClientSource(pub String);
 
 /// A remembered client (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,14 +69,14 @@ pub struct ClientRow {
     pub grant_types: Vec<String>,
     /// How it authenticates at the token endpoint.
     pub token_endpoint_auth_method: String,
-    /// `upstream`, `static` or `embedded`.
-    pub source: String,
-    /// First registration, Unix seconds.
-    pub created_at: i64,
-    /// When a token naming it was last used, Unix seconds.
-    pub last_seen_at: Option<i64>,
-    /// When an operator denied it, Unix seconds.
-    pub denied_at: Option<i64>,
+    /// Which registry issued it.
+    pub source: ClientSource,
+    /// First registration.
+    pub created_at: UnixTime,
+    /// When a token naming it was last used.
+    pub last_seen_at: Option<UnixTime>,
+    /// When an operator denied it.
+    pub denied_at: Option<UnixTime>,
 }
 
 /// One page of clients, oldest first.
@@ -64,7 +93,7 @@ pub struct ClientPage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCursor {
     /// The last row's `created_at`.
-    pub created_at: i64,
+    pub created_at: UnixTime,
     /// The last row's client id.
     pub client_id: String,
 }
@@ -110,9 +139,26 @@ pub trait ClientStore: Send + Sync + 'static {
     /// A page of at most `limit` clients after `cursor`.
     async fn list(&self, cursor: Option<&ClientCursor>, limit: u32) -> anyhow::Result<ClientPage>;
     /// Denies a client from now on; `false` when it is unknown.
-    async fn deny(&self, client_id: &str, at: i64) -> anyhow::Result<bool>;
+    async fn deny(&self, client_id: &str, at: UnixTime) -> anyhow::Result<bool>;
     /// Every denied client id.
     async fn denied(&self) -> anyhow::Result<Vec<String>>;
     /// Records that tokens of `client_ids` were used at `at`.
-    async fn touch(&self, client_ids: &[String], at: i64) -> anyhow::Result<()>;
+    async fn touch(&self, client_ids: &[String], at: UnixTime) -> anyhow::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_read_their_stored_spelling() {
+        for source in ClientSource::ALL {
+            assert_eq!(source.as_str().parse(), Ok(source), "{source}");
+        }
+        assert_eq!(
+            "imported".parse::<ClientSource>(),
+            Err(UnknownClientSource("imported".into())),
+            "a row searchgate did not write is an error, not a guess"
+        );
+    }
 }

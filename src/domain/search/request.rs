@@ -236,15 +236,8 @@ impl Date {
             }
         };
         let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-        let days_in_month = match month {
-            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-            4 | 6 | 9 | 11 => 30,
-            2 if leap => 29,
-            2 => 28,
-            _ => return Err(bad()),
-        };
-        if year < 1900 || day == 0 || day > days_in_month {
+        let real = chrono::NaiveDate::from_ymd_opt(year.into(), month.into(), day.into());
+        if year < 1900 || real.is_none() {
             return Err(bad());
         }
         Ok(Self {

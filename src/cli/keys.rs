@@ -5,6 +5,7 @@
 use crate::{
     adapters::idp::{ensure_signing_key, rotate_signing_key},
     config::{Settings, load_problem},
+    domain::time::Timestamp,
     startup::{self, StartupError},
 };
 
@@ -90,7 +91,5 @@ async fn retire(settings: &Settings, kid: &str) -> Result<(), StartupError> {
 }
 
 fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    Timestamp::now().unix_seconds()
 }

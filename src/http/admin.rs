@@ -32,6 +32,7 @@ use crate::domain::{
     audit::{AuditLog, AuditQuery, AuditSink, Outcome, parse_filter_time},
     auth::Principal,
     clients::{ClientCursor, ClientPolicy, ClientRow, ClientStore},
+    time::Timestamp,
 };
 
 #[derive(Tags)]
@@ -388,10 +389,10 @@ impl AdminApi {
         let target = Some(client_id.clone());
         self.audited(req, "admin/clients.deny", target, |admin| async move {
             let store = self.store()?;
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-            match store.deny(&client_id, now).await {
+            match store
+                .deny(&client_id, Timestamp::now().unix_seconds())
+                .await
+            {
                 Ok(true) => {
                     if let Some(policy) = &self.policy {
                         policy.deny(&client_id);

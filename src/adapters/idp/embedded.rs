@@ -15,7 +15,7 @@ mod token;
 
 use std::{
     sync::{Arc, RwLock},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -30,6 +30,7 @@ use crate::domain::{
         TokenPolicy,
     },
     issuer::{ClientRecord, IssuerStore, UnixTime},
+    time::Timestamp,
 };
 
 /// How often the published keys are re-read from the store (rotations by the CLI or another
@@ -323,7 +324,5 @@ pub async fn rotate_signing_key(store: &dyn IssuerStore) -> anyhow::Result<Strin
 
 /// Seconds since the Unix epoch.
 fn now() -> UnixTime {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    Timestamp::now().unix_seconds()
 }

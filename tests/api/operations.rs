@@ -159,6 +159,27 @@ async fn audit_filters_and_pages_return_every_row_exactly_once() {
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    // A misspelt outcome is refused with the accepted values, not answered with an empty page.
+    for path in [
+        "/api/v1/audit?outcome=sucess",
+        "/api/v1/audit/export?outcome=sucess",
+    ] {
+        let misspelt = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(misspelt.status(), StatusCode::BAD_REQUEST, "{path}");
+        let body: Value = misspelt.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{path}");
+        let description = body["error_description"].as_str().unwrap();
+        assert!(
+            description.contains("success") && description.contains("tool_error"),
+            "{path} names the accepted outcomes: {description}"
+        );
+    }
 
     // The NDJSON export streams the same rows.
     let export = app

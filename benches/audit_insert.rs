@@ -4,12 +4,15 @@
 //! server (in a schema of its own, dropped afterwards). This is the figure the store mechanism is
 //! judged by (issue 13): a change to how the stores are built must not make it slower.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use searchgate::{
     adapters::store::{Database, PoolSettings},
-    domain::audit::{AuditEvent, Outcome},
+    domain::{
+        audit::{AuditEvent, Outcome},
+        time::Timestamp,
+    },
 };
 use sqlx::Connection;
 
@@ -20,7 +23,7 @@ const BATCHES: [usize; 2] = [1, 256];
 /// An event with every column filled, as a tool call writes it.
 fn event(n: usize) -> AuditEvent {
     let mut event = AuditEvent::action(format!("req-{n:08}"), "tools/call", Outcome::Success, 200);
-    event.occurred_at = SystemTime::now();
+    event.occurred_at = Timestamp::now();
     event.tool = Some("web_search".into());
     event.latency = Duration::from_micros(12_345);
     event.subject = Some("usr_0123456789".into());

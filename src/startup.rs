@@ -37,6 +37,7 @@ use crate::{
         },
         clients::ClientStore,
         search::{Deadlines, SearchProvider, SearchService, ServicePolicy, WebBackend},
+        time::Timestamp,
     },
     http::{self, AppState, Metrics, Mount},
     mcp::{ALL_TOOLS, McpServer},
@@ -717,7 +718,7 @@ fn spawn_retention(
                 _ = tick.tick() => {}
                 () = stop.cancelled() => break,
             }
-            let before = std::time::SystemTime::now() - keep;
+            let before = Timestamp::now().saturating_sub(keep);
             match audit.prune(before).await {
                 Ok(0) => {}
                 Ok(removed) => {

@@ -2,13 +2,15 @@
 //! read from the configured database as NDJSON, in the admin API's event shape
 //! ([`AuditEventView`], so both leave out the same empty fields).
 
-use std::io::Write;
-use std::time::{Duration, SystemTime};
+use std::{io::Write, time::Duration};
 
 use super::{AuditAction, AuditFilters};
 use crate::{
     config::{Settings, load_problem},
-    domain::audit::{AuditQuery, StoredEvent, parse_filter_time},
+    domain::{
+        audit::{AuditQuery, StoredEvent, parse_filter_time},
+        time::Timestamp,
+    },
     http::AuditEventView,
     startup::{StartupError, open_database},
 };
@@ -99,7 +101,7 @@ fn to_query(filters: &AuditFilters, limit: u32) -> Result<AuditQuery, StartupErr
     })
 }
 
-fn time(flag: &str, value: Option<&str>) -> Result<Option<SystemTime>, StartupError> {
+fn time(flag: &str, value: Option<&str>) -> Result<Option<Timestamp>, StartupError> {
     let Some(value) = value else {
         return Ok(None);
     };

@@ -4,15 +4,13 @@
 
 mod writer;
 
-use std::{
-    fmt,
-    str::FromStr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{fmt, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 
 pub use writer::{AuditSink, AuditWriter, AuditWriterConfig, WriterReport};
+
+use crate::domain::time::Timestamp;
 
 /// Durable storage for audit events (SQLite by default; a library user may supply their own).
 ///
@@ -53,8 +51,8 @@ pub trait AuditLog: Send + Sync + 'static {
     /// As [`AuditLog::query`].
     async fn stats(
         &self,
-        since: SystemTime,
-        until: SystemTime,
+        since: Timestamp,
+        until: Timestamp,
     ) -> Result<Vec<HourlyCount>, AuditError> {
         let _ = (since, until);
         Err(AuditError::Unavailable(
@@ -66,7 +64,7 @@ pub trait AuditLog: Send + Sync + 'static {
     ///
     /// # Errors
     /// As [`AuditLog::query`].
-    async fn prune(&self, before: SystemTime) -> Result<u64, AuditError> {
+    async fn prune(&self, before: Timestamp) -> Result<u64, AuditError> {
         let _ = before;
         Ok(0)
     }
@@ -74,27 +72,30 @@ pub trait AuditLog: Send + Sync + 'static {
 
 /// 9999-12-31T23:59:59Z: the latest time accepted in filters, so neither time arithmetic nor
 /// formatting can overflow.
-const MAX_UNIX_SECONDS: u64 = 253_402_300_799;
+const MAX_UNIX_SECONDS: i64 = 253_402_300_799;
 
 /// A filter time: RFC 3339 (`2026-11-26T19:00:00Z`) or Unix seconds, from 1970 to year 9999;
-/// `None` when it is neither.
-pub fn parse_filter_time(value: &str) -> Option<SystemTime> {
+/// `None` when it is neither. Finer than a millisecond is dropped, as the store drops it.
+pub fn parse_filter_time(value: &str) -> Option<Timestamp> {
     if let Ok(seconds) = value.parse::<u64>() {
-        return (seconds <= MAX_UNIX_SECONDS).then(|| UNIX_EPOCH + Duration::from_secs(seconds));
+        return i64::try_from(seconds)
+            .ok()
+            .filter(|&seconds| seconds <= MAX_UNIX_SECONDS)
+            .map(Timestamp::from_unix_seconds);
     }
     chrono::DateTime::parse_from_rfc3339(value)
         .ok()
-        .filter(|t| t.timestamp() >= 0 && t.timestamp() as u64 <= MAX_UNIX_SECONDS)
-        .map(SystemTime::from)
+        .filter(|t| (0..=MAX_UNIX_SECONDS).contains(&t.timestamp()))
+        .map(|t| Timestamp::from_unix_millis(t.timestamp_millis()))
 }
 
 /// Which events to return. Every filter is optional; `after` is the previous page's cursor.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
     /// At or after this time.
-    pub since: Option<SystemTime>,
+    pub since: Option<Timestamp>,
     /// Before this time.
-    pub until: Option<SystemTime>,
+    pub until: Option<Timestamp>,
     /// The caller's subject.
     pub subject: Option<String>,
     /// The caller's client id.
@@ -131,7 +132,7 @@ pub struct AuditPage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HourlyCount {
     /// The hour's start.
-    pub hour: SystemTime,
+    pub hour: Timestamp,
     /// The tool (`None` for requests that called none).
     pub tool: Option<String>,
     /// The outcome.
@@ -274,7 +275,7 @@ impl fmt::Display for UnknownOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
     /// When the request arrived.
-    pub occurred_at: SystemTime,
+    pub occurred_at: Timestamp,
     /// The request id also sent back in `x-request-id` and logged on every line.
     pub request_id: String,
     /// The JSON-RPC method, when the body could be read.
@@ -317,7 +318,7 @@ impl AuditEvent {
     /// `method` names it, the outcome and status are filled in by the caller.
     pub fn action(request_id: String, method: &str, outcome: Outcome, http_status: u16) -> Self {
         Self {
-            occurred_at: SystemTime::now(),
+            occurred_at: Timestamp::now(),
             request_id,
             method: Some(method.to_owned()),
             tool: None,
@@ -345,7 +346,7 @@ mod tests {
 
     #[test]
     fn filter_times_are_rfc_3339_or_unix_seconds_within_year_9999() {
-        let at = UNIX_EPOCH + Duration::from_secs(1_764_183_600);
+        let at = Timestamp::from_unix_seconds(1_764_183_600);
         assert_eq!(parse_filter_time("1764183600"), Some(at));
         assert_eq!(parse_filter_time("2025-11-26T19:00:00Z"), Some(at));
         assert_eq!(parse_filter_time("2025-11-26T20:00:00+01:00"), Some(at));

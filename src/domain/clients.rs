@@ -8,8 +8,6 @@ mod policy;
 mod registrar;
 mod store;
 
-use std::time::SystemTime;
-
 use async_trait::async_trait;
 use serde::Deserialize;
 
@@ -20,6 +18,8 @@ pub use store::{
     ClientCursor, ClientPage, ClientRow, ClientSource, ClientStore, UnknownClientSource,
 };
 use url::{Host, Url};
+
+use crate::domain::time::Timestamp;
 
 /// Most redirect URIs one client may register.
 const MAX_REDIRECT_URIS: usize = 20;
@@ -73,7 +73,7 @@ pub struct RegisteredClient {
     /// A secret for confidential clients, present only in the answer to `register`.
     pub client_secret: Option<String>,
     /// When it was registered.
-    pub created_at: SystemTime,
+    pub created_at: Timestamp,
 }
 
 /// Why a registration or lookup failed.

@@ -47,6 +47,12 @@ impl Timestamp {
     pub fn unix_millis(self) -> i64 {
         self.millis
     }
+
+    /// `by` earlier, to the millisecond; the epoch when that would be before it.
+    pub fn saturating_sub(self, by: Duration) -> Self {
+        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        Self::from_unix_millis(self.millis.saturating_sub(by))
+    }
 }
 
 impl From<SystemTime> for Timestamp {
@@ -97,5 +103,35 @@ mod tests {
             "the far future saturates instead of overflowing"
         );
         assert!(Timestamp::now() > Timestamp::from_unix_seconds(1_700_000_000));
+    }
+
+    #[test]
+    fn subtracting_a_duration_stops_at_the_epoch() {
+        let at = Timestamp::from_unix_millis(1_764_183_600_123);
+        for (by, expected, reason) in [
+            (Duration::ZERO, 1_764_183_600_123, "nothing to subtract"),
+            (
+                Duration::from_secs(86_400),
+                1_764_097_200_123,
+                "one day earlier",
+            ),
+            (
+                Duration::from_micros(1_999),
+                1_764_183_600_122,
+                "whole milliseconds only",
+            ),
+            (
+                Duration::from_secs(1_764_183_601),
+                0,
+                "before 1970 is the epoch",
+            ),
+            (
+                Duration::MAX,
+                0,
+                "a duration past i64 milliseconds is the epoch",
+            ),
+        ] {
+            assert_eq!(at.saturating_sub(by).unix_millis(), expected, "{reason}");
+        }
     }
 }

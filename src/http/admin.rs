@@ -4,11 +4,7 @@
 //! operation, and every refusal, is itself audited: [`AdminApi::audited`] does both, so each
 //! handler below is only its own logic.
 
-use std::{
-    future::Future,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use poem::Request;
@@ -264,7 +260,7 @@ fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiErro
 }
 
 /// An RFC 3339 time or Unix seconds.
-fn parse_time(name: &str, value: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
+fn parse_time(name: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
     let Some(value) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -488,7 +484,7 @@ impl AdminApi {
             let log = self.log()?.clone();
             // Without `until` the export ends at the time of the request, so it cannot chase
             // rows written while it streams.
-            query.until = query.until.or_else(|| Some(SystemTime::now()));
+            query.until = query.until.or_else(|| Some(Timestamp::now()));
             // The first page is read before answering, so a store that cannot be read gets
             // 503, not a 200 with an error inside.
             let first = log.query(&query).await?;
@@ -512,8 +508,8 @@ impl AdminApi {
     ) -> Reply<Json<Stats>, 400, 503> {
         self.audited(req, "admin/stats", None, |_| async move {
             let since = parse_time("since", since.0.as_deref())?;
-            let until = parse_time("until", until.0.as_deref())?.unwrap_or_else(SystemTime::now);
-            let since = since.unwrap_or(until - Duration::from_secs(86_400));
+            let until = parse_time("until", until.0.as_deref())?.unwrap_or_else(Timestamp::now);
+            let since = since.unwrap_or(until.saturating_sub(Duration::from_secs(86_400)));
             let rows = self.log()?.stats(since, until).await?;
             Ok(Json(Stats {
                 since: rfc3339(since),

@@ -2,13 +2,11 @@
 //! in the lines of `searchgate audit query` and `audit tail`. One type, so every reader sees the
 //! same fields under the same names and the same ones left out when empty.
 
-use std::time::SystemTime;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use poem_openapi::{Object, types::ToJSON};
 use serde::{Serialize, Serializer};
 
-use crate::domain::audit::StoredEvent;
+use crate::domain::{audit::StoredEvent, time::Timestamp};
 
 /// One audit event as the admin API shows it.
 #[derive(Debug, Clone, Object)]
@@ -103,8 +101,10 @@ impl Serialize for AuditEventView {
 }
 
 /// A time as the admin API writes it: RFC 3339, UTC, milliseconds.
-pub fn rfc3339(at: SystemTime) -> String {
-    DateTime::<Utc>::from(at).to_rfc3339_opts(SecondsFormat::Millis, true)
+pub fn rfc3339(at: Timestamp) -> String {
+    DateTime::<Utc>::from_timestamp_millis(at.unix_millis())
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Events as NDJSON lines (one JSON object and a newline each).
@@ -121,15 +121,13 @@ pub fn ndjson(events: impl IntoIterator<Item = StoredEvent>) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::domain::audit::{AuditEvent, Outcome};
 
     #[test]
     fn empty_fields_are_left_out_not_written_as_null() {
         let mut event = AuditEvent::action("r-1".into(), "admin/stats", Outcome::Success, 200);
-        event.occurred_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000);
+        event.occurred_at = Timestamp::from_unix_seconds(1_764_000_000);
         event.subject = Some("alice".into());
         let line = ndjson([StoredEvent { id: 7, event }]);
         let text = String::from_utf8(line).unwrap();

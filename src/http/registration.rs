@@ -14,7 +14,6 @@ use crate::domain::{
     audit::{AuditSink, Outcome},
     clients::{RegisteredClient, Registrar, RegistrationRequest},
     rate_limit::KeyedLimiter,
-    time::Timestamp,
 };
 
 /// The audit trail's name for a registration.
@@ -83,7 +82,7 @@ fn client_document(client: RegisteredClient) -> serde_json::Value {
         .grant_types
         .iter()
         .any(|g| g == "authorization_code");
-    let issued_at = Timestamp::from(client.created_at).unix_seconds();
+    let issued_at = client.created_at.unix_seconds();
     let mut document = serde_json::json!({
         "client_id": client.client_id,
         "client_id_issued_at": issued_at,

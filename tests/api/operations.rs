@@ -529,8 +529,8 @@ impl AuditLog for BrokenLog {
     }
     async fn stats(
         &self,
-        _: std::time::SystemTime,
-        _: std::time::SystemTime,
+        _: searchgate::domain::time::Timestamp,
+        _: searchgate::domain::time::Timestamp,
     ) -> Result<Vec<searchgate::domain::audit::HourlyCount>, AuditError> {
         Err(AuditError::Unavailable(
             format!("error returned from database: (code: 1) {DRIVER_TEXT}").into(),

@@ -13,6 +13,7 @@ use searchgate::{
         audit::{AuditEvent, AuditQuery, Outcome},
         clients::{ClientCursor, ClientMetadata, ClientSource, RegisteredClient},
         issuer::{ClientRecord, CodeRecord, KeyRecord, RefreshRecord},
+        time::Timestamp,
     },
 };
 use sqlx::Connection;
@@ -112,7 +113,7 @@ async fn databases() -> Vec<(&'static str, Database, Keep)> {
 
 fn event(request_id: &str, age: Duration, tool: &str, subject: &str) -> AuditEvent {
     let mut event = AuditEvent::action(request_id.to_owned(), "tools/call", Outcome::Success, 200);
-    event.occurred_at = SystemTime::now() - age;
+    event.occurred_at = Timestamp::now().saturating_sub(age);
     event.tool = Some(tool.to_owned());
     event.subject = Some(subject.to_owned());
     event
@@ -147,11 +148,7 @@ async fn audit_rows_keep_every_field_and_page_exactly_once() {
         assert_eq!(page.events.len(), 1, "{name}");
         let stored = &page.events[0].event;
         // Times are kept to the millisecond.
-        let ms = |t: SystemTime| {
-            t.duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-        };
+        let ms = |t: Timestamp| t.unix_millis();
         assert_eq!(ms(stored.occurred_at), ms(full.occurred_at), "{name}");
         let mut expected = full.clone();
         expected.occurred_at = stored.occurred_at;
@@ -203,7 +200,10 @@ async fn audit_rows_keep_every_field_and_page_exactly_once() {
         let hour = Duration::from_secs(3600);
         let counts = db
             .audit
-            .stats(SystemTime::now() - hour * 2, SystemTime::now() + hour)
+            .stats(
+                Timestamp::now().saturating_sub(hour * 2),
+                Timestamp::from(SystemTime::now() + hour),
+            )
             .await
             .unwrap();
         assert_eq!(counts.iter().map(|c| c.count).sum::<u64>(), 31, "{name}");
@@ -229,7 +229,11 @@ async fn retention_removes_only_rows_older_than_the_period() {
             ])
             .await
             .unwrap();
-        let removed = db.audit.prune(SystemTime::now() - day * 30).await.unwrap();
+        let removed = db
+            .audit
+            .prune(Timestamp::now().saturating_sub(day * 30))
+            .await
+            .unwrap();
         assert_eq!(removed, 2, "{name}");
         let left = db
             .audit
@@ -249,7 +253,7 @@ async fn retention_removes_only_rows_older_than_the_period() {
     }
 }
 
-fn registered(client_id: &str, created_secs: u64) -> RegisteredClient {
+fn registered(client_id: &str, created_secs: i64) -> RegisteredClient {
     RegisteredClient {
         client_id: client_id.to_owned(),
         metadata: ClientMetadata {
@@ -259,7 +263,7 @@ fn registered(client_id: &str, created_secs: u64) -> RegisteredClient {
             token_endpoint_auth_method: "none".into(),
         },
         client_secret: Some("never stored".into()),
-        created_at: SystemTime::UNIX_EPOCH + Duration::from_secs(created_secs),
+        created_at: Timestamp::from_unix_seconds(created_secs),
     }
 }
 

@@ -1,11 +1,12 @@
 //! One client the operator registered at an IdP without dynamic registration (Entra, Google,
 //! …): every registration whose redirect URIs fit the configured patterns gets its id.
 
-use std::time::SystemTime;
-
 use async_trait::async_trait;
 
-use crate::domain::clients::{ClientError, ClientMetadata, ClientRegistry, RegisteredClient};
+use crate::domain::{
+    clients::{ClientError, ClientMetadata, ClientRegistry, RegisteredClient},
+    time::Timestamp,
+};
 
 /// Answers every registration with the pre-registered client.
 pub struct StaticRegistry {
@@ -51,7 +52,7 @@ impl ClientRegistry for StaticRegistry {
                 ..metadata
             },
             client_secret: None,
-            created_at: SystemTime::now(),
+            created_at: Timestamp::now(),
         })
     }
 }

@@ -1,6 +1,6 @@
 //! Registration forwarded to the IdP's RFC 7591 endpoint, found in its metadata.
 
-use std::{sync::Arc, time::SystemTime};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -10,6 +10,7 @@ use crate::{
     domain::{
         auth::AuthorizationServer,
         clients::{ClientError, ClientMetadata, ClientRegistry, RegisteredClient},
+        time::Timestamp,
     },
 };
 
@@ -150,7 +151,7 @@ impl ClientRegistry for UpstreamRegistry {
                     .unwrap_or(metadata.token_endpoint_auth_method),
             },
             client_secret: answer.client_secret,
-            created_at: SystemTime::now(),
+            created_at: Timestamp::now(),
         })
     }
 }

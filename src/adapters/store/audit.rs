@@ -2,8 +2,6 @@
 //! retention. Every failure is [`AuditError::Unavailable`] saying what was being done, with the
 //! driver's error kept underneath.
 
-use std::time::SystemTime;
-
 use async_trait::async_trait;
 
 use super::{
@@ -61,11 +59,11 @@ impl<D: Driver> AuditLog for SqlStore<D> {
 
     async fn stats(
         &self,
-        since: SystemTime,
-        until: SystemTime,
+        since: Timestamp,
+        until: Timestamp,
     ) -> Result<Vec<HourlyCount>, AuditError> {
         let counting = "cannot count audit events per hour";
-        let statement = sql::hourly_counts(Timestamp::from(since), Timestamp::from(until));
+        let statement = sql::hourly_counts(since, until);
         let rows = D::fetch_all(On::Pool(&self.pool), statement)
             .await
             .map_err(|e| unavailable(counting, e))?;
@@ -75,13 +73,10 @@ impl<D: Driver> AuditLog for SqlStore<D> {
             .map_err(|e| unavailable(counting, e))
     }
 
-    async fn prune(&self, before: SystemTime) -> Result<u64, AuditError> {
-        D::execute(
-            On::Pool(&self.pool),
-            sql::prune_events(Timestamp::from(before)),
-        )
-        .await
-        .map_err(|e| unavailable("cannot delete old audit events", e))
+    async fn prune(&self, before: Timestamp) -> Result<u64, AuditError> {
+        D::execute(On::Pool(&self.pool), sql::prune_events(before))
+            .await
+            .map_err(|e| unavailable("cannot delete old audit events", e))
     }
 }
 

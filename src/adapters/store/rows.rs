@@ -64,7 +64,7 @@ pub fn stored_event<D: Driver>(row: &D::Row) -> anyhow::Result<StoredEvent> {
     Ok(StoredEvent {
         id: row.int("id")?,
         event: AuditEvent {
-            occurred_at: Timestamp::from_unix_millis(row.int("occurred_at_ms")?).into(),
+            occurred_at: Timestamp::from_unix_millis(row.int("occurred_at_ms")?),
             request_id: row.text("request_id")?,
             method: row.opt_text("method")?,
             tool: row.opt_text("tool")?,
@@ -96,7 +96,7 @@ pub fn stored_event<D: Driver>(row: &D::Row) -> anyhow::Result<StoredEvent> {
 pub fn hourly_count<D: Driver>(row: &D::Row) -> anyhow::Result<HourlyCount> {
     let row = Columns::<D>(row);
     Ok(HourlyCount {
-        hour: Timestamp::from_unix_seconds(row.int("hour")?).into(),
+        hour: Timestamp::from_unix_seconds(row.int("hour")?),
         tool: row.opt_text("tool")?,
         outcome: row.text("outcome")?,
         count: row.unsigned("n")?,

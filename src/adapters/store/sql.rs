@@ -31,7 +31,7 @@ pub fn insert_events(events: &[AuditEvent]) -> Statement {
         EVENT_COLUMNS,
         events.iter().map(|e| {
             [
-                Timestamp::from(e.occurred_at).unix_millis().into(),
+                e.occurred_at.unix_millis().into(),
                 (&e.request_id).into(),
                 (&e.method).into(),
                 (&e.tool).into(),
@@ -65,12 +65,14 @@ pub fn select_events(query: &AuditQuery) -> Statement {
         statement.push(" AND id > ").bind(after);
     }
     if let Some(since) = query.since {
-        let since = Timestamp::from(since).unix_millis();
-        statement.push(" AND occurred_at_ms >= ").bind(since);
+        statement
+            .push(" AND occurred_at_ms >= ")
+            .bind(since.unix_millis());
     }
     if let Some(until) = query.until {
-        let until = Timestamp::from(until).unix_millis();
-        statement.push(" AND occurred_at_ms < ").bind(until);
+        statement
+            .push(" AND occurred_at_ms < ")
+            .bind(until.unix_millis());
     }
     for (column, value) in [
         ("subject", query.subject.as_deref()),
@@ -171,7 +173,7 @@ pub fn record_client(
             json(&metadata.grant_types)?,
             (&metadata.token_endpoint_auth_method).into(),
             source.as_str().into(),
-            Timestamp::from(client.created_at).unix_seconds().into(),
+            client.created_at.unix_seconds().into(),
         ]],
     );
     statement.push(

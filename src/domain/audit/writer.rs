@@ -167,18 +167,18 @@ fn backoff(failures: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        sync::{
-            Mutex,
-            atomic::{AtomicU32, Ordering},
-        },
-        time::SystemTime,
+    use std::sync::{
+        Mutex,
+        atomic::{AtomicU32, Ordering},
     };
 
     use async_trait::async_trait;
 
     use super::*;
-    use crate::domain::audit::{AuditError, Outcome};
+    use crate::domain::{
+        audit::{AuditError, Outcome},
+        time::Timestamp,
+    };
 
     /// Stores events in memory; fails the first `failures` appends.
     #[derive(Default)]
@@ -207,7 +207,7 @@ mod tests {
 
     fn event(n: usize) -> AuditEvent {
         let mut event = AuditEvent::action(format!("req-{n}"), "tools/call", Outcome::Success, 200);
-        event.occurred_at = SystemTime::UNIX_EPOCH;
+        event.occurred_at = Timestamp::EPOCH;
         event.tool = Some("web_search".into());
         event.latency = Duration::from_millis(1);
         event

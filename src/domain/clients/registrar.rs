@@ -56,11 +56,10 @@ impl Registrar {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
     use super::*;
-    use crate::domain::clients::{
-        ClientCursor, ClientPage, ClientRow, MockClientRegistry, PolicyLists,
+    use crate::domain::{
+        clients::{ClientCursor, ClientPage, ClientRow, MockClientRegistry, PolicyLists},
+        time::Timestamp,
     };
 
     struct NoStore;
@@ -106,7 +105,7 @@ mod tests {
                 client_id: "c1".into(),
                 metadata,
                 client_secret: None,
-                created_at: SystemTime::now(),
+                created_at: Timestamp::now(),
             })
         });
         let policy = ClientPolicy::new(

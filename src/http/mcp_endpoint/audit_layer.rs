@@ -2,11 +2,7 @@
 //! written when the response is complete, with the outcome classified from the status, the
 //! JSON-RPC error and the tool's result.
 
-use std::{
-    net::SocketAddr,
-    sync::Arc,
-    time::{Instant, SystemTime},
-};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use futures::StreamExt;
 use poem::{
@@ -16,7 +12,10 @@ use poem::{
 use serde::Deserialize;
 
 use crate::{
-    domain::audit::{AuditEvent, AuditSink, Outcome},
+    domain::{
+        audit::{AuditEvent, AuditSink, Outcome},
+        time::Timestamp,
+    },
     http::{Layered, Metrics, RequestId},
     mcp::{CallInfo, CallRecord},
 };
@@ -57,7 +56,7 @@ struct Pending {
     record: CallRecord,
     request_id: String,
     source_addr: Option<SocketAddr>,
-    occurred_at: SystemTime,
+    occurred_at: Timestamp,
     started: Instant,
     record_queries: bool,
     metrics: Arc<Metrics>,
@@ -113,7 +112,7 @@ impl<E: Endpoint> Endpoint for Layered<AuditLayer, E> {
             record,
             request_id,
             source_addr: req.remote_addr().as_socket_addr().copied(),
-            occurred_at: SystemTime::now(),
+            occurred_at: Timestamp::now(),
             started: Instant::now(),
             record_queries: self.layer.record_queries,
             metrics: self.layer.metrics.clone(),

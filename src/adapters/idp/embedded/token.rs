@@ -11,6 +11,7 @@ use super::{EmbeddedAuthorizationServer, Lookup, keys, now};
 use crate::domain::{
     clients::{ClientError, ClientMetadata, ClientRegistry, RegisteredClient},
     issuer::{ClientRecord, RefreshRecord},
+    time::Timestamp,
 };
 
 /// A successful token response.
@@ -460,7 +461,7 @@ impl ClientRegistry for EmbeddedAuthorizationServer {
             client_id,
             metadata,
             client_secret: secret,
-            created_at: std::time::SystemTime::now(),
+            created_at: Timestamp::now(),
         })
     }
 }

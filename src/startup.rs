@@ -180,6 +180,14 @@ impl Searchgate {
             (None, Some(store)) if embedded => {
                 AuthStack::embedded(&settings, store, &resource_url, registration_mode).await?
             }
+            // Fail closed: the embedded server without its database must never mean "no
+            // authentication" (`open_store` opens it whenever `embedded` is set).
+            (None, None) if embedded => {
+                return Err(anyhow::anyhow!(
+                    "the embedded authorization server needs the database, which is not open"
+                )
+                .into());
+            }
             (None, _) => AuthStack::external(&settings, &providers.auth, &resource_url).await,
         };
         auth.announce(&settings);

@@ -222,10 +222,11 @@ fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            let [_, second, .., last2, last] = v6.segments();
+            let segments = v6.segments();
+            let first = segments[0];
+            let [_, second, .., last2, last] = segments;
             // IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks).
-            if v6.segments()[..6].iter().all(|s| *s == 0) && (last2 != 0 || last > 1) {
+            if segments[..6].iter().all(|s| *s == 0) && (last2 != 0 || last > 1) {
                 return is_public(IpAddr::V4(std::net::Ipv4Addr::from(
                     (u32::from(last2) << 16) | u32::from(last),
                 )));
@@ -239,7 +240,11 @@ fn is_public(ip: IpAddr) -> bool {
                 || (first == 0x2001 && second == 0x0db8) // documentation
                 || (first == 0x2001 && second == 0) // Teredo: embeds any IPv4
                 || first == 0x2002 // 6to4: embeds any IPv4
-                || first == 0x0064) // NAT64 well-known prefix
+                || first == 0x0064 // NAT64 well-known prefix
+                // IPv4-translated ::ffff:0:a.b.c.d (RFC 2765): never a public destination.
+                || segments[..6] == [0, 0, 0, 0, 0xffff, 0]
+                // Discard-only 100::/64 (RFC 6666).
+                || segments[..4] == [0x0100, 0, 0, 0])
         }
     }
 }
@@ -280,6 +285,8 @@ mod tests {
             "https://[::1]/client.json",
             "https://[fd00::1]/client.json",
             "https://[::ffff:127.0.0.1]/client.json",
+            "https://[::ffff:0:127.0.0.1]/client.json",
+            "https://[100::1]/client.json",
             "https://localhost/client.json",
             "https://u:p@app.example.com/client.json",
         ] {
@@ -289,7 +296,7 @@ mod tests {
 
     #[test]
     fn public_addresses_are_told_apart() {
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "100:0:0:1::1"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
         for private in [
@@ -308,6 +315,10 @@ mod tests {
             "fec0::1",
             "2002:7f00:1::",
             "2001:0:4136:e378::1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:8.8.8.8",
+            "100::1",
+            "100::ffff:ffff:ffff:ffff",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }

@@ -2,7 +2,8 @@
 //! store's open errors name the URL, and so do the configuration and start-up, which import it
 //! from here (the store must not import the configuration that is built on top of it).
 
-/// A URL without its password (`postgres://user:***@host/db`, `password=***` in the query), for
+/// A URL without its passwords (`postgres://user:***@host/db`, `password=***` and
+/// `sslpassword=***` in the query), for
 /// messages, logs and printed configuration.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -15,7 +16,10 @@ pub fn redact_url(url: &str) -> String {
                 let pairs: Vec<(String, String)> = parsed
                     .query_pairs()
                     .map(|(k, v)| {
-                        let hidden = k.eq_ignore_ascii_case("password");
+                        // libpq's `sslpassword` (the client key's passphrase) is as secret as
+                        // `password`.
+                        let hidden = k.eq_ignore_ascii_case("password")
+                            || k.eq_ignore_ascii_case("sslpassword");
                         (
                             k.into_owned(),
                             if hidden {
@@ -52,6 +56,9 @@ mod tests {
         let query = redact_url("postgres://db/sg?user=app&password=s3cret&sslmode=require");
         assert!(!query.contains("s3cret"), "{query}");
         assert!(query.contains("sslmode=require"), "{query}");
+        let ssl = redact_url("postgres://app@db/sg?sslmode=verify-full&SSLPassword=k3y-pass");
+        assert!(!ssl.contains("k3y-pass"), "{ssl}");
+        assert!(ssl.contains("SSLPassword=***"), "{ssl}");
         assert_eq!(
             redact_url("sqlite://searchgate.db"),
             "sqlite://searchgate.db"

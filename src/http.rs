@@ -270,6 +270,7 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
             metrics::metrics_endpoint.data(state.metrics.clone()),
         )
         .nest("/", split_cors(api, &hosts).with(RegistrationLimit))
+        .with(transport_guard::SingleHost)
         .with(metrics::MetricsLayer {
             metrics: state.metrics.clone(),
             mcp_path: state.settings.server.mcp_path.clone(),

@@ -1,6 +1,7 @@
 //! DNS-rebinding protection for the MCP endpoint: the `Host` must be one searchgate serves and a
 //! browser `Origin`, when present, must be allowed (403 otherwise). These run before
-//! authentication, as the MCP spec orders them (checklist §2.9).
+//! authentication, as the MCP spec orders them (checklist §2.9). [`SingleHost`] refuses, on every
+//! route, a request that names its host twice.
 
 use std::sync::Arc;
 
@@ -199,6 +200,46 @@ impl<E: Endpoint> Endpoint for Layered<TransportGuard, E> {
                     "Forbidden: the Origin header is not allowed",
                 ));
             }
+        }
+        self.inner
+            .call(req)
+            .await
+            .map(poem::IntoResponse::into_response)
+    }
+}
+
+/// Middleware for the whole server: a request with more than one `Host` header is refused
+/// with 400 (RFC 9112 §3.2). Otherwise the first one would win here while a proxy in front may
+/// have routed or checked by the other, which is how request smuggling and host-check bypasses
+/// start.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SingleHost;
+
+impl<E: Endpoint> Middleware<E> for SingleHost {
+    type Output = Layered<Self, E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        Layered::new(*self, inner)
+    }
+}
+
+impl<E: Endpoint> Endpoint for Layered<SingleHost, E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        if req
+            .headers()
+            .get_all(http::header::HOST)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            tracing::warn!("refused a request with more than one Host header");
+            return Ok(jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                -32600,
+                "Bad Request: the request has more than one Host header",
+            ));
         }
         self.inner
             .call(req)

@@ -260,11 +260,19 @@ fn same_origin(req: &Request, issuer: &str) -> bool {
                     })
                 });
             let issuer_origin = url::Url::parse(issuer).map(|u| u.origin().ascii_serialization());
-            let same_host = host.is_some_and(|h| {
-                origin_host
-                    .as_deref()
-                    .is_some_and(|o| o.eq_ignore_ascii_case(h))
-            });
+            // RFC 6454: the scheme is part of the origin, so `https://host` is not `http://host`.
+            let same_scheme = origin
+                .to_str()
+                .ok()
+                .and_then(|o| o.split_once("://"))
+                .map(|p| p.0)
+                == issuer.split_once("://").map(|p| p.0);
+            let same_host = same_scheme
+                && host.is_some_and(|h| {
+                    origin_host
+                        .as_deref()
+                        .is_some_and(|o| o.eq_ignore_ascii_case(h))
+                });
             same_host || origin.to_str().ok() == issuer_origin.ok().as_deref()
         }
     }

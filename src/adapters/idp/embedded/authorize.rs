@@ -47,8 +47,11 @@ pub struct ConsentPage {
     pub client_id: String,
     /// Where the browser goes afterwards.
     pub redirect_host: String,
-    /// The scopes asked for.
+    /// The ordinary scopes asked for.
     pub scopes: Vec<String>,
+    /// The operator-only scopes asked for (the admin scope), which the page sets apart and
+    /// explains, since they hand the client the whole server.
+    pub admin_scopes: Vec<String>,
     /// The signed ticket the form posts back.
     pub ticket: String,
 }
@@ -176,7 +179,16 @@ impl EmbeddedAuthorizationServer {
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_owned))
                 .unwrap_or_default(),
-            scopes: scope.split_whitespace().map(str::to_owned).collect(),
+            scopes: scope
+                .split_whitespace()
+                .filter(|s| !self.is_operator_scope(s))
+                .map(str::to_owned)
+                .collect(),
+            admin_scopes: scope
+                .split_whitespace()
+                .filter(|s| self.is_operator_scope(s))
+                .map(str::to_owned)
+                .collect(),
             ticket: signed,
         })
     }
@@ -290,6 +302,12 @@ impl EmbeddedAuthorizationServer {
         } else {
             granted.join(" ")
         })
+    }
+
+    /// Whether `scope` is operator-only (the admin scope) rather than an ordinary offered one.
+    fn is_operator_scope(&self, scope: &str) -> bool {
+        self.config.operator_scopes.iter().any(|o| o == scope)
+            && !self.config.scopes.iter().any(|o| o == scope)
     }
 
     /// `redirect_uri` with `pairs`, `state` and `iss` (RFC 9207) added to its query.

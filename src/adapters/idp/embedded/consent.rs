@@ -20,7 +20,9 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margi
 padding:0 1rem;color:#222}h1{font-size:1.3rem}code{background:#eee;padding:0 .2rem}\
 ul{padding-left:1.2rem}.actions{display:flex;gap:1rem;margin-top:1.5rem}\
 button{font-size:1rem;padding:.5rem 1.2rem;border-radius:.3rem;border:1px solid #888;cursor:pointer}\
-button.approve{background:#1d4ed8;color:#fff;border-color:#1d4ed8}.muted{color:#666;font-size:.9rem}";
+button.approve{background:#1d4ed8;color:#fff;border-color:#1d4ed8}.muted{color:#666;font-size:.9rem}\
+.admin{border:2px solid #b91c1c;background:#fef2f2;border-radius:.3rem;padding:.2rem 1rem;margin:1rem 0}\
+.admin h2{color:#b91c1c;font-size:1.1rem}";
 
 /// The consent page for `page`, posting to `action`.
 pub fn consent_html(page: &ConsentPage, action: &str) -> String {
@@ -29,13 +31,38 @@ pub fn consent_html(page: &ConsentPage, action: &str) -> String {
         .iter()
         .map(|s| format!("<li><code>{}</code></li>", escape(s)))
         .collect();
+    let scopes = if scopes.is_empty() {
+        String::new()
+    } else {
+        format!("<p>It asks for:</p><ul>{scopes}</ul>")
+    };
+    // The admin scope is not one more line in the list: it hands over the whole server, so it
+    // is set apart and spelled out before the operator approves.
+    let admin = if page.admin_scopes.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = page
+            .admin_scopes
+            .iter()
+            .map(|s| format!("<code>{}</code>", escape(s)))
+            .collect();
+        format!(
+            "<section class=\"admin\"><h2>Administrator access</h2>\
+<p>{names} makes this client an administrator of this searchgate: it could \
+read the whole audit trail (every client's searches and sign-ins) and list and remove \
+registered clients through the admin API.</p>\
+<p><strong>Approve only if you would hand this client the keys to the server.</strong></p>\
+</section>",
+            names = names.join(", ")
+        )
+    };
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>Approve {name} – searchgate</title><style>{STYLE}</style></head><body>\
 <h1>Allow <strong>{name}</strong> to use searchgate?</h1>\
 <p class=\"muted\">Client id <code>{client_id}</code></p>\
-<p>It asks for:</p><ul>{scopes}</ul>\
+{scopes}{admin}\
 <p>After you decide, your browser returns to <strong>{host}</strong>.</p>\
 <form method=\"post\" action=\"{action}\">\
 <input type=\"hidden\" name=\"ticket\" value=\"{ticket}\">\
@@ -88,6 +115,7 @@ mod tests {
             client_id: "a\"b".into(),
             redirect_host: "x'y".into(),
             scopes: vec!["web-search:read".into()],
+            admin_scopes: vec!["<b>admin</b>".into()],
             ticket: "t".into(),
         };
         let html = consent_html(&page, "/idp/authorize");
@@ -95,5 +123,9 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("a&quot;b"));
         assert!(html.contains("x&#39;y"));
+        assert!(
+            html.contains("<code>&lt;b&gt;admin&lt;/b&gt;</code>"),
+            "admin scope names are escaped too"
+        );
     }
 }

@@ -6,6 +6,7 @@ mod bad_input;
 mod binary;
 mod embedded;
 mod framework;
+mod gaps;
 mod health;
 mod helpers;
 mod idp;

@@ -601,3 +601,21 @@ fn export_pages(
     })
     .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_limits_are_parsed_inside_the_operation() {
+        let raw = |text: &str| RawLimit(text.to_owned());
+        assert_eq!(page_limit(None, 50, 500).ok(), Some(50), "the default");
+        assert_eq!(page_limit(Some(&raw("500")), 50, 500).ok(), Some(500));
+        for text in ["abc", "0", "501", "-1", "", "1e3"] {
+            assert!(
+                page_limit(Some(&raw(text)), 50, 500).is_err(),
+                "{text:?} is a 400 once the caller is authenticated"
+            );
+        }
+    }
+}

@@ -133,7 +133,7 @@ impl Rejection {
         match self {
             Self::Malformed => "malformed_token",
             Self::DisallowedAlgorithm => "disallowed_algorithm",
-            Self::UnknownKey => "unknown_key",
+            Self::UnknownKey => "unknown_kid",
             Self::BadSignature => "bad_signature",
             Self::Expired => "token_expired",
             Self::NotYetValid => "token_not_yet_valid",
@@ -149,7 +149,8 @@ impl Rejection {
 /// Why a request could not be authenticated.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// The `Authorization` header is not one well-formed bearer token (RFC 6750 `invalid_request`).
+    /// The request is malformed (RFC 6750 `invalid_request`): two `Authorization` headers, a
+    /// token in the query string, or an empty or over-8-KiB credential.
     #[error("malformed authorization: {reason}")]
     MalformedRequest {
         /// What is wrong with the header.
@@ -230,8 +231,9 @@ impl BearerToken {
     /// Checks that `raw` looks like an RFC 6750 `b64token` of a sane size.
     ///
     /// # Errors
-    /// [`AuthError::MalformedRequest`] when it is empty, over 8 KiB or has characters a bearer
-    /// token cannot have.
+    /// [`AuthError::MalformedRequest`] when it is empty or over 8 KiB (a malformed request);
+    /// [`AuthError::InvalidToken`] (`Malformed`) when it has characters a bearer token cannot
+    /// have: a corrupted token is an invalid token, and MCP clients re-authenticate only on 401.
     pub fn parse(raw: &str) -> Result<Self, AuthError> {
         if raw.is_empty() {
             return Err(AuthError::MalformedRequest {
@@ -250,9 +252,10 @@ impl BearerToken {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
         if !valid {
-            return Err(AuthError::MalformedRequest {
-                reason: "the bearer token has characters RFC 6750 does not allow",
-            });
+            return Err(AuthError::invalid(
+                Rejection::Malformed,
+                "the bearer token is not a valid token: it has characters RFC 6750 does not allow",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -347,21 +350,40 @@ mod tests {
             "BearerToken(<redacted>)",
             "Debug must not leak the token"
         );
+        assert!(
+            matches!(
+                BearerToken::parse(""),
+                Err(AuthError::MalformedRequest { .. })
+            ),
+            "an empty credential is a malformed request"
+        );
         for (raw, reason) in [
-            ("", "empty"),
             ("has space", "whitespace"),
             ("====", "padding only"),
             ("tok\"en", "quote"),
+            ("not-a-token.%%%", "percent signs"),
         ] {
-            assert!(BearerToken::parse(raw).is_err(), "{reason} must be refused");
+            assert!(
+                matches!(
+                    BearerToken::parse(raw),
+                    Err(AuthError::InvalidToken {
+                        rejection: Rejection::Malformed,
+                        ..
+                    })
+                ),
+                "{reason}: an invalid token (401), not a malformed request"
+            );
         }
         assert!(
             BearerToken::parse(&"a".repeat(8 * 1024)).is_ok(),
             "8 KiB is the limit"
         );
         assert!(
-            BearerToken::parse(&"a".repeat(8 * 1024 + 1)).is_err(),
-            "over 8 KiB is refused"
+            matches!(
+                BearerToken::parse(&"a".repeat(8 * 1024 + 1)),
+                Err(AuthError::MalformedRequest { .. })
+            ),
+            "over 8 KiB is a malformed request"
         );
     }
 

@@ -246,16 +246,51 @@ fn store_failed(description: &str, error: &anyhow::Error) -> ApiError {
     ApiError::failed("unavailable", description, None, error.as_ref())
 }
 
-/// `limit`, or `default`, when within 1..=`max`.
-fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
-    let limit = limit.unwrap_or(default);
-    if (1..=max).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(ApiError::bad_request(
+/// `limit`, or `default`, when a number within 1..=`max`.
+fn page_limit(limit: Option<&RawLimit>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = match limit {
+        None => Some(default),
+        Some(RawLimit(text)) => text.parse().ok(),
+    };
+    match limit {
+        Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+        _ => Err(ApiError::bad_request(
             "invalid_request",
-            format!("limit must be between 1 and {max}"),
-        ))
+            format!("limit must be a number between 1 and {max}"),
+        )),
+    }
+}
+
+/// A `limit` query parameter as sent: documented as an integer, but parsed by the operation
+/// (see [`page_limit`]), so that a request without a token is answered 401 and audited before
+/// a bad value is answered 400.
+struct RawLimit(String);
+
+impl poem_openapi::types::Type for RawLimit {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = u32;
+    type RawElementValueType = u32;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        u32::name()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        u32::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&u32> {
+        None
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a u32> + 'a> {
+        Box::new(std::iter::empty())
+    }
+}
+
+impl poem_openapi::types::ParseFromParameter for RawLimit {
+    fn parse_from_parameter(value: &str) -> poem_openapi::types::ParseResult<Self> {
+        Ok(Self(value.to_owned()))
     }
 }
 
@@ -318,12 +353,12 @@ impl AdminApi {
         &self,
         req: &Request,
         /// At most this many (1–500).
-        limit: Query<Option<u32>>,
+        limit: Query<Option<RawLimit>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> Reply<Json<ClientList>, 400, 503> {
         self.audited(req, "admin/clients.list", None, |_| async move {
-            let limit = page_limit(limit.0, 50, 500)?;
+            let limit = page_limit(limit.0.as_ref(), 50, 500)?;
             let store = self.store()?;
             let cursor = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
                 None => None,
@@ -425,7 +460,7 @@ impl AdminApi {
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// At most this many (1–1000).
-        limit: Query<Option<u32>>,
+        limit: Query<Option<RawLimit>>,
     ) -> Reply<Json<AuditList>, 400, 503> {
         let filters = AuditFilters {
             since,
@@ -436,7 +471,7 @@ impl AdminApi {
             outcome,
         };
         self.audited(req, "admin/audit.list", None, |_| async move {
-            let limit = page_limit(limit.0, 100, 1000)?;
+            let limit = page_limit(limit.0.as_ref(), 100, 1000)?;
             let query = filters.query(cursor.0.as_deref(), limit)?;
             let page = self.log()?.query(&query).await?;
             Ok(Json(AuditList {
@@ -565,4 +600,22 @@ fn export_pages(
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_limits_are_parsed_inside_the_operation() {
+        let raw = |text: &str| RawLimit(text.to_owned());
+        assert_eq!(page_limit(None, 50, 500).ok(), Some(50), "the default");
+        assert_eq!(page_limit(Some(&raw("500")), 50, 500).ok(), Some(500));
+        for text in ["abc", "0", "501", "-1", "", "1e3"] {
+            assert!(
+                page_limit(Some(&raw(text)), 50, 500).is_err(),
+                "{text:?} is a 400 once the caller is authenticated"
+            );
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! Authorization on the MCP endpoint, in the order of the MCP checklist §2.9 (after the
 //! transport's Host/Origin check): no token → 401 with `resource_metadata` and `scope` (no error
-//! code); a malformed `Authorization` → 400 `invalid_request`; a bad token → 401
+//! code), and the same for another scheme (RFC 6750 §3.1); a malformed request (two
+//! `Authorization` headers, a token in the query, an empty or over-8-KiB credential) → 400
+//! `invalid_request`; any other Bearer credential that is not a valid token → 401
 //! `invalid_token`; an unreachable IdP → 503 with `Retry-After`; then, once the body names the
 //! tool, a missing scope → 403 `insufficient_scope` listing every scope the tool needs.
 
@@ -14,7 +16,7 @@ use poem::{
 use super::{Layered, error::ErrorBody};
 use crate::{
     domain::{
-        auth::{AuthError, AuthorizationServer, BearerToken, Principal, ScopePolicy},
+        auth::{AuthError, AuthorizationServer, BearerToken, Principal, Rejection, ScopePolicy},
         clients::{ClientActivity, ClientPolicy},
     },
     mcp::CallRecord,
@@ -245,17 +247,41 @@ fn extract(headers: &HeaderMap, query: Option<&str>) -> Result<Option<BearerToke
             reason: "send exactly one Authorization header",
         });
     }
-    let value = value.to_str().map_err(|_| AuthError::MalformedRequest {
-        reason: "the Authorization header is not ASCII",
-    })?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    // RFC 9110 §11.1: the scheme is case-insensitive.
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::MalformedRequest {
-            reason: "use the Bearer authorization scheme",
-        });
+    // Split on bytes, not `to_str`: a credential with non-ASCII bytes is still one Bearer
+    // credential, and so an invalid token (401), not a malformed request.
+    let value = value.as_bytes();
+    let split = value.iter().position(|&b| b == b' ');
+    let (scheme, credential) =
+        split.map_or((value, &[][..]), |at| (&value[..at], &value[at + 1..]));
+    // RFC 9110 §11.1: the scheme is case-insensitive. RFC 6750 §3.1: a request that uses
+    // another authentication method carries no bearer credentials: challenged like no header,
+    // with no error code.
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Ok(None);
     }
-    BearerToken::parse(token.trim_start_matches(' ')).map(Some)
+    let credential = trim_spaces(credential);
+    match std::str::from_utf8(credential) {
+        Ok(token) => BearerToken::parse(token).map(Some),
+        // Bounds first, so that an over-8-KiB credential is a malformed request whatever its
+        // bytes.
+        Err(_) if credential.len() > BearerToken::MAX_BYTES => Err(AuthError::MalformedRequest {
+            reason: "the bearer token is over 8 KiB",
+        }),
+        Err(_) => Err(AuthError::invalid(
+            Rejection::Malformed,
+            "the bearer token is not a valid token: it has characters RFC 6750 does not allow",
+        )),
+    }
+}
+
+/// `bytes` without leading or trailing spaces.
+fn trim_spaces(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b' ')
+        .map_or(start, |i| i + 1);
+    &bytes[start..end.max(start)]
 }
 
 fn unavailable(retry_after: Option<Duration>) -> Response {
@@ -340,14 +366,47 @@ mod tests {
             extract(&headers(&[]), None).unwrap().is_none(),
             "no header, no credentials"
         );
+        for values in [
+            vec!["Basic dXNlcjpwYXNz"],
+            vec!["Digest x"],
+            vec!["Bearerish"],
+        ] {
+            assert!(
+                extract(&headers(&values), None).unwrap().is_none(),
+                "another scheme is no credentials (RFC 6750 §3.1): {values:?}"
+            );
+        }
+        let long = format!("Bearer {}", "a".repeat(BearerToken::MAX_BYTES + 1));
         for (values, query, why) in [
             (vec!["Bearer a", "Bearer b"], None, "two headers"),
-            (vec!["Basic dXNlcjpwYXNz"], None, "another scheme"),
             (vec!["Bearer"], None, "no token"),
+            (vec!["Bearer   "], None, "only spaces"),
+            (vec![long.as_str()], None, "over 8 KiB"),
             (vec![], Some("x=1&access_token=abc"), "token in the query"),
         ] {
             let err = extract(&headers(&values), query).expect_err(why);
             assert!(matches!(err, AuthError::MalformedRequest { .. }), "{why}");
+        }
+        let mut non_ascii = HeaderMap::new();
+        non_ascii.append(
+            header::AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer abc\xff").unwrap(),
+        );
+        for (map, why) in [
+            (headers(&["Bearer not-a-token.%%%"]), "bad characters"),
+            (non_ascii, "non-ASCII bytes"),
+        ] {
+            let err = extract(&map, None).expect_err(why);
+            assert!(
+                matches!(
+                    err,
+                    AuthError::InvalidToken {
+                        rejection: Rejection::Malformed,
+                        ..
+                    }
+                ),
+                "{why}: one Bearer credential that is not a token is an invalid token"
+            );
         }
     }
 

@@ -1,12 +1,13 @@
 //! Contract: the JWKS cache fetches an issuer's keys once, refetches for an unknown `kid` at most
 //! once per 30 s (coalescing concurrent requests into one fetch), and turns "no such key" into
-//! 401 while the IdP answers and into 503 only when it cannot be asked.
+//! 401 while the IdP answers (also within the 30 s after a good fetch) and into 503 only when a
+//! fetch failed.
 
 use std::time::Duration;
 
 use searchgate::{
     adapters::{http_client::outbound, idp::JwksCache},
-    domain::auth::AuthError,
+    domain::auth::{AuthError, Rejection},
 };
 use serde_json::Value;
 use wiremock::{
@@ -71,12 +72,12 @@ async fn unknown_kids_refetch_once_coalesced_and_then_wait_30_seconds() {
     assert!(
         matches!(
             within_window,
-            AuthError::Unavailable {
-                retry_after: Some(_),
+            AuthError::InvalidToken {
+                rejection: Rejection::UnknownKey,
                 ..
             }
         ),
-        "a key that may just have been published: 503 with the wait, not 401: {within_window:?}"
+        "the last fetch succeeded, so an unknown kid is a bad token (401), not an outage: {within_window:?}"
     );
     assert_eq!(fetches(&server).await, 2, "no second refetch within 30 s");
 }

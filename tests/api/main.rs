@@ -3,6 +3,7 @@
 
 mod audit;
 mod bad_input;
+mod bearer_answers;
 mod binary;
 mod embedded;
 mod framework;

@@ -285,9 +285,14 @@ async fn every_bad_token_gets_its_exact_status_and_challenge() {
         .send()
         .await
         .unwrap();
+    // Another scheme is no bearer credentials (RFC 6750 §3.1): challenged like no header.
+    assert_eq!(basic.status(), 401, "another scheme");
+    assert_eq!(
+        basic.headers()["www-authenticate"].to_str().unwrap(),
+        format!("Bearer resource_metadata=\"{prm}\", scope=\"web-search:read\"")
+    );
     for (response, why) in [
         (two, "two headers"),
-        (basic, "another scheme"),
         (query, "token in the query"),
         (huge, "over 8 KiB"),
     ] {
@@ -353,7 +358,7 @@ async fn every_bad_token_gets_its_exact_status_and_challenge() {
         (future, "token_not_yet_valid"),
         (no_exp, "missing_claim"),
         (foreign_iss, "wrong_issuer"),
-        (unknown_kid, "unknown_key"),
+        (unknown_kid, "unknown_kid"),
         (alg_none, "disallowed_algorithm"),
         (hs256_with_public_key, "disallowed_algorithm"),
         (tampered, "bad_signature"),
@@ -410,11 +415,13 @@ async fn every_bad_token_gets_its_exact_status_and_challenge() {
         .iter()
         .map(|r| (r.outcome.as_str(), r.error_code.as_deref().unwrap_or("")))
         .collect();
-    let mut expected = vec![("unauthenticated", "missing_token")];
-    expected.extend(std::iter::repeat_n(
+    let mut expected = vec![
+        ("unauthenticated", "missing_token"),
         ("unauthenticated", "malformed_authorization"),
-        4,
-    ));
+        ("unauthenticated", "missing_token"),
+        ("unauthenticated", "malformed_authorization"),
+        ("unauthenticated", "malformed_authorization"),
+    ];
     expected.extend(cases.iter().map(|(_, reason)| ("unauthenticated", *reason)));
     expected.push(("forbidden", "insufficient_scope"));
     expected.push(("success", ""));

@@ -1,7 +1,8 @@
 //! The JWKS cache: an issuer's signing keys, fetched once and kept for a TTL (the IdP's
 //! `Cache-Control: max-age` when it sends one). Expired keys keep serving while a background
 //! refresh runs; a token with an unknown `kid` triggers one refetch, coalesced across concurrent
-//! requests and at most once per 30 s; cached keys keep serving while the IdP is down.
+//! requests and at most once per 30 s (in between, an unknown `kid` is a bad token unless the
+//! last fetch failed); cached keys keep serving while the IdP is down.
 
 use std::{
     sync::{
@@ -186,7 +187,7 @@ impl JwksCache {
     ///
     /// # Errors
     /// [`AuthError::InvalidToken`] (`UnknownKey`) when the IdP publishes no such key;
-    /// [`AuthError::Unavailable`] when the keys cannot be fetched and none answers.
+    /// [`AuthError::Unavailable`] when a fetch of the keys failed and none answers.
     pub async fn key_for(&self, kid: Option<&str>) -> Result<Arc<VerifyingKey>, AuthError> {
         let asked = Instant::now();
         // Keys that could not be refreshed for a day past their TTL are no longer trusted: the
@@ -206,14 +207,17 @@ impl JwksCache {
             Some(_) => (UNKNOWN_KID_REFETCH_INTERVAL, &self.0.last_unknown_kid),
             None => (EMPTY_RETRY_INTERVAL, &self.0.last_empty),
         };
-        // Within the rate limit, an unknown key may be one the IdP has just published: answer
-        // 503 with the wait, not a 401 that would make the client discard a good token.
-        if let Some((at, _)) = *lock(tracker)
+        // Within the rate limit no fetch runs. When the last one failed the keys cannot be
+        // known: 503 with the wait. When it succeeded, the IdP published no such key moments
+        // ago: a bad token (401), never an outage anyone could raise by forging a `kid`.
+        if let Some((at, failed)) = *lock(tracker)
             && at.elapsed() < interval
         {
+            if !failed {
+                return Err(unknown_key());
+            }
             return Err(AuthError::Unavailable {
-                detail: "the signing key is not known yet and the keys were fetched moments ago"
-                    .into(),
+                detail: "the signing keys cannot be fetched; the next try is rate limited".into(),
                 retry_after: Some(interval.saturating_sub(at.elapsed())),
             });
         }
@@ -384,7 +388,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn unknown_key() -> AuthError {
     AuthError::invalid(
         Rejection::UnknownKey,
-        "the token was signed with a key the issuer does not publish",
+        "unknown signing key: the token was signed with a key the issuer does not publish",
     )
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use poem::{Endpoint, Middleware, Request, Response, Result, http::StatusCode};
 
-use super::{Layered, mcp_endpoint::jsonrpc_error};
+use super::{Layered, error::ErrorBody, mcp_endpoint::jsonrpc_error};
 
 /// The allow-lists for `Host` and `Origin`.
 #[derive(Debug, Clone)]
@@ -235,11 +235,12 @@ impl<E: Endpoint> Endpoint for Layered<SingleHost, E> {
             .is_some()
         {
             tracing::warn!("refused a request with more than one Host header");
-            return Ok(jsonrpc_error(
-                StatusCode::BAD_REQUEST,
-                -32600,
-                "Bad Request: the request has more than one Host header",
-            ));
+            // Every route, not only MCP: the JSON API's one error body.
+            return Ok(ErrorBody::new(
+                "invalid_request",
+                "the request has more than one Host header",
+            )
+            .response(StatusCode::BAD_REQUEST));
         }
         self.inner
             .call(req)

@@ -8,6 +8,7 @@ mod embedded;
 mod framework;
 mod health;
 mod helpers;
+mod hostile_bodies;
 mod idp;
 mod jwks;
 mod mcp_flow;

@@ -203,12 +203,10 @@ impl Envelope {
                 "the method name is longer than {MAX_NAME_CHARS} characters"
             )));
         }
-        if let Some(id) = message.get("id") {
-            if !is_valid_id(id) {
-                return Err(invalid(
-                    "id must be a string or an integer between -2^63 and 2^63-1",
-                ));
-            }
+        if message.get("id").is_some_and(|id| !is_valid_id(id)) {
+            return Err(invalid(
+                "id must be a string or an integer between -2^63 and 2^63-1",
+            ));
         }
         let tool = match method.map(String::as_str) {
             Some("tools/call") => match message.get("params").and_then(|p| p.get("name")) {

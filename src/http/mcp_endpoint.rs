@@ -5,8 +5,9 @@
 //! 2. transport guard: `Host` and `Origin` (403);
 //! 3. CORS: preflights are answered here, before authentication;
 //! 4. bearer guard (when an authorization server is configured): 401/400/503;
-//! 5. body reader (`body_reader`): at most `max_body_bytes` (413), and the JSON-RPC method and
-//!    tool noted for the audit row;
+//! 5. body reader (`body_reader`): at most `max_body_bytes` (413); every body rmcp would refuse
+//!    (not JSON, nested over 64 levels, a bad id, names over 128 characters) answered with a 400
+//!    JSON-RPC error; the JSON-RPC method and tool noted for the audit row;
 //! 6. rmcp's Streamable HTTP service, which speaks every MCP revision.
 
 mod audit_layer;

@@ -10,6 +10,7 @@ mod framework;
 mod gaps;
 mod health;
 mod helpers;
+mod hostile_bodies;
 mod idp;
 mod jwks;
 mod mcp_flow;

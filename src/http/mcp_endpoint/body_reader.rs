@@ -9,9 +9,13 @@ use poem::{
     error::ReadBodyError,
     http::{Method, StatusCode},
 };
+use rmcp::model::ClientJsonRpcMessage;
 use serde::{Deserialize, de::IgnoredAny};
+use serde_json::Value;
 
-use super::jsonrpc_error;
+// Longer method and tool names are refused here, so neither rmcp's logs nor the audit trail
+// ever see them.
+use super::{audit_layer::MAX_NAME_CHARS, jsonrpc_error};
 use crate::{http::Layered, mcp::CallRecord};
 
 /// Reads the body within the size limit and notes the JSON-RPC method and tool.
@@ -92,8 +96,14 @@ fn is_json(content_type: Option<&str>) -> bool {
     })
 }
 
-/// What the transport needs of a JSON-RPC message: its method and, for `tools/call`, the tool
-/// (whole: the scope check needs the exact name; audit rows shorten it).
+/// The deepest nesting of arrays and objects a body may have. MCP messages need a handful of
+/// levels; a limit far below serde_json's own (128) keeps a hostile body from reaching it.
+pub(super) const MAX_NESTING: usize = 64;
+
+/// A refusal: the JSON-RPC error code and message to answer with.
+type Refusal = (i64, String);
+
+/// What the transport needs of a JSON-RPC message: its method and, for `tools/call`, the tool.
 #[derive(Debug, PartialEq, Eq)]
 struct Envelope {
     method: Option<String>,
@@ -101,68 +111,214 @@ struct Envelope {
 }
 
 impl Envelope {
-    /// Checks that `body` is one JSON-RPC 2.0 message and reads its method and tool. The error
-    /// is the JSON-RPC code and message to answer with: -32700 for malformed JSON, -32600 for
-    /// anything that is not a single JSON-RPC message (batches were removed in MCP 2025-06-18).
-    fn read(body: &[u8]) -> Result<Self, (i64, String)> {
-        #[derive(Deserialize)]
-        struct Message<'a> {
-            #[serde(borrow)]
-            jsonrpc: Option<Cow<'a, str>>,
-            #[serde(borrow)]
-            method: Option<Cow<'a, str>>,
-            #[serde(borrow)]
-            params: Option<Params<'a>>,
-            result: Option<IgnoredAny>,
-            error: Option<IgnoredAny>,
+    /// Checks that `body` is one JSON-RPC 2.0 message rmcp will accept and reads its method and
+    /// tool. The error is the JSON-RPC code and message to answer with: -32700 for what is not
+    /// JSON (invalid UTF-8 and lone surrogates included), -32600 for JSON that is not a valid
+    /// message (batches were removed in MCP 2025-06-18; bad ids; nesting over [`MAX_NESTING`];
+    /// a method over [`MAX_NAME_CHARS`]), -32602 for bad parameters (a tool name over
+    /// [`MAX_NAME_CHARS`], arguments rmcp cannot represent).
+    fn read(body: &[u8]) -> Result<Self, Refusal> {
+        let text = std::str::from_utf8(body).map_err(|error| {
+            (
+                -32700,
+                format!(
+                    "Parse error: the body is not UTF-8 (invalid byte at offset {})",
+                    error.valid_up_to()
+                ),
+            )
+        })?;
+        // Before parsing, so a deep body costs one linear scan and never serde's recursion.
+        if nesting_exceeds(text, MAX_NESTING) {
+            return Err((
+                -32600,
+                format!("Invalid Request: the body is nested deeper than {MAX_NESTING} levels"),
+            ));
         }
-        #[derive(Deserialize)]
-        struct Params<'a> {
-            #[serde(borrow)]
-            name: Option<Cow<'a, str>>,
-        }
-        let message = match serde_json::from_slice::<Message<'_>>(body) {
-            Ok(message) => message,
-            Err(error) if error.is_syntax() || error.is_eof() => {
+        let value = match serde_json::from_str::<Value>(text) {
+            Ok(value) => value,
+            // RFC 8259 §6 lets a number exceed what an implementation represents: it is JSON,
+            // but not a message rmcp can read.
+            Err(error) if error.to_string().starts_with("number out of range") => {
+                return Err(out_of_range(text));
+            }
+            Err(error) => {
                 return Err((
                     -32700,
                     format!("Parse error: the body is not valid JSON ({error})"),
                 ));
             }
-            Err(_) if body.trim_ascii_start().starts_with(b"[") => {
-                return Err((-32600, "Invalid Request: JSON-RPC batches are not supported; send one message per request".to_owned()));
-            }
-            Err(error) => {
-                return Err((
+        };
+        let envelope = Self::check(&value)?;
+        // The last word is rmcp's own reading: whatever it would refuse is answered here.
+        if let Err(error) = ClientJsonRpcMessage::deserialize(&value) {
+            let mut without_params = value.clone();
+            let params_at_fault = without_params
+                .as_object_mut()
+                .and_then(|object| object.remove("params"))
+                .is_some()
+                && ClientJsonRpcMessage::deserialize(&without_params).is_ok();
+            return Err(if params_at_fault {
+                (
+                    -32602,
+                    format!("Invalid params: {}", bounded_text(&error.to_string())),
+                )
+            } else {
+                (
                     -32600,
-                    format!("Invalid Request: not a JSON-RPC message ({error})"),
+                    format!("Invalid Request: {}", bounded_text(&error.to_string())),
+                )
+            });
+        }
+        Ok(envelope)
+    }
+
+    /// The envelope rules, on a parsed body.
+    fn check(value: &Value) -> Result<Self, Refusal> {
+        let invalid = |message: &str| (-32600, format!("Invalid Request: {message}"));
+        let message = match value {
+            Value::Object(message) => message,
+            Value::Array(_) => {
+                return Err(invalid(
+                    "JSON-RPC batches are not supported; send one message per request",
                 ));
             }
+            _ => return Err(invalid("not a JSON-RPC message (expected an object)")),
         };
-        let is_message = message.jsonrpc.as_deref() == Some("2.0")
-            && (message.method.is_some() || message.result.is_some() || message.error.is_some());
+        let method = match message.get("method") {
+            None => None,
+            Some(Value::String(method)) => Some(method),
+            Some(_) => return Err(invalid("method must be a string")),
+        };
+        let is_message = message.get("jsonrpc").and_then(Value::as_str) == Some("2.0")
+            && (method.is_some()
+                || message.contains_key("result")
+                || message.contains_key("error"));
         if !is_message {
-            return Err((
-                -32600,
-                "Invalid Request: expected a JSON-RPC 2.0 request, notification or response"
-                    .to_owned(),
+            return Err(invalid(
+                "expected a JSON-RPC 2.0 request, notification or response",
             ));
         }
-        let tool = match message.method.as_deref() {
-            Some("tools/call") => message.params.and_then(|p| p.name).map(Cow::into_owned),
+        if method.is_some_and(|m| m.chars().count() > MAX_NAME_CHARS) {
+            return Err(invalid(&format!(
+                "the method name is longer than {MAX_NAME_CHARS} characters"
+            )));
+        }
+        if message.get("id").is_some_and(|id| !is_valid_id(id)) {
+            return Err(invalid(
+                "id must be a string or an integer between -2^63 and 2^63-1",
+            ));
+        }
+        let tool = match method.map(String::as_str) {
+            Some("tools/call") => match message.get("params").and_then(|p| p.get("name")) {
+                Some(Value::String(name)) if name.chars().count() > MAX_NAME_CHARS => {
+                    return Err((
+                        -32602,
+                        format!(
+                            "Invalid params: the tool name is longer than {MAX_NAME_CHARS} characters"
+                        ),
+                    ));
+                }
+                Some(Value::String(name)) => Some(name.clone()),
+                _ => {
+                    return Err((
+                        -32602,
+                        "Invalid params: tools/call needs params.name, a string".to_owned(),
+                    ));
+                }
+            },
             _ => None,
         };
         Ok(Self {
-            method: message.method.map(Cow::into_owned),
+            method: method.cloned(),
             tool,
         })
     }
 }
 
+/// Whether arrays and objects in `text` nest deeper than `limit` (brackets inside strings do
+/// not count). Malformed JSON is left to the parser.
+fn nesting_exceeds(text: &str, limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The answer to a body holding a number too large to represent: -32602 when it is inside
+/// `params` (the message is otherwise readable), -32600 when it is in the envelope (an id).
+fn out_of_range(text: &str) -> Refusal {
+    #[derive(Deserialize)]
+    struct ParamsSkipped {
+        // Skipped without converting its numbers, so only the rest of the message is judged.
+        #[serde(rename = "params")]
+        _params: Option<IgnoredAny>,
+        #[serde(flatten)]
+        _rest: serde_json::Map<String, Value>,
+    }
+    if serde_json::from_str::<ParamsSkipped>(text).is_ok() {
+        (
+            -32602,
+            "Invalid params: a number is too large to represent".to_owned(),
+        )
+    } else {
+        (
+            -32600,
+            "Invalid Request: a number is too large to represent".to_owned(),
+        )
+    }
+}
+
+/// A JSON-RPC id rmcp accepts: a string, or an integer that fits in an `i64` (written as an
+/// integer, or as a float that stands for exactly one integer).
+fn is_valid_id(id: &Value) -> bool {
+    // 2^53: beyond it a float no longer names exactly one integer.
+    const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+    match id {
+        Value::String(_) => true,
+        Value::Number(n) => {
+            n.as_i64().is_some()
+                || n.as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < MAX_EXACT)
+        }
+        _ => false,
+    }
+}
+
+/// `text` cut to [`MAX_LOGGED_CHARS`] characters, marked with `…` when cut: for messages that
+/// quote client input.
+pub(super) fn bounded_text(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(MAX_LOGGED_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
+    }
+}
+
+/// The most characters of client input an answer or a log line quotes.
+pub(super) const MAX_LOGGED_CHARS: usize = 256;
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::mcp_endpoint::audit_layer::{MAX_NAME_CHARS, bounded};
 
     #[test]
     fn the_envelope_gives_method_and_tool_and_refuses_what_is_not_one_message() {
@@ -206,17 +362,108 @@ mod tests {
         ] {
             assert_eq!(read(body).map_err(|e| e.0), Err(code), "{why}");
         }
-        let long = format!(
-            r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"{}"}}}}"#,
-            "t".repeat(500)
+        let at_limit = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{}"}}}}"#,
+            "t".repeat(MAX_NAME_CHARS)
         );
-        let tool = read(long.as_bytes()).unwrap().tool.unwrap();
-        assert_eq!(tool.len(), 500, "the whole name, for the scope check");
         assert_eq!(
-            bounded(tool).len(),
+            read(at_limit.as_bytes()).unwrap().tool.unwrap().len(),
             MAX_NAME_CHARS,
-            "audit rows keep a bounded prefix"
+            "a name at the limit is read whole, for the scope check"
         );
+        let long = at_limit.replace(r#""tt"#, r#""ttt"#);
+        assert_eq!(
+            read(long.as_bytes()).map_err(|e| e.0),
+            Err(-32602),
+            "over the limit"
+        );
+    }
+
+    #[test]
+    fn hostile_bodies_get_the_documented_code() {
+        let call = |arguments: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"web_search","arguments":{arguments}}}}}"#
+            )
+            .into_bytes()
+        };
+        let with_id = |id: &str| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        let mut bad_utf8 = call(r#"{"query":"XX"}"#);
+        let at = bad_utf8.iter().position(|b| *b == b'X').unwrap();
+        bad_utf8[at] = 0xff;
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        let deep_in_arguments = call(&format!(
+            r#"{{"q":{}1{}}}"#,
+            "[".repeat(MAX_NESTING),
+            "]".repeat(MAX_NESTING)
+        ));
+        for (body, code, why) in [
+            (bad_utf8, -32700, "invalid UTF-8 in arguments"),
+            (call(r#"{"query":"\ud800"}"#), -32700, "lone surrogate"),
+            (
+                call(r#"{"query":"q","max_results":1e309}"#),
+                -32602,
+                "1e309",
+            ),
+            (with_id("1e309").into_bytes(), -32600, "1e309 as the id"),
+            (deep.into_bytes(), -32600, "5,000 levels"),
+            (deep_in_arguments, -32600, "just over the limit"),
+            (with_id("null").into_bytes(), -32600, "id null"),
+            (with_id("{}").into_bytes(), -32600, "id object"),
+            (
+                with_id("147573952589676412928").into_bytes(),
+                -32600,
+                "id 2^67",
+            ),
+            (with_id("1.5").into_bytes(), -32600, "fractional id"),
+            (
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"{}"}}"#,
+                    "m".repeat(129)
+                )
+                .into_bytes(),
+                -32600,
+                "long method",
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}"#.to_vec(),
+                -32602,
+                "tool name not a string",
+            ),
+        ] {
+            assert_eq!(Envelope::read(&body).map_err(|e| e.0), Err(code), "{why}");
+        }
+        for (body, why) in [
+            (
+                call(r#"{"query":"\ud83d\ude00 [\"]"}"#),
+                "a surrogate pair, brackets in strings",
+            ),
+            (with_id("\"abc\"").into_bytes(), "string id"),
+            (with_id("9223372036854775807").into_bytes(), "i64::MAX id"),
+            (with_id("2.0").into_bytes(), "an integer in float form"),
+            (
+                br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_vec(),
+                "notification",
+            ),
+        ] {
+            assert!(
+                Envelope::read(&body).is_ok(),
+                "{why}: {:?}",
+                Envelope::read(&body)
+            );
+        }
+    }
+
+    #[test]
+    fn bounded_text_marks_what_it_cuts() {
+        assert_eq!(bounded_text("short"), "short");
+        let cut = bounded_text(&"é".repeat(1000)).into_owned();
+        assert_eq!(
+            cut.chars().count(),
+            MAX_LOGGED_CHARS + 1,
+            "the prefix and the mark"
+        );
+        assert!(cut.ends_with('…'));
     }
 
     #[test]

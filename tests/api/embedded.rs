@@ -124,10 +124,27 @@ impl<'a> OAuth<'a> {
         self.http.get(url).send().await.unwrap()
     }
 
+    /// The consent page's HTML for `client_id` with the default parameters.
+    pub async fn consent_page(&self, client_id: &str) -> String {
+        let page = self.authorize(&self.params(client_id, &[])).await;
+        page.text().await.unwrap()
+    }
+
     pub async fn decide(&self, ticket: &str, decision: &str) -> reqwest::Response {
         self.http
             .post(self.url("/idp/authorize"))
             .form(&[("ticket", ticket), ("decision", decision)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts `decision` on `ticket` as a browser at `origin` would.
+    pub async fn decide_from(&self, origin: &str, ticket: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/idp/authorize"))
+            .header(reqwest::header::ORIGIN, origin)
+            .form(&[("ticket", ticket), ("decision", "approve")])
             .send()
             .await
             .unwrap()
@@ -601,38 +618,19 @@ async fn the_consent_form_refuses_cross_site_posts_and_forged_tickets() {
     let app = spawn_embedded(|_| {}).await;
     let oauth = OAuth::new(&app);
     let client_id = oauth.public_client().await;
-    let html = oauth
-        .authorize(&oauth.params(&client_id, &[]))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = oauth.consent_page(&client_id).await;
     assert!(
         html.contains("Test client")
             && html.contains("web-search:read")
             && html.contains("127.0.0.1")
     );
     let ticket = ticket_in(&html);
-    let cross_site = oauth
-        .http
-        .post(app.url("/idp/authorize"))
-        .header(header::ORIGIN, "https://evil.example")
-        .form(&[("ticket", ticket.as_str()), ("decision", "approve")])
-        .send()
-        .await
-        .unwrap();
+    let cross_site = oauth.decide_from("https://evil.example", &ticket).await;
     assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
     let forged = oauth.decide(&format!("{ticket}x"), "approve").await;
     assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
     assert!(forged.headers().get(header::LOCATION).is_none());
-    let same_site = oauth
-        .http
-        .post(app.url("/idp/authorize"))
-        .header(header::ORIGIN, app.url(""))
-        .form(&[("ticket", ticket.as_str()), ("decision", "approve")])
-        .send()
-        .await
-        .unwrap();
+    let same_site = oauth.decide_from(&app.url(""), &ticket).await;
     assert_eq!(same_site.status(), StatusCode::SEE_OTHER);
     // A consent ticket is never an access token.
     assert_eq!(search_with(&app, &ticket).await, StatusCode::UNAUTHORIZED);

@@ -68,30 +68,20 @@ async fn the_consent_form_refuses_an_origin_with_another_scheme() {
     let app = spawn_embedded(|_| {}).await;
     let oauth = OAuth::new(&app);
     let client_id = oauth.public_client().await;
-    let html = oauth
-        .authorize(&oauth.params(&client_id, &[]))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let ticket = ticket_in(&html);
-    let post = |origin: String| {
-        oauth
-            .http
-            .post(app.url("/idp/authorize"))
-            .header(header::ORIGIN, origin)
-            .form(&[("ticket", ticket.as_str()), ("decision", "approve")])
-            .send()
-    };
+    let ticket = ticket_in(&oauth.consent_page(&client_id).await);
     // The issuer is http://127.0.0.1:PORT; the same host and port over https is another origin.
-    let https = post(format!("https://{}", app.addr)).await.unwrap();
+    let https = oauth
+        .decide_from(&format!("https://{}", app.addr), &ticket)
+        .await;
     assert_eq!(
         https.status(),
         StatusCode::FORBIDDEN,
         "an https origin is not the http issuer's origin"
     );
     assert!(https.headers().get(header::LOCATION).is_none());
-    let http = post(format!("http://{}", app.addr)).await.unwrap();
+    let http = oauth
+        .decide_from(&format!("http://{}", app.addr), &ticket)
+        .await;
     assert_eq!(
         http.status(),
         StatusCode::SEE_OTHER,

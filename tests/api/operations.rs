@@ -56,6 +56,20 @@ async fn admin_json(app: &TestApp, admin: &str, path: &str) -> Value {
 }
 
 /// Every event matching `filter`, following `next_cursor` with pages of `limit`.
+/// A `web_search` call to a binary on `port` with authentication off; it must be answered 200.
+async fn unauthenticated_search(client: &reqwest::Client, port: &str, id: i64, query: &str) {
+    let status = client
+        .post(format!("http://127.0.0.1:{port}/web-search/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&tool_call(id, "web_search", json!({ "query": query })))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+}
+
 async fn all_pages(app: &TestApp, admin: &str, filter: &str, limit: u32) -> Vec<Value> {
     let mut events = Vec::new();
     let mut cursor = String::new();
@@ -284,20 +298,7 @@ async fn the_audit_cli_queries_and_tails_the_trail() {
     let mut server = spawn_binary(dir.path(), port.parse().unwrap(), &env).await;
     let client = reqwest::Client::new();
     for n in 0..5 {
-        let status = client
-            .post(format!("http://127.0.0.1:{port}/web-search/mcp"))
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(&tool_call(
-                n,
-                "web_search",
-                json!({"query": format!("cli {n}")}),
-            ))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, StatusCode::OK);
+        unauthenticated_search(&client, &port, n, &format!("cli {n}")).await;
     }
     // SIGTERM flushes the queue.
     Command::new("kill")
@@ -352,20 +353,7 @@ async fn the_audit_cli_queries_and_tails_the_trail() {
     for n in 0..10 {
         // An event stored before the follower's first read is history, which `-n 0` skips:
         // write another until one is printed.
-        let status = client
-            .post(format!("http://127.0.0.1:{port}/web-search/mcp"))
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(&tool_call(
-                n,
-                "web_search",
-                json!({"query": format!("followed {n}")}),
-            ))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, StatusCode::OK);
+        unauthenticated_search(&client, &port, n, &format!("followed {n}")).await;
         if let Ok(line) = tokio::time::timeout(Duration::from_secs(3), followed.recv()).await {
             first = line;
             break;

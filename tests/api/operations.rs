@@ -459,27 +459,11 @@ async fn the_docs_page_lists_the_operations_in_a_real_browser() {
     }
 }
 
-/// An audit log that stores everything and can read nothing back (a database gone mid-way).
-struct WriteOnlyLog;
-
-#[async_trait::async_trait]
-impl AuditLog for WriteOnlyLog {
-    async fn append(&self, _: &[AuditEvent]) -> Result<(), AuditError> {
-        Ok(())
-    }
-    async fn check(&self) -> Result<(), AuditError> {
-        Ok(())
-    }
-    async fn query(&self, _: &AuditQuery) -> Result<AuditPage, AuditError> {
-        Err(AuditError::Unavailable("connection refused".into()))
-    }
-}
-
 #[tokio::test]
 async fn an_export_the_store_cannot_read_is_a_503_not_an_empty_200() {
     let app = spawn_with(
         |s| s.auth.provider = AuthProviderKind::Embedded,
-        |b| b.with_audit_log(WriteOnlyLog),
+        |b| b.with_audit_log(BrokenLog),
     )
     .await;
     let oauth = OAuth::new(&app);
@@ -497,7 +481,8 @@ async fn an_export_the_store_cannot_read_is_a_503_not_an_empty_200() {
     app.stop().await;
 }
 
-/// An audit log whose database has lost its tables: every read fails with the driver's words.
+/// An audit log whose database has lost its tables: it stores everything, and every read fails
+/// with the driver's words.
 struct BrokenLog;
 
 const DRIVER_TEXT: &str = "no such table: audit_events";

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::{
     embedded::spawn_embedded,
-    helpers::{TestApp, tool_call},
+    helpers::{AuditRow, TestApp, tool_call},
 };
 
 /// The two surfaces behind the bearer guard.
@@ -47,6 +47,14 @@ fn forged(kid: &str) -> String {
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 
+/// The status and reason of each audited MCP request (admin rows left out).
+fn mcp_refusals(rows: &[AuditRow]) -> Vec<(i64, Option<&str>)> {
+    rows.iter()
+        .filter(|r| !r.method.as_deref().is_some_and(|m| m.starts_with("admin/")))
+        .map(|r| (r.http_status, r.error_code.as_deref()))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_garbage_bearer_token_is_401_invalid_token_on_both_surfaces() {
     let app = spawn_embedded(|_| {}).await;
@@ -69,11 +77,7 @@ async fn a_garbage_bearer_token_is_401_invalid_token_on_both_surfaces() {
         }
     }
     let rows = app.stop().await.rows;
-    let mcp: Vec<_> = rows
-        .iter()
-        .filter(|r| !r.method.as_deref().is_some_and(|m| m.starts_with("admin/")))
-        .map(|r| (r.http_status, r.error_code.as_deref()))
-        .collect();
+    let mcp = mcp_refusals(&rows);
     assert_eq!(
         mcp,
         [(401, Some("malformed_token")); 3],
@@ -166,11 +170,7 @@ async fn an_unknown_kid_is_401_every_time_and_audited_as_unknown_kid() {
         }
     }
     let rows = app.stop().await.rows;
-    let mcp: Vec<_> = rows
-        .iter()
-        .filter(|r| !r.method.as_deref().is_some_and(|m| m.starts_with("admin/")))
-        .map(|r| (r.http_status, r.error_code.as_deref()))
-        .collect();
+    let mcp = mcp_refusals(&rows);
     assert_eq!(mcp, [(401, Some("unknown_kid")); 3]);
 }
 

@@ -29,6 +29,9 @@ use crate::domain::{
         AuthError, AuthorizationServer, BearerToken, Principal, ProbeFinding, ServerMetadata,
         TokenPolicy,
     },
+    clients::{
+        ClientError, ClientMetadata, ClientPolicy, ClientSource, ClientStore, RegisteredClient,
+    },
     issuer::{ClientRecord, IssuerStore, UnixTime},
     time::Timestamp,
 };
@@ -73,6 +76,15 @@ pub struct EmbeddedAuthorizationServer {
     jwt: JwtVerifier,
     signer: Arc<RwLock<Option<Signer>>>,
     cimd: CimdResolver,
+    clients: Option<ClientCache>,
+}
+
+/// The server's client policy, and the registered-client cache that metadata-document
+/// clients are recorded in (so the admin API lists them and can deny them).
+#[derive(Clone)]
+struct ClientCache {
+    policy: ClientPolicy,
+    store: Arc<dyn ClientStore>,
 }
 
 /// What looking a client up found.
@@ -82,9 +94,14 @@ pub(crate) enum Lookup {
     Found(ClientRecord),
     /// No such client, or its metadata document is unusable: the client's fault.
     Unknown(String),
+    /// The client policy refuses the client (a deny list, or the admin API).
+    Denied(String),
     /// The registry or the document's host cannot be reached: try again.
     Unavailable(String),
 }
+
+/// What a denied client is told, on the page or at the token endpoint.
+const DENIED: &str = "this client is not allowed to use this server; ask its operator";
 
 /// The claims of an issued access token (RFC 9068 §2.2).
 #[derive(Debug, Serialize)]
@@ -151,7 +168,20 @@ impl EmbeddedAuthorizationServer {
             config: Arc::new(config),
             store,
             signer,
+            clients: None,
         })
+    }
+
+    /// Applies the client policy at `/idp/authorize` and `/idp/token` (a denied client is
+    /// refused there, not only when its token is used; metadata-document clients meet the
+    /// redirect-host lists), and records metadata-document clients in `clients`.
+    #[must_use]
+    pub fn with_client_policy(mut self, policy: ClientPolicy, clients: Arc<dyn ClientStore>) -> Self {
+        self.clients = Some(ClientCache {
+            policy,
+            store: clients,
+        });
+        self
     }
 
     /// Its issuer identifier.
@@ -249,8 +279,42 @@ impl EmbeddedAuthorizationServer {
     /// A registered client, or one described by a Client ID Metadata Document when `client_id`
     /// is an https URL.
     async fn find_client(&self, client_id: &str) -> Lookup {
+        let lookup = self.lookup_client(client_id).await;
+        match (&lookup, &self.clients) {
+            (Lookup::Found(client), Some(cache)) if !cache.policy.allows_client(&client.client_id) => {
+                Lookup::Denied(DENIED.to_owned())
+            }
+            _ => lookup,
+        }
+    }
+
+    /// Whether the client policy still lets `client_id` in (it may have been denied since its
+    /// consent page was shown).
+    fn client_allowed(&self, client_id: &str) -> bool {
+        self.clients
+            .as_ref()
+            .is_none_or(|cache| cache.policy.allows_client(client_id))
+    }
+
+    async fn lookup_client(&self, client_id: &str) -> Lookup {
         if client_id.starts_with("https://") {
-            return self.cimd.resolve(client_id).await;
+            let (client, fetched) = match self.cimd.resolve(client_id).await {
+                Ok(resolved) => resolved,
+                Err(lookup) => return lookup,
+            };
+            let Some(cache) = &self.clients else {
+                return Lookup::Found(client);
+            };
+            // The same redirect-host lists as clients registering at /oauth/register.
+            if let Err(ClientError::Rejected { description, .. }) =
+                cache.policy.check_redirects(&client.redirect_uris)
+            {
+                return Lookup::Unknown(description);
+            }
+            if fetched {
+                record_cimd_client(cache.store.as_ref(), &client).await;
+            }
+            return Lookup::Found(client);
         }
         match self.store.client(client_id).await {
             Ok(Some(client)) => Lookup::Found(client),
@@ -295,6 +359,26 @@ impl AuthorizationServer for EmbeddedAuthorizationServer {
             ProbeFinding::ok("issuer", &self.config.issuer),
             self.jwt.keys().probe().await,
         ]
+    }
+}
+
+/// Remembers a metadata-document client in the registered-client cache (source `cimd`), so
+/// the admin API lists it and can deny it. A failure only hides it from the admin API, so the
+/// sign-in goes on.
+async fn record_cimd_client(store: &dyn ClientStore, client: &ClientRecord) {
+    let registered = RegisteredClient {
+        client_id: client.client_id.clone(),
+        metadata: ClientMetadata {
+            client_name: client.client_name.clone(),
+            redirect_uris: client.redirect_uris.clone(),
+            grant_types: client.grant_types.clone(),
+            token_endpoint_auth_method: client.token_endpoint_auth_method.clone(),
+        },
+        client_secret: None,
+        created_at: Timestamp::now(),
+    };
+    if let Err(error) = store.record(&registered, ClientSource::Cimd).await {
+        tracing::error!(error = %format!("{error:#}"), client_id = %client.client_id, "cannot remember a metadata-document client");
     }
 }
 

@@ -410,3 +410,125 @@ pub async fn rotate_signing_key(store: &dyn IssuerStore) -> anyhow::Result<Strin
 fn now() -> UnixTime {
     Timestamp::now().unix_seconds()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::{
+        adapters::store::{Database, PoolSettings},
+        domain::clients::PolicyLists,
+    };
+
+    const GOOD: &str = "https://app.example/client.json";
+    const EVIL: &str = "https://other.example/client.json";
+
+    fn config() -> EmbeddedConfig {
+        EmbeddedConfig {
+            issuer: "http://127.0.0.1:9/idp".into(),
+            resource: "http://127.0.0.1:9/mcp".into(),
+            audiences: vec!["http://127.0.0.1:9/mcp".into()],
+            scopes: vec!["web-search:read".into()],
+            operator_scopes: vec![],
+            leeway: Duration::from_secs(60),
+            access_ttl: Duration::from_secs(60),
+            refresh_ttl: Duration::from_secs(60),
+            code_ttl: Duration::from_secs(60),
+            subject: "operator".into(),
+            registration_endpoint: None,
+        }
+    }
+
+    fn authorization(client_id: &str, redirect_uri: &str) -> HashMap<String, String> {
+        [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            ("code_challenge_method", "S256"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn metadata_document_clients_meet_the_redirect_lists_are_listed_as_cimd_and_can_be_denied()
+     {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("idp.db").display());
+        let db = Database::connect(&url, &PoolSettings::default())
+            .await
+            .expect("the store opens");
+        let policy = ClientPolicy::new(
+            PolicyLists {
+                deny_redirect_hosts: vec!["evil.example".into()],
+                ..PolicyLists::default()
+            },
+            [],
+        );
+        let idp = EmbeddedAuthorizationServer::open(config(), db.issuer.clone())
+            .await
+            .expect("the server opens")
+            .with_client_policy(policy.clone(), db.clients.clone());
+        idp.cimd.served.lock().unwrap().extend([
+            (
+                GOOD.to_owned(),
+                format!(
+                    r#"{{"client_id":"{GOOD}","client_name":"App","redirect_uris":["http://127.0.0.1:3000/cb"]}}"#
+                ),
+            ),
+            (
+                EVIL.to_owned(),
+                format!(r#"{{"client_id":"{EVIL}","redirect_uris":["https://evil.example/cb"]}}"#),
+            ),
+        ]);
+
+        let consent = idp
+            .authorize(&authorization(GOOD, "http://127.0.0.1:3000/cb"))
+            .await;
+        assert!(matches!(consent, authorize::Answer::Consent(_)), "{consent:?}");
+        let listed = db.clients.list(None, 10).await.unwrap().clients;
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(
+            (listed[0].client_id.as_str(), listed[0].source),
+            (GOOD, ClientSource::Cimd),
+            "the admin API lists it, as a metadata-document client"
+        );
+
+        let refused = idp
+            .authorize(&authorization(EVIL, "https://evil.example/cb"))
+            .await;
+        assert!(
+            matches!(&refused, authorize::Answer::Problem { status: 400, message } if message.contains("client policy")),
+            "the redirect-host lists hold for metadata documents: {refused:?}"
+        );
+        assert_eq!(
+            db.clients.list(None, 10).await.unwrap().clients.len(),
+            1,
+            "a refused document is not recorded"
+        );
+
+        // The admin API's deny: the store, then the shared policy.
+        assert!(db.clients.deny(GOOD, now()).await.unwrap());
+        policy.deny(GOOD);
+        let denied = idp
+            .authorize(&authorization(GOOD, "http://127.0.0.1:3000/cb"))
+            .await;
+        assert!(
+            matches!(denied, authorize::Answer::Problem { status: 403, .. }),
+            "{denied:?}"
+        );
+        let form: HashMap<String, String> = [
+            ("grant_type", "authorization_code"),
+            ("client_id", GOOD),
+            ("code", "c"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let token = idp.token(&form, None).await.err().expect("refused");
+        assert_eq!((token.status, token.error), (401, "invalid_client"));
+    }
+}

@@ -36,6 +36,9 @@ pub struct CimdResolver {
     http: reqwest::Client,
     cache: Cache<String, ClientRecord>,
     fetches: Arc<tokio::sync::Semaphore>,
+    /// Documents answered in place of a fetch, by URL: unit tests cannot reach a public host.
+    #[cfg(test)]
+    pub(super) served: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +77,8 @@ impl CimdResolver {
                 .time_to_live(CACHE_TTL)
                 .build(),
             fetches: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES)),
+            #[cfg(test)]
+            served: Arc::default(),
         }
     }
 
@@ -94,6 +99,10 @@ impl CimdResolver {
     }
 
     async fn fetch(&self, url: &str) -> Result<ClientRecord, Lookup> {
+        #[cfg(test)]
+        if let Some(body) = self.served.lock().expect("not poisoned").get(url).cloned() {
+            return document_to_client(url, body.as_bytes()).map_err(Lookup::Unknown);
+        }
         let _turn = self
             .fetches
             .acquire()

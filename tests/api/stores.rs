@@ -655,12 +655,7 @@ async fn consent_tickets_are_spent_once_even_when_raced_and_pruned_after_expiry(
         );
         // A ticket long expired is pruned when the next one is spent; its id may come round
         // again without being refused (it could no longer be verified anyway).
-        assert!(
-            issuer
-                .spend_ticket("stale", now() - 3_600)
-                .await
-                .unwrap()
-        );
+        assert!(issuer.spend_ticket("stale", now() - 3_600).await.unwrap());
         assert!(issuer.spend_ticket("ticket-3", now() + 600).await.unwrap());
         assert!(
             issuer.spend_ticket("stale", now() - 3_600).await.unwrap(),

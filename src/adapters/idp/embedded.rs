@@ -176,7 +176,11 @@ impl EmbeddedAuthorizationServer {
     /// refused there, not only when its token is used; metadata-document clients meet the
     /// redirect-host lists), and records metadata-document clients in `clients`.
     #[must_use]
-    pub fn with_client_policy(mut self, policy: ClientPolicy, clients: Arc<dyn ClientStore>) -> Self {
+    pub fn with_client_policy(
+        mut self,
+        policy: ClientPolicy,
+        clients: Arc<dyn ClientStore>,
+    ) -> Self {
         self.clients = Some(ClientCache {
             policy,
             store: clients,
@@ -281,7 +285,9 @@ impl EmbeddedAuthorizationServer {
     async fn find_client(&self, client_id: &str) -> Lookup {
         let lookup = self.lookup_client(client_id).await;
         match (&lookup, &self.clients) {
-            (Lookup::Found(client), Some(cache)) if !cache.policy.allows_client(&client.client_id) => {
+            (Lookup::Found(client), Some(cache))
+                if !cache.policy.allows_client(&client.client_id) =>
+            {
                 Lookup::Denied(DENIED.to_owned())
             }
             _ => lookup,
@@ -445,7 +451,10 @@ mod tests {
             ("response_type", "code"),
             ("client_id", client_id),
             ("redirect_uri", redirect_uri),
-            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
             ("code_challenge_method", "S256"),
         ]
         .into_iter()
@@ -488,7 +497,10 @@ mod tests {
         let consent = idp
             .authorize(&authorization(GOOD, "http://127.0.0.1:3000/cb"))
             .await;
-        assert!(matches!(consent, authorize::Answer::Consent(_)), "{consent:?}");
+        assert!(
+            matches!(consent, authorize::Answer::Consent(_)),
+            "{consent:?}"
+        );
         let listed = db.clients.list(None, 10).await.unwrap().clients;
         assert_eq!(listed.len(), 1, "{listed:?}");
         assert_eq!(
@@ -528,7 +540,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let token = idp.token(&form, None).await.err().expect("refused");
+        let token = idp.token(&form, None).await.expect_err("refused");
         assert_eq!((token.status, token.error), (401, "invalid_client"));
     }
 }

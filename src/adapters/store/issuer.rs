@@ -236,9 +236,12 @@ impl<D: Driver> IssuerStore for SqlStore<D> {
             tracing::warn!(error = %error, "cannot prune expired consent tickets");
         }
         // The primary key picks the one winner among concurrent uses.
-        let recorded = D::execute(On::Pool(&self.pool), sql::spend_ticket(ticket_id, expires_at))
-            .await
-            .context("cannot record the use of a consent ticket")?;
+        let recorded = D::execute(
+            On::Pool(&self.pool),
+            sql::spend_ticket(ticket_id, expires_at),
+        )
+        .await
+        .context("cannot record the use of a consent ticket")?;
         Ok(recorded == 1)
     }
 }

@@ -69,9 +69,12 @@ impl AdminGuard {
         )
         .await
         .map_err(|response| Refusal::new(response, None))?;
-        let verdict = self.policy.as_ref().map_or(ClientVerdict::Allowed, |policy| {
-            policy.judge(principal.client_id.as_deref())
-        });
+        let verdict = self
+            .policy
+            .as_ref()
+            .map_or(ClientVerdict::Allowed, |policy| {
+                policy.judge(principal.client_id.as_deref())
+            });
         if verdict == ClientVerdict::Unnamed {
             let error = no_client();
             return Err(Refusal::new(

@@ -1,7 +1,8 @@
-//! The authorization endpoint: the request is checked (client, redirect URI, PKCE S256,
-//! resource, scopes), the operator is shown a consent page, and the decision comes back as a
-//! form post carrying a signed, short-lived ticket, so no pending request is held in memory and
-//! any replica can take the decision.
+//! The authorization endpoint: the request is checked (client and client policy, redirect URI,
+//! PKCE S256, resource, scopes), with every error shown on the page; the operator is shown a
+//! consent page, and the decision comes back as a form post carrying a signed, short-lived
+//! ticket, so no pending request is held in memory and any replica can take the decision. Each
+//! ticket decides once: its id is recorded in the store when it is used.
 
 use std::collections::HashMap;
 
@@ -28,10 +29,10 @@ pub enum Answer {
     Consent(ConsentPage),
     /// Send the browser back to the client.
     Redirect(Url),
-    /// An error that must not be sent to the redirect URI (unknown client, unregistered
-    /// redirect URI, a broken form): shown on the page.
+    /// An error that must not be sent to the redirect URI (any error before the operator has
+    /// decided, a broken or used form): shown on the page.
     Problem {
-        /// 400 for the request's fault, 503 when the store is down.
+        /// 400 for the request's fault, 403 for a denied client, 503 when the store is down.
         status: u16,
         /// What went wrong, for the person in front of the browser.
         message: String,
@@ -384,7 +385,10 @@ impl EmbeddedAuthorizationServer {
 /// `text` as a sentence for the page: capitalised, with a full stop.
 fn sentence(text: &str) -> String {
     let mut chars = text.chars();
-    let first: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    let first: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
     format!("{first}{}.", chars.as_str().trim_end_matches('.'))
 }
 

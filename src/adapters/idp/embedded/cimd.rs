@@ -217,7 +217,10 @@ fn check_url(url: &str) -> Result<Url, String> {
 
 /// `localhost` and its subdomains (RFC 6761 §6.3), with or without the root's trailing dot.
 fn is_localhost(domain: &str) -> bool {
-    let domain = domain.strip_suffix('.').unwrap_or(domain).to_ascii_lowercase();
+    let domain = domain
+        .strip_suffix('.')
+        .unwrap_or(domain)
+        .to_ascii_lowercase();
     domain == "localhost" || domain.ends_with(".localhost")
 }
 

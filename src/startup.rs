@@ -35,7 +35,7 @@ use crate::{
             AuthorizationServer, CacheCounters, CachingAuthorizationServer, ProbeFinding,
             ScopePolicy, canonical,
         },
-        clients::ClientStore,
+        clients::{ClientPolicy, ClientStore},
         search::{Deadlines, SearchProvider, SearchService, ServicePolicy, WebBackend},
         time::Timestamp,
     },
@@ -175,10 +175,22 @@ impl Searchgate {
         let settings = settings.resolved(local_addr);
         let resource_url = resource_url(&settings)?;
         let registration_mode = clients::effective_mode(&settings, custom_auth.is_some());
+        // The client policy needs the client store; the embedded server applies it too.
+        let client_policy = match &store {
+            Some(store) => Some(clients::policy(&settings, store.clients.as_ref()).await?),
+            None => None,
+        };
         let auth = match (custom_auth, &store) {
             (Some(auth), _) => AuthStack::custom(auth),
             (None, Some(store)) if embedded => {
-                AuthStack::embedded(&settings, store, &resource_url, registration_mode).await?
+                AuthStack::embedded(
+                    &settings,
+                    store,
+                    &resource_url,
+                    registration_mode,
+                    client_policy.clone(),
+                )
+                .await?
             }
             // Fail closed: the embedded server without its database must never mean "no
             // authentication" (`open_store` opens it whenever `embedded` is set).
@@ -197,7 +209,7 @@ impl Searchgate {
             &providers,
             registration_mode,
             &auth,
-            store.map(|s| s.clients),
+            store.map(|s| s.clients).zip(client_policy),
             audit_log.clone(),
         )
         .await?;
@@ -343,6 +355,7 @@ impl AuthStack {
         store: &Database,
         resource_url: &Url,
         registration_mode: RegistrationMode,
+        policy: Option<ClientPolicy>,
     ) -> Result<Self, StartupError> {
         let mut config = embedded::config(settings, resource_url);
         if registration_mode == RegistrationMode::Embedded {
@@ -355,7 +368,10 @@ impl AuthStack {
                     .trim_end_matches('/')
             ));
         }
-        let idp = EmbeddedAuthorizationServer::open(config, store.issuer.clone()).await?;
+        let mut idp = EmbeddedAuthorizationServer::open(config, store.issuer.clone()).await?;
+        if let Some(policy) = policy {
+            idp = idp.with_client_policy(policy, store.clients.clone());
+        }
         if !settings.server.bind.ip().is_loopback() {
             tracing::warn!(
                 bind = %settings.server.bind,
@@ -420,9 +436,10 @@ async fn spawn_background(
     providers: &Providers,
     registration_mode: RegistrationMode,
     auth: &AuthStack,
-    client_store: Option<Arc<dyn ClientStore>>,
+    clients: Option<(Arc<dyn ClientStore>, ClientPolicy)>,
     audit_log: Arc<dyn AuditLog>,
 ) -> Result<Background, StartupError> {
+    let client_store = clients.as_ref().map(|(store, _)| store.clone());
     let (audit, writer) = AuditWriter::spawn(
         audit_log.clone(),
         AuditWriterConfig {
@@ -435,15 +452,13 @@ async fn spawn_background(
     // (the last-seen flush) sees every request.
     let stop = CancellationToken::new();
     let mut clients = clients::services(
-        settings,
         registration_mode,
         providers.static_client.as_ref(),
         auth.verifier.clone(),
         auth.embedded.clone(),
-        client_store.clone(),
+        clients,
         &stop,
-    )
-    .await?;
+    );
     if settings.audit.retention_days > 0 {
         clients.tasks.push(spawn_retention(
             audit_log,

@@ -125,6 +125,9 @@ pub enum Rejection {
     Inactive,
     /// Refused by a program's own authorization server.
     Refused,
+    /// A client policy is in force and the token names no client (`client_id`, `azp`, `cid`
+    /// or `appid`), so the policy cannot judge it.
+    NoClient,
 }
 
 impl Rejection {
@@ -142,6 +145,7 @@ impl Rejection {
             Self::MissingClaim => "missing_claim",
             Self::Inactive => "token_inactive",
             Self::Refused => "token_refused",
+            Self::NoClient => "no_client",
         }
     }
 }
@@ -415,6 +419,7 @@ mod tests {
             Rejection::MissingClaim,
             Rejection::Inactive,
             Rejection::Refused,
+            Rejection::NoClient,
         ];
         let codes: BTreeSet<_> = all.iter().map(|r| r.code()).collect();
         assert_eq!(codes.len(), all.len());

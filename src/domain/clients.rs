@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 pub use activity::ClientActivity;
-pub use policy::{ClientPolicy, PolicyLists};
+pub use policy::{ClientPolicy, ClientVerdict, PolicyLists};
 pub use registrar::Registrar;
 pub use store::{
     ClientCursor, ClientPage, ClientRow, ClientSource, ClientStore, UnknownClientSource,

@@ -1,5 +1,5 @@
 //! The embedded development authorization server's state: signing keys, registered clients,
-//! authorization codes and refresh tokens, behind the `IssuerStore` port. Codes and refresh
+//! authorization codes, refresh tokens and used consent tickets, behind the `IssuerStore` port. Codes and refresh
 //! tokens are stored by their SHA-256 only; client secrets likewise.
 
 use async_trait::async_trait;
@@ -173,4 +173,9 @@ pub trait IssuerStore: Send + Sync + 'static {
     async fn rotate_refresh(&self, token_hash: &str, next: &RefreshRecord) -> anyhow::Result<bool>;
     /// Revokes every refresh token of `family` (a code's family is its hash).
     async fn revoke_family(&self, family: &str) -> anyhow::Result<()>;
+
+    /// Records that the consent ticket `ticket_id`, valid until `expires_at`, has been used;
+    /// `false` when it was used already. Of two concurrent calls for one id exactly one
+    /// returns `true`. Ids are kept until their ticket has expired, then pruned.
+    async fn spend_ticket(&self, ticket_id: &str, expires_at: UnixTime) -> anyhow::Result<bool>;
 }

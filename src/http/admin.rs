@@ -51,7 +51,8 @@ pub struct ClientView {
     pub grant_types: Vec<String>,
     /// How it authenticates at the token endpoint.
     pub token_endpoint_auth_method: String,
-    /// Which registry issued it: `upstream`, `static` or `embedded`.
+    /// Which registry issued it: `upstream`, `static`, `embedded`, or `cimd` (a Client ID
+    /// Metadata Document the embedded authorization server fetched).
     pub source: String,
     /// When it registered (Unix seconds).
     pub created_at: i64,

@@ -17,7 +17,7 @@ use super::{Layered, error::ErrorBody};
 use crate::{
     domain::{
         auth::{AuthError, AuthorizationServer, BearerToken, Principal, Rejection, ScopePolicy},
-        clients::{ClientActivity, ClientPolicy},
+        clients::{ClientActivity, ClientPolicy, ClientVerdict},
     },
     mcp::CallRecord,
 };
@@ -137,20 +137,31 @@ impl<E: Endpoint> Endpoint for Layered<BearerGuard, E> {
         if let Some(record) = &record {
             record.update(|info| info.principal = Some(principal.clone()));
         }
-        if let (Some(gate), Some(client_id)) = (&self.layer.clients, &principal.client_id) {
-            if !gate.policy.allows_client(client_id) {
-                note_failure(record.as_ref(), "client_denied");
-                tracing::warn!(client_id = %client_id, "refused a token of a denied client");
-                return Ok(self.layer.challenge.response(
-                    StatusCode::FORBIDDEN,
-                    Some((
-                        "access_denied",
-                        "this client is not allowed to use this server; ask its operator",
-                    )),
-                    &self.layer.challenge.scope,
-                ));
+        if let Some(gate) = &self.layer.clients {
+            match gate.policy.judge(principal.client_id.as_deref()) {
+                ClientVerdict::Allowed => {
+                    if let Some(client_id) = &principal.client_id {
+                        gate.activity.seen(client_id);
+                    }
+                }
+                ClientVerdict::Denied => {
+                    note_failure(record.as_ref(), "client_denied");
+                    tracing::warn!(client_id = ?principal.client_id, "refused a token of a denied client");
+                    return Ok(self.layer.challenge.response(
+                        StatusCode::FORBIDDEN,
+                        Some((
+                            "access_denied",
+                            "this client is not allowed to use this server; ask its operator",
+                        )),
+                        &self.layer.challenge.scope,
+                    ));
+                }
+                ClientVerdict::Unnamed => {
+                    let error = no_client();
+                    note_failure(record.as_ref(), error.code());
+                    return Ok(self.rejection(&error));
+                }
             }
-            gate.activity.seen(client_id);
         }
         req.extensions_mut().insert(principal);
         self.inner.call(req).await.map(IntoResponse::into_response)
@@ -182,6 +193,17 @@ pub async fn authenticate(
         Ok(None) => Err(challenge.response(StatusCode::UNAUTHORIZED, None, &challenge.scope)),
         Err(error) => Err(rejection(challenge, &error)),
     }
+}
+
+/// The refusal of a token that names no client while a client policy is in force: the
+/// policy cannot judge it, so it is not a usable token here (401 `invalid_token`).
+pub fn no_client() -> AuthError {
+    AuthError::invalid(Rejection::NoClient, "the token names no client")
+}
+
+/// Answers `error` as the MCP endpoint's guard does (400, 401 or 503, with the challenge).
+pub fn refusal(challenge: &Challenge, error: &AuthError) -> Response {
+    rejection(challenge, error)
 }
 
 /// A 403 `insufficient_scope` naming `scope`.

@@ -52,29 +52,14 @@ pub struct ClientServices {
     pub tasks: Vec<JoinHandle<()>>,
 }
 
-/// Builds the registrar and the client gate on `store` (without a store there is neither).
-/// `static_client` is the validated `[registration.static]`, there when the mode is static.
+/// The client policy of `settings`, with the clients denied so far in `store`. Built before
+/// the embedded authorization server, which applies it too.
 ///
 /// # Errors
 /// When the denied clients cannot be read.
-pub async fn services(
-    settings: &Settings,
-    mode: RegistrationMode,
-    static_client: Option<&StaticClient>,
-    idp: Option<Arc<dyn AuthorizationServer>>,
-    embedded: Option<EmbeddedAuthorizationServer>,
-    store: Option<Arc<dyn ClientStore>>,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<ClientServices> {
-    let Some(store) = store else {
-        return Ok(ClientServices {
-            registrar: None,
-            gate: None,
-            tasks: Vec::new(),
-        });
-    };
+pub async fn policy(settings: &Settings, store: &dyn ClientStore) -> anyhow::Result<ClientPolicy> {
     let registration = &settings.registration;
-    let policy = ClientPolicy::new(
+    Ok(ClientPolicy::new(
         PolicyLists {
             allow_client_ids: registration.allow_client_ids.clone(),
             deny_client_ids: registration.deny_client_ids.clone(),
@@ -82,7 +67,27 @@ pub async fn services(
             deny_redirect_hosts: registration.deny_redirect_hosts.clone(),
         },
         store.denied().await?,
-    );
+    ))
+}
+
+/// Builds the registrar and the client gate on `store` with `policy` (from [`policy`];
+/// without a store there is neither). `static_client` is the validated
+/// `[registration.static]`, there when the mode is static.
+pub fn services(
+    mode: RegistrationMode,
+    static_client: Option<&StaticClient>,
+    idp: Option<Arc<dyn AuthorizationServer>>,
+    embedded: Option<EmbeddedAuthorizationServer>,
+    store: Option<(Arc<dyn ClientStore>, ClientPolicy)>,
+    shutdown: &CancellationToken,
+) -> ClientServices {
+    let Some((store, policy)) = store else {
+        return ClientServices {
+            registrar: None,
+            gate: None,
+            tasks: Vec::new(),
+        };
+    };
     let registry: Option<(Arc<dyn ClientRegistry>, ClientSource)> = match mode {
         RegistrationMode::Off | RegistrationMode::Auto => None,
         RegistrationMode::Embedded => embedded.map(|e| {
@@ -122,11 +127,11 @@ pub async fn services(
     let activity = ClientActivity::default();
     let mut tasks = vec![activity.spawn_flusher(store.clone(), ACTIVITY_FLUSH, shutdown.clone())];
     tasks.push(spawn_denied_reload(store, policy.clone(), shutdown.clone()));
-    Ok(ClientServices {
+    ClientServices {
         registrar,
         gate: Some(ClientGate { policy, activity }),
         tasks,
-    })
+    }
 }
 
 fn spawn_denied_reload(

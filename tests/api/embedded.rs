@@ -549,8 +549,10 @@ async fn errors_that_must_not_redirect_are_shown_on_the_page() {
     assert_eq!(other_port.status(), StatusCode::OK);
 }
 
+/// RFC 9700 §4.11.2: every client of the embedded server registered itself, so before the
+/// operator has acted its redirect URI is a stranger's; errors are shown on the page.
 #[tokio::test]
-async fn request_errors_go_back_to_the_client_with_state_and_iss() {
+async fn request_errors_are_shown_on_the_page_and_only_the_decision_is_redirected() {
     let app = spawn_embedded(|_| {}).await;
     let oauth = OAuth::new(&app);
     let client_id = oauth.public_client().await;
@@ -558,6 +560,10 @@ async fn request_errors_go_back_to_the_client_with_state_and_iss() {
         (&[("code_challenge", "")][..], "invalid_request"),
         (&[("code_challenge_method", "plain")][..], "invalid_request"),
         (&[("code_challenge_method", "")][..], "invalid_request"),
+        (
+            &[("response_type", "bogus")][..],
+            "unsupported_response_type",
+        ),
         (
             &[("response_type", "token")][..],
             "unsupported_response_type",
@@ -569,15 +575,18 @@ async fn request_errors_go_back_to_the_client_with_state_and_iss() {
         (&[("scope", "admin:everything")][..], "invalid_scope"),
     ] {
         let response = oauth.authorize(&oauth.params(&client_id, overrides)).await;
-        assert_eq!(response.status(), StatusCode::FOUND, "{overrides:?}");
-        let query = redirect_query(&response);
         assert_eq!(
-            value_of(&query, "error").as_deref(),
-            Some(error),
+            response.status(),
+            StatusCode::BAD_REQUEST,
+            "{overrides:?}: no open redirect"
+        );
+        assert!(
+            response.headers().get(header::LOCATION).is_none(),
             "{overrides:?}"
         );
-        assert_eq!(value_of(&query, "state").as_deref(), Some("st-123"));
-        assert_eq!(value_of(&query, "iss"), Some(app.url("/idp")));
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+        let html = response.text().await.unwrap();
+        assert!(html.contains(error), "{overrides:?}: {html}");
     }
     // Without `resource` the token is for searchgate's resource anyway.
     let query = oauth
@@ -611,6 +620,7 @@ async fn request_errors_go_back_to_the_client_with_state_and_iss() {
     let query = oauth.consent(&oauth.params(&client_id, &[]), "deny").await;
     assert_eq!(value_of(&query, "error").as_deref(), Some("access_denied"));
     assert_eq!(value_of(&query, "state").as_deref(), Some("st-123"));
+    assert_eq!(value_of(&query, "iss"), Some(app.url("/idp")));
 }
 
 #[tokio::test]

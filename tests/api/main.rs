@@ -5,6 +5,8 @@ mod audit;
 mod bad_input;
 mod bearer_answers;
 mod binary;
+mod client_policy;
+mod consent;
 mod embedded;
 mod framework;
 mod gaps;

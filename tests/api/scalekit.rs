@@ -16,16 +16,16 @@ use wiremock::{
 
 use crate::helpers::{TestApp, free_port, spawn_with, tool_call};
 
-const RESOURCE_ID: &str = "res_114244373767521282";
+pub const RESOURCE_ID: &str = "res_114244373767521282";
 
-fn sign(claims: &Value) -> String {
+pub fn sign(claims: &Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("test-key-1".into());
     let key = EncodingKey::from_rsa_pem(include_bytes!("../fixtures/test-rsa-key.pem")).unwrap();
     jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
 
-async fn fake_scalekit() -> MockServer {
+pub async fn fake_scalekit() -> MockServer {
     let server = MockServer::start().await;
     let env = server.uri();
     let jwks: Value = serde_json::from_str(include_str!("../fixtures/test-rsa-jwks.json")).unwrap();

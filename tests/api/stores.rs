@@ -632,6 +632,42 @@ async fn issuer_clients_and_codes_are_single_use_even_when_raced() {
     }
 }
 
+#[tokio::test]
+async fn consent_tickets_are_spent_once_even_when_raced_and_pruned_after_expiry() {
+    for (name, db, _keep) in databases().await {
+        let issuer = &db.issuer;
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let issuer = issuer.clone();
+                tokio::spawn(async move { issuer.spend_ticket("ticket-1", now() + 600).await })
+            })
+            .collect();
+        let mut wins = 0;
+        for task in tasks {
+            if task.await.unwrap().unwrap() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1, "{name}: one decision per ticket");
+        assert!(
+            issuer.spend_ticket("ticket-2", now() + 600).await.unwrap(),
+            "{name}: another ticket is not affected"
+        );
+        // A ticket long expired is pruned when the next one is spent; its id may come round
+        // again without being refused (it could no longer be verified anyway).
+        assert!(issuer.spend_ticket("stale", now() - 3_600).await.unwrap());
+        assert!(issuer.spend_ticket("ticket-3", now() + 600).await.unwrap());
+        assert!(
+            issuer.spend_ticket("stale", now() - 3_600).await.unwrap(),
+            "{name}: expired ids are pruned"
+        );
+        assert!(
+            !issuer.spend_ticket("ticket-1", now() + 600).await.unwrap(),
+            "{name}: live ids are kept"
+        );
+    }
+}
+
 /// Which of `rt-0` … `rt-{n-1}` exist (true) or not (false).
 async fn refresh_tokens_present(
     issuer: &dyn searchgate::domain::issuer::IssuerStore,

@@ -29,6 +29,9 @@ use crate::domain::{
         AuthError, AuthorizationServer, BearerToken, Principal, ProbeFinding, ServerMetadata,
         TokenPolicy,
     },
+    clients::{
+        ClientError, ClientMetadata, ClientPolicy, ClientSource, ClientStore, RegisteredClient,
+    },
     issuer::{ClientRecord, IssuerStore, UnixTime},
     time::Timestamp,
 };
@@ -73,6 +76,15 @@ pub struct EmbeddedAuthorizationServer {
     jwt: JwtVerifier,
     signer: Arc<RwLock<Option<Signer>>>,
     cimd: CimdResolver,
+    clients: Option<ClientCache>,
+}
+
+/// The server's client policy, and the registered-client cache that metadata-document
+/// clients are recorded in (so the admin API lists them and can deny them).
+#[derive(Clone)]
+struct ClientCache {
+    policy: ClientPolicy,
+    store: Arc<dyn ClientStore>,
 }
 
 /// What looking a client up found.
@@ -82,9 +94,14 @@ pub(crate) enum Lookup {
     Found(ClientRecord),
     /// No such client, or its metadata document is unusable: the client's fault.
     Unknown(String),
+    /// The client policy refuses the client (a deny list, or the admin API).
+    Denied(String),
     /// The registry or the document's host cannot be reached: try again.
     Unavailable(String),
 }
+
+/// What a denied client is told, on the page or at the token endpoint.
+const DENIED: &str = "this client is not allowed to use this server; ask its operator";
 
 /// The claims of an issued access token (RFC 9068 §2.2).
 #[derive(Debug, Serialize)]
@@ -151,7 +168,24 @@ impl EmbeddedAuthorizationServer {
             config: Arc::new(config),
             store,
             signer,
+            clients: None,
         })
+    }
+
+    /// Applies the client policy at `/idp/authorize` and `/idp/token` (a denied client is
+    /// refused there, not only when its token is used; metadata-document clients meet the
+    /// redirect-host lists), and records metadata-document clients in `clients`.
+    #[must_use]
+    pub fn with_client_policy(
+        mut self,
+        policy: ClientPolicy,
+        clients: Arc<dyn ClientStore>,
+    ) -> Self {
+        self.clients = Some(ClientCache {
+            policy,
+            store: clients,
+        });
+        self
     }
 
     /// Its issuer identifier.
@@ -249,8 +283,44 @@ impl EmbeddedAuthorizationServer {
     /// A registered client, or one described by a Client ID Metadata Document when `client_id`
     /// is an https URL.
     async fn find_client(&self, client_id: &str) -> Lookup {
+        let lookup = self.lookup_client(client_id).await;
+        match (&lookup, &self.clients) {
+            (Lookup::Found(client), Some(cache))
+                if !cache.policy.allows_client(&client.client_id) =>
+            {
+                Lookup::Denied(DENIED.to_owned())
+            }
+            _ => lookup,
+        }
+    }
+
+    /// Whether the client policy still lets `client_id` in (it may have been denied since its
+    /// consent page was shown).
+    fn client_allowed(&self, client_id: &str) -> bool {
+        self.clients
+            .as_ref()
+            .is_none_or(|cache| cache.policy.allows_client(client_id))
+    }
+
+    async fn lookup_client(&self, client_id: &str) -> Lookup {
         if client_id.starts_with("https://") {
-            return self.cimd.resolve(client_id).await;
+            let (client, fetched) = match self.cimd.resolve(client_id).await {
+                Ok(resolved) => resolved,
+                Err(lookup) => return lookup,
+            };
+            let Some(cache) = &self.clients else {
+                return Lookup::Found(client);
+            };
+            // The same redirect-host lists as clients registering at /oauth/register.
+            if let Err(ClientError::Rejected { description, .. }) =
+                cache.policy.check_redirects(&client.redirect_uris)
+            {
+                return Lookup::Unknown(description);
+            }
+            if fetched {
+                record_cimd_client(cache.store.as_ref(), &client).await;
+            }
+            return Lookup::Found(client);
         }
         match self.store.client(client_id).await {
             Ok(Some(client)) => Lookup::Found(client),
@@ -298,6 +368,26 @@ impl AuthorizationServer for EmbeddedAuthorizationServer {
     }
 }
 
+/// Remembers a metadata-document client in the registered-client cache (source `cimd`), so
+/// the admin API lists it and can deny it. A failure only hides it from the admin API, so the
+/// sign-in goes on.
+async fn record_cimd_client(store: &dyn ClientStore, client: &ClientRecord) {
+    let registered = RegisteredClient {
+        client_id: client.client_id.clone(),
+        metadata: ClientMetadata {
+            client_name: client.client_name.clone(),
+            redirect_uris: client.redirect_uris.clone(),
+            grant_types: client.grant_types.clone(),
+            token_endpoint_auth_method: client.token_endpoint_auth_method.clone(),
+        },
+        client_secret: None,
+        created_at: Timestamp::now(),
+    };
+    if let Err(error) = store.record(&registered, ClientSource::Cimd).await {
+        tracing::error!(error = %format!("{error:#}"), client_id = %client.client_id, "cannot remember a metadata-document client");
+    }
+}
+
 /// Makes the first signing key when the store has none that signs.
 ///
 /// # Errors
@@ -325,4 +415,132 @@ pub async fn rotate_signing_key(store: &dyn IssuerStore) -> anyhow::Result<Strin
 /// Seconds since the Unix epoch.
 fn now() -> UnixTime {
     Timestamp::now().unix_seconds()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::{
+        adapters::store::{Database, PoolSettings},
+        domain::clients::PolicyLists,
+    };
+
+    const GOOD: &str = "https://app.example/client.json";
+    const EVIL: &str = "https://other.example/client.json";
+
+    fn config() -> EmbeddedConfig {
+        EmbeddedConfig {
+            issuer: "http://127.0.0.1:9/idp".into(),
+            resource: "http://127.0.0.1:9/mcp".into(),
+            audiences: vec!["http://127.0.0.1:9/mcp".into()],
+            scopes: vec!["web-search:read".into()],
+            operator_scopes: vec![],
+            leeway: Duration::from_secs(60),
+            access_ttl: Duration::from_secs(60),
+            refresh_ttl: Duration::from_secs(60),
+            code_ttl: Duration::from_secs(60),
+            subject: "operator".into(),
+            registration_endpoint: None,
+        }
+    }
+
+    fn authorization(client_id: &str, redirect_uri: &str) -> HashMap<String, String> {
+        [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn metadata_document_clients_meet_the_redirect_lists_are_listed_as_cimd_and_can_be_denied()
+     {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("idp.db").display());
+        let db = Database::connect(&url, &PoolSettings::default())
+            .await
+            .expect("the store opens");
+        let policy = ClientPolicy::new(
+            PolicyLists {
+                deny_redirect_hosts: vec!["evil.example".into()],
+                ..PolicyLists::default()
+            },
+            [],
+        );
+        let idp = EmbeddedAuthorizationServer::open(config(), db.issuer.clone())
+            .await
+            .expect("the server opens")
+            .with_client_policy(policy.clone(), db.clients.clone());
+        idp.cimd.served.lock().unwrap().extend([
+            (
+                GOOD.to_owned(),
+                format!(
+                    r#"{{"client_id":"{GOOD}","client_name":"App","redirect_uris":["http://127.0.0.1:3000/cb"]}}"#
+                ),
+            ),
+            (
+                EVIL.to_owned(),
+                format!(r#"{{"client_id":"{EVIL}","redirect_uris":["https://evil.example/cb"]}}"#),
+            ),
+        ]);
+
+        let consent = idp
+            .authorize(&authorization(GOOD, "http://127.0.0.1:3000/cb"))
+            .await;
+        assert!(
+            matches!(consent, authorize::Answer::Consent(_)),
+            "{consent:?}"
+        );
+        let listed = db.clients.list(None, 10).await.unwrap().clients;
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(
+            (listed[0].client_id.as_str(), listed[0].source),
+            (GOOD, ClientSource::Cimd),
+            "the admin API lists it, as a metadata-document client"
+        );
+
+        let refused = idp
+            .authorize(&authorization(EVIL, "https://evil.example/cb"))
+            .await;
+        assert!(
+            matches!(&refused, authorize::Answer::Problem { status: 400, message } if message.contains("client policy")),
+            "the redirect-host lists hold for metadata documents: {refused:?}"
+        );
+        assert_eq!(
+            db.clients.list(None, 10).await.unwrap().clients.len(),
+            1,
+            "a refused document is not recorded"
+        );
+
+        // The admin API's deny: the store, then the shared policy.
+        assert!(db.clients.deny(GOOD, now()).await.unwrap());
+        policy.deny(GOOD);
+        let denied = idp
+            .authorize(&authorization(GOOD, "http://127.0.0.1:3000/cb"))
+            .await;
+        assert!(
+            matches!(denied, authorize::Answer::Problem { status: 403, .. }),
+            "{denied:?}"
+        );
+        let form: HashMap<String, String> = [
+            ("grant_type", "authorization_code"),
+            ("client_id", GOOD),
+            ("code", "c"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let token = idp.token(&form, None).await.expect_err("refused");
+        assert_eq!((token.status, token.error), (401, "invalid_client"));
+    }
 }

@@ -228,4 +228,24 @@ impl<D: Driver> IssuerStore for SqlStore<D> {
             .context(doing)?;
         tx.commit().await.context(doing)
     }
+
+    async fn spend_ticket(&self, ticket_id: &str, expires_at: UnixTime) -> anyhow::Result<bool> {
+        let now = Timestamp::now().unix_seconds();
+        let prune = sql::prune_tickets(now - TICKET_CLOCK_SKEW_SECS);
+        if let Err(error) = D::execute(On::Pool(&self.pool), prune).await {
+            tracing::warn!(error = %error, "cannot prune expired consent tickets");
+        }
+        // The primary key picks the one winner among concurrent uses.
+        let recorded = D::execute(
+            On::Pool(&self.pool),
+            sql::spend_ticket(ticket_id, expires_at),
+        )
+        .await
+        .context("cannot record the use of a consent ticket")?;
+        Ok(recorded == 1)
+    }
 }
+
+/// Used consent tickets are kept this long past their expiry, so a replica whose clock is
+/// behind still finds them while it would take the ticket as valid.
+const TICKET_CLOCK_SKEW_SECS: i64 = 300;

@@ -385,6 +385,25 @@ pub fn revoke_family(family: &str, at: UnixTime) -> Statement {
     )
 }
 
+/// Records a used consent ticket; changes no row when it was recorded already.
+pub fn spend_ticket(ticket_id: &str, expires_at: UnixTime) -> Statement {
+    let mut statement = Statement::insert(
+        "idp_consent_tickets",
+        "ticket_id, expires_at",
+        [[ticket_id.into(), expires_at.into()]],
+    );
+    statement.push(" ON CONFLICT (ticket_id) DO NOTHING");
+    statement
+}
+
+/// Deletes used consent tickets that expired before `before`.
+pub fn prune_tickets(before: UnixTime) -> Statement {
+    Statement::new(
+        "DELETE FROM idp_consent_tickets WHERE expires_at < $1",
+        [before.into()],
+    )
+}
+
 /// Takes `lock` (the dialect's family lock) for `family`.
 pub fn lock_family(lock: &'static str, family: &str) -> Statement {
     Statement::new(lock, [family.into()])

@@ -27,6 +27,10 @@ pub struct Claims {
     pub client_id: Option<String>,
     /// Authorized party, the client id in some IdPs' tokens.
     pub azp: Option<String>,
+    /// The client id in Okta's tokens.
+    pub cid: Option<String>,
+    /// The client id in Entra v1 tokens.
+    pub appid: Option<String>,
     /// Scopes as a space-separated string (or, in some IdPs, a list).
     #[serde(default, deserialize_with = "scope_claim")]
     pub scope: Vec<String>,
@@ -166,7 +170,13 @@ impl TokenPolicy {
                 "the token was issued in the future (iat)",
             ));
         }
-        let client_id = claims.client_id.or(claims.azp);
+        // RFC 9068 names it `client_id`; OIDC-style IdPs say `azp`, Okta `cid`, Entra v1
+        // `appid`. The first one present names the client the client policy judges.
+        let client_id = claims
+            .client_id
+            .or(claims.azp)
+            .or(claims.cid)
+            .or(claims.appid);
         // Client-credentials tokens may have no `sub`; the client is then the subject.
         let subject = claims.sub.or_else(|| client_id.clone()).ok_or_else(|| {
             AuthError::invalid(Rejection::MissingClaim, "the token has no subject (sub)")
@@ -411,6 +421,31 @@ mod tests {
         let mut neither = without("sub");
         neither.as_object_mut().unwrap().remove("client_id");
         assert_eq!(rejection(neither), Some(Rejection::MissingClaim));
+    }
+
+    #[test]
+    fn the_client_is_read_from_client_id_azp_cid_then_appid() {
+        let client = |pairs: &[(&str, &str)]| {
+            let mut value = without("client_id");
+            for (claim, id) in pairs {
+                value[*claim] = json!(id);
+            }
+            check(value).unwrap().client_id
+        };
+        assert_eq!(client(&[]), None, "no client claim names no client");
+        assert_eq!(client(&[("appid", "entra")]).as_deref(), Some("entra"));
+        assert_eq!(
+            client(&[("appid", "entra"), ("cid", "okta")]).as_deref(),
+            Some("okta")
+        );
+        assert_eq!(
+            client(&[("cid", "okta"), ("azp", "oidc")]).as_deref(),
+            Some("oidc")
+        );
+        assert_eq!(
+            client(&[("azp", "oidc"), ("client_id", "rfc9068")]).as_deref(),
+            Some("rfc9068")
+        );
     }
 
     #[test]

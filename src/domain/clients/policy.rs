@@ -24,6 +24,18 @@ pub struct PolicyLists {
     pub deny_redirect_hosts: Vec<String>,
 }
 
+/// What the policy says of a token's client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientVerdict {
+    /// The client may use searchgate (or no policy is in force).
+    Allowed,
+    /// The client is denied: by a list, or through the admin API.
+    Denied,
+    /// A policy is in force and the token names no client: it cannot be judged, so it is
+    /// refused (an allow list that any client-less token passed would allow everyone).
+    Unnamed,
+}
+
 /// The client policy. Cheap to clone; clones share the denied set.
 #[derive(Debug, Clone, Default)]
 pub struct ClientPolicy {
@@ -56,6 +68,28 @@ impl ClientPolicy {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(client_id)
+    }
+
+    /// Whether any client policy is in force: an allow or deny list of client ids, or a
+    /// client denied through the admin API.
+    pub fn is_configured(&self) -> bool {
+        !self.lists.allow_client_ids.is_empty()
+            || !self.lists.deny_client_ids.is_empty()
+            || !self
+                .denied
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_empty()
+    }
+
+    /// Judges the client a token names, if any.
+    pub fn judge(&self, client_id: Option<&str>) -> ClientVerdict {
+        match client_id {
+            Some(id) if self.allows_client(id) => ClientVerdict::Allowed,
+            Some(_) => ClientVerdict::Denied,
+            None if self.is_configured() => ClientVerdict::Unnamed,
+            None => ClientVerdict::Allowed,
+        }
     }
 
     /// Denies `client_id` from now on (the admin API).
@@ -145,6 +179,50 @@ mod tests {
         );
         assert!(only.allows_client("one"));
         assert!(!only.allows_client("two"));
+    }
+
+    #[test]
+    fn a_token_naming_no_client_is_refused_once_any_policy_is_in_force() {
+        let none = ClientPolicy::default();
+        assert_eq!(
+            none.judge(None),
+            ClientVerdict::Allowed,
+            "no policy, nothing to judge"
+        );
+        let hosts_only = ClientPolicy::new(
+            PolicyLists {
+                deny_redirect_hosts: vec!["evil.example".into()],
+                ..PolicyLists::default()
+            },
+            [],
+        );
+        assert_eq!(
+            hosts_only.judge(None),
+            ClientVerdict::Allowed,
+            "redirect hosts judge registrations, not tokens"
+        );
+        for lists in [
+            PolicyLists {
+                allow_client_ids: vec!["one".into()],
+                ..PolicyLists::default()
+            },
+            PolicyLists {
+                deny_client_ids: vec!["bad".into()],
+                ..PolicyLists::default()
+            },
+        ] {
+            let policy = ClientPolicy::new(lists.clone(), []);
+            assert_eq!(policy.judge(None), ClientVerdict::Unnamed, "{lists:?}");
+        }
+        let stored = ClientPolicy::default();
+        stored.deny("gone");
+        assert_eq!(
+            stored.judge(None),
+            ClientVerdict::Unnamed,
+            "a denial through the admin API is a policy"
+        );
+        assert_eq!(stored.judge(Some("gone")), ClientVerdict::Denied);
+        assert_eq!(stored.judge(Some("other")), ClientVerdict::Allowed);
     }
 
     #[test]

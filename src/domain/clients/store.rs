@@ -17,11 +17,14 @@ pub enum ClientSource {
     Static,
     /// The embedded authorization server.
     Embedded,
+    /// A Client ID Metadata Document: the client's id is the https URL of its own metadata,
+    /// which the embedded authorization server fetched.
+    Cimd,
 }
 
 impl ClientSource {
     /// Every source.
-    pub const ALL: [Self; 3] = [Self::Upstream, Self::Static, Self::Embedded];
+    pub const ALL: [Self; 4] = [Self::Upstream, Self::Static, Self::Embedded, Self::Cimd];
 
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
@@ -29,6 +32,7 @@ impl ClientSource {
             Self::Upstream => "upstream",
             Self::Static => "static",
             Self::Embedded => "embedded",
+            Self::Cimd => "cimd",
         }
     }
 }
@@ -42,7 +46,7 @@ impl fmt::Display for ClientSource {
 impl FromStr for ClientSource {
     type Err = UnknownClientSource;
 
-    /// Reads the stored spelling (`upstream`, `static`, `embedded`).
+    /// Reads the stored spelling (`upstream`, `static`, `embedded`, `cimd`).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
@@ -53,7 +57,7 @@ impl FromStr for ClientSource {
 
 /// A text that names no [`ClientSource`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a client source: use upstream, static or embedded")]
+#[error("`{0}` is not a client source: use upstream, static, embedded or cimd")]
 pub struct UnknownClientSource(pub String);
 
 /// A remembered client (never its secret).

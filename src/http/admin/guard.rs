@@ -8,10 +8,10 @@ use poem::{Request, http::StatusCode};
 use crate::{
     domain::{
         auth::{AuthorizationServer, Principal, ScopePolicy},
-        clients::ClientPolicy,
+        clients::{ClientPolicy, ClientVerdict},
     },
     http::{
-        bearer::{Challenge, authenticate, insufficient_scope},
+        bearer::{Challenge, authenticate, insufficient_scope, no_client, refusal},
         error::ErrorBody,
     },
 };
@@ -69,9 +69,20 @@ impl AdminGuard {
         )
         .await
         .map_err(|response| Refusal::new(response, None))?;
-        if let (Some(policy), Some(client_id)) = (&self.policy, &principal.client_id)
-            && !policy.allows_client(client_id)
-        {
+        let verdict = self
+            .policy
+            .as_ref()
+            .map_or(ClientVerdict::Allowed, |policy| {
+                policy.judge(principal.client_id.as_deref())
+            });
+        if verdict == ClientVerdict::Unnamed {
+            let error = no_client();
+            return Err(Refusal::new(
+                refusal(&self.challenge, &error),
+                Some(error.code()),
+            ));
+        }
+        if verdict == ClientVerdict::Denied {
             return Err(Refusal::new(
                 self.challenge.response(
                     StatusCode::FORBIDDEN,

@@ -1,7 +1,8 @@
-//! The authorization endpoint: the request is checked (client, redirect URI, PKCE S256,
-//! resource, scopes), the operator is shown a consent page, and the decision comes back as a
-//! form post carrying a signed, short-lived ticket, so no pending request is held in memory and
-//! any replica can take the decision.
+//! The authorization endpoint: the request is checked (client and client policy, redirect URI,
+//! PKCE S256, resource, scopes), with every error shown on the page; the operator is shown a
+//! consent page, and the decision comes back as a form post carrying a signed, short-lived
+//! ticket, so no pending request is held in memory and any replica can take the decision. Each
+//! ticket decides once: its id is recorded in the store when it is used.
 
 use std::collections::HashMap;
 
@@ -28,10 +29,10 @@ pub enum Answer {
     Consent(ConsentPage),
     /// Send the browser back to the client.
     Redirect(Url),
-    /// An error that must not be sent to the redirect URI (unknown client, unregistered
-    /// redirect URI, a broken form): shown on the page.
+    /// An error that must not be sent to the redirect URI (any error before the operator has
+    /// decided, a broken or used form): shown on the page.
     Problem {
-        /// 400 for the request's fault, 503 when the store is down.
+        /// 400 for the request's fault, 403 for a denied client, 503 when the store is down.
         status: u16,
         /// What went wrong, for the person in front of the browser.
         message: String,
@@ -62,6 +63,8 @@ struct Ticket {
     iss: String,
     aud: String,
     exp: i64,
+    /// A random id, recorded when the ticket is used: each ticket decides once.
+    jti: String,
     client_id: String,
     redirect_uri: String,
     redirect_uri_sent: bool,
@@ -93,6 +96,8 @@ impl EmbeddedAuthorizationServer {
         let client = match self.find_client(client_id).await {
             Lookup::Found(client) => client,
             Lookup::Unknown(why) => return problem(400, why),
+            // Shown, never redirected: the client is not one this server answers.
+            Lookup::Denied(why) => return problem(403, sentence(&why)),
             Lookup::Unavailable(why) => return problem(503, why),
         };
         let sent_redirect = get("redirect_uri").is_some();
@@ -108,55 +113,59 @@ impl EmbeddedAuthorizationServer {
             None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
             None => return problem(400, "The request has no redirect_uri."),
         };
-        // From here on errors go back to the client (RFC 6749 §4.1.2.1).
+        // RFC 6749 §4.1.2.1 would send the remaining errors back to the redirect URI. But every
+        // client here registered itself (at /oauth/register, or by a metadata document at a URL
+        // of its choosing), so its redirect URI is a stranger's: redirecting there before the
+        // operator has acted would make this server an open redirector (RFC 9700 §4.11.2).
+        // The errors are shown on the page; only the operator's decision is redirected.
         let state = get("state").map(str::to_owned);
-        let back = |error: &str, description: &str| {
-            Answer::Redirect(self.redirect(
-                &redirect_uri,
-                &[("error", error), ("error_description", description)],
-                state.as_deref(),
-            ))
+        let refuse = |error: &str, description: &str| {
+            problem(
+                400,
+                format!("The client's request is not valid ({error}): {description}."),
+            )
         };
         if get("response_type") != Some("code") {
-            return back(
+            return refuse(
                 "unsupported_response_type",
                 "only response_type=code is supported",
             );
         }
         if !client.grant_types.iter().any(|g| g == "authorization_code") {
-            return back(
+            return refuse(
                 "unauthorized_client",
                 "the client did not register the authorization_code grant",
             );
         }
         let Some(challenge) = get("code_challenge") else {
-            return back("invalid_request", "PKCE is required: send a code_challenge");
+            return refuse("invalid_request", "PKCE is required: send a code_challenge");
         };
         if get("code_challenge_method") != Some("S256") {
-            return back("invalid_request", "code_challenge_method must be S256");
+            return refuse("invalid_request", "code_challenge_method must be S256");
         }
         if !(43..=128).contains(&challenge.len())
             || !challenge
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return back(
+            return refuse(
                 "invalid_request",
                 "code_challenge must be a base64url SHA-256 (43 characters)",
             );
         }
         let resource = match self.check_resource(get("resource")) {
             Ok(resource) => resource,
-            Err(description) => return back("invalid_target", &description),
+            Err(description) => return refuse("invalid_target", &description),
         };
         let scope = match self.grantable_scope(get("scope")) {
             Ok(scope) => scope,
-            Err(description) => return back("invalid_scope", &description),
+            Err(description) => return refuse("invalid_scope", &description),
         };
         let ticket = Ticket {
             iss: self.config.issuer.clone(),
             aud: self.ticket_audience(),
             exp: now() + TICKET_TTL_SECS,
+            jti: keys::random_string(16),
             client_id: client.client_id.clone(),
             redirect_uri: redirect_uri.clone(),
             redirect_uri_sent: sent_redirect,
@@ -202,6 +211,29 @@ impl EmbeddedAuthorizationServer {
                  your MCP client.",
             );
         };
+        // Spent before anything else, approve or deny, in the database so that no replica
+        // takes a second decision on the same form.
+        match self.store.spend_ticket(&ticket.jti, ticket.exp).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(client_id = %ticket.client_id, "refused a consent form sent again");
+                return problem(
+                    400,
+                    "This consent form was already used. Start the sign-in again from your MCP \
+                     client.",
+                );
+            }
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "cannot record a consent decision");
+                return problem(
+                    503,
+                    "The server cannot record the decision right now; try again.",
+                );
+            }
+        }
+        if !self.client_allowed(&ticket.client_id) {
+            return problem(403, sentence(super::DENIED));
+        }
         if !approve {
             return Answer::Redirect(self.redirect(
                 &ticket.redirect_uri,
@@ -348,6 +380,16 @@ impl EmbeddedAuthorizationServer {
             .ok()
             .map(|data| data.claims)
     }
+}
+
+/// `text` as a sentence for the page: capitalised, with a full stop.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let first: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    format!("{first}{}.", chars.as_str().trim_end_matches('.'))
 }
 
 fn display_name(client: &ClientRecord) -> String {

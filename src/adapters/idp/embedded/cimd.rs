@@ -36,6 +36,9 @@ pub struct CimdResolver {
     http: reqwest::Client,
     cache: Cache<String, ClientRecord>,
     fetches: Arc<tokio::sync::Semaphore>,
+    /// Documents answered in place of a fetch, by URL: unit tests cannot reach a public host.
+    #[cfg(test)]
+    pub(super) served: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 #[derive(Deserialize)]
@@ -74,27 +77,32 @@ impl CimdResolver {
                 .time_to_live(CACHE_TTL)
                 .build(),
             fetches: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES)),
+            #[cfg(test)]
+            served: Arc::default(),
         }
     }
 
-    /// The client `url` describes, or why it cannot be used. Only good documents are cached,
+    /// The client `url` describes, and whether its document was fetched just now (rather
+    /// than read from the cache); or why it cannot be used. Only good documents are cached,
     /// so a host that was briefly down is asked again next time.
-    pub async fn resolve(&self, url: &str) -> Lookup {
-        if let Err(why) = check_url(url) {
-            return Lookup::Unknown(why);
-        }
+    pub async fn resolve(&self, url: &str) -> Result<(ClientRecord, bool), Lookup> {
+        check_url(url).map_err(Lookup::Unknown)?;
         let resolver = self.clone();
-        let answer = self
+        let entry = self
             .cache
-            .try_get_with(url.to_owned(), async move { resolver.fetch(url).await })
-            .await;
-        match answer {
-            Ok(client) => Lookup::Found(client),
-            Err(lookup) => lookup.as_ref().clone(),
-        }
+            .entry(url.to_owned())
+            .or_try_insert_with(async move { resolver.fetch(url).await })
+            .await
+            .map_err(|lookup| lookup.as_ref().clone())?;
+        let fetched = entry.is_fresh();
+        Ok((entry.into_value(), fetched))
     }
 
     async fn fetch(&self, url: &str) -> Result<ClientRecord, Lookup> {
+        #[cfg(test)]
+        if let Some(body) = self.served.lock().expect("not poisoned").get(url).cloned() {
+            return document_to_client(url, body.as_bytes()).map_err(Lookup::Unknown);
+        }
         let _turn = self
             .fetches
             .acquire()
@@ -107,10 +115,19 @@ impl CimdResolver {
             .send()
             .await
             .map_err(|e| {
-                Lookup::Unavailable(format!(
-                    "cannot fetch the client's metadata document {url}: {}",
-                    e.without_url()
-                ))
+                // A host with no public address is the client's fault, not an outage: it
+                // will never be fetched, however often the client asks.
+                if has_no_public_address(&e) {
+                    Lookup::Unknown(format!(
+                        "client id URLs must name a public host: {}",
+                        host_of(url)
+                    ))
+                } else {
+                    Lookup::Unavailable(format!(
+                        "cannot fetch the client's metadata document {url}: {}",
+                        e.without_url()
+                    ))
+                }
             })?;
         let status = response.status();
         if !status.is_success() {
@@ -188,7 +205,7 @@ fn check_url(url: &str) -> Result<Url, String> {
         return Err("client id URLs must have a path".to_owned());
     }
     match parsed.host() {
-        Some(Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
+        Some(Host::Domain(d)) if is_localhost(d) => {
             Err("client id URLs must not point at this machine".to_owned())
         }
         Some(Host::Domain(_)) => Ok(parsed),
@@ -197,6 +214,40 @@ fn check_url(url: &str) -> Result<Url, String> {
         _ => Err("client id URLs must name a public host".to_owned()),
     }
 }
+
+/// `localhost` and its subdomains (RFC 6761 §6.3), with or without the root's trailing dot.
+fn is_localhost(domain: &str) -> bool {
+    let domain = domain
+        .strip_suffix('.')
+        .unwrap_or(domain)
+        .to_ascii_lowercase();
+    domain == "localhost" || domain.ends_with(".localhost")
+}
+
+/// The host of a URL already checked by [`check_url`], for messages.
+fn host_of(url: &str) -> String {
+    Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Whether a fetch failed because the host resolved to no public address.
+fn has_no_public_address(error: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = cause {
+        if error.is::<NoPublicAddress>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// A name that resolves, but only to addresses outside the public internet.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} has no public address")]
+struct NoPublicAddress(String);
 
 /// Whether `ip` is on the public internet (not loopback, private, link-local, shared, reserved,
 /// documentation, multicast or unspecified).
@@ -262,7 +313,7 @@ impl Resolve for PublicOnly {
                 .filter(|addr| is_public(addr.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(format!("{host} has no public address").into());
+                return Err(Box::new(NoPublicAddress(host)) as Box<_>);
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
@@ -288,6 +339,9 @@ mod tests {
             "https://[::ffff:0:127.0.0.1]/client.json",
             "https://[100::1]/client.json",
             "https://localhost/client.json",
+            "https://localhost./c.json",
+            "https://LOCALHOST./c.json",
+            "https://app.localhost/c.json",
             "https://u:p@app.example.com/client.json",
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
@@ -328,6 +382,19 @@ mod tests {
     async fn names_that_resolve_inside_the_network_are_refused() {
         let refused = PublicOnly.resolve("localhost".parse().unwrap()).await;
         assert!(refused.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_name_with_no_public_address_is_the_clients_fault_not_an_outage() {
+        // Past `check_url`, as a name that resolves only inside the network would be.
+        let answer = CimdResolver::new()
+            .fetch("https://localhost/client.json")
+            .await;
+        assert!(
+            matches!(&answer, Err(Lookup::Unknown(why)) if why.contains("public host")),
+            "an unusable client id (invalid_client), not 503: {:?}",
+            answer.err()
+        );
     }
 
     #[test]

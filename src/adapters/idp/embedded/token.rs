@@ -404,7 +404,7 @@ impl EmbeddedAuthorizationServer {
         };
         let client = match self.find_client(&presented.client_id).await {
             Lookup::Found(client) => client,
-            Lookup::Unknown(why) => return Err(invalid(&why)),
+            Lookup::Unknown(why) | Lookup::Denied(why) => return Err(invalid(&why)),
             // Not the client's fault: a 401 would make it throw its registration away.
             Lookup::Unavailable(why) => {
                 return Err(OAuthError {

@@ -5,6 +5,7 @@ mod audit;
 mod bad_input;
 mod bearer_answers;
 mod binary;
+mod connections;
 mod embedded;
 mod framework;
 mod gaps;

@@ -17,7 +17,7 @@ use tokio::{
 
 use crate::{
     embedded::spawn_embedded,
-    helpers::{TestApp, spawn_with, tool_call},
+    helpers::{LEGACY, TestApp, spawn_with, tool_call},
     idp::{node, node_dir},
 };
 
@@ -193,11 +193,24 @@ async fn a_tool_call_longer_than_the_idle_and_header_timeouts_is_not_cut() {
         },
     )
     .await;
-    let (status, body) = app
-        .rpc(tool_call(1, "web_search", json!({ "query": "slow" })))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["result"]["isError"], Value::Bool(false), "{body}");
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let call = tool_call(1, "web_search", json!({ "query": "slow" })).to_string();
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {LEGACY}\r\n\
+         Content-Length: {}\r\n\r\n{call}",
+        url::Url::parse(&app.mcp_url).unwrap().path(),
+        app.addr,
+        call.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_response(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"isError\":false"), "{answer}");
+    // The call's time was not idle time: the connection serves its next request.
+    let next = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr);
+    stream.write_all(next.as_bytes()).await.unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
 }
 
 #[tokio::test]

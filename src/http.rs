@@ -25,7 +25,6 @@ use url::Url;
 
 pub use audit_view::AuditEventView;
 pub use bearer::{Challenge, ClientGate};
-pub use body_guard::SMALL_BODY_BYTES;
 pub use connections::{ConnectionLimits, Connections, GuardedAcceptor, GuardedStream, Tracker};
 pub use error::{ApiError, ErrorBody};
 pub use metrics::Metrics;

@@ -26,7 +26,7 @@ use super::{ErrorBody, Layered, mcp_endpoint::jsonrpc_error};
 
 /// The largest body of a route other than the MCP endpoint: forms of the embedded authorization
 /// server, registration, the admin API.
-pub const SMALL_BODY_BYTES: u64 = 16 * 1024;
+const SMALL_BODY_BYTES: u64 = 16 * 1024;
 
 /// See the module documentation.
 #[derive(Clone)]

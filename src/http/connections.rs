@@ -143,11 +143,8 @@ impl Acceptor for GuardedAcceptor {
         let slot = match connections.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
+                // Counted, not logged: a flood of connections must not flood the log too.
                 connections.waited.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    max_connections = connections.limits.max_connections,
-                    "server.max_connections are open: a new connection waits"
-                );
                 connections
                     .slots
                     .clone()

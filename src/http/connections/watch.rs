@@ -110,7 +110,7 @@ impl Watch {
             "idle"
         };
         drop(activity);
-        tracing::info!(phase, "closing a connection that timed out");
+        tracing::debug!(phase, "closing a connection that timed out");
         self.expired.store(true, Ordering::Release);
         self.reader.wake();
     }

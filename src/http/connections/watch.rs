@@ -166,3 +166,50 @@ impl Drop for Busy {
         self.0.changed.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limit_follows_what_the_connection_does() {
+        let watch = Watch::start(ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 1,
+        });
+        let opened = Instant::now();
+        assert_eq!(watch.deadline(), Some(opened + Duration::from_secs(10)));
+        // A request being served has no limit here, however long it takes.
+        let busy = watch.request_started();
+        assert_eq!(watch.deadline(), None);
+        tokio::time::advance(Duration::from_secs(300)).await;
+        settle().await;
+        assert!(!watch.expired());
+        drop(busy);
+        let answered = Instant::now();
+        assert_eq!(watch.deadline(), Some(answered + Duration::from_secs(75)));
+        // The next request's first byte starts its header limit.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        watch.bytes_read();
+        assert_eq!(
+            watch.deadline(),
+            Some(answered + Duration::from_secs(70)),
+            "60 s idle, then 10 s for the headers"
+        );
+        tokio::time::advance(Duration::from_secs(9)).await;
+        settle().await;
+        assert!(!watch.expired());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        settle().await;
+        assert!(watch.expired());
+    }
+}

@@ -170,8 +170,8 @@ pub struct ServerSettings {
     /// Seconds a client has to send a request's headers, from its first byte (or from
     /// connecting); then the connection is closed.
     pub header_timeout_secs: u64,
-    /// Seconds a client has to send a request's body once its headers have arrived; then it is
-    /// answered 408 and the connection closed.
+    /// Seconds a client has to send a request's body once searchgate starts reading it (as soon
+    /// as the request is authorized); then it is answered 408 and the connection closed.
     pub body_timeout_secs: u64,
     /// Seconds a keep-alive connection may wait for its next request; a request being served
     /// (a tool call included) is never cut.

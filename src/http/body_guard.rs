@@ -1,7 +1,8 @@
 //! Request bodies bounded before anything reads them. A `Content-Length` over the route's limit
 //! is answered 413 at once: the body is never polled, so hyper sends no `100 Continue`, and the
 //! connection's lingering close lets a client still uploading read the answer. A body that has
-//! not fully arrived `server.body_timeout_secs` after its headers is answered 408.
+//! not fully arrived `server.body_timeout_secs` after the route starts reading it is answered
+//! 408.
 //!
 //! The MCP endpoint bounds its body itself (to `server.max_body_bytes`, with JSON-RPC answers
 //! and an audit row), and registration keeps its RFC 7591 answers (`RegistrationLimit`); every
@@ -118,16 +119,18 @@ pub(super) fn is_timeout(error: &io::Error) -> bool {
 }
 
 /// `body`, ending in a [`io::ErrorKind::TimedOut`] error (and setting `timed_out`) when it has
-/// not ended `timeout` from now.
+/// not ended `timeout` after it is first read. The clock starts then, not at the headers: until
+/// a route asks for the body (after a slow token check, say) the client is not the one waiting,
+/// and with `Expect: 100-continue` it has not even been asked to send it.
 fn with_deadline(body: Body, timeout: Duration, timed_out: Arc<AtomicBool>) -> Body {
-    let deadline = tokio::time::Instant::now() + timeout;
     let chunks = Box::pin(body.into_bytes_stream());
-    let stream = futures::stream::unfold(Some(chunks), move |chunks| {
+    let stream = futures::stream::unfold(Some((chunks, None)), move |state| {
         let timed_out = timed_out.clone();
         async move {
-            let mut chunks = chunks?;
+            let (mut chunks, deadline) = state?;
+            let deadline = deadline.unwrap_or_else(|| tokio::time::Instant::now() + timeout);
             match tokio::time::timeout_at(deadline, chunks.next()).await {
-                Ok(Some(chunk)) => Some((chunk, Some(chunks))),
+                Ok(Some(chunk)) => Some((chunk, Some((chunks, Some(deadline))))),
                 Ok(None) => None,
                 Err(_) => {
                     timed_out.store(true, Ordering::Release);

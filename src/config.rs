@@ -167,6 +167,17 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Seconds to let in-flight requests finish on SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Seconds a client has to send a request's headers, from its first byte (or from
+    /// connecting); then the connection is closed.
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body once searchgate starts reading it (as soon
+    /// as the request is authorized); then it is answered 408 and the connection closed.
+    pub body_timeout_secs: u64,
+    /// Seconds a keep-alive connection may wait for its next request; a request being served
+    /// (a tool call included) is never cut.
+    pub idle_timeout_secs: u64,
+    /// Most connections open at once; further clients wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -179,6 +190,10 @@ impl Default for ServerSettings {
             allowed_origins: Vec::new(),
             max_body_bytes: 1024 * 1024,
             shutdown_grace_secs: 10,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 75,
+            max_connections: 10_000,
         }
     }
 }

@@ -5,6 +5,8 @@
 mod admin;
 mod audit_view;
 mod bearer;
+mod body_guard;
+mod connections;
 mod error;
 mod health;
 mod mcp_endpoint;
@@ -23,6 +25,7 @@ use url::Url;
 
 pub use audit_view::AuditEventView;
 pub use bearer::{Challenge, ClientGate};
+pub use connections::{ConnectionLimits, Connections, GuardedAcceptor, GuardedStream, Tracker};
 pub use error::{ApiError, ErrorBody};
 pub use metrics::Metrics;
 pub use oauth::ProtectedResourceMetadata;
@@ -270,6 +273,10 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
             metrics::metrics_endpoint.data(state.metrics.clone()),
         )
         .nest("/", split_cors(api, &hosts).with(RegistrationLimit))
+        .with(body_guard::BodyGuard {
+            mcp_path: state.settings.server.mcp_path.clone(),
+            body_timeout: std::time::Duration::from_secs(state.settings.server.body_timeout_secs),
+        })
         .with(transport_guard::SingleHost)
         .with(metrics::MetricsLayer {
             metrics: state.metrics.clone(),

@@ -39,7 +39,9 @@ use crate::{
         search::{Deadlines, SearchProvider, SearchService, ServicePolicy, WebBackend},
         time::Timestamp,
     },
-    http::{self, AppState, Metrics, Mount},
+    http::{
+        self, AppState, ConnectionLimits, Connections, GuardedAcceptor, Metrics, Mount, Tracker,
+    },
     mcp::{ALL_TOOLS, McpServer},
 };
 
@@ -171,6 +173,8 @@ impl Searchgate {
         let embedded = custom_auth.is_none() && providers.auth == AuthProvider::Embedded;
         let (store, audit_log) = open_store(&settings, custom_audit, embedded).await?;
         let (acceptor, local_addr) = listen(settings.server.bind).await?;
+        let connections = Connections::new(ConnectionLimits::new(&settings.server));
+        let acceptor = GuardedAcceptor::new(acceptor, connections.clone());
 
         let settings = settings.resolved(local_addr);
         let resource_url = resource_url(&settings)?;
@@ -216,11 +220,10 @@ impl Searchgate {
         let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
         let shutdown = CancellationToken::new();
         let state = AppState {
-            metrics: Arc::new(Metrics::new(
-                cache_counters,
-                key_fetch_counts,
-                background.audit.clone(),
-            )),
+            metrics: Arc::new(
+                Metrics::new(cache_counters, key_fetch_counts, background.audit.clone())
+                    .with_connections(connections.clone()),
+            ),
             scopes: Arc::new(ScopePolicy::new(
                 settings.auth.tool_scopes.clone(),
                 settings.auth.scope_implications.clone(),
@@ -243,7 +246,10 @@ impl Searchgate {
             resource_url: state.resource_url.clone(),
             backend_name: state.search.backend().name(),
             // The routes hold what they need of the state.
-            app: http::routes(&state, auth.mounts).map_to_response().boxed(),
+            app: http::routes(&state, auth.mounts)
+                .with(Tracker(connections))
+                .map_to_response()
+                .boxed(),
             shutdown,
             writer: background.writer,
             tasks: background.clients.tasks,
@@ -477,7 +483,7 @@ async fn spawn_background(
 
 /// A bound, ready server.
 pub struct Server {
-    acceptor: TcpAcceptor,
+    acceptor: GuardedAcceptor,
     local_addr: SocketAddr,
     resource_url: Url,
     /// The search backend's name, for the start-up log line.

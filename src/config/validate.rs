@@ -136,6 +136,22 @@ fn check_server(settings: &Settings, custom_auth: bool, checks: &mut Checks) {
         &["server", "max_body_bytes"],
         "a size in bytes from 1024 to 16777216 (16 MiB)",
     );
+    for (value, key) in [
+        (server.header_timeout_secs, "header_timeout_secs"),
+        (server.body_timeout_secs, "body_timeout_secs"),
+        (server.idle_timeout_secs, "idle_timeout_secs"),
+    ] {
+        checks.check(
+            (1..=3600).contains(&value),
+            &["server", key],
+            "seconds from 1 to 3600",
+        );
+    }
+    checks.check(
+        (1..=1_000_000).contains(&server.max_connections),
+        &["server", "max_connections"],
+        "a number of connections from 1 to 1000000",
+    );
 }
 
 fn check_database(database: &DatabaseSettings, checks: &mut Checks) {
@@ -633,6 +649,18 @@ mod tests {
                 "10",
                 "server.max_body_bytes",
                 "too small",
+            ),
+            (
+                "SEARCHGATE_SERVER__HEADER_TIMEOUT_SECS",
+                "0",
+                "server.header_timeout_secs",
+                "no time to send headers",
+            ),
+            (
+                "SEARCHGATE_SERVER__MAX_CONNECTIONS",
+                "0",
+                "server.max_connections",
+                "no connection allowed",
             ),
             (
                 "SEARCHGATE_DATABASE__URL",

@@ -101,6 +101,15 @@ impl Metrics {
         }
     }
 
+    /// Also reports `connections`: how many are open, and how many had to wait for a free slot
+    /// under `server.max_connections`.
+    #[must_use]
+    pub fn with_connections(mut self, connections: Arc<super::Connections>) -> Self {
+        self.registry
+            .register_collector(Box::new(ConnectionCounts(connections)));
+        self
+    }
+
     /// Counts a finished tool call from its audit event.
     pub fn observe_call(&self, event: &AuditEvent) {
         let (Some(tool), Some(provider)) = (&event.tool, &event.provider) else {
@@ -181,6 +190,29 @@ impl Collector for Pulled {
             depth.metric_type(),
         )?;
         depth.encode(metric_encoder)
+    }
+}
+
+/// The connection counts, read at scrape time.
+#[derive(Debug)]
+struct ConnectionCounts(Arc<super::Connections>);
+
+impl Collector for ConnectionCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
+        let waited = ConstCounter::new(self.0.waited());
+        waited.encode(encoder.encode_descriptor(
+            "connections_waited",
+            "Connections that waited to be served because server.max_connections were open",
+            None,
+            waited.metric_type(),
+        )?)?;
+        let open = ConstGauge::new(i64::try_from(self.0.open()).unwrap_or(i64::MAX));
+        open.encode(encoder.encode_descriptor(
+            "connections_open",
+            "Connections open now",
+            None,
+            open.metric_type(),
+        )?)
     }
 }
 

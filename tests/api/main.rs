@@ -6,6 +6,7 @@ mod bad_input;
 mod bearer_answers;
 mod binary;
 mod client_policy;
+mod connections;
 mod consent;
 mod embedded;
 mod framework;

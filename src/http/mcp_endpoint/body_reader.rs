@@ -16,7 +16,13 @@ use serde_json::Value;
 // Longer method and tool names are refused here, so neither rmcp's logs nor the audit trail
 // ever see them.
 use super::{audit_layer::MAX_NAME_CHARS, jsonrpc_error};
-use crate::{http::Layered, mcp::CallRecord};
+use crate::{
+    http::{
+        Layered,
+        body_guard::{content_length, is_timeout},
+    },
+    mcp::CallRecord,
+};
 
 /// Reads the body within the size limit and notes the JSON-RPC method and tool.
 #[derive(Clone)]
@@ -38,17 +44,26 @@ impl<E: Endpoint> Endpoint for Layered<BodyReader, E> {
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
         if req.method() == Method::POST {
+            let too_large = || {
+                let message = format!(
+                    "Payload Too Large: the request body exceeds {} bytes",
+                    self.layer.max_bytes
+                );
+                jsonrpc_error(StatusCode::PAYLOAD_TOO_LARGE, -32600, &message)
+            };
+            // A declared length over the limit is refused before the body is polled, so no
+            // `100 Continue` invites the client to send it.
+            if content_length(&req).is_some_and(|n| n > self.layer.max_bytes as u64) {
+                return Ok(too_large());
+            }
             let bytes = match req.take_body().into_bytes_limit(self.layer.max_bytes).await {
                 Ok(bytes) => bytes,
-                Err(ReadBodyError::PayloadTooLarge) => {
-                    let message = format!(
-                        "Payload Too Large: the request body exceeds {} bytes",
-                        self.layer.max_bytes
-                    );
+                Err(ReadBodyError::PayloadTooLarge) => return Ok(too_large()),
+                Err(ReadBodyError::Io(error)) if is_timeout(&error) => {
                     return Ok(jsonrpc_error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
+                        StatusCode::REQUEST_TIMEOUT,
                         -32600,
-                        &message,
+                        "Request Timeout: the request body did not arrive in time",
                     ));
                 }
                 Err(error) => {

@@ -1,0 +1,215 @@
+//! One connection's clock: which limit applies now (headers, idle, or none while a request is
+//! being served), and closing the connection when it runs out.
+
+use std::sync::{
+    Arc, Mutex, PoisonError,
+    atomic::{AtomicBool, Ordering},
+};
+
+use futures::task::AtomicWaker;
+use tokio::{
+    sync::Notify,
+    time::{Instant, sleep_until},
+};
+use tokio_util::sync::CancellationToken;
+
+use super::ConnectionLimits;
+
+/// What the connection is doing.
+#[derive(Debug)]
+struct Activity {
+    /// Requests being served (more than one only on HTTP/2).
+    busy: usize,
+    /// When the last request's answer ended, or the connection opened.
+    idle_since: Instant,
+    /// Whether a request has been served: before the first, the header limit applies from
+    /// connecting.
+    served: bool,
+    /// When the first byte of the next request arrived.
+    head_started: Option<Instant>,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(super) struct Watch {
+    limits: ConnectionLimits,
+    activity: Mutex<Activity>,
+    changed: Notify,
+    expired: AtomicBool,
+    /// The task reading the connection, woken to see that it expired.
+    reader: AtomicWaker,
+    /// Cancelled when the connection closes.
+    closed: CancellationToken,
+}
+
+impl Watch {
+    /// A watch for a connection opened now, with its timer task running.
+    pub(super) fn start(limits: ConnectionLimits) -> Arc<Self> {
+        let watch = Arc::new(Self {
+            limits,
+            activity: Mutex::new(Activity {
+                busy: 0,
+                idle_since: Instant::now(),
+                served: false,
+                head_started: None,
+            }),
+            changed: Notify::new(),
+            expired: AtomicBool::new(false),
+            reader: AtomicWaker::new(),
+            closed: CancellationToken::new(),
+        });
+        tokio::spawn(watch.clone().run());
+        watch
+    }
+
+    fn activity(&self) -> std::sync::MutexGuard<'_, Activity> {
+        self.activity.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// When the connection must close if nothing changes; `None` while a request is served.
+    fn deadline(&self) -> Option<Instant> {
+        let activity = self.activity();
+        if activity.busy > 0 {
+            return None;
+        }
+        Some(match activity.head_started {
+            Some(started) => started + self.limits.header_timeout,
+            None if activity.served => activity.idle_since + self.limits.idle_timeout,
+            None => activity.idle_since + self.limits.header_timeout,
+        })
+    }
+
+    /// Closes the connection when its deadline passes.
+    async fn run(self: Arc<Self>) {
+        loop {
+            let deadline = self.deadline();
+            let timer = async {
+                match deadline {
+                    Some(deadline) => sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = self.closed.cancelled() => return,
+                () = self.changed.notified() => {}
+                () = timer => {
+                    if self.deadline().is_some_and(|d| d <= Instant::now()) {
+                        self.expire();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn expire(&self) {
+        let activity = self.activity();
+        let phase = if activity.head_started.is_some() || !activity.served {
+            "sending headers"
+        } else {
+            "idle"
+        };
+        drop(activity);
+        tracing::debug!(phase, "closing a connection that timed out");
+        self.expired.store(true, Ordering::Release);
+        self.reader.wake();
+    }
+
+    /// Whether the connection timed out: reads then end it.
+    pub(super) fn expired(&self) -> bool {
+        self.expired.load(Ordering::Acquire)
+    }
+
+    /// Registers the reading task, to be woken when the connection expires.
+    pub(super) fn register_reader(&self, waker: &std::task::Waker) {
+        self.reader.register(waker);
+    }
+
+    /// Bytes arrived: between requests, they start the next request's headers.
+    pub(super) fn bytes_read(&self) {
+        let mut activity = self.activity();
+        if activity.busy == 0 && activity.head_started.is_none() {
+            activity.head_started = Some(Instant::now());
+            drop(activity);
+            self.changed.notify_one();
+        }
+    }
+
+    /// The connection closed.
+    pub(super) fn close(&self) {
+        self.closed.cancel();
+    }
+
+    /// A request's headers arrived; it is served until the returned guard drops.
+    pub(super) fn request_started(self: &Arc<Self>) -> Busy {
+        let mut activity = self.activity();
+        activity.busy += 1;
+        activity.head_started = None;
+        drop(activity);
+        self.changed.notify_one();
+        Busy(self.clone())
+    }
+}
+
+/// A request being served; see [`Watch::request_started`].
+pub(super) struct Busy(Arc<Watch>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut activity = self.0.activity();
+        activity.busy = activity.busy.saturating_sub(1);
+        if activity.busy == 0 {
+            activity.idle_since = Instant::now();
+            activity.served = true;
+        }
+        drop(activity);
+        self.0.changed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limit_follows_what_the_connection_does() {
+        let watch = Watch::start(ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 1,
+        });
+        let opened = Instant::now();
+        assert_eq!(watch.deadline(), Some(opened + Duration::from_secs(10)));
+        // A request being served has no limit here, however long it takes.
+        let busy = watch.request_started();
+        assert_eq!(watch.deadline(), None);
+        tokio::time::advance(Duration::from_secs(300)).await;
+        settle().await;
+        assert!(!watch.expired());
+        drop(busy);
+        let answered = Instant::now();
+        assert_eq!(watch.deadline(), Some(answered + Duration::from_secs(75)));
+        // The next request's first byte starts its header limit.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        watch.bytes_read();
+        assert_eq!(
+            watch.deadline(),
+            Some(answered + Duration::from_secs(70)),
+            "60 s idle, then 10 s for the headers"
+        );
+        tokio::time::advance(Duration::from_secs(9)).await;
+        settle().await;
+        assert!(!watch.expired());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        settle().await;
+        assert!(watch.expired());
+    }
+}

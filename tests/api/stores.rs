@@ -10,7 +10,7 @@ use std::{
 use searchgate::{
     adapters::store::{Database, OpenError, PoolSettings},
     domain::{
-        audit::{AuditEvent, AuditQuery, Outcome},
+        audit::{AuditEvent, AuditQuery, BoundedEvent, Outcome},
         clients::{ClientCursor, ClientMetadata, ClientSource, RegisteredClient},
         issuer::{ClientRecord, CodeRecord, KeyRecord, RefreshRecord},
         time::Timestamp,
@@ -136,7 +136,10 @@ async fn audit_rows_keep_every_field_and_page_exactly_once() {
         full.upstream_attempts = Some(2);
         full.upstream_request_id = Some("req-42".into());
         full.query_summary = Some("rust sqlx – ünïcode".into());
-        db.audit.append(std::slice::from_ref(&full)).await.unwrap();
+        db.audit
+            .append(&[BoundedEvent::from(full.clone())])
+            .await
+            .unwrap();
         let page = db
             .audit
             .query(&AuditQuery {
@@ -155,7 +158,7 @@ async fn audit_rows_keep_every_field_and_page_exactly_once() {
         assert_eq!(stored, &expected, "{name}");
 
         // 30 more rows from two subjects and two tools; pages of 7 with a filter.
-        let batch: Vec<AuditEvent> = (0..30)
+        let batch: Vec<BoundedEvent> = (0..30)
             .map(|i| {
                 event(
                     &format!("r{i}"),
@@ -167,6 +170,7 @@ async fn audit_rows_keep_every_field_and_page_exactly_once() {
                     },
                     if i % 2 == 0 { "alice" } else { "bob" },
                 )
+                .into()
             })
             .collect();
         db.audit.append(&batch).await.unwrap();
@@ -222,10 +226,10 @@ async fn retention_removes_only_rows_older_than_the_period() {
     for (name, db, _dir) in databases().await {
         db.audit
             .append(&[
-                event("old-1", day * 45, "web_search", "a"),
-                event("old-2", day * 31, "web_search", "a"),
-                event("recent-1", day * 29, "web_search", "a"),
-                event("recent-2", Duration::from_secs(5), "web_search", "a"),
+                event("old-1", day * 45, "web_search", "a").into(),
+                event("old-2", day * 31, "web_search", "a").into(),
+                event("recent-1", day * 29, "web_search", "a").into(),
+                event("recent-2", Duration::from_secs(5), "web_search", "a").into(),
             ])
             .await
             .unwrap();
@@ -453,7 +457,7 @@ async fn text_with_nul_characters_is_stored_not_refused() {
         );
         nul.query_summary = Some("a\0b".into());
         db.audit
-            .append(&[nul])
+            .append(&[nul.into()])
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let page = db
@@ -496,8 +500,8 @@ async fn text_with_nul_characters_is_stored_not_refused() {
 async fn a_batch_larger_than_one_statement_lands_whole() {
     for (name, db, _dir) in databases().await {
         // 4,000 events × 18 values is more than either database binds in one statement.
-        let batch: Vec<AuditEvent> = (0..4_000)
-            .map(|i| event(&format!("b{i}"), Duration::from_secs(1), "web_search", "s"))
+        let batch: Vec<BoundedEvent> = (0..4_000)
+            .map(|i| event(&format!("b{i}"), Duration::from_secs(1), "web_search", "s").into())
             .collect();
         db.audit
             .append(&batch)

@@ -86,8 +86,10 @@ impl HealthApi {
         })
     }
 
-    /// Readiness: the database that holds the audit trail is reachable and writable, and the
-    /// audit writer is keeping up (not failing for more than a few seconds, queue under 90%).
+    /// Readiness: the audit trail can be stored and the audit writer keeps up.
+    ///
+    /// 503 while the database cannot be written, while the audit writer's writes have been
+    /// failing for more than a few seconds, or while over 90% of its queue is in use.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self) -> Readiness {
         let database = match self.audit.check().await {

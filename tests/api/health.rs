@@ -19,7 +19,7 @@ async fn healthz_and_readyz_answer_on_a_fresh_server() {
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<Value>().await.unwrap(),
-        json!({ "status": "ready", "database": "ok", "auth": "disabled" })
+        json!({ "status": "ready", "database": "ok", "audit_writer": "ok", "auth": "disabled" })
     );
     let rows = app.stop().await.rows;
     assert!(rows.is_empty(), "probes are not MCP requests");

@@ -33,7 +33,7 @@ async fn register(app: &TestApp, metadata: &Value) -> reqwest::Response {
 }
 
 /// A token with the admin scope, approved on the embedded server's consent page.
-async fn admin_token(oauth: &OAuth<'_>) -> String {
+pub async fn admin_token(oauth: &OAuth<'_>) -> String {
     let client_id = oauth.public_client().await;
     let query = oauth
         .consent(

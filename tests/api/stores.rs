@@ -343,6 +343,37 @@ async fn clients_are_recorded_once_listed_once_denied_and_touched() {
     }
 }
 
+#[tokio::test]
+async fn client_ids_longer_than_an_index_row_are_recorded_found_denied_and_listed() {
+    for (name, db, _dir) in databases().await {
+        let clients = &db.clients;
+        // A CIMD client's id is a URL its author chooses; random characters, so PostgreSQL
+        // cannot compress it under its b-tree limit (about 2,700 bytes).
+        let tail: String = (0..4_000).map(|_| fastrand::alphanumeric()).collect();
+        let long = format!("https://client.example/{tail}");
+        let twin = format!("{long}-twin");
+        for id in [&long, &twin] {
+            clients
+                .record(&registered(id, 1_000), ClientSource::Upstream)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+        let mut again = registered(&long, 2_000);
+        again.metadata.client_name = Some("Renamed".into());
+        clients.record(&again, ClientSource::Upstream).await.unwrap();
+        let row = clients.client(&long).await.unwrap().expect("found");
+        assert_eq!(row.client_id, long, "{name}: kept whole");
+        assert_eq!(row.client_name.as_deref(), Some("Renamed"), "{name}: one row");
+        assert!(clients.deny(&long, 5_000).await.unwrap(), "{name}");
+        assert_eq!(clients.denied().await.unwrap(), [long.clone()], "{name}");
+        clients.touch(std::slice::from_ref(&twin), 6_000).await.unwrap();
+        let page = clients.list(None, 10).await.unwrap();
+        let listed: Vec<_> = page.clients.iter().map(|c| c.client_id.clone()).collect();
+        assert_eq!(listed, [long.clone(), twin.clone()], "{name}");
+        assert_eq!(page.clients[1].last_seen_at, Some(6_000), "{name}");
+    }
+}
+
 fn key(kid: &str, created_at: i64) -> KeyRecord {
     KeyRecord {
         kid: kid.to_owned(),

@@ -43,8 +43,9 @@ impl<E: Endpoint> Endpoint for Layered<AuditGate, E> {
                         full.retry_after_secs
                     ),
                 );
-                return Ok(ApiError::Unavailable(Json(body), Some(full.retry_after_secs))
-                    .into_response());
+                return Ok(
+                    ApiError::Unavailable(Json(body), Some(full.retry_after_secs)).into_response(),
+                );
             }
         };
         slot.serve(self.inner.call(req))

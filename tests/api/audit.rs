@@ -156,7 +156,11 @@ async fn a_4000_character_client_id_is_answered_stored_cut_and_the_trail_keeps_f
         ),
     }
     for schema in databases {
-        let name = if schema.is_some() { "postgres" } else { "sqlite" };
+        let name = if schema.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        };
         // A SQLite file of the test's own, so it can be read after the server is gone.
         let dir = tempfile::tempdir().unwrap();
         let url = match &schema {

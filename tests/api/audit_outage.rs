@@ -76,7 +76,11 @@ impl Proxy {
 async fn search(app: &TestApp, n: usize) -> (StatusCode, Option<String>, String, Value) {
     let response = app
         .mcp_post()
-        .json(&tool_call(n, "web_search", json!({ "query": format!("q{n}") })))
+        .json(&tool_call(
+            n,
+            "web_search",
+            json!({ "query": format!("q{n}") }),
+        ))
         // Far above the enqueue timeout: only a request hung on a full queue reaches it.
         .timeout(Duration::from_secs(30))
         .send()
@@ -159,8 +163,7 @@ async fn admin_call_is_refused(app: &TestApp) {
 }
 
 #[tokio::test]
-async fn a_database_that_stops_answering_gets_503s_then_recovers_with_no_acknowledged_row_lost()
-{
+async fn a_database_that_stops_answering_gets_503s_then_recovers_with_no_acknowledged_row_lost() {
     let Some(base) = postgres_url() else {
         eprintln!(
             "audit outage test skipped: SEARCHGATE_TEST_POSTGRES_URL is not set \
@@ -291,7 +294,10 @@ async fn a_failing_audit_writer_turns_readyz_red_by_name_refuses_with_503_and_re
         metrics.contains("searchgate_audit_write_failures_total{kind=\"transient\"}"),
         "{metrics}"
     );
-    assert!(metrics.contains("searchgate_audit_queue_depth 8"), "{metrics}");
+    assert!(
+        metrics.contains("searchgate_audit_queue_depth 8"),
+        "{metrics}"
+    );
 
     log.down.store(false, Ordering::SeqCst);
     readyz_until(&app, StatusCode::OK).await;

@@ -360,13 +360,23 @@ async fn client_ids_longer_than_an_index_row_are_recorded_found_denied_and_liste
         }
         let mut again = registered(&long, 2_000);
         again.metadata.client_name = Some("Renamed".into());
-        clients.record(&again, ClientSource::Upstream).await.unwrap();
+        clients
+            .record(&again, ClientSource::Upstream)
+            .await
+            .unwrap();
         let row = clients.client(&long).await.unwrap().expect("found");
         assert_eq!(row.client_id, long, "{name}: kept whole");
-        assert_eq!(row.client_name.as_deref(), Some("Renamed"), "{name}: one row");
+        assert_eq!(
+            row.client_name.as_deref(),
+            Some("Renamed"),
+            "{name}: one row"
+        );
         assert!(clients.deny(&long, 5_000).await.unwrap(), "{name}");
-        assert_eq!(clients.denied().await.unwrap(), [long.clone()], "{name}");
-        clients.touch(std::slice::from_ref(&twin), 6_000).await.unwrap();
+        assert_eq!(clients.denied().await.unwrap(), [long.as_str()], "{name}");
+        clients
+            .touch(std::slice::from_ref(&twin), 6_000)
+            .await
+            .unwrap();
         let page = clients.list(None, 10).await.unwrap();
         let listed: Vec<_> = page.clients.iter().map(|c| c.client_id.clone()).collect();
         assert_eq!(listed, [long.clone(), twin.clone()], "{name}");

@@ -12,9 +12,7 @@ use super::{
     sql,
 };
 use crate::domain::{
-    audit::{
-        AuditError, AuditLog, AuditPage, AuditQuery, BoundedEvent, HourlyCount, Unavailable,
-    },
+    audit::{AuditError, AuditLog, AuditPage, AuditQuery, BoundedEvent, HourlyCount, Unavailable},
     time::Timestamp,
 };
 

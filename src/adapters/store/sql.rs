@@ -77,13 +77,21 @@ pub fn select_events(query: &AuditQuery) -> Statement {
     // Stored values were bounded (see `BoundedEvent`): a filter naming a longer value is
     // bounded the same way, so it finds the rows of that value.
     for (column, value) in [
-        ("subject", query.subject.as_deref().map(|v| bound(v, IDENTITY_CHARS))),
-        ("client_id", query.client_id.as_deref().map(|v| bound(v, IDENTITY_CHARS))),
+        (
+            "subject",
+            query.subject.as_deref().map(|v| bound(v, IDENTITY_CHARS)),
+        ),
+        (
+            "client_id",
+            query.client_id.as_deref().map(|v| bound(v, IDENTITY_CHARS)),
+        ),
         ("tool", query.tool.as_deref().map(|v| bound(v, NAME_CHARS))),
         ("outcome", query.outcome.map(|o| o.as_str().into())),
     ] {
         if let Some(value) = value {
-            statement.push(&format!(" AND {column} = ")).bind(value.as_ref());
+            statement
+                .push(&format!(" AND {column} = "))
+                .bind(value.as_ref());
         }
     }
     statement

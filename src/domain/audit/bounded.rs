@@ -29,7 +29,10 @@ pub fn bound(text: &str, max_chars: usize) -> Cow<'_, str> {
         None => Cow::Borrowed(text),
         Some(_) => {
             let keep = max_chars.saturating_sub(1);
-            let end = text.char_indices().nth(keep).map_or(text.len(), |(at, _)| at);
+            let end = text
+                .char_indices()
+                .nth(keep)
+                .map_or(text.len(), |(at, _)| at);
             Cow::Owned(format!("{}{CUT_MARK}", &text[..end]))
         }
     }
@@ -72,9 +75,7 @@ impl From<AuditEvent> for BoundedEvent {
             source_addr: name(event.source_addr),
             provider: name(event.provider),
             upstream_request_id: identity(event.upstream_request_id),
-            query_summary: event
-                .query_summary
-                .map(|v| bound_owned(v, SUMMARY_CHARS)),
+            query_summary: event.query_summary.map(|v| bound_owned(v, SUMMARY_CHARS)),
             ..event
         })
     }
@@ -97,7 +98,11 @@ mod tests {
     fn long_text_is_cut_on_a_character_boundary_and_marked() {
         assert_eq!(bound("short", 8), "short", "fits: unchanged");
         assert_eq!(bound("exactly8", 8), "exactly8", "at the limit: unchanged");
-        assert_eq!(bound("nine char", 8), "nine ch…", "over: 7 kept and the mark");
+        assert_eq!(
+            bound("nine char", 8),
+            "nine ch…",
+            "over: 7 kept and the mark"
+        );
         // Multi-byte characters are never split.
         let accents = "é".repeat(20);
         let cut = bound(&accents, 10);

@@ -183,8 +183,7 @@ impl AuditSink {
         let full = QueueFull {
             retry_after_secs: self.enqueue_timeout.as_secs().max(1),
         };
-        match tokio::time::timeout(self.enqueue_timeout, self.sender.clone().reserve_owned())
-            .await
+        match tokio::time::timeout(self.enqueue_timeout, self.sender.clone().reserve_owned()).await
         {
             Ok(Ok(permit)) => Ok(AuditSlot(permit)),
             Ok(Err(_)) => {
@@ -205,7 +204,10 @@ impl AuditSink {
     /// [`AuditSlot::serve`]), else waiting at most the enqueue timeout. An event that cannot be
     /// queued is set aside (logged at error level as JSON, and counted).
     pub async fn record(&self, event: AuditEvent) {
-        let reserved = SLOT.try_with(|slot| slot.borrow_mut().take()).ok().flatten();
+        let reserved = SLOT
+            .try_with(|slot| slot.borrow_mut().take())
+            .ok()
+            .flatten();
         if let Some(slot) = reserved {
             slot.record(event);
             return;
@@ -507,7 +509,11 @@ mod tests {
         event
     }
 
-    fn config(queue_capacity: usize, batch_size: usize, shutdown_attempts: u32) -> AuditWriterConfig {
+    fn config(
+        queue_capacity: usize,
+        batch_size: usize,
+        shutdown_attempts: u32,
+    ) -> AuditWriterConfig {
         AuditWriterConfig {
             queue_capacity,
             batch_size,
@@ -619,7 +625,11 @@ mod tests {
         }
         let started = tokio::time::Instant::now();
         let refused = sink.reserve().await.unwrap_err();
-        assert_eq!(started.elapsed(), Duration::from_secs(2), "waited the timeout");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(2),
+            "waited the timeout"
+        );
         assert_eq!(refused.retry_after_secs, 2);
         tokio::time::sleep(Duration::from_secs(4)).await;
         assert_eq!(sink.health().problem(), Some("failing"));

@@ -10,7 +10,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use searchgate::{
     adapters::store::{Database, PoolSettings},
     domain::{
-        audit::{AuditEvent, Outcome},
+        audit::{AuditEvent, BoundedEvent, Outcome},
         time::Timestamp,
     },
 };
@@ -42,7 +42,7 @@ fn event(n: usize) -> AuditEvent {
 fn bench_database(c: &mut Criterion, runtime: &tokio::runtime::Runtime, name: &str, db: &Database) {
     let mut group = c.benchmark_group(format!("audit append ({name})"));
     for size in BATCHES {
-        let batch: Vec<AuditEvent> = (0..size).map(event).collect();
+        let batch: Vec<BoundedEvent> = (0..size).map(|n| event(n).into()).collect();
         group.throughput(Throughput::Elements(size as u64));
         group.bench_function(format!("batch of {size}"), |b| {
             b.iter_batched_ref(

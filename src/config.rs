@@ -612,6 +612,8 @@ pub struct AuditSettings {
     pub queue_capacity: usize,
     /// Most events written per transaction.
     pub batch_size: usize,
+    /// Longest a request waits for room in a full queue before it is answered 503.
+    pub enqueue_timeout_secs: u64,
     /// Keep what tools were asked for (query, URLs; 200 characters at most) in audit rows.
     pub record_queries: bool,
     /// Delete audit rows older than this many days (0 keeps them forever).
@@ -623,6 +625,7 @@ impl Default for AuditSettings {
         Self {
             queue_capacity: 4096,
             batch_size: 256,
+            enqueue_timeout_secs: 5,
             record_queries: true,
             retention_days: 30,
         }

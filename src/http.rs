@@ -3,6 +3,7 @@
 //! never on a concrete adapter.
 
 mod admin;
+mod audit_gate;
 mod audit_view;
 mod bearer;
 mod body_guard;
@@ -187,7 +188,11 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
         Some(state.audit_log.clone()),
     );
     let api = openapi::service(
-        health::HealthApi::new(state.audit_log.clone(), state.auth_mode()),
+        health::HealthApi::new(
+            state.audit_log.clone(),
+            state.audit.clone(),
+            state.auth_mode(),
+        ),
         oauth,
         registration::RegistrationApi::new(
             state.registrar.clone(),
@@ -272,7 +277,10 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
             "/metrics",
             metrics::metrics_endpoint.data(state.metrics.clone()),
         )
-        .nest("/", split_cors(api, &hosts).with(RegistrationLimit))
+        .nest(
+            "/",
+            split_cors(api, &hosts, &state.audit).with(RegistrationLimit),
+        )
         .with(body_guard::BodyGuard {
             mcp_path: state.settings.server.mcp_path.clone(),
             body_timeout: std::time::Duration::from_secs(state.settings.server.body_timeout_secs),
@@ -294,10 +302,11 @@ const STATE_CHANGING_PREFIXES: &[&str] = &["/oauth/register", "/api/"];
 const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
 
 /// The documented API behind CORS: the state-changing paths get the strict policy (and the
-/// `Host` check), the rest the open one.
+/// `Host` check, and the audit gate: they are the audited ones), the rest the open one.
 fn split_cors(
     api: impl poem::IntoEndpoint<Endpoint: 'static>,
     hosts: &Arc<HostPolicy>,
+    audit: &AuditSink,
 ) -> SplitCors {
     let inner = Arc::new(api.into_endpoint().map_to_response());
     let policy = hosts.clone();
@@ -309,6 +318,9 @@ fn split_cors(
         // Registration and the admin API also check `Host` (DNS rebinding); the discovery
         // documents are built from configuration and served whatever `Host` a proxy sends.
         strict: inner
+            .with(audit_gate::AuditGate {
+                sink: audit.clone(),
+            })
             .with(transport_guard::TransportGuard::hosts_only(hosts.clone()))
             .with(
                 Cors::new()

@@ -31,6 +31,7 @@ pub use call_record::{CallInfo, CallRecord};
 pub use web_search::{WebSearchArgs, WebSearchHit, WebSearchOutput};
 
 use crate::domain::{
+    audit,
     auth::{Principal, ScopePolicy},
     search::{Caller, SearchService, WebBackend},
 };
@@ -275,10 +276,8 @@ impl ServerHandler for McpServer {
     }
 }
 
-/// Longest query summary kept for the audit trail.
-const MAX_SUMMARY_CHARS: usize = 200;
-
-/// What a tool call asks for, for the audit row: the query, or the URL(s), truncated.
+/// What a tool call asks for, for the audit row: the query, or the URL(s), cut to the audit
+/// trail's limit (marked `…` when cut).
 fn query_summary(arguments: Option<&serde_json::Map<String, serde_json::Value>>) -> Option<String> {
     let arguments = arguments?;
     let text = |v: &serde_json::Value| match v {
@@ -295,7 +294,7 @@ fn query_summary(arguments: Option<&serde_json::Map<String, serde_json::Value>>)
     let summary = ["query", "url", "urls"]
         .iter()
         .find_map(|key| arguments.get(*key).and_then(text))?;
-    Some(summary.chars().take(MAX_SUMMARY_CHARS).collect())
+    Some(audit::bound(&summary, audit::SUMMARY_CHARS).into_owned())
 }
 
 #[cfg(test)]
@@ -315,13 +314,9 @@ mod tests {
             Some("https://a https://b")
         );
         let long = "x".repeat(500);
-        assert_eq!(
-            query_summary(args(serde_json::json!({"query": long})).as_ref())
-                .unwrap()
-                .chars()
-                .count(),
-            200
-        );
+        let cut = query_summary(args(serde_json::json!({"query": long})).as_ref()).unwrap();
+        assert_eq!(cut.chars().count(), 200);
+        assert!(cut.ends_with('…'), "a cut summary is marked");
         assert_eq!(query_summary(None), None);
     }
     use crate::{

@@ -451,6 +451,7 @@ async fn spawn_background(
         AuditWriterConfig {
             queue_capacity: settings.audit.queue_capacity,
             batch_size: settings.audit.batch_size,
+            enqueue_timeout: Duration::from_secs(settings.audit.enqueue_timeout_secs),
             ..AuditWriterConfig::default()
         },
     );
@@ -554,6 +555,7 @@ impl Server {
         let report = self.writer.shutdown().await;
         tracing::info!(
             written = report.written,
+            set_aside = report.set_aside,
             lost = report.lost,
             "audit writer stopped"
         );

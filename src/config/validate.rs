@@ -467,6 +467,11 @@ fn check_audit_and_telemetry(settings: &Settings, checks: &mut Checks) {
         "from 1 to 10000",
     );
     checks.check(
+        (1..=300).contains(&settings.audit.enqueue_timeout_secs),
+        &["audit", "enqueue_timeout_secs"],
+        "from 1 to 300 seconds",
+    );
+    checks.check(
         tracing_subscriber::EnvFilter::try_new(&settings.telemetry.level).is_ok(),
         &["telemetry", "level"],
         "a tracing filter such as info, debug or searchgate=debug,info",
@@ -739,6 +744,12 @@ mod tests {
                 "0",
                 "audit.batch_size",
                 "empty batches",
+            ),
+            (
+                "SEARCHGATE_AUDIT__ENQUEUE_TIMEOUT_SECS",
+                "0",
+                "audit.enqueue_timeout_secs",
+                "a request must be able to wait for the queue",
             ),
         ];
         for (var, value, setting, reason) in cases {

@@ -2,22 +2,31 @@
 //! action, the `AuditLog` port that stores them, and the batched writer that sits between the
 //! hot path and the store.
 
+mod bounded;
 mod writer;
 
 use std::{fmt, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 
-pub use writer::{AuditSink, AuditWriter, AuditWriterConfig, WriterReport};
+pub use bounded::{BoundedEvent, CUT_MARK, IDENTITY_CHARS, NAME_CHARS, SUMMARY_CHARS, bound};
+pub use writer::{
+    AuditSink, AuditSlot, AuditWriter, AuditWriterConfig, QueueFull, WriterHealth, WriterReport,
+    WriterStats,
+};
 
 use crate::domain::time::Timestamp;
 
 /// Durable storage for audit events (SQLite by default; a library user may supply their own).
 ///
 /// Contract:
-/// - `append` MUST store all of `events` or none of them (one transaction) and MUST return
-///   [`AuditError::Unavailable`] when the store cannot be written; the writer then retries the
-///   same batch, so an `Err` must mean nothing was stored.
+/// - `append` MUST store all of `events` or none of them (one transaction); an `Err` must mean
+///   nothing was stored.
+/// - It MUST return [`AuditError::Refused`] when the store refuses the rows themselves (a
+///   constraint or a value it cannot hold): the same rows would fail again, so the writer
+///   splits the batch, stores the good rows and sets the bad one aside.
+/// - It MUST return [`AuditError::Unavailable`] when the store cannot be written now (no
+///   connection, a timeout, a read-only server): the writer retries the same rows later.
 /// - `check` MUST return `Ok` only when a write would succeed now; `/readyz` reports it.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -25,8 +34,9 @@ pub trait AuditLog: Send + Sync + 'static {
     /// Stores a batch of events atomically.
     ///
     /// # Errors
-    /// [`AuditError::Unavailable`] when the store cannot be written.
-    async fn append(&self, events: &[AuditEvent]) -> Result<(), AuditError>;
+    /// [`AuditError::Refused`] when the rows themselves are refused, [`AuditError::Unavailable`]
+    /// when the store cannot be written.
+    async fn append(&self, events: &[BoundedEvent]) -> Result<(), AuditError>;
 
     /// Checks that the store is reachable and writable.
     ///
@@ -147,6 +157,10 @@ pub enum AuditError {
     /// The store cannot be reached or written; retrying later may succeed.
     #[error("the audit store is unavailable: {0}")]
     Unavailable(Unavailable),
+    /// The store refused the rows themselves (a constraint, a value it cannot hold); writing
+    /// the same rows again fails again. Shown with its whole chain.
+    #[error("the audit store refused the events: {0:#}")]
+    Refused(anyhow::Error),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -337,6 +351,31 @@ impl AuditEvent {
             upstream_request_id: None,
             query_summary: None,
         }
+    }
+
+    /// The event as one JSON object with the stored column names, for an operator who must
+    /// find a row that could not be stored (it is logged instead).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "occurred_at_ms": self.occurred_at.unix_millis(),
+            "request_id": self.request_id,
+            "method": self.method,
+            "tool": self.tool,
+            "outcome": self.outcome.as_str(),
+            "http_status": self.http_status,
+            "error_code": self.error_code,
+            "latency_us": u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX),
+            "subject": self.subject,
+            "client_id": self.client_id,
+            "issuer": self.issuer,
+            "token_hash_prefix": self.token_hash_prefix,
+            "source_addr": self.source_addr,
+            "provider": self.provider,
+            "cache_hit": self.cache_hit,
+            "upstream_attempts": self.upstream_attempts,
+            "upstream_request_id": self.upstream_request_id,
+            "query_summary": self.query_summary,
+        })
     }
 }
 

@@ -192,7 +192,7 @@ impl From<AuditError> for ApiError {
         let description =
             "the audit trail cannot be read now (the database is unavailable); try again";
         match &error {
-            AuditError::Unavailable(_) | AuditError::Unexpected(_) => {
+            AuditError::Unavailable(_) | AuditError::Refused(_) | AuditError::Unexpected(_) => {
                 Self::failed("unavailable", description, None, &error)
             }
         }

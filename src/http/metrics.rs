@@ -182,10 +182,32 @@ impl Collector for Pulled {
             "Signing-key fetches that failed",
             failed,
         )?;
+        let stats = self.audit.stats();
+        counter(
+            "audit_events_set_aside",
+            "Audit events that could not be stored, logged at error level instead",
+            stats.set_aside,
+        )?;
+        let failures = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "audit_write_failures",
+            "Audit writes that failed, by kind: transient (the store could not be written; \
+             retried) or permanent (the store refused the rows; split and set aside)",
+            None,
+            failures.metric_type(),
+        )?;
+        for (kind, value) in [
+            ("transient", stats.transient_failures),
+            ("permanent", stats.permanent_failures),
+        ] {
+            let labels = [("kind", kind)];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
         let depth = ConstGauge::new(i64::try_from(self.audit.queue_depth()).unwrap_or(i64::MAX));
         let metric_encoder = encoder.encode_descriptor(
             "audit_queue_depth",
-            "Audit events waiting for the writer",
+            "Audit queue slots in use: events waiting for the writer and slots held by \
+             requests in flight",
             None,
             depth.metric_type(),
         )?;

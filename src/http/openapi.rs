@@ -15,7 +15,7 @@ use super::{
     registration::RegistrationApi,
 };
 use crate::domain::{
-    audit::{AuditError, AuditEvent, AuditLog, AuditSink},
+    audit::{AuditError, AuditLog, AuditSink, BoundedEvent},
     auth::ScopePolicy,
 };
 
@@ -40,7 +40,7 @@ pub fn service(
 /// The document as pretty JSON, without a `servers` entry (it is the same for every deployment).
 pub fn document_json() -> String {
     let raw = service(
-        HealthApi::new(Arc::new(DocumentOnly), "disabled"),
+        HealthApi::new(Arc::new(DocumentOnly), AuditSink::detached(), "disabled"),
         OAuthApi::new(None, None, None),
         RegistrationApi::new(None, 1, AuditSink::detached()),
         AdminApi::new(
@@ -299,7 +299,7 @@ struct DocumentOnly;
 
 #[async_trait]
 impl AuditLog for DocumentOnly {
-    async fn append(&self, _: &[AuditEvent]) -> Result<(), AuditError> {
+    async fn append(&self, _: &[BoundedEvent]) -> Result<(), AuditError> {
         Err(AuditError::Unavailable("document rendering only".into()))
     }
 

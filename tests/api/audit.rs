@@ -1,12 +1,20 @@
 //! Contract: every MCP request becomes exactly one audit row, written by the batched writer
-//! before the server finishes shutting down, with nothing dropped under concurrency.
+//! before the server finishes shutting down, with nothing dropped under concurrency; a value
+//! no column can hold is stored cut, never stopping the trail.
 
 use std::collections::HashSet;
 
-use futures::future::join_all;
+use futures::{StreamExt, future::join_all};
+use reqwest::StatusCode;
 use serde_json::json;
+use sqlx::{Connection, Row};
 
-use crate::helpers::{AuditTable, free_port, spawn_app, spawn_binary, spawn_with, tool_call};
+use crate::{
+    embedded::{OAuth, spawn_embedded},
+    helpers::{AuditTable, free_port, spawn_app, spawn_binary, spawn_with, tool_call},
+    registration::admin_token,
+    stores::{PgSchema, postgres_url},
+};
 
 #[tokio::test]
 async fn concurrent_calls_each_leave_exactly_one_row() {
@@ -121,4 +129,90 @@ async fn sigterm_flushes_every_queued_event_of_the_real_binary() {
         CALLS,
         "exactly one row per tool call, health probes excluded"
     );
+}
+
+/// `(method, client_id)` of every audit row in the database at `url`, oldest first.
+pub async fn audit_methods_and_clients(url: &str) -> Vec<(Option<String>, Option<String>)> {
+    let query = "SELECT method, client_id FROM audit_events ORDER BY id";
+    let read = |row: &dyn Fn(&str) -> Option<String>| (row("method"), row("client_id"));
+    if url.starts_with("sqlite:") {
+        let mut db = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let rows = sqlx::query(query).fetch_all(&mut db).await.unwrap();
+        rows.iter().map(|r| read(&|c| r.get(c))).collect()
+    } else {
+        let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+        let rows = sqlx::query(query).fetch_all(&mut db).await.unwrap();
+        rows.iter().map(|r| read(&|c| r.get(c))).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_4000_character_client_id_is_answered_stored_cut_and_the_trail_keeps_flowing() {
+    let mut databases = vec![None];
+    match postgres_url() {
+        Some(base) => databases.push(Some(PgSchema::new(&base).await)),
+        None => eprintln!(
+            "the PostgreSQL half of this test is skipped: SEARCHGATE_TEST_POSTGRES_URL is not set"
+        ),
+    }
+    for schema in databases {
+        let name = if schema.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+        // A SQLite file of the test's own, so it can be read after the server is gone.
+        let dir = tempfile::tempdir().unwrap();
+        let url = match &schema {
+            Some(schema) => schema.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("trail.db").display()),
+        };
+        let database = url.clone();
+        let app = spawn_embedded(move |s| s.database.url = database).await;
+        let admin = admin_token(&OAuth::new(&app)).await;
+        // Random letters and digits: PostgreSQL compresses a repeated character below its
+        // b-tree limit, but not these.
+        let long: String = (0..4_000).map(|_| fastrand::alphanumeric()).collect();
+        let denied = app
+            .http
+            .delete(app.url(&format!("/api/v1/clients/{long}")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(denied.status(), StatusCode::NOT_FOUND, "{name}: answered");
+        let answers: Vec<StatusCode> = futures::stream::iter(0..1_000)
+            .map(|n| {
+                app.http
+                    .get(app.url(&format!("/api/v1/clients/sg_nobody_{n}")))
+                    .bearer_auth(&admin)
+                    .send()
+            })
+            .buffer_unordered(20)
+            .map(|response| response.unwrap().status())
+            .collect()
+            .await;
+        assert!(
+            answers.iter().all(|s| *s == StatusCode::NOT_FOUND),
+            "{name}: every later call is answered"
+        );
+        app.stop().await;
+        let rows = audit_methods_and_clients(&url).await;
+        let deny: Vec<_> = rows
+            .iter()
+            .filter(|(method, _)| method.as_deref() == Some("admin/clients.deny"))
+            .collect();
+        assert_eq!(deny.len(), 1, "{name}: the long id's row is stored");
+        let stored = deny[0].1.as_deref().unwrap();
+        assert_eq!(stored.chars().count(), 512, "{name}: cut to 512 characters");
+        assert!(
+            stored.ends_with('…') && long.starts_with(stored.trim_end_matches('…')),
+            "{name}: its start, marked as cut: {stored}"
+        );
+        let later = rows
+            .iter()
+            .filter(|(method, _)| method.as_deref() == Some("admin/clients.get"))
+            .count();
+        assert_eq!(later, 1_000, "{name}: every call after it lands");
+    }
 }

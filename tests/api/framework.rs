@@ -9,7 +9,7 @@ use std::{
 
 use async_trait::async_trait;
 use searchgate::domain::{
-    audit::{AuditError, AuditEvent, AuditLog},
+    audit::{AuditError, AuditEvent, AuditLog, BoundedEvent},
     auth::{AuthError, AuthorizationServer, BearerToken, Principal, Rejection, ScopeSet},
     search::{SearchError, SearchProvider, SearchRequest, SearchResult, SearchResults},
 };
@@ -74,8 +74,9 @@ struct MemoryAudit(Arc<Mutex<Vec<AuditEvent>>>);
 
 #[async_trait]
 impl AuditLog for MemoryAudit {
-    async fn append(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
-        self.0.lock().unwrap().extend_from_slice(events);
+    async fn append(&self, events: &[BoundedEvent]) -> Result<(), AuditError> {
+        let events = events.iter().map(|e| BoundedEvent::into_inner(e.clone()));
+        self.0.lock().unwrap().extend(events);
         Ok(())
     }
 

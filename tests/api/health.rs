@@ -1,7 +1,7 @@
 //! Contract: liveness always answers; readiness follows the audit store.
 
 use async_trait::async_trait;
-use searchgate::domain::audit::{AuditError, AuditEvent, AuditLog};
+use searchgate::domain::audit::{AuditError, AuditLog, BoundedEvent};
 use serde_json::{Value, json};
 
 use crate::helpers::{spawn_app, spawn_with};
@@ -19,7 +19,7 @@ async fn healthz_and_readyz_answer_on_a_fresh_server() {
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<Value>().await.unwrap(),
-        json!({ "status": "ready", "database": "ok", "auth": "disabled" })
+        json!({ "status": "ready", "database": "ok", "audit_writer": "ok", "auth": "disabled" })
     );
     let rows = app.stop().await.rows;
     assert!(rows.is_empty(), "probes are not MCP requests");
@@ -29,7 +29,7 @@ struct Unwritable;
 
 #[async_trait]
 impl AuditLog for Unwritable {
-    async fn append(&self, _: &[AuditEvent]) -> Result<(), AuditError> {
+    async fn append(&self, _: &[BoundedEvent]) -> Result<(), AuditError> {
         Err(AuditError::Unavailable("disk full".into()))
     }
 

@@ -2,6 +2,7 @@
 //! by real clients over loopback. One test binary, one module per behaviour.
 
 mod audit;
+mod audit_outage;
 mod bad_input;
 mod bearer_answers;
 mod binary;

@@ -11,7 +11,7 @@ use std::{
 use reqwest::StatusCode;
 use searchgate::{
     config::AuthProviderKind,
-    domain::audit::{AuditError, AuditEvent, AuditLog, AuditPage, AuditQuery},
+    domain::audit::{AuditError, AuditLog, AuditPage, AuditQuery, BoundedEvent},
 };
 use serde_json::{Value, json};
 
@@ -467,7 +467,7 @@ const DRIVER_TEXT: &str = "no such table: audit_events";
 
 #[async_trait::async_trait]
 impl AuditLog for BrokenLog {
-    async fn append(&self, _: &[AuditEvent]) -> Result<(), AuditError> {
+    async fn append(&self, _: &[BoundedEvent]) -> Result<(), AuditError> {
         Ok(())
     }
     async fn check(&self) -> Result<(), AuditError> {

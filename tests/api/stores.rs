@@ -10,7 +10,7 @@ use std::{
 use searchgate::{
     adapters::store::{Database, OpenError, PoolSettings},
     domain::{
-        audit::{AuditEvent, AuditQuery, Outcome},
+        audit::{AuditEvent, AuditQuery, BoundedEvent, Outcome},
         clients::{ClientCursor, ClientMetadata, ClientSource, RegisteredClient},
         issuer::{ClientRecord, CodeRecord, KeyRecord, RefreshRecord},
         time::Timestamp,
@@ -136,7 +136,10 @@ async fn audit_rows_keep_every_field_and_page_exactly_once() {
         full.upstream_attempts = Some(2);
         full.upstream_request_id = Some("req-42".into());
         full.query_summary = Some("rust sqlx – ünïcode".into());
-        db.audit.append(std::slice::from_ref(&full)).await.unwrap();
+        db.audit
+            .append(&[BoundedEvent::from(full.clone())])
+            .await
+            .unwrap();
         let page = db
             .audit
             .query(&AuditQuery {
@@ -155,7 +158,7 @@ async fn audit_rows_keep_every_field_and_page_exactly_once() {
         assert_eq!(stored, &expected, "{name}");
 
         // 30 more rows from two subjects and two tools; pages of 7 with a filter.
-        let batch: Vec<AuditEvent> = (0..30)
+        let batch: Vec<BoundedEvent> = (0..30)
             .map(|i| {
                 event(
                     &format!("r{i}"),
@@ -167,6 +170,7 @@ async fn audit_rows_keep_every_field_and_page_exactly_once() {
                     },
                     if i % 2 == 0 { "alice" } else { "bob" },
                 )
+                .into()
             })
             .collect();
         db.audit.append(&batch).await.unwrap();
@@ -222,10 +226,10 @@ async fn retention_removes_only_rows_older_than_the_period() {
     for (name, db, _dir) in databases().await {
         db.audit
             .append(&[
-                event("old-1", day * 45, "web_search", "a"),
-                event("old-2", day * 31, "web_search", "a"),
-                event("recent-1", day * 29, "web_search", "a"),
-                event("recent-2", Duration::from_secs(5), "web_search", "a"),
+                event("old-1", day * 45, "web_search", "a").into(),
+                event("old-2", day * 31, "web_search", "a").into(),
+                event("recent-1", day * 29, "web_search", "a").into(),
+                event("recent-2", Duration::from_secs(5), "web_search", "a").into(),
             ])
             .await
             .unwrap();
@@ -336,6 +340,47 @@ async fn clients_are_recorded_once_listed_once_denied_and_touched() {
             None,
             "{name}"
         );
+    }
+}
+
+#[tokio::test]
+async fn client_ids_longer_than_an_index_row_are_recorded_found_denied_and_listed() {
+    for (name, db, _dir) in databases().await {
+        let clients = &db.clients;
+        // A CIMD client's id is a URL its author chooses; random characters, so PostgreSQL
+        // cannot compress it under its b-tree limit (about 2,700 bytes).
+        let tail: String = (0..4_000).map(|_| fastrand::alphanumeric()).collect();
+        let long = format!("https://client.example/{tail}");
+        let twin = format!("{long}-twin");
+        for id in [&long, &twin] {
+            clients
+                .record(&registered(id, 1_000), ClientSource::Upstream)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+        let mut again = registered(&long, 2_000);
+        again.metadata.client_name = Some("Renamed".into());
+        clients
+            .record(&again, ClientSource::Upstream)
+            .await
+            .unwrap();
+        let row = clients.client(&long).await.unwrap().expect("found");
+        assert_eq!(row.client_id, long, "{name}: kept whole");
+        assert_eq!(
+            row.client_name.as_deref(),
+            Some("Renamed"),
+            "{name}: one row"
+        );
+        assert!(clients.deny(&long, 5_000).await.unwrap(), "{name}");
+        assert_eq!(clients.denied().await.unwrap(), [long.as_str()], "{name}");
+        clients
+            .touch(std::slice::from_ref(&twin), 6_000)
+            .await
+            .unwrap();
+        let page = clients.list(None, 10).await.unwrap();
+        let listed: Vec<_> = page.clients.iter().map(|c| c.client_id.clone()).collect();
+        assert_eq!(listed, [long.clone(), twin.clone()], "{name}");
+        assert_eq!(page.clients[1].last_seen_at, Some(6_000), "{name}");
     }
 }
 
@@ -453,7 +498,7 @@ async fn text_with_nul_characters_is_stored_not_refused() {
         );
         nul.query_summary = Some("a\0b".into());
         db.audit
-            .append(&[nul])
+            .append(&[nul.into()])
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let page = db
@@ -496,8 +541,8 @@ async fn text_with_nul_characters_is_stored_not_refused() {
 async fn a_batch_larger_than_one_statement_lands_whole() {
     for (name, db, _dir) in databases().await {
         // 4,000 events × 18 values is more than either database binds in one statement.
-        let batch: Vec<AuditEvent> = (0..4_000)
-            .map(|i| event(&format!("b{i}"), Duration::from_secs(1), "web_search", "s"))
+        let batch: Vec<BoundedEvent> = (0..4_000)
+            .map(|i| event(&format!("b{i}"), Duration::from_secs(1), "web_search", "s").into())
             .collect();
         db.audit
             .append(&batch)

@@ -1,6 +1,7 @@
 //! The audit trail (`audit_events`): batched inserts, filtered keyset pages, hourly counts and
-//! retention. Every failure is [`AuditError::Unavailable`] saying what was being done, with the
-//! driver's error kept underneath.
+//! retention. A failure says what was being done, with the driver's error kept underneath: an
+//! insert the database refuses for its rows (a constraint, a value it cannot hold) is
+//! [`AuditError::Refused`], every other failure [`AuditError::Unavailable`].
 
 use async_trait::async_trait;
 
@@ -11,14 +12,14 @@ use super::{
     sql,
 };
 use crate::domain::{
-    audit::{AuditError, AuditEvent, AuditLog, AuditPage, AuditQuery, HourlyCount, Unavailable},
+    audit::{AuditError, AuditLog, AuditPage, AuditQuery, BoundedEvent, HourlyCount, Unavailable},
     time::Timestamp,
 };
 
 #[async_trait]
 impl<D: Driver> AuditLog for SqlStore<D> {
     #[tracing::instrument(skip_all, fields(events = events.len()))]
-    async fn append(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+    async fn append(&self, events: &[BoundedEvent]) -> Result<(), AuditError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -32,9 +33,11 @@ impl<D: Driver> AuditLog for SqlStore<D> {
         for chunk in events.chunks(sql::EVENTS_PER_INSERT) {
             D::execute(On::Tx(&mut tx), sql::insert_events(chunk))
                 .await
-                .map_err(|e| unavailable(storing(), e))?;
+                .map_err(|e| write_failure::<D>(storing(), e))?;
         }
-        tx.commit().await.map_err(|e| unavailable(storing(), e))
+        tx.commit()
+            .await
+            .map_err(|e| write_failure::<D>(storing(), e))
     }
 
     async fn check(&self) -> Result<(), AuditError> {
@@ -80,7 +83,22 @@ impl<D: Driver> AuditLog for SqlStore<D> {
     }
 }
 
-/// The port's contract: any failure of the database is `Unavailable`, a retry may succeed.
+/// A failed insert: `Refused` when the database refused the rows themselves (the same rows
+/// would fail again), else `Unavailable` (a retry may succeed).
+fn write_failure<D: Driver>(doing: String, error: sqlx::Error) -> AuditError {
+    let refused = match &error {
+        sqlx::Error::Database(database) => D::refuses_rows(database.as_ref()),
+        sqlx::Error::Encode(_) => true,
+        _ => false,
+    };
+    if refused {
+        AuditError::Refused(anyhow::Error::new(error).context(doing))
+    } else {
+        unavailable(doing, error)
+    }
+}
+
+/// Any other failure of the database is `Unavailable`: a retry may succeed.
 fn unavailable(doing: impl Into<String>, error: impl Into<anyhow::Error>) -> AuditError {
     AuditError::Unavailable(Unavailable::new(doing.into(), error))
 }

@@ -23,7 +23,8 @@ impl<D: Driver> ClientStore for SqlStore<D> {
                 client.client_id
             )
         };
-        let statement = sql::record_client(client, source).with_context(doing)?;
+        let statement =
+            sql::record_client(client, source, D::CLIENT_CONFLICT).with_context(doing)?;
         D::execute(On::Pool(&self.pool), statement)
             .await
             .with_context(doing)?;

@@ -9,6 +9,7 @@ use std::future::Future;
 use sqlx::{
     ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction,
     Type,
+    error::DatabaseError,
     migrate::{Migrate, Migrator},
 };
 
@@ -44,6 +45,14 @@ pub trait Dialect: Database<Connection: Migrate> {
 
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    /// What `INSERT INTO clients … ON CONFLICT` names: the unique index on the client id.
+    const CLIENT_CONFLICT: &'static str;
+
+    /// Whether `error` refuses the rows written (a constraint, a value the database cannot
+    /// hold), so that writing the same rows again fails again; a lost connection, a timeout or
+    /// a read-only server is not.
+    fn refuses_rows(error: &dyn DatabaseError) -> bool;
 }
 
 /// Where a statement runs: on any pooled connection, or inside a transaction.

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use sqlx::{
     Postgres,
+    error::DatabaseError,
     migrate::Migrator,
     postgres::{PgConnectOptions, PgQueryResult},
 };
@@ -46,5 +47,17 @@ impl Dialect for Postgres {
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()
+    }
+
+    /// Client ids can be longer than a b-tree row holds: they are unique by their SHA-256
+    /// (migration 20261203164100).
+    const CLIENT_CONFLICT: &'static str = "(searchgate_text_key(client_id))";
+
+    /// SQLSTATE classes 22 (data exception: a value too long, bad encoding), 23 (integrity
+    /// constraint) and 54 (program limit: "index row size exceeds btree maximum").
+    fn refuses_rows(error: &dyn DatabaseError) -> bool {
+        error
+            .code()
+            .is_some_and(|code| ["22", "23", "54"].iter().any(|c| code.starts_with(c)))
     }
 }

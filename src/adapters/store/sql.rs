@@ -6,7 +6,7 @@
 
 use super::statement::{Statement, Value};
 use crate::domain::{
-    audit::{AuditEvent, AuditQuery},
+    audit::{AuditQuery, BoundedEvent, IDENTITY_CHARS, NAME_CHARS, bound},
     clients::{ClientCursor, ClientSource, RegisteredClient},
     issuer::{ClientRecord, CodeRecord, KeyRecord, RefreshRecord, UnixTime},
     time::Timestamp,
@@ -25,7 +25,7 @@ const EVENT_COLUMNS: &str = "occurred_at_ms, request_id, method, tool, outcome, 
     cache_hit, upstream_attempts, upstream_request_id, query_summary";
 
 /// One `INSERT` of at most [`EVENTS_PER_INSERT`] events.
-pub fn insert_events(events: &[AuditEvent]) -> Statement {
+pub fn insert_events(events: &[BoundedEvent]) -> Statement {
     Statement::insert(
         "audit_events",
         EVENT_COLUMNS,
@@ -74,14 +74,24 @@ pub fn select_events(query: &AuditQuery) -> Statement {
             .push(" AND occurred_at_ms < ")
             .bind(until.unix_millis());
     }
+    // Stored values were bounded (see `BoundedEvent`): a filter naming a longer value is
+    // bounded the same way, so it finds the rows of that value.
     for (column, value) in [
-        ("subject", query.subject.as_deref()),
-        ("client_id", query.client_id.as_deref()),
-        ("tool", query.tool.as_deref()),
-        ("outcome", query.outcome.map(|o| o.as_str())),
+        (
+            "subject",
+            query.subject.as_deref().map(|v| bound(v, IDENTITY_CHARS)),
+        ),
+        (
+            "client_id",
+            query.client_id.as_deref().map(|v| bound(v, IDENTITY_CHARS)),
+        ),
+        ("tool", query.tool.as_deref().map(|v| bound(v, NAME_CHARS))),
+        ("outcome", query.outcome.map(|o| o.as_str().into())),
     ] {
         if let Some(value) = value {
-            statement.push(&format!(" AND {column} = ")).bind(value);
+            statement
+                .push(&format!(" AND {column} = "))
+                .bind(value.as_ref());
         }
     }
     statement
@@ -153,13 +163,14 @@ pub fn touch_clients(client_ids: &[String], at: UnixTime) -> Statement {
 }
 
 /// Remembers a registered client. A static client is registered again by every user: the
-/// first row's times are kept.
+/// first row's times are kept. `conflict` is the dialect's unique index on the client id.
 ///
 /// # Errors
 /// When its lists cannot be written as JSON.
 pub fn record_client(
     client: &RegisteredClient,
     source: ClientSource,
+    conflict: &str,
 ) -> serde_json::Result<Statement> {
     let metadata = &client.metadata;
     let mut statement = Statement::insert(
@@ -176,11 +187,11 @@ pub fn record_client(
             client.created_at.unix_seconds().into(),
         ]],
     );
-    statement.push(
-        " ON CONFLICT (client_id) DO UPDATE SET client_name = excluded.client_name, \
+    statement.push(&format!(
+        " ON CONFLICT {conflict} DO UPDATE SET client_name = excluded.client_name, \
          redirect_uris = excluded.redirect_uris, grant_types = excluded.grant_types, \
-         token_endpoint_auth_method = excluded.token_endpoint_auth_method",
-    );
+         token_endpoint_auth_method = excluded.token_endpoint_auth_method"
+    ));
     Ok(statement)
 }
 

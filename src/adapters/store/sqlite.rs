@@ -5,6 +5,7 @@ use std::{str::FromStr, time::Duration};
 
 use sqlx::{
     Sqlite,
+    error::DatabaseError,
     migrate::Migrator,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteQueryResult, SqliteSynchronous},
 };
@@ -47,5 +48,17 @@ impl Dialect for Sqlite {
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
+    }
+
+    /// SQLite's b-trees hold keys of any length.
+    const CLIENT_CONFLICT: &'static str = "(client_id)";
+
+    /// Primary result codes SQLITE_TOOBIG (18), SQLITE_CONSTRAINT (19), SQLITE_MISMATCH (20)
+    /// and SQLITE_RANGE (25); `code()` is the extended code, whose low byte is the primary.
+    fn refuses_rows(error: &dyn DatabaseError) -> bool {
+        error
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 18 | 19 | 20 | 25))
     }
 }

@@ -7,30 +7,25 @@ use std::{net::SocketAddr, sync::Arc, time::Instant};
 use futures::StreamExt;
 use poem::{
     Body, Endpoint, IntoResponse, Middleware, Request, Response, Result,
-    http::{Method, StatusCode},
+    http::{Method, StatusCode, header},
 };
 use serde::Deserialize;
 
+use super::jsonrpc_error;
 use crate::{
     domain::{
-        audit::{AuditEvent, AuditSink, Outcome},
+        audit::{AuditEvent, AuditSink, AuditSlot, NAME_CHARS, Outcome, QueueFull},
         time::Timestamp,
     },
     http::{Layered, Metrics, RequestId},
     mcp::{CallInfo, CallRecord},
 };
 
-/// Longest method or tool name kept in an audit row.
-pub(super) const MAX_NAME_CHARS: usize = 128;
+/// Longest method or tool name served (and kept in an audit row).
+pub(super) const MAX_NAME_CHARS: usize = NAME_CHARS;
 
-/// An audit row keeps at most [`MAX_NAME_CHARS`] of a method or tool name.
-pub(super) fn bounded(name: String) -> String {
-    if name.chars().count() <= MAX_NAME_CHARS {
-        name
-    } else {
-        name.chars().take(MAX_NAME_CHARS).collect()
-    }
-}
+/// JSON-RPC's implementation-defined server error: the request was not served.
+const SERVER_BUSY: i64 = -32000;
 
 /// Writes one audit row per MCP request.
 #[derive(Clone)]
@@ -51,8 +46,9 @@ impl<E: Endpoint> Middleware<E> for AuditLayer {
     }
 }
 
-/// What is known about a request before it is served.
+/// What is known about a request before it is served, and the queue slot its row goes in.
 struct Pending {
+    slot: AuditSlot,
     record: CallRecord,
     request_id: String,
     source_addr: Option<SocketAddr>,
@@ -63,15 +59,16 @@ struct Pending {
 }
 
 impl Pending {
-    fn finish(&self, status: StatusCode, rpc_error: Option<i64>) -> AuditEvent {
+    /// Queues the request's audit row in its slot.
+    fn finish(self, status: StatusCode, rpc_error: Option<i64>) {
         let info = self.record.snapshot();
         let (outcome, error_code) = classify(status, &info, rpc_error);
         let principal = info.principal;
         let event = AuditEvent {
             occurred_at: self.occurred_at,
             request_id: self.request_id.clone(),
-            method: info.method.map(bounded),
-            tool: info.tool.map(bounded),
+            method: info.method,
+            tool: info.tool,
             outcome,
             http_status: status.as_u16(),
             error_code,
@@ -90,7 +87,7 @@ impl Pending {
             query_summary: info.query_summary.filter(|_| self.record_queries),
         };
         self.metrics.observe_call(&event);
-        event
+        self.slot.record(event);
     }
 }
 
@@ -106,9 +103,15 @@ impl<E: Endpoint> Endpoint for Layered<AuditLayer, E> {
             .get::<RequestId>()
             .map(|id| id.0.clone())
             .unwrap_or_default();
+        // A slot first: a request that could not be audited is not served (fail closed).
+        let slot = match self.layer.sink.reserve().await {
+            Ok(slot) => slot,
+            Err(full) => return Ok(queue_full(full)),
+        };
         let record = CallRecord::new(&request_id);
         req.extensions_mut().insert(record.clone());
         let pending = Pending {
+            slot,
             record,
             request_id,
             source_addr: req.remote_addr().as_socket_addr().copied(),
@@ -127,7 +130,6 @@ impl<E: Endpoint> Endpoint for Layered<AuditLayer, E> {
             // The outcome is known only when the stream ends (or the client goes away).
             let guard = AuditOnDrop {
                 pending: Some(pending),
-                sink: self.layer.sink.clone(),
                 status,
             };
             let stream = response.take_body().into_bytes_stream().map(move |chunk| {
@@ -144,36 +146,35 @@ impl<E: Endpoint> Endpoint for Layered<AuditLayer, E> {
             rpc_error = jsonrpc_error_code(&bytes);
             response.set_body(bytes);
         }
-        self.layer
-            .sink
-            .record(pending.finish(status, rpc_error))
-            .await;
+        pending.finish(status, rpc_error);
         Ok(response)
     }
+}
+
+/// The 503 of a request for which no audit slot freed up in time.
+fn queue_full(full: QueueFull) -> Response {
+    let message = format!(
+        "the server cannot record this request in its audit trail now; retry after {} seconds",
+        full.retry_after_secs
+    );
+    let mut response = jsonrpc_error(StatusCode::SERVICE_UNAVAILABLE, SERVER_BUSY, &message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, full.retry_after_secs.into());
+    response
 }
 
 /// Records the audit row of a streamed response when its body is dropped.
 struct AuditOnDrop {
     pending: Option<Pending>,
-    sink: AuditSink,
     status: StatusCode,
 }
 
 impl Drop for AuditOnDrop {
     fn drop(&mut self) {
+        // The slot was reserved when the request arrived: queuing in it never waits.
         if let Some(pending) = self.pending.take() {
-            let event = pending.finish(self.status, None);
-            let sink = self.sink.clone();
-            // Drop cannot await; the spawned send still waits for queue room, so nothing is lost
-            // while the runtime runs.
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(async move { sink.record(event).await });
-                }
-                Err(_) => {
-                    tracing::error!(request_id = %event.request_id, "audit event of a stream that outlived the runtime was not stored")
-                }
-            }
+            pending.finish(self.status, None);
         }
     }
 }

@@ -3,8 +3,13 @@
 
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Instant};
 
-use poem::Request;
-use poem_openapi::{ApiResponse, OpenApi, payload::Json};
+use poem::{FromRequest, Request, RequestBody};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, OpenApi,
+    payload::{Json, Payload},
+    registry::{MetaMediaType, MetaRequest, Registry},
+    types::Type,
+};
 
 use super::{
     error::{ApiError, Reply},
@@ -28,6 +33,61 @@ pub enum Registered {
         Json<serde_json::Value>,
         #[oai(header = "Cache-Control")] String,
     ),
+}
+
+/// The request body as sent: a JSON object, or why it is not one. poem-openapi's `Json` would
+/// refuse a malformed body or another `Content-Type` itself, with a `text/plain` 400, before the
+/// operation runs (so neither counted nor audited); RFC 7591 §3.2.2 answers every unreadable
+/// registration with `invalid_client_metadata`. The body is bounded before it gets here
+/// (`RegistrationLimit`).
+pub struct MetadataBody(Result<serde_json::Value, &'static str>);
+
+impl MetadataBody {
+    /// The JSON object sent, or why the body is not client metadata.
+    fn read(content_type: Option<&str>, bytes: &[u8]) -> Self {
+        let json = content_type.is_some_and(Json::<serde_json::Value>::check_content_type);
+        Self(if !json {
+            Err("send the client metadata as application/json")
+        } else {
+            match serde_json::from_slice::<serde_json::Value>(bytes) {
+                Ok(value) if value.is_object() => Ok(value),
+                Ok(_) => Err("the client metadata must be a JSON object"),
+                Err(_) => Err("the client metadata is not valid JSON"),
+            }
+        })
+    }
+}
+
+// Documented like `Json<serde_json::Value>`: the same request body in the OpenAPI document.
+impl<'a> ApiExtractor<'a> for MetadataBody {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Json<serde_json::Value> as Payload>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: <Json<serde_json::Value> as Payload>::CONTENT_TYPE,
+                schema: serde_json::Value::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let bytes = <Vec<u8> as FromRequest>::from_request(request, body).await?;
+        Ok(Self::read(request.content_type(), &bytes))
+    }
 }
 
 /// The registration endpoint.
@@ -54,7 +114,7 @@ impl RegistrationApi {
         &self,
         registrar: &Registrar,
         req: &Request,
-        body: serde_json::Value,
+        body: MetadataBody,
     ) -> Result<RegisteredClient, ApiError> {
         if let Some(ip) = req.remote_addr().as_socket_addr().map(|a| a.ip())
             && let Err(wait) = self.limiter.check(&ip)
@@ -65,6 +125,10 @@ impl RegistrationApi {
                 wait,
             ));
         }
+        // Counted above, refused here: an unreadable body costs a sender as much as any other.
+        let body = body
+            .0
+            .map_err(|why| ApiError::bad_request("invalid_client_metadata", why))?;
         let request: RegistrationRequest = serde_json::from_value(body).map_err(|error| {
             ApiError::bad_request(
                 "invalid_client_metadata",
@@ -114,7 +178,7 @@ impl RegistrationApi {
     async fn register(
         &self,
         req: &Request,
-        body: Json<serde_json::Value>,
+        body: MetadataBody,
     ) -> Reply<Registered, 400, 404, 429, 503> {
         let started = Instant::now();
         let Some(registrar) = &self.registrar else {
@@ -122,7 +186,7 @@ impl RegistrationApi {
                 "client registration is off on this server (registration.mode = off)",
             ));
         };
-        let answer = self.admit_and_register(registrar, req, body.0).await;
+        let answer = self.admit_and_register(registrar, req, body).await;
         let mut event = match &answer {
             Ok(client) => {
                 let mut event = action_event(req, ACTION, Outcome::Success, 201);

@@ -5,7 +5,7 @@ use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Instant};
 
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::{
-    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, OpenApi,
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
     payload::{Json, Payload},
     registry::{MetaMediaType, MetaRequest, Registry},
     types::Type,
@@ -35,6 +35,40 @@ pub enum Registered {
     ),
 }
 
+// The OpenAPI document's description of the body; it is read as a `MetadataBody` and checked
+// by the registrar.
+/// Client metadata (RFC 7591 §2). Other members are ignored.
+#[derive(Object)]
+#[oai(rename = "ClientMetadata", example)]
+struct ClientMetadataSchema {
+    /// Where authorization responses may be sent (at most 20): https, or http on a loopback
+    /// host (RFC 8252); no fragments. Needed for the `authorization_code` grant.
+    redirect_uris: Option<Vec<String>>,
+    /// A name to show people (at most 200 characters).
+    client_name: Option<String>,
+    /// `authorization_code` (the default), `refresh_token`, `client_credentials`.
+    grant_types: Option<Vec<String>>,
+    /// `code`, for the `authorization_code` grant.
+    response_types: Option<Vec<String>>,
+    /// `none` (a public client), `client_secret_basic` (the default) or `client_secret_post`.
+    token_endpoint_auth_method: Option<String>,
+}
+
+impl poem_openapi::types::Example for ClientMetadataSchema {
+    fn example() -> Self {
+        Self {
+            redirect_uris: Some(vec!["http://127.0.0.1:33418/callback".to_owned()]),
+            client_name: Some("My MCP client".to_owned()),
+            grant_types: Some(vec![
+                "authorization_code".to_owned(),
+                "refresh_token".to_owned(),
+            ]),
+            response_types: Some(vec!["code".to_owned()]),
+            token_endpoint_auth_method: Some("none".to_owned()),
+        }
+    }
+}
+
 /// The request body as sent: a JSON object, or why it is not one. poem-openapi's `Json` would
 /// refuse a malformed body or another `Content-Type` itself, with a `text/plain` 400, before the
 /// operation runs (so neither counted nor audited); RFC 7591 §3.2.2 answers every unreadable
@@ -58,7 +92,7 @@ impl MetadataBody {
     }
 }
 
-// Documented like `Json<serde_json::Value>`: the same request body in the OpenAPI document.
+// Documented as a JSON body of client metadata.
 impl<'a> ApiExtractor<'a> for MetadataBody {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
 
@@ -66,15 +100,15 @@ impl<'a> ApiExtractor<'a> for MetadataBody {
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
-        <Json<serde_json::Value> as Payload>::register(registry);
+        <Json<ClientMetadataSchema> as Payload>::register(registry);
     }
 
     fn request_meta() -> Option<MetaRequest> {
         Some(MetaRequest {
             description: None,
             content: vec![MetaMediaType {
-                content_type: <Json<serde_json::Value> as Payload>::CONTENT_TYPE,
-                schema: serde_json::Value::schema_ref(),
+                content_type: <Json<ClientMetadataSchema> as Payload>::CONTENT_TYPE,
+                schema: ClientMetadataSchema::schema_ref(),
             }],
             required: true,
         })

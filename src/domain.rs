@@ -28,6 +28,7 @@
 //! - `url`: URLs in client metadata and page requests
 //! - `futures`: tests only
 //! - `mockall`: tests only (the ports' mocks)
+//! - `proptest`: tests only (properties of the parsers that face the network)
 
 /// Audit events and the `AuditLog` port, plus the batched writer in front of it.
 pub mod audit;

@@ -424,4 +424,45 @@ mod tests {
         let codes: BTreeSet<_> = all.iter().map(|r| r.code()).collect();
         assert_eq!(codes.len(), all.len());
     }
+
+    /// Properties over generated credentials.
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any text is a token, a malformed request (empty, over 8 KiB) or an invalid token
+            /// (RFC 6750 §2.1 characters only), never anything else, and a token is kept as sent.
+            #[test]
+            fn a_bearer_credential_is_a_token_a_malformed_request_or_an_invalid_token(
+                raw in prop_oneof![
+                    "[A-Za-z0-9._~+/-]{0,40}={0,3}",
+                    "\\PC{0,40}",
+                    (BearerToken::MAX_BYTES - 1..BearerToken::MAX_BYTES + 2)
+                        .prop_map(|n| "a".repeat(n)),
+                ]
+            ) {
+                let b64token = {
+                    let body = raw.trim_end_matches('=');
+                    !body.is_empty()
+                        && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+                };
+                let bounded = !raw.is_empty() && raw.len() <= BearerToken::MAX_BYTES;
+                match BearerToken::parse(&raw) {
+                    Ok(token) => {
+                        prop_assert!(b64token && bounded);
+                        prop_assert_eq!(token.expose(), raw.as_str());
+                    }
+                    Err(AuthError::MalformedRequest { .. }) => prop_assert!(!bounded),
+                    Err(AuthError::InvalidToken { rejection: Rejection::Malformed, .. }) => {
+                        prop_assert!(!b64token && bounded);
+                    }
+                    Err(other) => prop_assert!(false, "undocumented: {:?}", other),
+                }
+            }
+        }
+    }
 }

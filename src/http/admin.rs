@@ -619,4 +619,97 @@ mod tests {
             );
         }
     }
+
+    /// Properties over generated query parameters: whatever an admin sends, a parameter is
+    /// read as documented or refused with `400 invalid_request`, and never panics.
+    mod properties {
+        use poem_openapi::param::Query;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// What a client may put in a query parameter, weighted towards what almost parses.
+        fn parameter() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[0-9]{0,22}",
+                "-?[0-9]{1,20}(\\.[0-9]{0,3})?",
+                "[0-9TZtz:.+ -]{0,32}",
+                (-100_000_000_000i64..400_000_000_000).prop_map(|s| {
+                    chrono::DateTime::from_timestamp(s, 0)
+                        .map_or_else(String::new, |t| t.to_rfc3339())
+                }),
+                prop::sample::select(Outcome::ALL.map(|o| o.as_str().to_owned()).to_vec()),
+                any::<String>(),
+            ]
+        }
+
+        fn refused_as_documented(error: &ApiError) -> Result<(), TestCaseError> {
+            prop_assert_eq!((error.status(), error.code()), (400, "invalid_request"));
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn a_limit_is_a_number_within_its_range_or_a_400(text in parameter(), max in 1u32..2000) {
+                let wanted = text.parse::<u32>().ok().filter(|n| (1..=max).contains(n));
+                match page_limit(Some(&RawLimit(text.clone())), 1, max) {
+                    Ok(limit) => prop_assert_eq!(Some(limit), wanted),
+                    Err(error) => {
+                        prop_assert_eq!(wanted, None);
+                        refused_as_documented(&error)?;
+                    }
+                }
+            }
+
+            #[test]
+            fn audit_filters_are_read_as_documented_or_refused_with_400(
+                since in prop::option::of(parameter()),
+                until in prop::option::of(parameter()),
+                outcome in prop::option::of(parameter()),
+                cursor in prop::option::of(parameter()),
+            ) {
+                let filters = AuditFilters {
+                    since: Query(since.clone()),
+                    until: Query(until.clone()),
+                    subject: Query(None),
+                    client_id: Query(None),
+                    tool: Query(None),
+                    outcome: Query(outcome.clone()),
+                };
+                let time_ok = |t: &Option<String>| {
+                    t.as_deref().filter(|t| !t.is_empty()).is_none_or(|t| parse_filter_time(t).is_some())
+                };
+                let readable = time_ok(&since)
+                    && time_ok(&until)
+                    && outcome.as_deref().is_none_or(|o| o.parse::<Outcome>().is_ok())
+                    && cursor.as_deref().filter(|c| !c.is_empty()).is_none_or(|c| c.parse::<i64>().is_ok());
+                match filters.query(cursor.as_deref(), 100) {
+                    Ok(query) => {
+                        prop_assert!(readable);
+                        // Times read are times the answers can write back, to the millisecond.
+                        for at in [query.since, query.until].into_iter().flatten() {
+                            prop_assert_eq!(parse_filter_time(&rfc3339(at)), Some(at));
+                        }
+                    }
+                    Err(error) => {
+                        prop_assert!(!readable);
+                        refused_as_documented(&error)?;
+                    }
+                }
+            }
+
+            #[test]
+            fn a_client_cursor_reads_back_what_a_page_wrote(
+                created_at in any::<i64>(),
+                client_id in any::<String>(),
+                junk in parameter(),
+            ) {
+                let cursor = ClientCursor { created_at, client_id };
+                prop_assert_eq!(ClientCursor::parse(&cursor.to_string()), Some(cursor));
+                let _ = ClientCursor::parse(&junk);
+            }
+        }
+    }
 }

@@ -449,4 +449,144 @@ mod tests {
             "quotes cannot break the header; no scope parameter when none is needed"
         );
     }
+
+    /// Properties over generated `Authorization` headers and query strings: `extract` never
+    /// panics and gives exactly the documented answer, and every refusal is a 400 or 401
+    /// challenge.
+    mod properties {
+        use proptest::{collection, prelude::*};
+
+        use super::*;
+
+        /// What the module doc promises for these headers and this query.
+        #[derive(Debug, PartialEq)]
+        enum Answer {
+            NoCredentials,
+            Token(String),
+            MalformedRequest,
+            InvalidToken,
+        }
+
+        fn promised(values: &[Vec<u8>], query: Option<&str>) -> Answer {
+            if query.is_some_and(|q| {
+                q.split('&')
+                    .any(|p| p.split('=').next() == Some("access_token"))
+            }) {
+                return Answer::MalformedRequest;
+            }
+            let value = match values {
+                [] => return Answer::NoCredentials,
+                [value] => value,
+                _ => return Answer::MalformedRequest,
+            };
+            let (scheme, credential) = match value.iter().position(|&b| b == b' ') {
+                Some(at) => (&value[..at], &value[at + 1..]),
+                None => (&value[..], &[][..]),
+            };
+            if !scheme.eq_ignore_ascii_case(b"bearer") {
+                return Answer::NoCredentials;
+            }
+            let credential = trim_spaces(credential);
+            if credential.is_empty() || credential.len() > BearerToken::MAX_BYTES {
+                return Answer::MalformedRequest;
+            }
+            // RFC 6750 §2.1 b64token.
+            let body_end = credential
+                .iter()
+                .rposition(|&b| b != b'=')
+                .map_or(0, |i| i + 1);
+            let b64token = body_end > 0
+                && credential[..body_end]
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(b));
+            if b64token {
+                Answer::Token(String::from_utf8(credential.to_vec()).unwrap())
+            } else {
+                Answer::InvalidToken
+            }
+        }
+
+        /// The bytes a header value may hold (RFC 9110 §5.5: visible, space, tab, obs-text).
+        fn header_byte() -> impl Strategy<Value = u8> {
+            prop_oneof![
+                4 => prop::sample::select(
+                    b"abcXYZ019-._~+/= %\"\\,;:".to_vec()
+                ),
+                1 => 0x20u8..0x7f,
+                1 => 0x80u8..=0xff,
+                1 => Just(b'\t'),
+            ]
+        }
+
+        fn header_value() -> impl Strategy<Value = Vec<u8>> {
+            let scheme = prop::sample::select(vec![
+                "Bearer", "bearer", "BEARER", "Bearerx", "Basic", "Digest", "", "Bearer ",
+            ]);
+            let credential = prop_oneof![
+                "[A-Za-z0-9._~+/-]{1,40}={0,2}".prop_map(String::into_bytes),
+                collection::vec(header_byte(), 0..48),
+                (BearerToken::MAX_BYTES - 2..BearerToken::MAX_BYTES + 3)
+                    .prop_map(|n| "a".repeat(n).into_bytes()),
+            ];
+            (scheme, 0..3usize, credential, 0..3usize).prop_map(
+                |(scheme, before, credential, after)| {
+                    let mut value = scheme.as_bytes().to_vec();
+                    value.extend(std::iter::repeat_n(b' ', before));
+                    value.extend(credential);
+                    value.extend(std::iter::repeat_n(b' ', after));
+                    value
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn every_authorization_header_gets_the_documented_answer(
+                values in collection::vec(header_value(), 0..3),
+                query in prop::option::of(prop_oneof![
+                    Just("access_token=abc".to_owned()),
+                    Just("x=1&access_token".to_owned()),
+                    "[a-z_=&]{0,24}",
+                ]),
+            ) {
+                // A header value cannot start or end with whitespace on the wire.
+                let values: Vec<Vec<u8>> = values
+                    .into_iter()
+                    .map(|v| v.trim_ascii().to_vec())
+                    .collect();
+                let mut headers = HeaderMap::new();
+                for value in &values {
+                    headers.append(header::AUTHORIZATION, HeaderValue::from_bytes(value).unwrap());
+                }
+                let extracted = extract(&headers, query.as_deref());
+                let answer = match &extracted {
+                    Ok(None) => Answer::NoCredentials,
+                    Ok(Some(token)) => Answer::Token(token.expose().to_owned()),
+                    Err(AuthError::MalformedRequest { .. }) => Answer::MalformedRequest,
+                    Err(AuthError::InvalidToken { rejection: Rejection::Malformed, .. }) => {
+                        Answer::InvalidToken
+                    }
+                    Err(other) => return Err(TestCaseError::fail(format!("undocumented: {other:?}"))),
+                };
+                prop_assert_eq!(&answer, &promised(&values, query.as_deref()));
+
+                let challenge = Challenge {
+                    resource_metadata: "https://s.example/.well-known/oauth-protected-resource/mcp".into(),
+                    scope: "web-search:read".into(),
+                };
+                if let Err(error) = &extracted {
+                    let response = rejection(&challenge, error);
+                    let status = response.status().as_u16();
+                    prop_assert!(
+                        (status, &answer) == (400, &Answer::MalformedRequest)
+                            || (status, &answer) == (401, &Answer::InvalidToken),
+                        "{} for {:?}", status, answer
+                    );
+                    prop_assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+                }
+            }
+        }
+    }
 }

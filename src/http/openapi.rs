@@ -286,6 +286,7 @@ fn mcp_operation(
             "400": { "description": "Not a JSON-RPC message, or a malformed Authorization header" },
             "401": unauthorized,
             "403": forbidden,
+            "406": { "description": "Accept does not name both application/json and text/event-stream" },
             "408": { "description": "The body did not arrive within server.body_timeout_secs" },
             "413": { "description": "The body exceeds server.max_body_bytes" },
             "415": { "description": "The body is not application/json" },

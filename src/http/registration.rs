@@ -3,8 +3,13 @@
 
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Instant};
 
-use poem::Request;
-use poem_openapi::{ApiResponse, OpenApi, payload::Json};
+use poem::{FromRequest, Request, RequestBody};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
+    payload::{Json, Payload},
+    registry::{MetaMediaType, MetaRequest, Registry},
+    types::Type,
+};
 
 use super::{
     error::{ApiError, Reply},
@@ -28,6 +33,95 @@ pub enum Registered {
         Json<serde_json::Value>,
         #[oai(header = "Cache-Control")] String,
     ),
+}
+
+// The OpenAPI document's description of the body; it is read as a `MetadataBody` and checked
+// by the registrar.
+/// Client metadata (RFC 7591 §2). Other members are ignored.
+#[derive(Object)]
+#[oai(rename = "ClientMetadata", example)]
+struct ClientMetadataSchema {
+    /// Where authorization responses may be sent (at most 20): https, or http on a loopback
+    /// host (RFC 8252); no fragments. Needed for the `authorization_code` grant.
+    redirect_uris: Option<Vec<String>>,
+    /// A name to show people (at most 200 characters).
+    client_name: Option<String>,
+    /// `authorization_code` (the default), `refresh_token`, `client_credentials`.
+    grant_types: Option<Vec<String>>,
+    /// `code`, for the `authorization_code` grant.
+    response_types: Option<Vec<String>>,
+    /// `none` (a public client), `client_secret_basic` (the default) or `client_secret_post`.
+    token_endpoint_auth_method: Option<String>,
+}
+
+impl poem_openapi::types::Example for ClientMetadataSchema {
+    fn example() -> Self {
+        Self {
+            redirect_uris: Some(vec!["http://127.0.0.1:33418/callback".to_owned()]),
+            client_name: Some("My MCP client".to_owned()),
+            grant_types: Some(vec![
+                "authorization_code".to_owned(),
+                "refresh_token".to_owned(),
+            ]),
+            response_types: Some(vec!["code".to_owned()]),
+            token_endpoint_auth_method: Some("none".to_owned()),
+        }
+    }
+}
+
+/// The request body as sent: a JSON object, or why it is not one. poem-openapi's `Json` would
+/// refuse a malformed body or another `Content-Type` itself, with a `text/plain` 400, before the
+/// operation runs (so neither counted nor audited); RFC 7591 §3.2.2 answers every unreadable
+/// registration with `invalid_client_metadata`. The body is bounded before it gets here
+/// (`RegistrationLimit`).
+pub struct MetadataBody(Result<serde_json::Value, &'static str>);
+
+impl MetadataBody {
+    /// The JSON object sent, or why the body is not client metadata.
+    fn read(content_type: Option<&str>, bytes: &[u8]) -> Self {
+        let json = content_type.is_some_and(Json::<serde_json::Value>::check_content_type);
+        Self(if !json {
+            Err("send the client metadata as application/json")
+        } else {
+            match serde_json::from_slice::<serde_json::Value>(bytes) {
+                Ok(value) if value.is_object() => Ok(value),
+                Ok(_) => Err("the client metadata must be a JSON object"),
+                Err(_) => Err("the client metadata is not valid JSON"),
+            }
+        })
+    }
+}
+
+// Documented as a JSON body of client metadata.
+impl<'a> ApiExtractor<'a> for MetadataBody {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Json<ClientMetadataSchema> as Payload>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: <Json<ClientMetadataSchema> as Payload>::CONTENT_TYPE,
+                schema: ClientMetadataSchema::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let bytes = <Vec<u8> as FromRequest>::from_request(request, body).await?;
+        Ok(Self::read(request.content_type(), &bytes))
+    }
 }
 
 /// The registration endpoint.
@@ -54,7 +148,7 @@ impl RegistrationApi {
         &self,
         registrar: &Registrar,
         req: &Request,
-        body: serde_json::Value,
+        body: MetadataBody,
     ) -> Result<RegisteredClient, ApiError> {
         if let Some(ip) = req.remote_addr().as_socket_addr().map(|a| a.ip())
             && let Err(wait) = self.limiter.check(&ip)
@@ -65,6 +159,10 @@ impl RegistrationApi {
                 wait,
             ));
         }
+        // Counted above, refused here: an unreadable body costs a sender as much as any other.
+        let body = body
+            .0
+            .map_err(|why| ApiError::bad_request("invalid_client_metadata", why))?;
         let request: RegistrationRequest = serde_json::from_value(body).map_err(|error| {
             ApiError::bad_request(
                 "invalid_client_metadata",
@@ -114,7 +212,7 @@ impl RegistrationApi {
     async fn register(
         &self,
         req: &Request,
-        body: Json<serde_json::Value>,
+        body: MetadataBody,
     ) -> Reply<Registered, 400, 404, 429, 503> {
         let started = Instant::now();
         let Some(registrar) = &self.registrar else {
@@ -122,7 +220,7 @@ impl RegistrationApi {
                 "client registration is off on this server (registration.mode = off)",
             ));
         };
-        let answer = self.admit_and_register(registrar, req, body.0).await;
+        let answer = self.admit_and_register(registrar, req, body).await;
         let mut event = match &answer {
             Ok(client) => {
                 let mut event = action_event(req, ACTION, Outcome::Success, 201);

@@ -56,6 +56,11 @@ async fn malformed_bodies_get_a_400_json_rpc_error_never_415() {
         (ping_with_id("{}"), -32600, "id an object"),
         (ping_with_id("147573952589676412928"), -32600, "id 2^67"),
         (
+            ping_with_id("147573952589676412928,\"id\":1"),
+            -32600,
+            "an id written twice, the first 2^67 (rmcp reads the text, not the last value)",
+        ),
+        (
             format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{}"}}"#, "m".repeat(129)).into_bytes(),
             -32600,
             "a method of 129 characters",

@@ -245,6 +245,79 @@ async fn every_validation_error_the_policy_and_the_rate_limit_answer_precisely()
     assert_eq!(registrations[8].error_code.as_deref(), Some("rate_limited"));
 }
 
+/// RFC 7591 §3.2.2: a body that is not client metadata (not JSON, not sent as JSON, not an
+/// object) is `400 invalid_client_metadata` in the JSON error body, like any other refusal, and
+/// it counts against the address's registration limit and is audited.
+#[tokio::test]
+async fn unreadable_registrations_get_invalid_client_metadata_and_count_and_are_audited() {
+    let cases: [(Option<&str>, &[u8], &str); 8] = [
+        (
+            Some("application/json"),
+            b"{\"redirect_uris\": [",
+            "truncated JSON",
+        ),
+        (Some("application/json"), b"redirect_uris=x", "not JSON"),
+        (
+            Some("application/json"),
+            b"{\"client_name\": \"\xff\"}",
+            "invalid UTF-8",
+        ),
+        (Some("application/json"), b"  ", "only whitespace"),
+        (
+            Some("application/json"),
+            b"[{\"redirect_uris\": []}]",
+            "an array",
+        ),
+        (Some("application/json"), b"null", "null"),
+        (
+            Some("text/plain"),
+            b"{\"redirect_uris\": []}",
+            "a wrong Content-Type",
+        ),
+        (None, b"{\"redirect_uris\": []}", "no Content-Type"),
+    ];
+    let app = spawn_embedded(|s| s.registration.rate_limit_per_minute = cases.len() as u32).await;
+    for (content_type, body, case) in cases {
+        let mut request = app.http.post(app.url("/oauth/register")).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{case}");
+        assert!(
+            response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{case}: the answer is JSON"
+        );
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            answer["error"], "invalid_client_metadata",
+            "{case}: {answer}"
+        );
+        assert!(answer["error_description"].is_string(), "{case}: {answer}");
+    }
+    // The refused bodies used up this minute's registrations: a good one now waits.
+    let limited = register(&app, &public_metadata(REDIRECT)).await;
+    assert_eq!(
+        limited.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "unreadable bodies count against the limit"
+    );
+    let rows = app.stop().await.rows;
+    let registrations: Vec<_> = rows
+        .iter()
+        .filter(|r| r.method.as_deref() == Some("oauth/register"))
+        .collect();
+    assert_eq!(registrations.len(), cases.len() + 1, "every one is audited");
+    for row in &registrations[..cases.len()] {
+        assert_eq!(row.outcome, "rejected");
+        assert_eq!(row.http_status, 400);
+        assert_eq!(row.error_code.as_deref(), Some("invalid_client_metadata"));
+    }
+}
+
 #[tokio::test]
 async fn denying_a_client_through_the_admin_api_turns_its_next_call_into_403() {
     let app = spawn_embedded(|_| {}).await;

@@ -845,4 +845,167 @@ mod tests {
             "aliases are not listed"
         );
     }
+
+    /// Properties over generated options: [`SearchRequest::new`] never panics, accepts exactly
+    /// the options its documented rules allow, and names a documented field when it refuses.
+    mod properties {
+        use proptest::{collection, prelude::*};
+
+        use super::*;
+
+        // Most options are left out, as callers leave them, so that accepted requests are
+        // common enough to check too.
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "\\PC{0,24}",
+                "[ \t\n]{0,3}[a-z ]{0,8}[ \t\n]{0,3}",
+                any::<String>(),
+                (250..410usize, 0..3usize).prop_map(|(n, pad)| {
+                    format!("{}{}{}", " ".repeat(pad), "q".repeat(n), "\t".repeat(pad))
+                }),
+            ]
+        }
+
+        fn domains(max: usize) -> impl Strategy<Value = Vec<String>> {
+            let domain = prop_oneof![
+                3 => "(https?://)?[a-zA-Z0-9.*-]{0,16}/{0,2}",
+                1 => text(),
+            ];
+            prop_oneof![
+                4 => collection::vec(domain, 0..4),
+                1 => (max - 1..max + 2).prop_map(|n| vec!["example.com".to_owned(); n]),
+            ]
+        }
+
+        fn closed<T: std::str::FromStr + std::fmt::Debug>(
+            values: &'static [&'static str],
+        ) -> impl Strategy<Value = Option<T>> {
+            proptest::option::weighted(0.25, proptest::sample::select(values))
+                .prop_map(|v| v.and_then(|v| v.parse().ok()))
+        }
+
+        fn date() -> impl Strategy<Value = Option<Date>> {
+            (1890u16..2101, 0u8..14, 0u8..33).prop_map(|(y, m, d)| {
+                Date::parse("start_date", &format!("{y:04}-{m:02}-{d:02}")).ok()
+            })
+        }
+
+        fn count() -> impl Strategy<Value = Option<i64>> {
+            proptest::option::weighted(0.25, prop_oneof![-2i64..25, any::<i64>()])
+        }
+
+        prop_compose! {
+            fn options()(
+                query in text(),
+                (max_results, chunks_per_source) in (count(), count()),
+                (depth, topic, time_range, include_answer, include_raw_content) in (
+                    closed(SearchDepth::VALUES),
+                    closed(Topic::VALUES),
+                    closed(TimeRange::VALUES),
+                    closed(AnswerDepth::VALUES),
+                    closed(ContentFormat::VALUES),
+                ),
+                (start_date, end_date) in (proptest::option::weighted(0.25, date()), proptest::option::weighted(0.25, date())),
+                flags in any::<[bool; 5]>(),
+                include_domains in domains(SearchRequest::MAX_INCLUDE_DOMAINS),
+                exclude_domains in domains(SearchRequest::MAX_EXCLUDE_DOMAINS),
+                country in proptest::option::weighted(0.25, prop_oneof![
+                    "[A-Za-z '-]{0,12}",
+                    text(),
+                    (58..63usize).prop_map(|n| "a".repeat(n)),
+                ]),
+            ) -> SearchOptions {
+                let [include_images, include_image_descriptions, include_favicon, auto_parameters, exact_match] = flags;
+                SearchOptions {
+                    query, max_results, depth, topic, time_range,
+                    start_date: start_date.flatten(), end_date: end_date.flatten(),
+                    chunks_per_source, include_answer, include_raw_content, include_images,
+                    include_image_descriptions, include_favicon, include_domains,
+                    exclude_domains, country, auto_parameters, exact_match,
+                }
+            }
+        }
+
+        /// The rules as `SearchOptions` documents them, written out once more.
+        fn allowed(o: &SearchOptions) -> bool {
+            let query = o.query.trim().chars().count();
+            let domains_ok = |list: &[String], max: usize| {
+                list.len() <= max
+                    && list.iter().all(|d| {
+                        let d = d.trim();
+                        let bare = d
+                            .strip_prefix("https://")
+                            .or_else(|| d.strip_prefix("http://"))
+                            .unwrap_or(d)
+                            .trim_end_matches('/');
+                        !bare.is_empty()
+                            && bare.chars().count() <= SearchRequest::MAX_DOMAIN_CHARS
+                            && !bare.chars().any(char::is_whitespace)
+                    })
+            };
+            let country_ok = o.country.as_deref().is_none_or(|c| {
+                let name = c.trim().to_lowercase();
+                !name.is_empty()
+                    && name.chars().count() <= SearchRequest::MAX_COUNTRY_CHARS
+                    && name.chars().all(|c| c.is_alphabetic() || " -'".contains(c))
+                    && o.topic.is_none_or(|t| t == Topic::General)
+            });
+            (1..=Query::MAX_CHARS).contains(&query)
+                && o.max_results.is_none_or(|n| (0..=20).contains(&n))
+                && o.chunks_per_source.is_none_or(|n| {
+                    (1..=3).contains(&n)
+                        && matches!(o.depth, Some(SearchDepth::Advanced | SearchDepth::Fast))
+                })
+                && domains_ok(&o.include_domains, SearchRequest::MAX_INCLUDE_DOMAINS)
+                && domains_ok(&o.exclude_domains, SearchRequest::MAX_EXCLUDE_DOMAINS)
+                && country_ok
+                && (o.time_range.is_none() || (o.start_date.is_none() && o.end_date.is_none()))
+                && match (o.start_date, o.end_date) {
+                    (Some(start), Some(end)) => start <= end,
+                    _ => true,
+                }
+                && (o.include_images || !o.include_image_descriptions)
+        }
+
+        const FIELDS: &[&str] = &[
+            "query",
+            "max_results",
+            "chunks_per_source",
+            "include_domains",
+            "exclude_domains",
+            "country",
+            "time_range",
+            "start_date",
+            "include_image_descriptions",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn a_request_is_built_exactly_when_the_rules_allow_it(options in options()) {
+                let allowed = allowed(&options);
+                match SearchRequest::new(options.clone()) {
+                    Ok(request) => {
+                        prop_assert!(allowed, "accepted against the rules: {:?}", options);
+                        prop_assert_eq!(request.query().as_str(), options.query.trim());
+                        prop_assert!(request.max_results().get() <= 20);
+                        for domain in request.include_domains().iter().chain(request.exclude_domains()) {
+                            prop_assert_eq!(domain, &domain.to_lowercase());
+                        }
+                        let normalized = request.normalized();
+                        prop_assert_eq!(normalized.normalized(), normalized);
+                    }
+                    Err(refusal) => {
+                        prop_assert!(!allowed, "refused within the rules: {}", refusal);
+                        prop_assert!(FIELDS.contains(&refusal.field), "{}", refusal.field);
+                        prop_assert!(
+                            refusal.message.chars().count() <= 400,
+                            "a refusal quotes a bounded part of the input"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

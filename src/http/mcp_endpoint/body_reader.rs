@@ -184,6 +184,14 @@ impl Envelope {
                 )
             });
         }
+        // rmcp reads the text, where a member may be written twice (the value above kept only
+        // the last one, so it passed): a message rmcp cannot read is not a valid request.
+        if let Err(error) = serde_json::from_str::<ClientJsonRpcMessage>(text) {
+            return Err((
+                -32600,
+                format!("Invalid Request: {}", bounded_text(&error.to_string())),
+            ));
+        }
         Ok(envelope)
     }
 
@@ -432,6 +440,11 @@ mod tests {
             ),
             (with_id("1.5").into_bytes(), -32600, "fractional id"),
             (
+                br#"{"jsonrpc":"2.0","id":147573952589676412928,"id":0,"method":"ping"}"#.to_vec(),
+                -32600,
+                "an id written twice, the first out of range (found by the properties below)",
+            ),
+            (
                 format!(
                     r#"{{"jsonrpc":"2.0","id":1,"method":"{}"}}"#,
                     "m".repeat(129)
@@ -492,6 +505,187 @@ mod tests {
             (None, false),
         ] {
             assert_eq!(is_json(value), json, "{value:?}");
+        }
+    }
+
+    /// Properties over generated bodies: the reader never panics, refuses only with the
+    /// documented codes and statuses, and passes only what rmcp itself will read.
+    mod properties {
+        use poem::{EndpointExt, endpoint::make_sync};
+        use proptest::{collection, prelude::*};
+
+        use super::*;
+
+        /// A JSON value of a few levels, with the numbers and strings that trouble parsers.
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                any::<String>().prop_map(Value::from),
+                "[a-z/_]{0,8}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 24, 4, |inner| {
+                prop_oneof![
+                    collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Something close to a JSON-RPC message: each member present or not, well-typed or not.
+        fn message() -> impl Strategy<Value = Value> {
+            let method = prop_oneof![
+                Just("tools/call".to_owned()),
+                Just("tools/list".to_owned()),
+                Just("ping".to_owned()),
+                Just("initialize".to_owned()),
+                Just("notifications/initialized".to_owned()),
+                any::<String>(),
+                (120..140usize).prop_map(|n| "m".repeat(n)),
+            ];
+            let name = prop_oneof![
+                Just(Value::from("web_search")),
+                (120..140usize).prop_map(|n| Value::from("t".repeat(n))),
+                json(),
+            ];
+            let params = prop_oneof![
+                json(),
+                (name, json()).prop_map(|(name, arguments)| {
+                    serde_json::json!({ "name": name, "arguments": arguments })
+                }),
+            ];
+            (
+                prop::option::of(prop_oneof![Just(Value::from("2.0")), json()]),
+                prop::option::of(json()),
+                prop::option::of(prop_oneof![method.prop_map(Value::from), json()]),
+                prop::option::of(params),
+                prop::option::of(json()),
+            )
+                .prop_map(|(jsonrpc, id, method, params, result)| {
+                    let mut message = serde_json::Map::new();
+                    for (key, value) in [
+                        ("jsonrpc", jsonrpc),
+                        ("id", id),
+                        ("method", method),
+                        ("params", params),
+                        ("result", result),
+                    ] {
+                        if let Some(value) = value {
+                            message.insert(key.to_owned(), value);
+                        }
+                    }
+                    Value::Object(message)
+                })
+        }
+
+        /// Text a serializer never writes but a client may.
+        const FRAGMENTS: &[&str] = &[
+            r#""id":1e309,"#,
+            r#""id":147573952589676412928,"#,
+            r#""id":null,"#,
+            r#""jsonrpc":"2.0","#,
+            r#""method":"ping","#,
+            r#""x":"\ud800","#,
+            r#""x":1e309,"#,
+            r#""x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],"#,
+        ];
+
+        /// A message's text, perhaps damaged: cut short, a byte changed, or a fragment (a
+        /// repeated member among them) put in after the opening brace.
+        fn body() -> impl Strategy<Value = Vec<u8>> {
+            let text = || message().prop_map(|m| m.to_string().into_bytes());
+            prop_oneof![
+                2 => text(),
+                1 => (text(), any::<prop::sample::Index>())
+                    .prop_map(|(mut t, at)| { t.truncate(at.index(t.len() + 1)); t }),
+                1 => (text(), any::<prop::sample::Index>(), any::<u8>())
+                    .prop_map(|(mut t, at, byte)| { let i = at.index(t.len()); t[i] = byte; t }),
+                2 => (text(), prop::sample::select(FRAGMENTS))
+                    .prop_map(|(t, fragment)| {
+                        let rest = if t.len() > 2 { &t[1..] } else { b"}" };
+                        [b"{", fragment.as_bytes(), rest].concat()
+                    }),
+                1 => collection::vec(any::<u8>(), 0..64),
+            ]
+        }
+
+        /// The reader's verdict on `body` is one a client can rely on.
+        fn verdict_holds(body: &[u8]) -> Result<(), TestCaseError> {
+            match Envelope::read(body) {
+                Ok(envelope) => {
+                    prop_assert!(
+                        serde_json::from_slice::<ClientJsonRpcMessage>(body).is_ok(),
+                        "passed a body rmcp refuses (its answer is a text/plain 415)"
+                    );
+                    for name in [&envelope.method, &envelope.tool].into_iter().flatten() {
+                        prop_assert!(name.chars().count() <= MAX_NAME_CHARS);
+                    }
+                    prop_assert_eq!(
+                        envelope.tool.is_some(),
+                        envelope.method.as_deref() == Some("tools/call")
+                    );
+                }
+                Err((code, message)) => {
+                    prop_assert!([-32700, -32600, -32602].contains(&code), "code {}", code);
+                    prop_assert!(
+                        message.chars().count() <= MAX_LOGGED_CHARS + 128,
+                        "the message quotes a bounded part of the body"
+                    );
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn the_envelope_reader_answers_every_body_with_a_documented_verdict(body in body()) {
+                verdict_holds(&body)?;
+            }
+
+            #[test]
+            fn the_body_reader_answers_400_413_or_415_with_a_json_rpc_error(
+                content_type in prop::option::of(prop_oneof![
+                    Just("application/json".to_owned()),
+                    Just("application/json; charset=utf-8".to_owned()),
+                    "[ -~]{0,24}",
+                ]),
+                body in prop_oneof![body(), collection::vec(any::<u8>(), 0..1200)],
+            ) {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let endpoint = make_sync(|_| "passed").with(BodyReader { max_bytes: 1024 });
+                let mut request = Request::builder().method(Method::POST);
+                if let Some(content_type) = &content_type {
+                    request = request.content_type(content_type);
+                }
+                let response = runtime
+                    .block_on(endpoint.call(request.body(body.clone())))
+                    .unwrap()
+                    .into_response();
+                let status = response.status();
+                let text = runtime.block_on(response.into_body().into_string()).unwrap();
+                if status == StatusCode::OK {
+                    prop_assert_eq!(text, "passed");
+                    prop_assert!(is_json(content_type.as_deref()) && body.len() <= 1024);
+                    prop_assert!(Envelope::read(&body).is_ok());
+                } else {
+                    let answer: Value = serde_json::from_str(&text).unwrap();
+                    let code = answer["error"]["code"].as_i64().unwrap();
+                    prop_assert_eq!(&answer["jsonrpc"], "2.0");
+                    prop_assert!(
+                        matches!(
+                            (status.as_u16(), code),
+                            (400, -32700 | -32600 | -32602) | (413 | 415, -32600)
+                        ),
+                        "{} {}", status, code
+                    );
+                }
+            }
         }
     }
 }

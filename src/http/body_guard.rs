@@ -2,7 +2,8 @@
 //! is answered 413 at once: the body is never polled, so hyper sends no `100 Continue`, and the
 //! connection's lingering close lets a client still uploading read the answer. A body that has
 //! not fully arrived `server.body_timeout_secs` after the route starts reading it is answered
-//! 408.
+//! 408, and a body sent without a length (chunked) that outgrows the limit is answered 413 as
+//! soon as it does, whatever the route made of the cut body.
 //!
 //! The MCP endpoint bounds its body itself (to `server.max_body_bytes`, with JSON-RPC answers
 //! and an audit row), and registration keeps its RFC 7591 answers (`RegistrationLimit`); every
@@ -12,7 +13,7 @@ use std::{
     io,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicU8, Ordering},
     },
     time::Duration,
 };
@@ -54,41 +55,54 @@ impl<E: Endpoint> Endpoint for Layered<BodyGuard, E> {
         let mcp = path == self.layer.mcp_path;
         let bounded_elsewhere = mcp || path == "/oauth/register";
         if !bounded_elsewhere && content_length(&req).is_some_and(|n| n > SMALL_BODY_BYTES) {
-            return Ok(closing(
-                ErrorBody::new(
-                    "invalid_request",
-                    format!("the request body exceeds {} KiB", SMALL_BODY_BYTES / 1024),
-                )
-                .response(StatusCode::PAYLOAD_TOO_LARGE),
-            ));
+            return Ok(closing(too_large()));
         }
-        let timed_out = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(AtomicU8::new(Cut::NONE));
         if has_body(&req) {
             let body = req.take_body();
-            req.set_body(with_deadline(
-                body,
-                self.layer.body_timeout,
-                timed_out.clone(),
-            ));
+            let limit = (!bounded_elsewhere).then_some(SMALL_BODY_BYTES);
+            req.set_body(guarded(body, self.layer.body_timeout, limit, cut.clone()));
         }
         let response = match self.inner.call(req).await {
             Ok(response) => response.into_response(),
             Err(error) => error.into_response(),
         };
-        if !timed_out.load(Ordering::Acquire) {
-            return Ok(response);
+        // Whatever the route made of a cut body, the answer is why it was cut.
+        match cut.load(Ordering::Acquire) {
+            Cut::TIMED_OUT => {
+                let description = format!(
+                    "the request body did not arrive within {} s",
+                    self.layer.body_timeout.as_secs()
+                );
+                Ok(closing(if mcp {
+                    jsonrpc_error(StatusCode::REQUEST_TIMEOUT, -32600, &description)
+                } else {
+                    ErrorBody::new("request_timeout", description)
+                        .response(StatusCode::REQUEST_TIMEOUT)
+                }))
+            }
+            Cut::TOO_LARGE => Ok(closing(too_large())),
+            _ => Ok(response),
         }
-        // Whatever the route made of the cut body, the answer is that it came too slowly.
-        let description = format!(
-            "the request body did not arrive within {} s",
-            self.layer.body_timeout.as_secs()
-        );
-        Ok(closing(if mcp {
-            jsonrpc_error(StatusCode::REQUEST_TIMEOUT, -32600, &description)
-        } else {
-            ErrorBody::new("request_timeout", description).response(StatusCode::REQUEST_TIMEOUT)
-        }))
     }
+}
+
+/// Why a body was cut short, kept in an `AtomicU8` the body stream sets.
+struct Cut;
+
+impl Cut {
+    const NONE: u8 = 0;
+    const TIMED_OUT: u8 = 1;
+    const TOO_LARGE: u8 = 2;
+}
+
+/// The answer to a body over [`SMALL_BODY_BYTES`].
+fn too_large() -> Response {
+    ErrorBody::new(
+        "invalid_request",
+        format!("the request body exceeds {} KiB", SMALL_BODY_BYTES / 1024),
+    )
+    .response(StatusCode::PAYLOAD_TOO_LARGE)
 }
 
 /// The declared body length; `None` when absent (hyper has refused a malformed one).
@@ -118,29 +132,40 @@ pub(super) fn is_timeout(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::TimedOut
 }
 
-/// `body`, ending in a [`io::ErrorKind::TimedOut`] error (and setting `timed_out`) when it has
-/// not ended `timeout` after it is first read. The clock starts then, not at the headers: until
-/// a route asks for the body (after a slow token check, say) the client is not the one waiting,
-/// and with `Expect: 100-continue` it has not even been asked to send it.
-fn with_deadline(body: Body, timeout: Duration, timed_out: Arc<AtomicBool>) -> Body {
+/// `body`, ending in an error (and setting `cut`) when it has not ended `timeout` after it is
+/// first read, or when it outgrows `limit`. The clock starts at the first read, not at the
+/// headers: until a route asks for the body (after a slow token check, say) the client is not
+/// the one waiting, and with `Expect: 100-continue` it has not even been asked to send it.
+fn guarded(body: Body, timeout: Duration, limit: Option<u64>, cut: Arc<AtomicU8>) -> Body {
     let chunks = Box::pin(body.into_bytes_stream());
-    let stream = futures::stream::unfold(Some((chunks, None)), move |state| {
-        let timed_out = timed_out.clone();
+    let stream = futures::stream::unfold(Some((chunks, None, 0u64)), move |state| {
+        let cut = cut.clone();
         async move {
-            let (mut chunks, deadline) = state?;
+            let (mut chunks, deadline, read) = state?;
             let deadline = deadline.unwrap_or_else(|| tokio::time::Instant::now() + timeout);
-            match tokio::time::timeout_at(deadline, chunks.next()).await {
-                Ok(Some(chunk)) => Some((chunk, Some((chunks, Some(deadline))))),
-                Ok(None) => None,
-                Err(_) => {
-                    timed_out.store(true, Ordering::Release);
-                    let error = io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the request body did not arrive in time",
-                    );
-                    Some((Err(error), None))
+            let (kind, why, message) = match tokio::time::timeout_at(deadline, chunks.next()).await
+            {
+                Ok(Some(Ok(chunk))) => {
+                    let read = read + chunk.len() as u64;
+                    if limit.is_none_or(|limit| read <= limit) {
+                        return Some((Ok(chunk), Some((chunks, Some(deadline), read))));
+                    }
+                    (
+                        io::ErrorKind::InvalidData,
+                        Cut::TOO_LARGE,
+                        "the request body is too large",
+                    )
                 }
-            }
+                Ok(Some(Err(error))) => return Some((Err(error), None)),
+                Ok(None) => return None,
+                Err(_) => (
+                    io::ErrorKind::TimedOut,
+                    Cut::TIMED_OUT,
+                    "the request body did not arrive in time",
+                ),
+            };
+            cut.store(why, Ordering::Release);
+            Some((Err(io::Error::new(kind, message)), None))
         }
     });
     Body::from_bytes_stream(stream)

@@ -324,3 +324,28 @@ async fn a_17_kb_token_request_is_413() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_17_kb_chunked_token_request_is_413_too() {
+    // No Content-Length to refuse up front: the body is cut once it outgrows 16 KiB, and the
+    // answer is still 413, not the route's 400 for a body it could not read.
+    let app = spawn_embedded(|_| {}).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let mut request = format!(
+        "POST /idp/token HTTP/1.1\r\nHost: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n",
+        app.addr
+    );
+    request.push_str("1b\r\ngrant_type=refresh_token&r=\r\n");
+    for _ in 0..17 {
+        request.push_str(&format!("400\r\n{}\r\n", "a".repeat(1024)));
+    }
+    request.push_str("0\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let received = read_until_closed(&mut stream).await;
+    assert!(received.starts_with("HTTP/1.1 413"), "413: {received:?}");
+    assert!(
+        received.contains("the request body exceeds 16 KiB"),
+        "the API's error body: {received:?}"
+    );
+}

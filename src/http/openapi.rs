@@ -212,8 +212,9 @@ fn served_outside_openapi() -> Vec<(&'static str, serde_json::Value)> {
                     "parameters": authorize_parameters,
                     "responses": {
                         "200": { "description": "The consent page", "content": { "text/html": {} } },
-                        "302": { "description": "An error sent back to the client's redirect URI, with state and iss" },
-                        "400": { "description": "An unknown client or unregistered redirect URI, shown on the page", "content": { "text/html": {} } }
+                        "400": { "description": "Any error in the request (an unknown client, an unregistered redirect URI, a bad response_type, scope, PKCE or resource), shown on the page and never redirected before the operator decides", "content": { "text/html": {} } },
+                        "403": { "description": "A client the client policy denies, shown on the page", "content": { "text/html": {} } },
+                        "503": { "description": "The database or the client's metadata document cannot be reached; try again", "content": { "text/html": {} } }
                     } },
                 "post": { "tags": [idp], "operationId": "idp_decide",
                     "summary": "The operator's decision (posted by the consent page only)",
@@ -221,8 +222,9 @@ fn served_outside_openapi() -> Vec<(&'static str, serde_json::Value)> {
                         "properties": { "ticket": { "type": "string" }, "decision": { "type": "string", "enum": ["approve", "deny"] } } } } } },
                     "responses": {
                         "303": { "description": "Back to the client with a code (or access_denied), state and iss" },
-                        "400": { "description": "An expired or forged form" },
-                        "403": { "description": "Posted from another site" }
+                        "400": { "description": "An expired, forged or already used form", "content": { "text/html": {} } },
+                        "403": { "description": "Posted from another site, or a client denied since the page was shown", "content": { "text/html": {} } },
+                        "503": { "description": "The decision cannot be recorded right now; try again", "content": { "text/html": {} } }
                     } }
             }),
         ),

@@ -281,15 +281,7 @@ async fn a_failing_audit_writer_turns_readyz_red_by_name_refuses_with_503_and_re
         ["failing", "queue_full"].contains(&red["audit_writer"].as_str().unwrap()),
         "{red}"
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("searchgate_audit_write_failures_total{kind=\"transient\"}"),
         "{metrics}"

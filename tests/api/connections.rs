@@ -239,15 +239,7 @@ async fn connections_beyond_max_connections_wait_and_are_counted() {
         "then it is served: {answer:?}"
     );
     drop(waiting);
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("searchgate_connections_waited_total 1"),
         "the wait is counted: {metrics}"

@@ -122,6 +122,22 @@ impl TestApp {
         response.json().await.expect("a JSON body")
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("the request is sent");
+        assert!(
+            response.status().is_success(),
+            "/metrics: {}",
+            response.status()
+        );
+        response.text().await.expect("a text body")
+    }
+
     /// A stateless MCP 2026-07-28 request: the version and method headers, and the `_meta` the
     /// revision requires merged into `params`.
     pub async fn modern(&self, method: &str, params: Value) -> reqwest::Response {

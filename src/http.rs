@@ -28,6 +28,8 @@ pub use audit_view::AuditEventView;
 pub use bearer::{Challenge, ClientGate};
 pub use connections::{ConnectionLimits, Connections, GuardedAcceptor, GuardedStream, Tracker};
 pub use error::{ApiError, ErrorBody};
+#[doc(hidden)]
+pub use mcp_endpoint::read_envelope;
 pub use metrics::Metrics;
 pub use oauth::ProtectedResourceMetadata;
 pub use request_id::RequestId;

@@ -30,10 +30,17 @@ use tracing::Instrument;
 pub use call_record::{CallInfo, CallRecord};
 pub use web_search::{WebSearchArgs, WebSearchHit, WebSearchOutput};
 
+/// The `web_search` result for `results` as the tool builds it (structured content and its
+/// text rendering); public for the result-serialization benchmark in `benches/`.
+#[doc(hidden)]
+pub fn web_search_result(provider: &str, results: &SearchResults, max: usize) -> CallToolResult {
+    web_search::success(provider, results, max, CallStats::default()).result
+}
+
 use crate::domain::{
     audit,
     auth::{Principal, ScopePolicy},
-    search::{Caller, SearchService, WebBackend},
+    search::{CallStats, Caller, SearchResults, SearchService, WebBackend},
 };
 
 /// The tools searchgate can offer; which are listed depends on the backend's capabilities.

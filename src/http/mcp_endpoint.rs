@@ -26,6 +26,7 @@ use rmcp::transport::streamable_http_server::{
     StreamableHttpService, session::never::NeverSessionManager,
 };
 
+pub use self::body_reader::read_envelope;
 use self::{audit_layer::AuditLayer, body_reader::BodyReader};
 use super::{
     AppState,

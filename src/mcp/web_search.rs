@@ -269,7 +269,12 @@ fn parse(arguments: Option<JsonObject>) -> Result<SearchRequest, InvalidInput> {
     })
 }
 
-fn success(provider: &str, results: &SearchResults, max: usize, stats: CallStats) -> ToolOutcome {
+pub(super) fn success(
+    provider: &str,
+    results: &SearchResults,
+    max: usize,
+    stats: CallStats,
+) -> ToolOutcome {
     let output = WebSearchOutput {
         query: results.query.clone(),
         provider: provider.to_owned(),

@@ -102,6 +102,16 @@ impl<E: Endpoint> Endpoint for Layered<BodyReader, E> {
     }
 }
 
+/// Reads an MCP request body as the endpoint does: its JSON-RPC method and, for `tools/call`,
+/// its tool; public for the benchmark in `benches/`.
+///
+/// # Errors
+/// The JSON-RPC error code and message the body is refused with.
+#[doc(hidden)]
+pub fn read_envelope(body: &[u8]) -> Result<(Option<String>, Option<String>), (i64, String)> {
+    Envelope::read(body).map(|envelope| (envelope.method, envelope.tool))
+}
+
 /// `application/json`, judged as rmcp judges it: the part before `;`, trimmed, any case.
 fn is_json(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|ct| {
@@ -164,7 +174,12 @@ impl Envelope {
             }
         };
         let envelope = Self::check(&value)?;
-        // The last word is rmcp's own reading: whatever it would refuse is answered here.
+        // The last word is rmcp's own reading of the text: whatever it would refuse is answered
+        // here. Only a refused body is read again, as a value, to tell bad parameters from a
+        // bad envelope; one rmcp accepts is not converted from the value as well.
+        let Err(text_error) = serde_json::from_str::<ClientJsonRpcMessage>(text) else {
+            return Ok(envelope);
+        };
         if let Err(error) = ClientJsonRpcMessage::deserialize(&value) {
             let mut without_params = value.clone();
             let params_at_fault = without_params
@@ -186,13 +201,10 @@ impl Envelope {
         }
         // rmcp reads the text, where a member may be written twice (the value above kept only
         // the last one, so it passed): a message rmcp cannot read is not a valid request.
-        if let Err(error) = serde_json::from_str::<ClientJsonRpcMessage>(text) {
-            return Err((
-                -32600,
-                format!("Invalid Request: {}", bounded_text(&error.to_string())),
-            ));
-        }
-        Ok(envelope)
+        Err((
+            -32600,
+            format!("Invalid Request: {}", bounded_text(&text_error.to_string())),
+        ))
     }
 
     /// The envelope rules, on a parsed body.

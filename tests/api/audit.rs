@@ -173,14 +173,8 @@ async fn a_4000_character_client_id_is_answered_stored_cut_and_the_trail_keeps_f
         // Random letters and digits: PostgreSQL compresses a repeated character below its
         // b-tree limit, but not these.
         let long: String = (0..4_000).map(|_| fastrand::alphanumeric()).collect();
-        let denied = app
-            .http
-            .delete(app.url(&format!("/api/v1/clients/{long}")))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(denied.status(), StatusCode::NOT_FOUND, "{name}: answered");
+        let denied = app.deny_client(&admin, &long).await;
+        assert_eq!(denied, StatusCode::NOT_FOUND, "{name}: answered");
         let answers: Vec<StatusCode> = futures::stream::iter(0..1_000)
             .map(|n| {
                 app.http

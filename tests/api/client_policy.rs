@@ -146,14 +146,8 @@ async fn a_denied_client_is_refused_by_the_embedded_authorization_server_itself(
     let open_page = ticket_in(&oauth.consent_page(&client_id).await);
     let unused_code = oauth.code(&client_id).await;
 
-    let denied = app
-        .http
-        .delete(app.url(&format!("/api/v1/clients/{client_id}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(denied.status(), StatusCode::NO_CONTENT);
+    let denied = app.deny_client(&admin, &client_id).await;
+    assert_eq!(denied, StatusCode::NO_CONTENT);
 
     let page = oauth.authorize(&oauth.params(&client_id, &[])).await;
     assert_eq!(page.status(), StatusCode::FORBIDDEN);

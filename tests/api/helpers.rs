@@ -122,6 +122,18 @@ impl TestApp {
         response.json().await.expect("a JSON body")
     }
 
+    /// Denies `client_id` through the admin API (`DELETE /api/v1/clients/{id}`) with `admin`'s
+    /// token; the answer's status.
+    pub async fn deny_client(&self, admin: &str, client_id: &str) -> reqwest::StatusCode {
+        self.http
+            .delete(self.url(&format!("/api/v1/clients/{client_id}")))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .expect("the request is sent")
+            .status()
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
         let response = self

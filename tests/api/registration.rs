@@ -339,14 +339,8 @@ async fn denying_a_client_through_the_admin_api_turns_its_next_call_into_403() {
     assert_eq!(shown["source"], "embedded");
     assert!(shown.get("client_secret").is_none());
 
-    let denied = app
-        .http
-        .delete(app.url(&format!("/api/v1/clients/{client_id}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(denied.status(), StatusCode::NO_CONTENT);
+    let denied = app.deny_client(&admin, &client_id).await;
+    assert_eq!(denied, StatusCode::NO_CONTENT);
     let refused = app
         .mcp_post()
         .bearer_auth(token)
@@ -363,25 +357,13 @@ async fn denying_a_client_through_the_admin_api_turns_its_next_call_into_403() {
     );
     let (_, shown) = admin_get(&app, &admin, &format!("/api/v1/clients/{client_id}")).await;
     assert!(shown["denied_at"].is_i64());
-    let missing = app
-        .http
-        .delete(app.url("/api/v1/clients/sg_nobody"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let missing = app.deny_client(&admin, "sg_nobody").await;
+    assert_eq!(missing, StatusCode::NOT_FOUND);
 
     // The deny list holds for admin tokens too: an admin whose client is denied is refused.
     let admin_client = claims(&admin)["client_id"].as_str().unwrap().to_owned();
-    let self_denied = app
-        .http
-        .delete(app.url(&format!("/api/v1/clients/{admin_client}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(self_denied.status(), StatusCode::NO_CONTENT);
+    let self_denied = app.deny_client(&admin, &admin_client).await;
+    assert_eq!(self_denied, StatusCode::NO_CONTENT);
     let (status, body) = admin_get(&app, &admin, "/api/v1/clients").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 

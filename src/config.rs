@@ -612,6 +612,9 @@ pub struct AuditSettings {
     pub queue_capacity: usize,
     /// Most events written per transaction.
     pub batch_size: usize,
+    /// Pause after writing a batch that was not full, so that under load each transaction
+    /// carries many events (0 writes each event as soon as it arrives).
+    pub flush_interval_ms: u64,
     /// Longest a request waits for room in a full queue before it is answered 503.
     pub enqueue_timeout_secs: u64,
     /// Keep what tools were asked for (query, URLs; 200 characters at most) in audit rows.
@@ -624,7 +627,8 @@ impl Default for AuditSettings {
     fn default() -> Self {
         Self {
             queue_capacity: 4096,
-            batch_size: 256,
+            batch_size: 512,
+            flush_interval_ms: 10,
             enqueue_timeout_secs: 5,
             record_queries: true,
             retention_days: 30,

@@ -451,6 +451,7 @@ async fn spawn_background(
         AuditWriterConfig {
             queue_capacity: settings.audit.queue_capacity,
             batch_size: settings.audit.batch_size,
+            flush_interval: Duration::from_millis(settings.audit.flush_interval_ms),
             enqueue_timeout: Duration::from_secs(settings.audit.enqueue_timeout_secs),
             ..AuditWriterConfig::default()
         },

@@ -467,6 +467,11 @@ fn check_audit_and_telemetry(settings: &Settings, checks: &mut Checks) {
         "from 1 to 10000",
     );
     checks.check(
+        settings.audit.flush_interval_ms <= 1000,
+        &["audit", "flush_interval_ms"],
+        "at most 1000 milliseconds",
+    );
+    checks.check(
         (1..=300).contains(&settings.audit.enqueue_timeout_secs),
         &["audit", "enqueue_timeout_secs"],
         "from 1 to 300 seconds",

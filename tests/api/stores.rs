@@ -540,7 +540,8 @@ async fn text_with_nul_characters_is_stored_not_refused() {
 #[tokio::test]
 async fn a_batch_larger_than_one_statement_lands_whole() {
     for (name, db, _dir) in databases().await {
-        // 4,000 events × 18 values is more than either database binds in one statement.
+        // 4,000 events: once more than either database binds in one statement (18 values
+        // each); now they travel as one JSON value, in one statement of fixed text.
         let batch: Vec<BoundedEvent> = (0..4_000)
             .map(|i| event(&format!("b{i}"), Duration::from_secs(1), "web_search", "s").into())
             .collect();

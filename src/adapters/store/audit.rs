@@ -28,13 +28,9 @@ impl<D: Driver> AuditLog for SqlStore<D> {
             .begin_write()
             .await
             .map_err(|e| unavailable(storing(), e))?;
-        // Statements have a bound-parameter limit: a large batch is several inserts in one
-        // transaction, still all or nothing.
-        for chunk in events.chunks(sql::EVENTS_PER_INSERT) {
-            D::execute(On::Tx(&mut tx), sql::insert_events(chunk))
-                .await
-                .map_err(|e| write_failure::<D>(storing(), e))?;
-        }
+        D::execute(On::Tx(&mut tx), sql::insert_events::<D>(events))
+            .await
+            .map_err(|e| write_failure::<D>(storing(), e))?;
         tx.commit()
             .await
             .map_err(|e| write_failure::<D>(storing(), e))

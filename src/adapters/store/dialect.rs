@@ -21,6 +21,9 @@ pub trait Dialect: Database<Connection: Migrate> {
     const MIGRATOR: Migrator;
     /// The `ORDER BY` that lists signing keys in the order they were made.
     const KEY_ORDER: &'static str;
+    /// Inserts the audit events of the JSON array bound to `$1` (see `sql::insert_events`),
+    /// in array order.
+    const INSERT_EVENTS: &'static str;
     /// Run first in a transaction that adds signing keys: makes key makers take turns.
     const LOCK_KEYS: &'static str;
     /// Run first, with the family as `$1`, in a transaction that rotates or revokes refresh

@@ -4,7 +4,12 @@
 //!
 //! [`Dialect`]: super::dialect::Dialect
 
-use super::statement::{Statement, Value};
+use serde::{Serialize, Serializer, ser::SerializeTuple};
+
+use super::{
+    dialect::Dialect,
+    statement::{Statement, Value, stored_text},
+};
 use crate::domain::{
     audit::{AuditQuery, BoundedEvent, IDENTITY_CHARS, NAME_CHARS, bound},
     clients::{ClientCursor, ClientSource, RegisteredClient},
@@ -16,44 +21,61 @@ use crate::domain::{
 /// one; then they are deleted.
 pub const KEEP_EXPIRED_SECS: i64 = 86_400;
 
-/// Most events in one `INSERT`: 18 values each stays far below every database's limit on
-/// bound parameters (SQLite 32,766, PostgreSQL 65,535).
-pub const EVENTS_PER_INSERT: usize = 500;
-
-const EVENT_COLUMNS: &str = "occurred_at_ms, request_id, method, tool, outcome, http_status, \
+/// The audit columns an insert writes, in the order of each event's JSON array (see
+/// [`insert_events`]); each dialect's `INSERT_EVENTS` reads them in this order.
+pub const EVENT_COLUMNS: &str = "occurred_at_ms, request_id, method, tool, outcome, http_status, \
     error_code, latency_us, subject, client_id, issuer, token_hash_prefix, source_addr, provider, \
     cache_hit, upstream_attempts, upstream_request_id, query_summary";
 
-/// One `INSERT` of at most [`EVENTS_PER_INSERT`] events.
-pub fn insert_events(events: &[BoundedEvent]) -> Statement {
-    Statement::insert(
-        "audit_events",
-        EVENT_COLUMNS,
-        events.iter().map(|e| {
-            [
-                e.occurred_at.unix_millis().into(),
-                (&e.request_id).into(),
-                (&e.method).into(),
-                (&e.tool).into(),
-                e.outcome.as_str().into(),
-                i64::from(e.http_status).into(),
-                (&e.error_code).into(),
-                i64::try_from(e.latency.as_micros())
-                    .unwrap_or(i64::MAX)
-                    .into(),
-                (&e.subject).into(),
-                (&e.client_id).into(),
-                (&e.issuer).into(),
-                (&e.token_hash_prefix).into(),
-                (&e.source_addr).into(),
-                (&e.provider).into(),
-                e.cache_hit.into(),
-                e.upstream_attempts.map(i64::from).into(),
-                (&e.upstream_request_id).into(),
-                (&e.query_summary).into(),
-            ]
-        }),
-    )
+/// One `INSERT` of any number of events (`D::INSERT_EVENTS`), which travel as one JSON array
+/// of arrays, one per event, in [`EVENT_COLUMNS`] order: the statement text never changes, so
+/// it stays prepared whatever the batch size, and a batch binds one value rather than 18 per
+/// event.
+pub fn insert_events<D: Dialect>(events: &[BoundedEvent]) -> Statement {
+    let mut json = Vec::with_capacity(events.len() * 384);
+    // Serializing plain strings and numbers into memory cannot fail.
+    let _ = serde_json::to_writer(&mut json, &EventRows(events));
+    let json = String::from_utf8(json).unwrap_or_default();
+    Statement::new(D::INSERT_EVENTS, [Value::Text(Some(json))])
+}
+
+/// Events as the JSON array of arrays [`insert_events`] binds.
+struct EventRows<'a>(&'a [BoundedEvent]);
+
+impl Serialize for EventRows<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(EventRow))
+    }
+}
+
+/// One event: its values in [`EVENT_COLUMNS`] order.
+struct EventRow<'a>(&'a BoundedEvent);
+
+impl<'a> Serialize for EventRow<'a> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let e = self.0;
+        let opt = |value: &'a Option<String>| value.as_deref().map(stored_text);
+        let mut row = serializer.serialize_tuple(18)?;
+        row.serialize_element(&e.occurred_at.unix_millis())?;
+        row.serialize_element(&stored_text(&e.request_id))?;
+        row.serialize_element(&opt(&e.method))?;
+        row.serialize_element(&opt(&e.tool))?;
+        row.serialize_element(e.outcome.as_str())?;
+        row.serialize_element(&e.http_status)?;
+        row.serialize_element(&opt(&e.error_code))?;
+        row.serialize_element(&i64::try_from(e.latency.as_micros()).unwrap_or(i64::MAX))?;
+        row.serialize_element(&opt(&e.subject))?;
+        row.serialize_element(&opt(&e.client_id))?;
+        row.serialize_element(&opt(&e.issuer))?;
+        row.serialize_element(&opt(&e.token_hash_prefix))?;
+        row.serialize_element(&opt(&e.source_addr))?;
+        row.serialize_element(&opt(&e.provider))?;
+        row.serialize_element(&e.cache_hit)?;
+        row.serialize_element(&e.upstream_attempts)?;
+        row.serialize_element(&opt(&e.upstream_request_id))?;
+        row.serialize_element(&opt(&e.query_summary))?;
+        row.end()
+    }
 }
 
 /// The events `query` selects, oldest first, one more than its limit (to know if more follow).

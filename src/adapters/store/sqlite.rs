@@ -21,6 +21,18 @@ impl Dialect for Sqlite {
     /// Keys made in the same second keep their insertion order.
     const KEY_ORDER: &'static str = "created_at, rowid";
 
+    /// `jsonb_each` hands each row to `->>` already parsed (`json_each` would hand it over as
+    /// text, parsed again by every `->>`); `->>` gives JSON numbers as integers, `true`/`false`
+    /// as 1/0, strings as text.
+    const INSERT_EVENTS: &'static str = "INSERT INTO audit_events (occurred_at_ms, request_id, method, tool, outcome, \
+        http_status, error_code, latency_us, subject, client_id, issuer, token_hash_prefix, \
+        source_addr, provider, cache_hit, upstream_attempts, upstream_request_id, query_summary) \
+        SELECT \
+        value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+        value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, \
+        value ->> 12, value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17 \
+        FROM jsonb_each($1) ORDER BY key";
+
     /// `BEGIN IMMEDIATE` already makes writers take turns.
     const LOCK_KEYS: &'static str = "SELECT 1";
 

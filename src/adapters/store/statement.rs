@@ -139,10 +139,15 @@ impl Statement {
 /// U+FFFD on both. A value from a request can hold one; it must not fail the write (an audit
 /// batch would be retried forever) or a lookup (it simply matches nothing).
 fn text(value: &str) -> String {
+    stored_text(value).into_owned()
+}
+
+/// `value` as stored (see [`text`]), borrowed when it holds no NUL.
+pub fn stored_text(value: &str) -> Cow<'_, str> {
     if value.contains('\0') {
-        value.replace('\0', "\u{FFFD}")
+        Cow::Owned(value.replace('\0', "\u{FFFD}"))
     } else {
-        value.to_owned()
+        Cow::Borrowed(value)
     }
 }
 

@@ -36,6 +36,10 @@ pub struct AuditWriterConfig {
     pub queue_capacity: usize,
     /// Most events written in one transaction.
     pub batch_size: usize,
+    /// After writing a batch that was not full, the writer waits this long before it takes the
+    /// next: under load each transaction then carries many rows (one commit, one wake-up of
+    /// the database thread, for all of them); when idle, an event is still written at once.
+    pub flush_interval: Duration,
     /// Write attempts per batch once shutdown has begun, before the batch is reported lost.
     pub shutdown_attempts: u32,
     /// Longest a request waits for a queue slot before it is refused.
@@ -48,7 +52,8 @@ impl Default for AuditWriterConfig {
     fn default() -> Self {
         Self {
             queue_capacity: 4096,
-            batch_size: 256,
+            batch_size: 512,
+            flush_interval: Duration::from_millis(10),
             shutdown_attempts: 5,
             enqueue_timeout: Duration::from_secs(5),
             shutdown_wait: Duration::from_secs(10),
@@ -350,6 +355,17 @@ impl Writer {
                     self.report.written += batch.len() as u64;
                     self.shared.set_failing(false);
                     failures = 0;
+                    // While the writer waits here it is not woken by each event queued.
+                    if batch.len() < batch_size && pending.is_empty() && !closing {
+                        tokio::select! {
+                            biased;
+                            _ = &mut close => {
+                                closing = true;
+                                receiver.close();
+                            }
+                            () = tokio::time::sleep(config.flush_interval) => {}
+                        }
+                    }
                 }
                 Err(AuditError::Refused(error)) => {
                     // The store answers: this is no outage, and retrying these rows is futile.
@@ -525,6 +541,34 @@ mod tests {
     fn ids(log: &MemoryLog) -> Vec<String> {
         let stored = log.stored.lock().unwrap();
         stored.iter().map(|e| e.request_id.clone()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_arriving_while_the_writer_pauses_share_one_write() {
+        let log = Arc::new(MemoryLog::default());
+        let (sink, writer) = AuditWriter::spawn(
+            log.clone(),
+            AuditWriterConfig {
+                flush_interval: Duration::from_millis(10),
+                ..config(64, 16, 3)
+            },
+        );
+        // Idle: the first event is written at once.
+        sink.record(event(0)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(ids(&log), ["req-0"]);
+        // Events arriving during the pause that follows wait for it to end, then go in
+        // batches of at most 16.
+        for n in 1..=20 {
+            sink.record(event(n)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(ids(&log).len(), 1, "nothing written during the pause");
+        tokio::time::sleep(Duration::from_millis(6)).await;
+        // A full batch is followed by no pause: 16, then the other 4 at once.
+        assert_eq!(ids(&log).len(), 21, "all written when the pause ends");
+        assert_eq!(log.batches.load(Ordering::SeqCst), 3, "in two writes");
+        assert_eq!(writer.shutdown().await.written, 21);
     }
 
     #[tokio::test]

@@ -76,9 +76,10 @@ impl CallRecord {
         update(&mut self.lock());
     }
 
-    /// A copy of what has been recorded so far.
-    pub fn snapshot(&self) -> CallInfo {
-        self.lock().clone()
+    /// Takes the facts out of the record, leaving it empty: for the audit row, written once the
+    /// request is over.
+    pub fn take(&self) -> CallInfo {
+        std::mem::take(&mut *self.lock())
     }
 
     /// Reads from the record without copying all of it.

@@ -61,24 +61,30 @@ struct Pending {
 impl Pending {
     /// Queues the request's audit row in its slot.
     fn finish(self, status: StatusCode, rpc_error: Option<i64>) {
-        let info = self.record.snapshot();
+        let info = self.record.take();
         let (outcome, error_code) = classify(status, &info, rpc_error);
-        let principal = info.principal;
+        let (subject, client_id, issuer, token_hash_prefix) = match info.principal {
+            Some(p) => (
+                Some(p.subject),
+                p.client_id,
+                Some(p.issuer),
+                Some(p.token_hash_prefix).filter(|h| !h.is_empty()),
+            ),
+            None => (None, None, None, None),
+        };
         let event = AuditEvent {
             occurred_at: self.occurred_at,
-            request_id: self.request_id.clone(),
+            request_id: self.request_id,
             method: info.method,
             tool: info.tool,
             outcome,
             http_status: status.as_u16(),
             error_code,
             latency: self.started.elapsed(),
-            subject: principal.as_ref().map(|p| p.subject.clone()),
-            client_id: principal.as_ref().and_then(|p| p.client_id.clone()),
-            issuer: principal.as_ref().map(|p| p.issuer.clone()),
-            token_hash_prefix: principal
-                .map(|p| p.token_hash_prefix)
-                .filter(|h| !h.is_empty()),
+            subject,
+            client_id,
+            issuer,
+            token_hash_prefix,
             source_addr: self.source_addr.map(|a| a.to_string()),
             provider: info.upstream.map(|u| u.provider.to_owned()),
             cache_hit: info.upstream.map(|u| u.cache_hit),
@@ -140,7 +146,10 @@ impl<E: Endpoint> Endpoint for Layered<AuditLayer, E> {
             return Ok(response);
         }
         let mut rpc_error = None;
-        if content_type.starts_with("application/json") {
+        // A tool that ran has said how it went, and its result is the answer; any other JSON
+        // answer is read for a JSON-RPC error.
+        let tool_ran = pending.record.read(|info| info.tool_result.is_some());
+        if content_type.starts_with("application/json") && !tool_ran {
             // rmcp's JSON responses are already in memory; this takes the bytes, not a copy.
             let bytes = response.take_body().into_bytes().await.unwrap_or_default();
             rpc_error = jsonrpc_error_code(&bytes);

@@ -6,7 +6,7 @@
 # searchgate wrote one audit row per request it answered.
 #
 #   bench/ratio.sh [--rounds 3] [--duration 10s] [--connections 64] [--warmup 2s]
-#                  [--postgres URL]   (also SEARCHGATE_DATABASE__URL)
+#                  [--max-results 5] [--postgres URL]   (also SEARCHGATE_DATABASE__URL)
 #
 # The workload: authenticated `tools/call web_search` on the stateless 2026-07-28 wire, mock
 # provider, keep-alive connections. searchgate runs its release binary on its embedded defaults
@@ -24,6 +24,7 @@ root=$PWD
 rounds=3
 duration=10s
 connections=64
+max_results=5
 warmup=2s
 postgres=${SEARCHGATE_DATABASE__URL:-}
 while [ $# -gt 0 ]; do
@@ -31,6 +32,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
+    --max-results) max_results=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --postgres) postgres=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -99,7 +101,7 @@ wait_until() {
   exit 1
 }
 
-body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"web_search","arguments":{"query":"rust async runtimes","max_results":5},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"web_search","arguments":{"query":"rust async runtimes","max_results":'"$max_results"'},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
 headers=(-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'
   -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: web_search')
 url() { echo "http://127.0.0.1:${port[$1]}/web-search/mcp"; }
@@ -216,11 +218,11 @@ PY
   printf '%s\t%s\t%s\n' "$name" "$rows" "$expected" >>"$results/audit.tsv"
 done
 
-python3 - "$results" "$rounds" "$duration" "$connections" "$allocator" "$load_before" "$load_after" "$(getconf CLK_TCK)" <<'PY' | tee "$results/table.md"
+python3 - "$results" "$rounds" "$duration" "$connections" "$allocator" "$load_before" "$load_after" "$(getconf CLK_TCK)" "$max_results" "$(wc -c <"$work/response.json")" <<'PY' | tee "$results/table.md"
 import json, statistics, sys
 from collections import defaultdict
 
-results, rounds, duration, connections, allocator, load_before, load_after, clk_tck = sys.argv[1:]
+results, rounds, duration, connections, allocator, load_before, load_after, clk_tck, max_results, body_bytes = sys.argv[1:]
 rounds, clk_tck = int(rounds), int(clk_tck)
 labels = {
     "limit": "limit (hyper, fixed bytes)",
@@ -257,7 +259,8 @@ def ratio(name, base, key):
     return statistics.median(run[name, r][key] / run[base, r][key] for r in range(1, rounds + 1))
 
 mib = lambda kib: f"{kib / 1024:.0f} MiB"
-print(f"{rounds} rounds × {duration}, {connections} connections, interleaved; medians over rounds; "
+print(f"{rounds} rounds × {duration}, {connections} connections, max_results {max_results} "
+      f"({int(body_bytes):,}-byte answers), interleaved; medians over rounds; "
       f"oha on the same machine; allocator {allocator}")
 print(f"load before: {load_before.strip()}")
 print(f"load after:  {load_after.strip()}")

@@ -83,20 +83,36 @@ impl<E: Endpoint> Endpoint for Layered<BodyReader, E> {
                     "Unsupported Media Type: Content-Type must be application/json",
                 ));
             }
-            match Envelope::read(&bytes) {
-                Ok(envelope) => {
-                    if let Some(record) = req.extensions().get::<CallRecord>() {
-                        record.update(|info| {
-                            info.method = envelope.method;
-                            info.tool = envelope.tool;
-                        });
-                    }
-                }
+            let envelope = match Envelope::read(&bytes) {
+                Ok(envelope) => envelope,
                 Err((code, message)) => {
                     return Ok(jsonrpc_error(StatusCode::BAD_REQUEST, code, &message));
                 }
+            };
+            let record = req.extensions().get::<CallRecord>().cloned();
+            if let Some(record) = &record {
+                record.update(|info| {
+                    info.method = envelope.method;
+                    info.tool = envelope.tool;
+                });
             }
-            req.set_body(bytes);
+            req.set_body(bytes.clone());
+            let response = self.inner.call(req).await?.into_response();
+            // The few bodies the shallow reading passes and rmcp cannot read get rmcp's plain
+            // 415 (it has checked the media type already): answered as any refused body is.
+            if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
+                && !is_json(response.content_type())
+            {
+                if let Some(record) = &record {
+                    record.update(|info| {
+                        info.method = None;
+                        info.tool = None;
+                    });
+                }
+                let (code, message) = Envelope::refusal(&bytes);
+                return Ok(jsonrpc_error(StatusCode::BAD_REQUEST, code, &message));
+            }
+            return Ok(response);
         }
         self.inner.call(req).await.map(IntoResponse::into_response)
     }
@@ -159,20 +175,34 @@ impl Envelope {
                 format!("Invalid Request: the body is nested deeper than {MAX_NESTING} levels"),
             ));
         }
-        // The common case, a message rmcp reads, costs its reading and a shallow one of the
-        // members the rules look at; anything else is judged on a parsed value below.
-        if serde_json::from_str::<ClientJsonRpcMessage>(text).is_ok()
-            && let Ok(members) = serde_json::from_str::<Members<'_>>(text)
-        {
-            return Self::rules(
+        // The common case costs one shallow reading of the members the rules look at (rmcp
+        // reads the message next, and what it cannot read is refused after all, see
+        // `BodyReader`); anything else is judged on a parsed value below.
+        // A refusal is always the whole reading's, which tells bad JSON from a bad message.
+        if let Ok(members) = serde_json::from_str::<Members<'_>>(text)
+            && let Ok(envelope) = Self::rules(
                 members.jsonrpc.as_deref(),
                 members.method.as_deref(),
                 members.id.as_ref(),
                 members.result.is_some() || members.error.is_some(),
                 members.params.map(|p| p.name),
-            );
+            )
+        {
+            return Ok(envelope);
         }
         Self::judge(text)
+    }
+
+    /// Why a body rmcp could not read is refused: [`Envelope::judge`]'s verdict, which refuses
+    /// every body rmcp refuses.
+    fn refusal(body: &[u8]) -> Refusal {
+        match std::str::from_utf8(body).map(Self::judge) {
+            Ok(Err(refusal)) => refusal,
+            _ => (
+                -32600,
+                "Invalid Request: the message cannot be read".to_owned(),
+            ),
+        }
     }
 
     /// The whole reading, on a parsed value: what [`Envelope::read`] does with every body its
@@ -429,10 +459,21 @@ pub(super) const MAX_LOGGED_CHARS: usize = 256;
 mod tests {
     use super::*;
 
+    /// What the endpoint answers `body` with: the reader's verdict, or, for a body it passes
+    /// and rmcp cannot read, the refusal that replaces rmcp's 415.
+    fn verdict(body: &[u8]) -> Result<Envelope, Refusal> {
+        Envelope::read(body).and_then(|envelope| {
+            match serde_json::from_slice::<ClientJsonRpcMessage>(body) {
+                Ok(_) => Ok(envelope),
+                Err(_) => Err(Envelope::refusal(body)),
+            }
+        })
+    }
+
     #[test]
     fn the_envelope_gives_method_and_tool_and_refuses_what_is_not_one_message() {
         let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"web_search","arguments":{"query":"x"}}}"#;
-        let read = |body: &[u8]| Envelope::read(body);
+        let read = verdict;
         assert_eq!(
             read(call),
             Ok(Envelope {
@@ -545,7 +586,7 @@ mod tests {
                 "tool name not a string",
             ),
         ] {
-            assert_eq!(Envelope::read(&body).map_err(|e| e.0), Err(code), "{why}");
+            assert_eq!(verdict(&body).map_err(|e| e.0), Err(code), "{why}");
         }
         for (body, why) in [
             (
@@ -560,11 +601,7 @@ mod tests {
                 "notification",
             ),
         ] {
-            assert!(
-                Envelope::read(&body).is_ok(),
-                "{why}: {:?}",
-                Envelope::read(&body)
-            );
+            assert!(verdict(&body).is_ok(), "{why}: {:?}", verdict(&body));
         }
     }
 
@@ -597,7 +634,7 @@ mod tests {
     /// Properties over generated bodies: the reader never panics, refuses only with the
     /// documented codes and statuses, and passes only what rmcp itself will read.
     mod properties {
-        use poem::{EndpointExt, endpoint::make_sync};
+        use poem::EndpointExt;
         use proptest::{collection, prelude::*};
 
         use super::*;
@@ -748,10 +785,11 @@ mod tests {
         fn verdict_holds(body: &[u8]) -> Result<(), TestCaseError> {
             match Envelope::read(body) {
                 Ok(envelope) => {
-                    prop_assert!(
-                        serde_json::from_slice::<ClientJsonRpcMessage>(body).is_ok(),
-                        "passed a body rmcp refuses (its answer is a text/plain 415)"
-                    );
+                    if serde_json::from_slice::<ClientJsonRpcMessage>(body).is_err() {
+                        // rmcp's text/plain 415 is replaced by this refusal.
+                        let (code, _) = Envelope::refusal(body);
+                        prop_assert!([-32700, -32600, -32602].contains(&code), "code {}", code);
+                    }
                     for name in [&envelope.method, &envelope.tool].into_iter().flatten() {
                         prop_assert!(name.chars().count() <= MAX_NAME_CHARS);
                     }
@@ -784,7 +822,17 @@ mod tests {
                 if let Ok(text) = std::str::from_utf8(&body)
                     && !nesting_exceeds(text, MAX_NESTING)
                 {
-                    prop_assert_eq!(Envelope::read(&body), Envelope::judge(text));
+                    match (Envelope::read(&body), Envelope::judge(text)) {
+                        // It may pass what rmcp cannot read: rmcp's 415 is then replaced by
+                        // the whole reading's refusal.
+                        (Ok(_), Err(refusal)) => {
+                            prop_assert!(
+                                serde_json::from_str::<ClientJsonRpcMessage>(text).is_err()
+                            );
+                            prop_assert_eq!(Envelope::refusal(&body), refusal);
+                        }
+                        (shallow, whole) => prop_assert_eq!(shallow, whole),
+                    }
                 }
             }
 
@@ -798,7 +846,20 @@ mod tests {
                 body in prop_oneof![body(), collection::vec(any::<u8>(), 0..1200)],
             ) {
                 let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-                let endpoint = make_sync(|_| "passed").with(BodyReader { max_bytes: 1024 });
+                // Stands in for rmcp: it serves what it can read and answers anything else
+                // with a plain-text 415, as rmcp does.
+                let rmcp = poem::endpoint::make(|mut req: Request| async move {
+                    let body = req.take_body().into_bytes().await.unwrap_or_default();
+                    if serde_json::from_slice::<ClientJsonRpcMessage>(&body).is_ok() {
+                        "passed".into_response()
+                    } else {
+                        Response::builder()
+                            .status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+                            .content_type("text/plain")
+                            .body("Unsupported Media Type")
+                    }
+                });
+                let endpoint = rmcp.with(BodyReader { max_bytes: 1024 });
                 let mut request = Request::builder().method(Method::POST);
                 if let Some(content_type) = &content_type {
                     request = request.content_type(content_type);

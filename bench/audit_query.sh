@@ -320,16 +320,28 @@ for name, sets in queries.items():
     with open(f"{out}/{name}.urls", "w") as f:
         for params in sets:
             f.write(f"{base}?{urllib.parse.urlencode(params)}\n" if params else f"{base}\n")
-    # What sql::select_events builds for the first set (values inlined), default limit 100.
+    # What sql::select_events builds for the first set (default limit 100, one more asked):
+    # with the values inlined, and as a statement prepared with parameters (PostgreSQL plans
+    # a prepared statement for its parameters' values at first, and may switch to one plan
+    # for any values, the generic plan, after its fifth run on a connection).
     p = sets[0]
-    where = ""
-    if "cursor" in p: where += f" AND id > {int(p['cursor'])}"
-    if "since" in p: where += f" AND occurred_at_ms >= {int(p['since']) * 1000}"
-    if "until" in p: where += f" AND occurred_at_ms < {int(p['until']) * 1000}"
+    terms = []
+    if "cursor" in p: terms.append(("id >", "bigint", int(p["cursor"])))
+    if "since" in p: terms.append(("occurred_at_ms >=", "bigint", int(p["since"]) * 1000))
+    if "until" in p: terms.append(("occurred_at_ms <", "bigint", int(p["until"]) * 1000))
     for column in ("subject", "client_id", "tool", "outcome"):
-        if column in p: where += f" AND {column} = '{p[column]}'"
+        if column in p: terms.append((f"{column} =", "text", f"'{p[column]}'"))
+    terms.append(("LIMIT", "bigint", 101))
+    sql = lambda values: ("SELECT * FROM audit_events WHERE 1 = 1"
+        + "".join(f" AND {t[0]} {v}" for t, v in zip(terms[:-1], values))
+        + f" ORDER BY id LIMIT {values[-1]}")
     with open(f"{out}/{name}.sql", "w") as f:
-        f.write(f"SELECT * FROM audit_events WHERE 1 = 1{where} ORDER BY id LIMIT 101")
+        f.write(sql([t[2] for t in terms]))
+    with open(f"{out}/{name}.generic.sql", "w") as f:
+        f.write("SET plan_cache_mode = force_generic_plan;\n"
+                f"PREPARE q({', '.join(t[1] for t in terms)}) AS "
+                + sql([f"${i + 1}" for i in range(len(terms))]) + ";\n"
+                f"EXPLAIN (COSTS OFF) EXECUTE q({', '.join(str(t[2]) for t in terms)});\n")
 PY
 
   local names=(first-page newest-hour subject client-day tool-outcome deep-cursor)
@@ -341,7 +353,7 @@ PY
       body=$(curl -fsS "${auth[@]}" "$target") || { echo "$name $query: $target failed" >&2; exit 1; }
       [ -n "$events" ] || events=$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)["events"]))' <<<"$body")
     done <"$out/$query.urls"
-    $explain "$(cat "$out/$query.sql")" >"$out/$query.plan"
+    $explain "$out/$query" >"$out/$query.plan"
     local count
     count=$($run "SELECT count(*) FROM audit_events")
     oha --no-tui --output-format json --wait-ongoing-requests-after-deadline -z "$duration" \
@@ -374,17 +386,22 @@ for line in open(f"{out}/summary.tsv").read().splitlines():
     pct = data["latencyPercentiles"]
     p50, p99 = (pct.get("p50") or 0) * 1000, (pct.get("p99") or 0) * 1000
     rps = ok / data["summary"]["total"] if data["summary"]["total"] else 0.0
-    plan = "; ".join(l.strip() for l in open(f"{out}/{query}.plan").read().splitlines() if l.strip())
+    plan = "; ".join(l.strip() for l in open(f"{out}/{query}.plan").read().splitlines() if l.strip()).replace(":; ", ": ")
     print(f"| {labels[query]} | {int(count):,} | {values} | {events} | {rps:,.0f} | {p50:.2f} | {p99:.2f} "
           f"| {'yes' if p99 < 50 else 'NO'} | {errors} | `{plan}` |")
 PY
 }
 
-# The plans, compact: SQLite's EXPLAIN QUERY PLAN lines; PostgreSQL's plan nodes.
-explain_sqlite() { sq "EXPLAIN QUERY PLAN $1" | sed 's/^[|` -]*//; /^QUERY PLAN$/d'; }
+# The plans of the query in FILE.sql, compact: SQLite's EXPLAIN QUERY PLAN lines (the sqlite3
+# command's SQLite, which may be older than the one in searchgate); PostgreSQL's plan nodes,
+# for the values and generic (FILE.generic.sql).
+explain_sqlite() { sq "EXPLAIN QUERY PLAN $(cat "$1.sql")" | sed 's/^[|` -]*//; /^QUERY PLAN$/d'; }
 explain_postgres() {
-  pg -c "EXPLAIN (COSTS OFF) $1" | grep -vE '^\s*(Filter|Recheck Cond|Sort Key|Index Cond):' \
-    | sed 's/^[ ->]*//'
+  local nodes='/^\s*(Filter|Recheck Cond|Sort Key|Index Cond|Heap Blocks|Sort Method):/d; s/^[ ->]*//'
+  echo "for the values:"
+  pg -c "EXPLAIN (COSTS OFF) $(cat "$1.sql")" | sed -E "$nodes"
+  echo "generic:"
+  pg -f "$1.generic.sql" | sed -E "$nodes"
 }
 run_sqlite() { sq "$1"; }
 run_postgres() { pg -c "$1"; }

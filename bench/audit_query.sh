@@ -332,9 +332,9 @@ for name, sets in queries.items():
     for column in ("subject", "client_id", "tool", "outcome"):
         if column in p: terms.append((f"{column} =", "text", f"'{p[column]}'"))
     terms.append(("LIMIT", "bigint", 101))
-    sql = lambda values: ("SELECT * FROM audit_events WHERE 1 = 1"
+    sql = lambda values: ("SELECT * FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE 1 = 1"
         + "".join(f" AND {t[0]} {v}" for t, v in zip(terms[:-1], values))
-        + f" ORDER BY id LIMIT {values[-1]}")
+        + f" ORDER BY id LIMIT {values[-1]}) ORDER BY id")
     with open(f"{out}/{name}.sql", "w") as f:
         f.write(sql([t[2] for t in terms]))
     with open(f"{out}/{name}.generic.sql", "w") as f:
@@ -397,7 +397,7 @@ PY
 # for the values and generic (FILE.generic.sql).
 explain_sqlite() { sq "EXPLAIN QUERY PLAN $(cat "$1.sql")" | sed 's/^[|` -]*//; /^QUERY PLAN$/d'; }
 explain_postgres() {
-  local nodes='/^\s*(Filter|Recheck Cond|Sort Key|Index Cond|Heap Blocks|Sort Method):/d; s/^[ ->]*//'
+  local nodes='/^\s*[A-Z][A-Za-z ]+:/d; s/^[ ->]*//; s/ on audit_events( audit_events_1)?$//'
   echo "for the values:"
   pg -c "EXPLAIN (COSTS OFF) $(cat "$1.sql")" | sed -E "$nodes"
   echo "generic:"

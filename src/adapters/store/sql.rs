@@ -80,8 +80,13 @@ impl<'a> Serialize for EventRow<'a> {
 
 /// The events `query` selects, oldest first, one more than its limit (to know if more follow).
 pub fn select_events(query: &AuditQuery) -> Statement {
+    // The page's ids first, then its rows: the ids can come from an index alone (the filtered
+    // columns and the id), sorted there, where a plan that reads every candidate row to test
+    // it walks a whole day or a client's whole history instead (PostgreSQL chose that for a
+    // client's day at 10 million rows: 1.2 s; bench/audit_query.sh).
     let mut statement = Statement::build(format!(
-        "SELECT id, {EVENT_COLUMNS} FROM audit_events WHERE 1 = 1"
+        "SELECT id, {EVENT_COLUMNS} FROM audit_events WHERE id IN \
+         (SELECT id FROM audit_events WHERE 1 = 1"
     ));
     if let Some(after) = query.after {
         statement.push(" AND id > ").bind(after);
@@ -118,7 +123,8 @@ pub fn select_events(query: &AuditQuery) -> Statement {
     }
     statement
         .push(" ORDER BY id LIMIT ")
-        .bind(i64::from(query.limit.max(1)) + 1);
+        .bind(i64::from(query.limit.max(1)) + 1)
+        .push(") ORDER BY id");
     statement
 }
 

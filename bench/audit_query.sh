@@ -219,7 +219,7 @@ fill_sqlite() {
     echo "BEGIN; DELETE FROM audit_events; $drops"
     fill_select "$end_ms"
     echo "$indexes"
-    echo "COMMIT; ANALYZE; PRAGMA journal_mode = WAL;"
+    echo "COMMIT; PRAGMA journal_mode = WAL;"
   } | sq >/dev/null
 }
 
@@ -237,7 +237,7 @@ fill_postgres() {
     fill_select "$end_ms"
     echo "$indexes"
     echo "SELECT setval(pg_get_serial_sequence('audit_events', 'id'), $rows);"
-    echo "COMMIT; VACUUM ANALYZE audit_events;"
+    echo "COMMIT;"
   } | pg >/dev/null
 }
 

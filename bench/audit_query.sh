@@ -60,8 +60,8 @@ fi
 columns="occurred_at_ms, request_id, method, tool, outcome, http_status, error_code, latency_us, \
 subject, client_id, issuer, token_hash_prefix, source_addr, provider, cache_hit, \
 upstream_attempts, upstream_request_id, query_summary"
-server_columns=$(sed -n '/^const EVENT_COLUMNS/,/;$/p' src/adapters/store/sql.rs \
-  | sed 's/^const EVENT_COLUMNS: &str = //; s/[\\";]//g' | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')
+server_columns=$(sed -n '/^\(pub \)\{0,1\}const EVENT_COLUMNS/,/;$/p' src/adapters/store/sql.rs \
+  | sed 's/^\(pub \)\{0,1\}const EVENT_COLUMNS: &str = //; s/[\\";]//g' | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')
 if [ "$server_columns" != "$(echo "$columns" | tr -s ' ' ' ')" ]; then
   echo "audit_events' columns changed (src/adapters/store/sql.rs EVENT_COLUMNS):" >&2
   echo "  server: $server_columns" >&2
@@ -289,6 +289,7 @@ client = lambda k: f"skc_{48113900000000 + k * 104729}"
 queries = {
     "first-page": [{}],
     "newest-hour": [{"since": last - 3600}],
+    "last-week": [{"since": last - 7 * day}],
     "subject": [{"subject": subject(k)} for k in range(3, 1000, 50)],
     "client-day": [{"client_id": client(k), "since": first + d * day, "until": first + (d + 1) * day}
                    for k, d in zip(range(1, 50, 5), range(2, 30, 3))],
@@ -344,7 +345,7 @@ for name, sets in queries.items():
                 f"EXPLAIN (COSTS OFF) EXECUTE q({', '.join(str(t[2]) for t in terms)});\n")
 PY
 
-  local names=(first-page newest-hour subject client-day tool-outcome deep-cursor)
+  local names=(first-page newest-hour last-week subject client-day tool-outcome deep-cursor)
   : >"$out/summary.tsv"
   for query in "${names[@]}"; do
     # Every URL once: each must answer 200 (and warms the caches); the first page's size.
@@ -368,6 +369,7 @@ out, name, duration, connections = sys.argv[1:]
 labels = {
     "first-page": "first page, no filter",
     "newest-hour": "newest hour (since only)",
+    "last-week": "last 7 days (since only)",
     "subject": "by subject",
     "client-day": "by client_id, 1-day window",
     "tool-outcome": "by tool + outcome",

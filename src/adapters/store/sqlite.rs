@@ -33,6 +33,10 @@ impl Dialect for Sqlite {
         value ->> 12, value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17 \
         FROM jsonb_each($1) ORDER BY key";
 
+    /// Without it SQLite may take `MIN(id)` as the first id of a walk in id order that meets
+    /// the window, which is every older row.
+    const BY_OCCURRED_AT: &'static str = "INDEXED BY audit_events_occurred_at";
+
     /// `BEGIN IMMEDIATE` already makes writers take turns.
     const LOCK_KEYS: &'static str = "SELECT 1";
 

@@ -310,15 +310,16 @@ for q in json.load(open(sys.argv[1]))["cursor-source"]: print(u.urlencode(q))' "
 q = dict(u.parse_qsl(sys.argv[1])); d = json.load(sys.stdin)
 print(json.dumps({"client_id": q["client_id"], "cursor": d["next_cursor"]}))' "$query"
     done >"$out/deep.jsonl"
-  python3 - "$out" "$base" <<'PY'
+  python3 - "$out" "$base" "$name" <<'PY'
 import json, sys, urllib.parse
-out, base = sys.argv[1], sys.argv[2]
+out, base, name = sys.argv[1], sys.argv[2], sys.argv[3]
+hint = "INDEXED BY audit_events_occurred_at" if name == "sqlite" else ""
 queries = json.load(open(f"{out}/queries.json"))
 del queries["cursor-source"]
 queries["deep-cursor"] = [json.loads(l) for l in open(f"{out}/deep.jsonl")]
 json.dump(queries, open(f"{out}/queries.json", "w"))
-for name, sets in queries.items():
-    with open(f"{out}/{name}.urls", "w") as f:
+for query, sets in queries.items():
+    with open(f"{out}/{query}.urls", "w") as f:
         for params in sets:
             f.write(f"{base}?{urllib.parse.urlencode(params)}\n" if params else f"{base}\n")
     # What sql::select_events builds for the first set (default limit 100, one more asked):
@@ -330,19 +331,36 @@ for name, sets in queries.items():
     if "cursor" in p: terms.append(("id >", "bigint", int(p["cursor"])))
     if "since" in p: terms.append(("occurred_at_ms >=", "bigint", int(p["since"]) * 1000))
     if "until" in p: terms.append(("occurred_at_ms <", "bigint", int(p["until"]) * 1000))
+    # A time window without an indexed filter: the page's ids between the window's first and
+    # last (sql::window_ids), each read from the time index.
+    if "since" in p and not any(c in p for c in ("subject", "client_id", "tool")):
+        window = [("occurred_at_ms >=", "bigint", int(p["since"]) * 1000)]
+        if "until" in p: window.append(("occurred_at_ms <", "bigint", int(p["until"]) * 1000))
+        for compare, aggregate in [(">=", "MIN"), ("<=", "MAX")][:len(window)]:
+            terms.append((f"id {compare} (SELECT {aggregate}(id + 0) FROM audit_events {hint} WHERE", None, None))
+            terms.extend(window[:1])
+            terms.extend((f"AND {t[0]}", t[1], t[2]) for t in window[1:])
+            terms.append((")", None, None))
     for column in ("subject", "client_id", "tool", "outcome"):
         if column in p: terms.append((f"{column} =", "text", f"'{p[column]}'"))
     terms.append(("LIMIT", "bigint", 101))
-    sql = lambda values: ("SELECT * FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE 1 = 1"
-        + "".join(f" AND {t[0]} {v}" for t, v in zip(terms[:-1], values))
-        + f" ORDER BY id LIMIT {values[-1]}) ORDER BY id")
-    with open(f"{out}/{name}.sql", "w") as f:
-        f.write(sql([t[2] for t in terms]))
-    with open(f"{out}/{name}.generic.sql", "w") as f:
+    # Terms without a type are text only (a subquery's opening and closing); the others bind
+    # one value each. A term starting with AND or ")" continues the subquery before it.
+    def sql(values):
+        text, values = "", iter(values)
+        for t in terms[:-1]:
+            joiner = " " if t[0].startswith(("AND ", ")")) or text.endswith("WHERE") else " AND "
+            text += joiner + t[0] + ("" if t[1] is None else f" {next(values)}")
+        return (f"SELECT * FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE 1 = 1{text}"
+                f" ORDER BY id LIMIT {next(values)}) ORDER BY id")
+    bound = [t for t in terms if t[1] is not None]
+    with open(f"{out}/{query}.sql", "w") as f:
+        f.write(sql([t[2] for t in bound]))
+    with open(f"{out}/{query}.generic.sql", "w") as f:
         f.write("SET plan_cache_mode = force_generic_plan;\n"
-                f"PREPARE q({', '.join(t[1] for t in terms)}) AS "
-                + sql([f"${i + 1}" for i in range(len(terms))]) + ";\n"
-                f"EXPLAIN (COSTS OFF) EXECUTE q({', '.join(str(t[2]) for t in terms)});\n")
+                f"PREPARE q({', '.join(t[1] for t in bound)}) AS "
+                + sql([f"${i + 1}" for i in range(len(bound))]) + ";\n"
+                f"EXPLAIN (COSTS OFF) EXECUTE q({', '.join(str(t[2]) for t in bound)});\n")
 PY
 
   local names=(first-page newest-hour last-week subject client-day tool-outcome deep-cursor)

@@ -289,7 +289,7 @@ async fn time_windows_page_every_row_written_out_of_time_order_once() {
             .await;
             assert_eq!(
                 seen, expected,
-                "{name}: [{since}, {until:?}) {outcome:?}: every row of the window, in id order, once"
+                "{name}: [{since}, {until:?}) {outcome:?}: the window's rows, in id order, once"
             );
         }
     }

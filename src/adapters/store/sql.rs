@@ -142,7 +142,7 @@ pub fn select_events<D: Dialect>(query: &AuditQuery) -> Statement {
 /// index (`D::BY_OCCURRED_AT`). Exact, since no row of the window lies outside, and it lets
 /// the page walk ids from the window's first rather than from the table's oldest: SQLite,
 /// without STAT4 statistics, guesses that `since` keeps a quarter of the rows and walks every
-/// id until the window (2.9 s for the newest hour of 10 million rows; bench/audit_query.sh).
+/// id until the window (1.7–2.9 s for the newest hour of 10 million rows; bench/audit_query.sh).
 /// The largest id stops a walk that finds too few matches (a rare outcome) at the window's
 /// last row instead of the table's end. `id + 0`, not `id`: PostgreSQL would answer
 /// `MIN(id)` by walking the primary key until a row falls in the window (its min/max

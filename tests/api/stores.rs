@@ -220,6 +220,81 @@ async fn audit_rows_keep_every_field_and_page_exactly_once() {
     }
 }
 
+/// Every page of `query` in turn, `limit` at a time: the request ids, in the order paged.
+async fn page_through(db: &Database, mut query: AuditQuery) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let page = db.audit.query(&query).await.unwrap();
+        seen.extend(page.events.iter().map(|e| e.event.request_id.clone()));
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return seen,
+        }
+    }
+}
+
+#[tokio::test]
+async fn time_windows_page_every_row_written_out_of_time_order_once() {
+    for (name, db, _keep) in databases().await {
+        let base = Timestamp::now().unix_millis() - 3_600_000;
+        let at = |secs: i64| Timestamp::from_unix_millis(base + secs * 1000);
+        // Written one by one in this order (so in id order), at these seconds after `base`:
+        // the window [10, 50) has its earliest time on "d" but its smallest id on "c", and its
+        // latest time on "f" but rows with larger ids after it ("h", "j").
+        let rows = [
+            ("a", 5, Outcome::Success),
+            ("b", 50, Outcome::Success),
+            ("c", 20, Outcome::Failed),
+            ("d", 10, Outcome::Success),
+            ("e", 90, Outcome::Success),
+            ("f", 45, Outcome::Failed),
+            ("g", 2, Outcome::Success),
+            ("h", 30, Outcome::Success),
+            ("i", 60, Outcome::Failed),
+            ("j", 15, Outcome::Failed),
+        ];
+        for (request_id, secs, outcome) in rows {
+            let mut event = AuditEvent::action(request_id.into(), "tools/list", outcome, 200);
+            event.occurred_at = at(secs);
+            db.audit.append(&[event.into()]).await.unwrap();
+        }
+        for (since, until, outcome) in [
+            (10, None, None),
+            (10, Some(50), None),
+            (10, None, Some(Outcome::Failed)),
+            (10, Some(50), Some(Outcome::Failed)),
+            (0, Some(10), None),
+            (46, Some(50), None),
+            (91, None, None),
+        ] {
+            let expected: Vec<String> = rows
+                .iter()
+                .filter(|(_, secs, o)| {
+                    *secs >= since
+                        && until.is_none_or(|until| *secs < until)
+                        && outcome.is_none_or(|outcome| *o == outcome)
+                })
+                .map(|(id, ..)| id.to_string())
+                .collect();
+            let seen = page_through(
+                &db,
+                AuditQuery {
+                    since: Some(at(since)),
+                    until: until.map(at),
+                    outcome,
+                    limit: 2,
+                    ..AuditQuery::default()
+                },
+            )
+            .await;
+            assert_eq!(
+                seen, expected,
+                "{name}: [{since}, {until:?}) {outcome:?}: the window's rows, in id order, once"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn retention_removes_only_rows_older_than_the_period() {
     let day = Duration::from_secs(86_400);

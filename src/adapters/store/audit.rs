@@ -44,7 +44,7 @@ impl<D: Driver> AuditLog for SqlStore<D> {
 
     async fn query(&self, query: &AuditQuery) -> Result<AuditPage, AuditError> {
         let reading = "cannot read audit events";
-        let rows = D::fetch_all(On::Pool(&self.pool), sql::select_events(query))
+        let rows = D::fetch_all(On::Pool(&self.pool), sql::select_events::<D>(query))
             .await
             .map_err(|e| unavailable(reading, e))?;
         let mut events = rows

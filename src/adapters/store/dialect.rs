@@ -24,6 +24,10 @@ pub trait Dialect: Database<Connection: Migrate> {
     /// Inserts the audit events of the JSON array bound to `$1` (see `sql::insert_events`),
     /// in array order.
     const INSERT_EVENTS: &'static str;
+    /// Follows `FROM audit_events` where the smallest or largest id of a time window is
+    /// sought: makes the database read it from the window's entries in the index on
+    /// `occurred_at_ms`, never by walking ids until one falls in the window.
+    const BY_OCCURRED_AT: &'static str;
     /// Run first in a transaction that adds signing keys: makes key makers take turns.
     const LOCK_KEYS: &'static str;
     /// Run first, with the family as `$1`, in a transaction that rotates or revokes refresh

@@ -32,6 +32,9 @@ impl Dialect for Postgres {
         (e ->> 14)::BOOLEAN, (e ->> 15)::BIGINT, e ->> 16, e ->> 17 \
         FROM json_array_elements($1::json) WITH ORDINALITY AS rows (e, n) ORDER BY n";
 
+    /// Its planner picks the index on `occurred_at_ms` for a window by itself.
+    const BY_OCCURRED_AT: &'static str = "";
+
     /// Held until the transaction ends; readers (`keys()`) are not blocked.
     const LOCK_KEYS: &'static str = "LOCK TABLE idp_keys IN SHARE ROW EXCLUSIVE MODE";
 

@@ -188,6 +188,10 @@ impl AuditSink {
         let full = QueueFull {
             retry_after_secs: self.enqueue_timeout.as_secs().max(1),
         };
+        // A free slot is the common case: taken without arming a timer.
+        if let Ok(permit) = self.sender.clone().try_reserve_owned() {
+            return Ok(AuditSlot(permit));
+        }
         match tokio::time::timeout(self.enqueue_timeout, self.sender.clone().reserve_owned()).await
         {
             Ok(Ok(permit)) => Ok(AuditSlot(permit)),

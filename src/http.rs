@@ -159,19 +159,31 @@ pub struct Mount {
 /// RFC 9728's well-known prefix.
 const WELL_KNOWN_RESOURCE: &str = "/.well-known/oauth-protected-resource";
 
-/// The whole application: every route, and `mounts`, with request ids and access logging.
-pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
-    let metadata = state.resource_metadata();
-    // Clients that read the authorization server's metadata on searchgate's origin register
-    // through searchgate (the embedded server names it in its own metadata).
-    let registration_endpoint = state
+/// Clients that read the authorization server's metadata on searchgate's origin register
+/// through searchgate (the embedded server names it in its own metadata).
+fn registration_endpoint(state: &AppState) -> Option<String> {
+    state
         .registrar
         .as_ref()
-        .map(|_| format!("{}/oauth/register", state.public_origin_url()));
+        .map(|_| format!("{}/oauth/register", state.public_origin_url()))
+}
+
+/// The documented HTTP API (poem-openapi) over `state`.
+fn documented_api(
+    state: &AppState,
+) -> poem_openapi::OpenApiService<
+    (
+        health::HealthApi,
+        oauth::OAuthApi,
+        registration::RegistrationApi,
+        admin::AdminApi,
+    ),
+    (),
+> {
     let oauth = oauth::OAuthApi::new(
-        metadata.clone(),
+        state.resource_metadata(),
         state.auth.clone(),
-        registration_endpoint.clone(),
+        registration_endpoint(state),
     );
     let admin = admin::AdminApi::new(
         admin::AdminGuard {
@@ -189,7 +201,7 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
         state.audit.clone(),
         Some(state.audit_log.clone()),
     );
-    let api = openapi::service(
+    openapi::service(
         health::HealthApi::new(
             state.audit_log.clone(),
             state.audit.clone(),
@@ -202,18 +214,25 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
             state.audit.clone(),
         ),
         admin,
-    );
+    )
+}
+
+/// The whole application: every route, and `mounts`, with request ids and access logging.
+pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
+    let metadata = state.resource_metadata();
+    let registration_endpoint = registration_endpoint(state);
+    let api = documented_api(state);
     // The served document is poem-openapi's, finished with what it cannot express (the bearer
     // scheme, the MCP operation); the browsable UI shows the same.
     let raw = api.spec();
     let document = openapi::finish(&raw, &state.settings.server.mcp_path);
     let json = serde_json::to_string_pretty(&document).unwrap_or_default();
     let yaml = serde_yaml::to_string(&document).unwrap_or_default();
-    let docs_html = api.swagger_ui_html().replacen(
-        &raw,
-        &serde_json::to_string(&document).unwrap_or_default(),
-        1,
-    );
+    // The browsable UI embeds the whole of Swagger UI (1.6 MB): made at the first visit rather
+    // than held by every idle replica.
+    let docs_document = serde_json::to_string(&document).unwrap_or_default();
+    let docs_state = state.clone();
+    let docs_html = std::sync::OnceLock::<bytes::Bytes>::new();
     let spec = poem::endpoint::make_sync(move |_| {
         Response::builder()
             .content_type("application/json; charset=utf-8")
@@ -224,7 +243,17 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
             .content_type("application/yaml; charset=utf-8")
             .body(yaml.clone())
     });
-    let docs = poem::endpoint::make_sync(move |_| poem::web::Html(docs_html.clone()));
+    let docs = poem::endpoint::make_sync(move |_| {
+        let html = docs_html.get_or_init(|| {
+            let api = documented_api(&docs_state);
+            api.swagger_ui_html()
+                .replacen(&api.spec(), &docs_document, 1)
+                .into()
+        });
+        Response::builder()
+            .content_type("text/html; charset=utf-8")
+            .body(html.clone())
+    });
     let suffixed = state.resource_metadata_path();
     let suffixed_api = Arc::new(oauth::OAuthApi::new(
         metadata,

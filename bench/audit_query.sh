@@ -47,14 +47,7 @@ if [ -n "$postgres" ] && ! command -v psql >/dev/null 2>&1; then
 fi
 
 # oha from crates.io when missing.
-if ! command -v oha >/dev/null 2>&1; then
-  if ! curl -fsS -o /dev/null --max-time 10 https://index.crates.io/config.json; then
-    echo "oha is missing and crates.io cannot be reached to install it" >&2
-    exit 1
-  fi
-  echo "installing oha (cargo install oha --locked)…"
-  cargo install oha --locked
-fi
+source bench/oha.sh
 
 # The fill names every column the server writes; a changed list must be changed here too.
 columns="occurred_at_ms, request_id, method, tool, outcome, http_status, error_code, latency_us, \

@@ -41,14 +41,7 @@ while [ $# -gt 0 ]; do
 done
 
 # oha from crates.io when missing.
-if ! command -v oha >/dev/null 2>&1; then
-  if ! curl -fsS -o /dev/null --max-time 10 https://index.crates.io/config.json; then
-    echo "oha is missing and crates.io cannot be reached to install it" >&2
-    exit 1
-  fi
-  echo "installing oha (cargo install oha --locked)…"
-  cargo install oha --locked
-fi
+source bench/oha.sh
 
 # rmcp-only must use searchgate's allocator: the one its Cargo.toml names, else glibc's.
 allocator=$(grep -oE '^(mimalloc|tikv-jemallocator|jemallocator)\b' Cargo.toml | head -n 1 || true)

@@ -195,16 +195,41 @@ impl<E: Endpoint> Endpoint for Layered<Tracker, E> {
         };
         // The request is over when its answer's body is: a streamed answer holds it open.
         let (parts, body) = response.into_parts();
-        let body = http_body_util::BodyExt::map_frame(
-            http_body_util::combinators::BoxBody::from(body),
-            move |frame| {
-                let _ = &busy;
-                frame
-            },
-        );
+        let body = HeldBody {
+            inner: body.into(),
+            _busy: busy,
+        };
         Ok(Response::from_parts(
             parts,
             poem::Body::from(http_body_util::BodyExt::boxed(body)),
         ))
+    }
+}
+
+/// An answer's body that keeps its connection marked busy until it is dropped. Unlike a
+/// mapped body it passes on its size, so a complete answer keeps its `Content-Length`.
+struct HeldBody {
+    inner: http_body_util::combinators::BoxBody<bytes::Bytes, io::Error>,
+    _busy: watch::Busy,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = bytes::Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Self::Data>, Self::Error>>>
+    {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

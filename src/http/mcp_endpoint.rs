@@ -115,7 +115,14 @@ impl Endpoint for RmcpEndpoint {
     async fn call(&self, req: Request) -> Result<Self::Output> {
         let response = self.service.handle(http::Request::from(req)).await;
         let (parts, body) = response.into_parts();
+        // Boxed as poem's body as it is (poem's own conversion maps it frame by frame, which
+        // loses its length), so a JSON answer goes out with its `Content-Length`.
         let body = body.map_err(|never| -> std::io::Error { match never {} });
-        Ok(Response::from(http::Response::from_parts(parts, body)))
+        let mut response = Response::from(poem::Body::from(body.boxed()));
+        response.set_status(parts.status);
+        response.set_version(parts.version);
+        *response.headers_mut() = parts.headers;
+        *response.extensions_mut() = parts.extensions;
+        Ok(response)
     }
 }

@@ -347,26 +347,19 @@ async fn complete_answers_carry_their_length() {
     // Watching a connection's requests must not cost an answer its Content-Length (the
     // connection tracker and the MCP endpoint once both sent every answer chunked).
     let app = spawn_with(|_| {}, |builder| builder).await;
-    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
-    assert_eq!(health.status(), StatusCode::OK);
-    assert!(health.headers().get("transfer-encoding").is_none());
-    let length = health.headers()["content-length"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(length, health.bytes().await.unwrap().len().to_string());
-    let answer = app
-        .mcp_post()
-        .json(&tool_call(1, "web_search", json!({ "query": "rust" })))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::OK);
-    assert!(answer.headers().get("transfer-encoding").is_none());
-    let length = answer.headers()["content-length"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(length, answer.bytes().await.unwrap().len().to_string());
+    has_its_length(app.http.get(app.url("/healthz")).send().await.unwrap()).await;
+    let call = tool_call(1, "web_search", json!({ "query": "rust" }));
+    has_its_length(app.mcp_post().json(&call).send().await.unwrap()).await;
     app.stop().await;
+}
+
+/// A 200 sent with a `Content-Length` equal to its body, not chunked.
+async fn has_its_length(response: reqwest::Response) {
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("transfer-encoding").is_none());
+    let length = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(length, response.bytes().await.unwrap().len().to_string());
 }

@@ -27,6 +27,35 @@ struct Activity {
     served: bool,
     /// When the first byte of the next request arrived.
     head_started: Option<Instant>,
+    /// The deadline the timer task sleeps until (`None`: it waits for a change only). It is
+    /// never later than the real deadline: a change that brings the deadline closer wakes the
+    /// task, while one that pushes it further (most changes, on a busy keep-alive connection)
+    /// is left for the task to find when its timer fires, so a request costs no wake-up.
+    armed: Option<Instant>,
+}
+
+impl Activity {
+    /// When the connection must close if nothing changes; `None` while a request is served.
+    fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
+        if self.busy > 0 {
+            return None;
+        }
+        Some(match self.head_started {
+            Some(started) => started + limits.header_timeout,
+            None if self.served => self.idle_since + limits.idle_timeout,
+            None => self.idle_since + limits.header_timeout,
+        })
+    }
+
+    /// Whether the timer task must be woken: the deadline is now earlier than the one it
+    /// sleeps until.
+    fn sooner(&self, limits: &ConnectionLimits) -> bool {
+        match (self.deadline(limits), self.armed) {
+            (Some(deadline), Some(armed)) => deadline < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
 }
 
 /// See the module documentation.
@@ -52,6 +81,7 @@ impl Watch {
                 idle_since: Instant::now(),
                 served: false,
                 head_started: None,
+                armed: None,
             }),
             changed: Notify::new(),
             expired: AtomicBool::new(false),
@@ -68,21 +98,26 @@ impl Watch {
 
     /// When the connection must close if nothing changes; `None` while a request is served.
     fn deadline(&self) -> Option<Instant> {
-        let activity = self.activity();
-        if activity.busy > 0 {
-            return None;
+        self.activity().deadline(&self.limits)
+    }
+
+    /// Wakes the timer task when `activity`'s change brought the deadline closer.
+    fn changed(&self, activity: std::sync::MutexGuard<'_, Activity>) {
+        let sooner = activity.sooner(&self.limits);
+        drop(activity);
+        if sooner {
+            self.changed.notify_one();
         }
-        Some(match activity.head_started {
-            Some(started) => started + self.limits.header_timeout,
-            None if activity.served => activity.idle_since + self.limits.idle_timeout,
-            None => activity.idle_since + self.limits.header_timeout,
-        })
     }
 
     /// Closes the connection when its deadline passes.
     async fn run(self: Arc<Self>) {
         loop {
-            let deadline = self.deadline();
+            let deadline = {
+                let mut activity = self.activity();
+                activity.armed = activity.deadline(&self.limits);
+                activity.armed
+            };
             let timer = async {
                 match deadline {
                     Some(deadline) => sleep_until(deadline).await,
@@ -130,8 +165,7 @@ impl Watch {
         let mut activity = self.activity();
         if activity.busy == 0 && activity.head_started.is_none() {
             activity.head_started = Some(Instant::now());
-            drop(activity);
-            self.changed.notify_one();
+            self.changed(activity);
         }
     }
 
@@ -145,8 +179,7 @@ impl Watch {
         let mut activity = self.activity();
         activity.busy += 1;
         activity.head_started = None;
-        drop(activity);
-        self.changed.notify_one();
+        self.changed(activity);
         Busy(self.clone())
     }
 }
@@ -162,8 +195,7 @@ impl Drop for Busy {
             activity.idle_since = Instant::now();
             activity.served = true;
         }
-        drop(activity);
-        self.0.changed.notify_one();
+        self.0.changed(activity);
     }
 }
 
@@ -177,6 +209,51 @@ mod tests {
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_sooner_deadline_wakes_the_timer() {
+        let limits = ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 1,
+        };
+        let mut activity = Activity {
+            busy: 0,
+            idle_since: Instant::now(),
+            served: true,
+            head_started: None,
+            armed: None,
+        };
+        assert!(activity.sooner(&limits), "idle with no timer armed");
+        activity.armed = activity.deadline(&limits);
+        activity.head_started = Some(Instant::now());
+        assert!(
+            activity.sooner(&limits),
+            "headers due before the idle limit"
+        );
+        activity.armed = activity.deadline(&limits);
+        // A keep-alive request: served, answered, the next one's headers start.
+        activity.busy = 1;
+        activity.head_started = None;
+        assert!(!activity.sooner(&limits), "no limit while serving");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        activity.busy = 0;
+        activity.idle_since = Instant::now();
+        assert!(
+            !activity.sooner(&limits),
+            "the idle limit is later than the armed one"
+        );
+        activity.head_started = Some(Instant::now());
+        assert!(
+            !activity.sooner(&limits),
+            "the next headers are due after the armed limit"
+        );
+        activity.armed = None;
+        assert!(
+            activity.sooner(&limits),
+            "a timer waiting for no limit must hear of one"
+        );
     }
 
     #[tokio::test(start_paused = true)]

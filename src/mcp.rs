@@ -217,14 +217,20 @@ impl ServerHandler for McpServer {
         let record = CallRecord::from_context(&context);
         // rmcp runs handlers on their own task, outside the HTTP request's span; this span
         // puts the request id back on every line the tool logs.
-        let principal = record
-            .as_ref()
-            .and_then(|r| r.read(|info| info.principal.clone()));
+        // What the handler needs of the principal, read in place: whether its scopes open the
+        // tool, and whose allowance the call counts against.
+        let (allowed, caller) = record.as_ref().map_or((false, Caller::Anonymous), |r| {
+            r.read(|info| {
+                let principal = info.principal.as_ref();
+                let allowed = self.scopes.as_ref().is_none_or(|scopes| {
+                    let required = scopes.required_for_tool(&request.name);
+                    principal.is_some_and(|p| scopes.satisfies(&p.scopes, required))
+                });
+                (allowed, caller(principal))
+            })
+        });
         if let Some(scopes) = &self.scopes {
             let required = scopes.required_for_tool(&request.name);
-            let allowed = principal
-                .as_ref()
-                .is_some_and(|p| scopes.satisfies(&p.scopes, required));
             if !allowed {
                 tracing::error!(tool = %request.name, "a tools/call without the tool's scopes reached the handler");
                 if let Some(record) = &record {
@@ -238,12 +244,11 @@ impl ServerHandler for McpServer {
                 return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
             }
         }
-        let caller = caller(principal.as_ref());
         let span = tracing::info_span!(
             "tool",
             request_id = record.as_ref().map_or("", CallRecord::request_id),
             tool = %request.name,
-            subject = principal.as_ref().map_or("", |p| p.subject.as_str()),
+            subject = caller.subject().unwrap_or(""),
         );
         let Some(tool) = self.offered(&request.name) else {
             // Spec: an unknown tool is a protocol error (-32602), not a tool result.
@@ -263,12 +268,19 @@ impl ServerHandler for McpServer {
         }
         let service = self.service.as_ref();
         let arguments = request.arguments;
+        // Each tool's future on the heap: rmcp moves the handler's future into a task per
+        // request, and inline the largest tool (crawl, with progress) would make every call
+        // copy its size several times.
         let outcome = async {
             match tool {
-                WebTool::Search => web_search::call(service, &caller, arguments).await,
-                WebTool::Extract => web_extract::call(service, &caller, arguments).await,
-                WebTool::Crawl => web_crawl::call(service, &caller, arguments, progress).await,
-                WebTool::Map => web_map::call(service, &caller, arguments, progress).await,
+                WebTool::Search => Box::pin(web_search::call(service, &caller, arguments)).await,
+                WebTool::Extract => Box::pin(web_extract::call(service, &caller, arguments)).await,
+                WebTool::Crawl => {
+                    Box::pin(web_crawl::call(service, &caller, arguments, progress)).await
+                }
+                WebTool::Map => {
+                    Box::pin(web_map::call(service, &caller, arguments, progress)).await
+                }
             }
         }
         .instrument(span)

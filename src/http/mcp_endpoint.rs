@@ -113,7 +113,8 @@ impl Endpoint for RmcpEndpoint {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Self::Output> {
-        let response = self.service.handle(http::Request::from(req)).await;
+        // On the heap: each layer above would otherwise hold (and move) rmcp's whole future.
+        let response = Box::pin(self.service.handle(http::Request::from(req))).await;
         let (parts, body) = response.into_parts();
         // Boxed as poem's body as it is (poem's own conversion maps it frame by frame, which
         // loses its length), so a JSON answer goes out with its `Content-Length`.

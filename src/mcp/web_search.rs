@@ -1,7 +1,7 @@
 //! The `web_search` tool: its schemas, the parsing of its arguments into a `SearchRequest`, and
 //! the mapping of results into a tool result a model can act on.
 
-use std::{fmt::Write as _, sync::OnceLock};
+use std::sync::OnceLock;
 
 use rmcp::model::{JsonObject, Tool};
 use schemars::JsonSchema;
@@ -302,9 +302,17 @@ pub(super) fn success(
     ToolOutcome::success(&output, text, stats, &results.usage)
 }
 
-/// A plain-text rendering for clients that show text only.
+/// A plain-text rendering for clients that show text only. Appended piece by piece rather
+/// than with `write!`: it runs on every search, and the formatting machinery cost more than
+/// the copying.
 fn readable(output: &WebSearchOutput) -> String {
-    let mut text = String::new();
+    let capacity = 256
+        + output
+            .results
+            .iter()
+            .map(|hit| hit.title.len() + hit.url.len() + hit.content.len() + 32)
+            .sum::<usize>();
+    let mut text = String::with_capacity(capacity);
     if output.provider == "mock" {
         text.push_str(
             "Note: these are placeholder results from searchgate's mock provider, not real web \
@@ -312,40 +320,56 @@ fn readable(output: &WebSearchOutput) -> String {
         );
     }
     if let Some(answer) = &output.answer {
-        let _ = writeln!(text, "Answer: {answer}\n");
+        push_all(&mut text, &["Answer: ", answer, "\n\n"]);
     }
-    let _ = writeln!(
-        text,
-        "{} results for \"{}\":",
-        output.results.len(),
-        output.query
+    let mut digits = itoa::Buffer::new();
+    let count = digits.format(output.results.len());
+    push_all(
+        &mut text,
+        &[count, " results for \"", &output.query, "\":\n"],
     );
     for (rank, hit) in output.results.iter().enumerate() {
-        let _ = write!(
-            text,
-            "\n{}. {}\n   {}\n   {}\n",
-            rank + 1,
-            hit.title,
-            hit.url,
-            hit.content
+        let mut digits = itoa::Buffer::new();
+        let rank = digits.format(rank + 1);
+        push_all(
+            &mut text,
+            &[
+                "\n",
+                rank,
+                ". ",
+                &hit.title,
+                "\n   ",
+                &hit.url,
+                "\n   ",
+                &hit.content,
+                "\n",
+            ],
         );
         if let Some(date) = &hit.published_date {
-            let _ = writeln!(text, "   Published: {date}");
+            push_all(&mut text, &["   Published: ", date, "\n"]);
         }
         if let Some(raw) = &hit.raw_content {
-            let _ = writeln!(text, "   Full text:\n{raw}");
+            push_all(&mut text, &["   Full text:\n", raw, "\n"]);
         }
     }
     if !output.images.is_empty() {
         text.push_str("\nImages:\n");
         for image in &output.images {
-            let _ = match &image.description {
-                Some(description) => writeln!(text, "- {} — {description}", image.url),
-                None => writeln!(text, "- {}", image.url),
-            };
+            match &image.description {
+                Some(description) => {
+                    push_all(&mut text, &["- ", &image.url, " — ", description, "\n"])
+                }
+                None => push_all(&mut text, &["- ", &image.url, "\n"]),
+            }
         }
     }
     text
+}
+
+fn push_all(text: &mut String, parts: &[&str]) {
+    for part in parts {
+        text.push_str(part);
+    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,11 @@ impl SearchProvider for MockSearchProvider {
                     .map_or_else(|| d.clone(), |rest| format!("www.{rest}"))
             })
             .collect();
+        // Joined from parts rather than `format!`: this runs on every search of the default
+        // configuration, and the formatting machinery was most of its cost.
+        let mut count_digits = itoa::Buffer::new();
+        let count_text = count_digits.format(count);
+        let (depth, topic) = (request.depth().as_str(), request.topic().as_str());
         let results = (1..=count)
             .map(|rank| {
                 let host = if hosts.is_empty() {
@@ -51,16 +56,26 @@ impl SearchProvider for MockSearchProvider {
                 } else {
                     &hosts[(rank - 1) % hosts.len()]
                 };
+                let mut rank_digits = itoa::Buffer::new();
+                let rank_text = rank_digits.format(rank);
                 SearchResult {
-                    title: format!("[mock] {query} — result {rank}"),
-                    url: format!("https://{host}/{slug}/{rank}"),
-                    content: format!(
-                        "Mock result {rank} of {count} for \"{query}\" (depth {}, topic {}). \
-                         Placeholder text from searchgate's mock search provider, not a web page; \
-                         configure a real provider (TAVILY_API_KEY) for real results.",
-                        request.depth(),
-                        request.topic(),
-                    ),
+                    title: ["[mock] ", query, " — result ", rank_text].concat(),
+                    url: ["https://", host, "/", &slug, "/", rank_text].concat(),
+                    content: [
+                        "Mock result ",
+                        rank_text,
+                        " of ",
+                        count_text,
+                        " for \"",
+                        query,
+                        "\" (depth ",
+                        depth,
+                        ", topic ",
+                        topic,
+                        "). Placeholder text from searchgate's mock search provider, not a web \
+                         page; configure a real provider (TAVILY_API_KEY) for real results.",
+                    ]
+                    .concat(),
                     score: score(rank),
                     published_date: (request.topic() == Topic::News)
                         .then(|| format!("2026-01-{rank:02}")),

@@ -112,7 +112,7 @@ impl<E: Endpoint> Middleware<E> for BearerGuard {
 impl<E: Endpoint> Endpoint for Layered<BearerGuard, E> {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+    async fn call(&self, req: Request) -> Result<Self::Output> {
         let record = req.extensions().get::<CallRecord>().cloned();
         let outcome = match extract(req.headers(), req.uri().query()) {
             Ok(Some(token)) => self.layer.auth.verify(&token).await.map(Some),
@@ -134,9 +134,6 @@ impl<E: Endpoint> Endpoint for Layered<BearerGuard, E> {
                 return Ok(self.rejection(&error));
             }
         };
-        if let Some(record) = &record {
-            record.update(|info| info.principal = Some(principal.clone()));
-        }
         if let Some(gate) = &self.layer.clients {
             match gate.policy.judge(principal.client_id.as_deref()) {
                 ClientVerdict::Allowed => {
@@ -145,8 +142,9 @@ impl<E: Endpoint> Endpoint for Layered<BearerGuard, E> {
                     }
                 }
                 ClientVerdict::Denied => {
-                    note_failure(record.as_ref(), "client_denied");
                     tracing::warn!(client_id = ?principal.client_id, "refused a token of a denied client");
+                    note_principal(record.as_ref(), principal);
+                    note_failure(record.as_ref(), "client_denied");
                     return Ok(self.layer.challenge.response(
                         StatusCode::FORBIDDEN,
                         Some((
@@ -158,12 +156,15 @@ impl<E: Endpoint> Endpoint for Layered<BearerGuard, E> {
                 }
                 ClientVerdict::Unnamed => {
                     let error = no_client();
+                    note_principal(record.as_ref(), principal);
                     note_failure(record.as_ref(), error.code());
                     return Ok(self.rejection(&error));
                 }
             }
         }
-        req.extensions_mut().insert(principal);
+        // The record carries the principal on to the scope check, the tool and the audit row;
+        // without one (never, inside the audited pipeline) nothing past here is allowed a tool.
+        note_principal(record.as_ref(), principal);
         self.inner.call(req).await.map(IntoResponse::into_response)
     }
 }
@@ -240,6 +241,13 @@ fn rejection(challenge: &Challenge, error: &AuthError) -> Response {
                 unavailable(None)
             }
         }
+    }
+}
+
+/// Hands the verified principal to the request's record.
+fn note_principal(record: Option<&CallRecord>, principal: Principal) {
+    if let Some(record) = record {
+        record.update(|info| info.principal = Some(principal));
     }
 }
 
@@ -342,25 +350,30 @@ impl<E: Endpoint> Endpoint for Layered<ScopeGuard, E> {
 
     async fn call(&self, req: Request) -> Result<Self::Output> {
         let record = req.extensions().get::<CallRecord>().cloned();
-        let tool = record.as_ref().and_then(|r| {
-            r.read(|info| match info.method.as_deref() {
-                Some("tools/call") => info.tool.clone(),
-                _ => None,
+        // The tool called, when it is one the principal's scopes do not open.
+        let refused = record.as_ref().and_then(|r| {
+            r.read(|info| {
+                let tool = info
+                    .tool
+                    .as_deref()
+                    .filter(|_| info.method.as_deref() == Some("tools/call"))?;
+                let required = self.layer.policy.required_for_tool(tool);
+                let granted = info.principal.as_ref().map(|p| &p.scopes);
+                let allowed =
+                    granted.is_some_and(|scopes| self.layer.policy.satisfies(scopes, required));
+                (!allowed).then(|| (tool.to_owned(), required))
             })
         });
-        if let (Some(tool), Some(principal)) = (tool, req.extensions().get::<Principal>()) {
-            let required = self.layer.policy.required_for_tool(&tool);
-            if !self.layer.policy.satisfies(&principal.scopes, required) {
-                note_failure(record.as_ref(), "insufficient_scope");
-                // One challenge with every scope the operation needs (MCP 2026-07-28 §Scope).
-                let scope = required.join(" ");
-                let description = format!("calling {tool} needs the scope {scope}");
-                return Ok(self.layer.challenge.response(
-                    StatusCode::FORBIDDEN,
-                    Some(("insufficient_scope", &description)),
-                    &scope,
-                ));
-            }
+        if let Some((tool, required)) = refused {
+            note_failure(record.as_ref(), "insufficient_scope");
+            // One challenge with every scope the operation needs (MCP 2026-07-28 §Scope).
+            let scope = required.join(" ");
+            let description = format!("calling {tool} needs the scope {scope}");
+            return Ok(self.layer.challenge.response(
+                StatusCode::FORBIDDEN,
+                Some(("insufficient_scope", &description)),
+                &scope,
+            ));
         }
         self.inner.call(req).await.map(IntoResponse::into_response)
     }

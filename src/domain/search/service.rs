@@ -91,6 +91,16 @@ pub enum Caller {
     Anonymous,
 }
 
+impl Caller {
+    /// The principal's subject, when there is one.
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Self::Principal { subject, .. } => Some(subject),
+            Self::Anonymous => None,
+        }
+    }
+}
+
 /// What happened on the way to an answer, for the audit row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CallStats {

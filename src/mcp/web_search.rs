@@ -1,7 +1,7 @@
 //! The `web_search` tool: its schemas, the parsing of its arguments into a `SearchRequest`, and
 //! the mapping of results into a tool result a model can act on.
 
-use std::sync::OnceLock;
+use std::{borrow::Cow, sync::OnceLock};
 
 use rmcp::model::{JsonObject, Tool};
 use schemars::JsonSchema;
@@ -114,21 +114,22 @@ pub struct WebSearchArgs {
     pub exact_match: Option<bool>,
 }
 
-/// The structured result of `web_search`.
+/// The structured result of `web_search`. Its text borrows from the search results (which the
+/// cache may share), so building it copies no page text; read back, it owns its text.
 #[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
-pub struct WebSearchOutput {
+pub struct WebSearchOutput<'a> {
     /// The query that was run, trimmed.
-    pub query: String,
+    pub query: Cow<'a, str>,
     /// Which search backend answered ("mock" results are placeholders, not web pages).
-    pub provider: String,
+    pub provider: Cow<'a, str>,
     /// An answer written from the results, when include_answer was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answer: Option<String>,
+    pub answer: Option<Cow<'a, str>>,
     /// Images related to the query, when include_images was set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ImageOut>,
     /// The results, most relevant first.
-    pub results: Vec<WebSearchHit>,
+    pub results: Vec<WebSearchHit<'a>>,
     /// How the call was served.
     #[serde(flatten)]
     pub served: ServedOut,
@@ -136,24 +137,24 @@ pub struct WebSearchOutput {
 
 /// One search result.
 #[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
-pub struct WebSearchHit {
+pub struct WebSearchHit<'a> {
     /// The page title.
-    pub title: String,
+    pub title: Cow<'a, str>,
     /// The page URL; cite it when you use the result.
-    pub url: String,
+    pub url: Cow<'a, str>,
     /// A summary or the most relevant excerpt of the page.
-    pub content: String,
+    pub content: Cow<'a, str>,
     /// Relevance from 0 (weak) to 1 (strong).
     pub score: f64,
     /// When the page was published, when known (news results).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub published_date: Option<String>,
+    pub published_date: Option<Cow<'a, str>>,
     /// The page's full text, when include_raw_content was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw_content: Option<String>,
+    pub raw_content: Option<Cow<'a, str>>,
     /// The page's favicon URL, when include_favicon was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub favicon: Option<String>,
+    pub favicon: Option<Cow<'a, str>>,
     /// Images on the page, when the backend sent them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ImageOut>,
@@ -276,9 +277,9 @@ pub(super) fn success(
     stats: CallStats,
 ) -> ToolOutcome {
     let output = WebSearchOutput {
-        query: results.query.clone(),
-        provider: provider.to_owned(),
-        answer: results.answer.clone(),
+        query: Cow::Borrowed(&results.query),
+        provider: Cow::Borrowed(provider),
+        answer: borrowed(results.answer.as_ref()),
         images: tool::images(&results.images),
         // The port promises at most `max`; hold any provider to it.
         results: results
@@ -286,13 +287,13 @@ pub(super) fn success(
             .iter()
             .take(max)
             .map(|r| WebSearchHit {
-                title: r.title.clone(),
-                url: r.url.clone(),
-                content: r.content.clone(),
+                title: Cow::Borrowed(&r.title),
+                url: Cow::Borrowed(&r.url),
+                content: Cow::Borrowed(&r.content),
                 score: r.score,
-                published_date: r.published_date.clone(),
-                raw_content: r.raw_content.clone(),
-                favicon: r.favicon.clone(),
+                published_date: borrowed(r.published_date.as_ref()),
+                raw_content: borrowed(r.raw_content.as_ref()),
+                favicon: borrowed(r.favicon.as_ref()),
                 images: tool::images(&r.images),
             })
             .collect(),
@@ -302,10 +303,14 @@ pub(super) fn success(
     ToolOutcome::success(&output, text, stats, &results.usage)
 }
 
+fn borrowed(text: Option<&String>) -> Option<Cow<'_, str>> {
+    text.map(|t| Cow::Borrowed(t.as_str()))
+}
+
 /// A plain-text rendering for clients that show text only. Appended piece by piece rather
 /// than with `write!`: it runs on every search, and the formatting machinery cost more than
 /// the copying.
-fn readable(output: &WebSearchOutput) -> String {
+fn readable(output: &WebSearchOutput<'_>) -> String {
     let capacity = 256
         + output
             .results

@@ -89,7 +89,7 @@ async fn rmcp_client_initializes_on_2025_11_25_lists_and_calls_web_search() {
     .unwrap();
     assert_eq!(output.provider, "mock");
     assert_eq!(output.query, "rust async runtimes");
-    let urls: Vec<_> = output.results.iter().map(|r| r.url.as_str()).collect();
+    let urls: Vec<_> = output.results.iter().map(|r| r.url.as_ref()).collect();
     assert_eq!(
         urls,
         [

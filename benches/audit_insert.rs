@@ -1,5 +1,5 @@
 //! The audit insert path as the writer drives it: `AuditLog::append` with a batch of one (a quiet
-//! server) and a full batch of 256 (the writer's default `batch_size`, a busy one), into a SQLite
+//! server) and a full batch (the writer's default `batch_size`, a busy one), into a SQLite
 //! file in a temporary directory, and into PostgreSQL when `SEARCHGATE_TEST_POSTGRES_URL` names a
 //! server (in a schema of its own, dropped afterwards). This is the figure the store mechanism is
 //! judged by (issue 13): a change to how the stores are built must not make it slower.
@@ -10,7 +10,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use searchgate::{
     adapters::store::{Database, PoolSettings},
     domain::{
-        audit::{AuditEvent, BoundedEvent, Outcome},
+        audit::{AuditEvent, AuditWriterConfig, BoundedEvent, Outcome},
         time::Timestamp,
     },
 };
@@ -18,7 +18,9 @@ use sqlx::Connection;
 
 /// The batch sizes the writer sends: one event when idle, `AuditWriterConfig::batch_size` when
 /// busy.
-const BATCHES: [usize; 2] = [1, 256];
+fn batches() -> [usize; 2] {
+    [1, AuditWriterConfig::default().batch_size]
+}
 
 /// An event with every column filled, as a tool call writes it.
 fn event(n: usize) -> AuditEvent {
@@ -41,7 +43,7 @@ fn event(n: usize) -> AuditEvent {
 
 fn bench_database(c: &mut Criterion, runtime: &tokio::runtime::Runtime, name: &str, db: &Database) {
     let mut group = c.benchmark_group(format!("audit append ({name})"));
-    for size in BATCHES {
+    for size in batches() {
         let batch: Vec<BoundedEvent> = (0..size).map(|n| event(n).into()).collect();
         group.throughput(Throughput::Elements(size as u64));
         group.bench_function(format!("batch of {size}"), |b| {

@@ -627,7 +627,7 @@ impl Default for AuditSettings {
     fn default() -> Self {
         Self {
             queue_capacity: 4096,
-            batch_size: 512,
+            batch_size: 2048,
             flush_interval_ms: 10,
             enqueue_timeout_secs: 5,
             record_queries: true,

@@ -52,7 +52,7 @@ impl Default for AuditWriterConfig {
     fn default() -> Self {
         Self {
             queue_capacity: 4096,
-            batch_size: 512,
+            batch_size: 2048,
             flush_interval: Duration::from_millis(10),
             shutdown_attempts: 5,
             enqueue_timeout: Duration::from_secs(5),

@@ -603,16 +603,16 @@ mod tests {
         let mut provider = MockSearchPort::new();
         provider.expect_name().return_const("greedy");
         provider.expect_search().returning(|request| {
-            let hit = SearchResult {
+            let hit = |n: u32| SearchResult {
                 title: "t".into(),
-                url: "https://example.com".into(),
+                url: format!("https://example.com/{n}"),
                 content: "c".into(),
                 score: 0.5,
                 ..SearchResult::default()
             };
             Ok(SearchResults {
                 query: request.query().as_str().to_owned(),
-                results: vec![hit; 9],
+                results: (1..=9).map(hit).collect(),
                 ..SearchResults::default()
             })
         });

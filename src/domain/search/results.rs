@@ -57,6 +57,51 @@ pub struct SearchResults {
     pub usage: UpstreamUsage,
 }
 
+impl SearchResults {
+    /// Drops each hit whose page an earlier (better ranked) hit already is: backends, and
+    /// several backends' engines, list one page under slightly different addresses.
+    pub fn drop_duplicate_pages(&mut self) {
+        let mut seen = std::collections::HashSet::with_capacity(self.results.len());
+        self.results.retain(|hit| seen.insert(page_key(&hit.url)));
+    }
+}
+
+/// Query parameters that say how a visitor arrived, not which page they see.
+const TRACKING_PARAMETERS: &[&str] = &[
+    "gclid", "dclid", "fbclid", "msclkid", "yclid", "mc_cid", "mc_eid", "_ga", "igshid",
+];
+
+/// The address two hits are compared by: as the `url` crate normalises it (scheme and host in
+/// lower case, a default port dropped, dot segments resolved), without its fragment, tracking
+/// parameters (`utm_*` and the click ids above) or a trailing slash. An address that does not
+/// parse is compared as written.
+pub fn page_key(address: &str) -> String {
+    let Ok(mut url) = url::Url::parse(address.trim()) else {
+        return address.trim().to_owned();
+    };
+    url.set_fragment(None);
+    if url.query().is_some() {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| {
+                let name = name.to_ascii_lowercase();
+                !name.starts_with("utm_") && !TRACKING_PARAMETERS.contains(&name.as_str())
+            })
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        url.set_query(None);
+        if !kept.is_empty() {
+            url.query_pairs_mut().extend_pairs(kept);
+        }
+    }
+    let path = url.path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/').to_owned();
+        url.set_path(&trimmed);
+    }
+    url.into()
+}
+
 /// One page read by extract or crawl.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Page {
@@ -112,4 +157,99 @@ pub struct MapResults {
     pub urls: Vec<String>,
     /// Credits, request id and timing.
     pub usage: UpstreamUsage,
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn hit(url: &str) -> SearchResult {
+        SearchResult {
+            url: url.to_owned(),
+            title: url.to_owned(),
+            ..SearchResult::default()
+        }
+    }
+
+    #[test]
+    fn one_page_under_several_addresses_is_kept_once_in_rank_order() {
+        let mut results = SearchResults {
+            results: [
+                "https://example.com/docs/",
+                "HTTPS://Example.COM:443/docs?utm_source=x&utm_medium=y#intro",
+                "https://example.com/docs?fbclid=abc",
+                "https://example.com/docs?page=2",
+                "http://example.com/docs",
+                "https://example.com/other",
+                "not a url",
+                " not a url ",
+            ]
+            .into_iter()
+            .map(hit)
+            .collect(),
+            ..SearchResults::default()
+        };
+        results.drop_duplicate_pages();
+        let kept: Vec<&str> = results.results.iter().map(|h| h.url.as_str()).collect();
+        assert_eq!(
+            kept,
+            [
+                "https://example.com/docs/",
+                "https://example.com/docs?page=2",
+                "http://example.com/docs",
+                "https://example.com/other",
+                "not a url",
+            ],
+            "the first address of each page stays, as the backend wrote it"
+        );
+    }
+
+    #[test]
+    fn parameters_that_choose_the_page_are_kept() {
+        assert_eq!(
+            page_key("https://example.com/search?q=rust&utm_campaign=x&page=2"),
+            "https://example.com/search?q=rust&page=2"
+        );
+        assert_ne!(
+            page_key("https://example.com/a?id=1"),
+            page_key("https://example.com/a?id=2")
+        );
+        assert_eq!(page_key("https://example.com/"), "https://example.com/");
+    }
+
+    proptest! {
+        /// Whatever the page, the spellings of its address that mean the same page share a key.
+        #[test]
+        fn equivalent_spellings_share_a_key(
+            host in "[a-z]{1,10}\\.(com|org|dev)",
+            path in proptest::collection::vec("[a-z0-9]{1,8}", 0..4),
+            query in proptest::collection::vec(("[a-z]{1,6}", "[a-z0-9]{0,6}"), 0..3),
+            tracking in "[a-z]{1,8}",
+        ) {
+            let path = path.join("/");
+            let query: Vec<String> = query
+                .iter()
+                .filter(|(name, _)| !name.starts_with("utm_") && !TRACKING_PARAMETERS.contains(&name.as_str()))
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            let plain = if query.is_empty() {
+                format!("https://{host}/{path}")
+            } else {
+                format!("https://{host}/{path}?{}", query.join("&"))
+            };
+            let mut noisy = format!("HTTPS://{}:443/{path}", host.to_uppercase());
+            if !path.is_empty() {
+                noisy.push('/');
+            }
+            noisy.push('?');
+            for pair in &query {
+                noisy.push_str(pair);
+                noisy.push('&');
+            }
+            noisy.push_str(&format!("utm_source={tracking}#section"));
+            prop_assert_eq!(page_key(&plain), page_key(&noisy));
+        }
+    }
 }

@@ -214,7 +214,11 @@ impl SearchService {
                 Cached::Search(r) => Some(r),
                 _ => None,
             }),
-            || provider.search(request),
+            || async {
+                let mut results = provider.search(request).await?;
+                results.drop_duplicate_pages();
+                Ok(results)
+            },
         )
         .await
     }
@@ -469,6 +473,32 @@ mod tests {
         SearchError::Unavailable {
             reason: "503".into(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_page_the_backend_lists_twice_is_served_once() {
+        let mut provider = MockSearchPort::new();
+        provider.expect_name().return_const("scripted");
+        provider.expect_search().returning(|request| {
+            let mut answer = results(request);
+            let again = SearchResult {
+                url: "HTTPS://EXAMPLE.com/?utm_source=feed".into(),
+                ..answer.results[0].clone()
+            };
+            answer.results.push(again);
+            Ok(answer)
+        });
+        let served = service(provider, no_cache())
+            .search(&Caller::Anonymous, &request("q"))
+            .await;
+        let urls: Vec<String> = served
+            .result
+            .unwrap()
+            .results
+            .iter()
+            .map(|r| r.url.clone())
+            .collect();
+        assert_eq!(urls, ["https://example.com"]);
     }
 
     #[tokio::test(start_paused = true)]

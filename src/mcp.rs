@@ -143,6 +143,15 @@ impl McpServer {
         self.offered.iter().map(|tool| tool.name())
     }
 
+    /// The scopes calling `tool` needs when `principal` lacks them (`None`: it may call it, or
+    /// no scope policy applies).
+    fn refused(&self, tool: &str, principal: Option<&Principal>) -> Option<&[String]> {
+        let scopes = self.scopes.as_ref()?;
+        let required = scopes.required_for_tool(tool);
+        let allowed = principal.is_some_and(|p| scopes.satisfies(&p.scopes, required));
+        (!allowed).then_some(required)
+    }
+
     /// The offered tool called `name`, without copying its definition.
     fn offered(&self, name: &str) -> Option<WebTool> {
         self.offered
@@ -215,35 +224,29 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let record = CallRecord::from_context(&context);
-        // rmcp runs handlers on their own task, outside the HTTP request's span; this span
-        // puts the request id back on every line the tool logs.
         // What the handler needs of the principal, read in place: whether its scopes open the
         // tool, and whose allowance the call counts against.
-        let (allowed, caller) = record.as_ref().map_or((false, Caller::Anonymous), |r| {
-            r.read(|info| {
+        let (refused, caller) = match &record {
+            Some(record) => record.read(|info| {
                 let principal = info.principal.as_ref();
-                let allowed = self.scopes.as_ref().is_none_or(|scopes| {
-                    let required = scopes.required_for_tool(&request.name);
-                    principal.is_some_and(|p| scopes.satisfies(&p.scopes, required))
-                });
-                (allowed, caller(principal))
-            })
-        });
-        if let Some(scopes) = &self.scopes {
-            let required = scopes.required_for_tool(&request.name);
-            if !allowed {
-                tracing::error!(tool = %request.name, "a tools/call without the tool's scopes reached the handler");
-                if let Some(record) = &record {
-                    record.tool_finished(Some("insufficient_scope"));
-                }
-                let text = format!(
-                    "Calling {} needs the scope {}.",
-                    request.name,
-                    required.join(" ")
-                );
-                return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+                (self.refused(&request.name, principal), caller(principal))
+            }),
+            None => (self.refused(&request.name, None), Caller::Anonymous),
+        };
+        if let Some(required) = refused {
+            tracing::error!(tool = %request.name, "a tools/call without the tool's scopes reached the handler");
+            if let Some(record) = &record {
+                record.tool_finished(Some("insufficient_scope"));
             }
+            let text = format!(
+                "Calling {} needs the scope {}.",
+                request.name,
+                required.join(" ")
+            );
+            return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
         }
+        // rmcp runs handlers on their own task, outside the HTTP request's span; this span
+        // puts the request id back on every line the tool logs.
         let span = tracing::info_span!(
             "tool",
             request_id = record.as_ref().map_or("", CallRecord::request_id),
@@ -342,6 +345,40 @@ mod tests {
         adapters::search::MockSearchProvider,
         domain::search::{ServicePolicy, WebBackend},
     };
+
+    #[test]
+    fn the_handler_refuses_a_tool_the_principal_has_no_scope_for() {
+        let service = Arc::new(SearchService::new(
+            WebBackend::search_only(Arc::new(MockSearchProvider)),
+            ServicePolicy::default(),
+        ));
+        let open = McpServer::new(service.clone());
+        assert_eq!(open.refused("web_search", None), None, "no scope policy");
+        let policy = ScopePolicy::new(
+            [("web_search".to_owned(), vec!["web-search:read".to_owned()])].into(),
+            std::collections::BTreeMap::new(),
+            vec!["web-search:read".to_owned()],
+        );
+        let guarded = McpServer::new(service).with_scope_policy(Arc::new(policy));
+        let with = |scopes: &str| Principal {
+            scopes: crate::domain::auth::ScopeSet::from_space_separated(scopes),
+            ..Principal::default()
+        };
+        let needed: &[String] = &["web-search:read".to_owned()];
+        assert_eq!(
+            guarded.refused("web_search", None),
+            Some(needed),
+            "no principal"
+        );
+        assert_eq!(
+            guarded.refused("web_search", Some(&with("other"))),
+            Some(needed)
+        );
+        assert_eq!(
+            guarded.refused("web_search", Some(&with("web-search:read"))),
+            None
+        );
+    }
 
     #[test]
     fn page_tools_are_listed_only_when_the_backend_supports_them() {

@@ -2,6 +2,7 @@
 
 mod mock;
 mod tavily;
+mod upstream;
 
 pub use mock::MockSearchProvider;
 pub use tavily::TavilySearchProvider;

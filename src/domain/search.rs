@@ -3,6 +3,7 @@
 //! capabilities `ExtractProvider`, `CrawlProvider`, `MapProvider`), and the core policy
 //! (cache, rate limit, retries, deadlines) in front of them.
 
+mod arguments;
 mod page_tools;
 mod request;
 mod results;
@@ -12,6 +13,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
+pub use arguments::{SearchArgument, SearchArguments};
 pub use page_tools::{
     CrawlOptions, CrawlRequest, ExtractDepth, ExtractOptions, ExtractRequest, MapRequest,
     PageOptions, PageReading, PageUrl, ScopeOptions, SiteScope,
@@ -39,6 +41,13 @@ pub use service::{CallStats, Caller, Deadlines, SearchService, Served, ServicePo
 pub trait SearchProvider: Send + Sync + 'static {
     /// A short, stable name for logs, audit rows and results (`"mock"`, `"tavily"`).
     fn name(&self) -> &'static str;
+
+    /// The optional arguments this backend honours; the core reports the others a caller set
+    /// as unsupported (or refuses them when the caller named this backend). Every one by
+    /// default.
+    fn supports(&self) -> SearchArguments {
+        SearchArguments::ALL
+    }
 
     /// Runs one search.
     ///
@@ -167,6 +176,12 @@ pub enum SearchError {
     /// The backend's plan or pay-as-you-go credits are used up.
     #[error("the search backend's credits are exhausted")]
     QuotaExhausted,
+    /// The backend's plan does not include this call; only the operator can fix this.
+    #[error("the search backend's plan does not cover this call: {reason}")]
+    NotInPlan {
+        /// The backend's own explanation.
+        reason: String,
+    },
     /// The backend failed or could not be reached (5xx, connection error).
     #[error("the search backend is unavailable: {reason}")]
     Unavailable {
@@ -196,6 +211,7 @@ impl SearchError {
             Self::BackendUnauthorized => "upstream_unauthorized",
             Self::RateLimited { .. } => "upstream_rate_limited",
             Self::QuotaExhausted => "upstream_quota_exhausted",
+            Self::NotInPlan { .. } => "upstream_not_in_plan",
             Self::Unavailable { .. } => "upstream_unavailable",
             Self::Timeout => "upstream_timeout",
             Self::TooManyCalls { .. } => "rate_limited",
@@ -207,6 +223,23 @@ impl SearchError {
     /// not the request or the account.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::Timeout)
+    }
+
+    /// Whether the backend will keep failing every call until its operator acts (a refused
+    /// key, a plan that lacks the call, spent credits): the backend is then left alone for a
+    /// while.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::BackendUnauthorized | Self::QuotaExhausted | Self::NotInPlan { .. }
+        )
+    }
+
+    /// Whether another backend may answer where this one failed: not when the request itself
+    /// was refused (another backend would refuse it too, or answer something else) or when
+    /// the caller is over its own allowance.
+    pub fn falls_back(&self) -> bool {
+        !matches!(self, Self::Rejected { .. } | Self::TooManyCalls { .. })
     }
 }
 
@@ -223,6 +256,9 @@ mod tests {
             SearchError::BackendUnauthorized,
             SearchError::RateLimited { retry_after: None },
             SearchError::QuotaExhausted,
+            SearchError::NotInPlan {
+                reason: String::new(),
+            },
             SearchError::Unavailable {
                 reason: String::new(),
             },

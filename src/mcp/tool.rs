@@ -297,6 +297,21 @@ fn upstream_error(error: &SearchError, slow_hint: &str) -> ToolOutcome {
                 json!({}),
             )
         }
+        SearchError::NotInPlan { reason } => {
+            tracing::error!(
+                error_code = code,
+                reason = %reason,
+                "the search backend's plan does not cover a call"
+            );
+            (
+                format!(
+                    "The search backend's plan does not cover this call ({reason}). Retrying \
+                     will not help; tell the user that the searchgate operator must change the \
+                     plan or the configured backend."
+                ),
+                json!({}),
+            )
+        }
         SearchError::Unavailable { reason } => {
             tracing::warn!(error_code = code, reason = %reason, "search backend unavailable");
             (

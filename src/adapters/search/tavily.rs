@@ -13,14 +13,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::{
     Client, StatusCode,
-    header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, InvalidHeaderValue, RETRY_AFTER},
+    header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, InvalidHeaderValue},
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use url::Url;
 
+use super::upstream;
 use crate::{
-    adapters::http_client::{FetchError, read_limited},
+    adapters::http_client::read_limited,
     domain::search::{
         CrawlProvider, CrawlRequest, CrawlResults, Deadlines, ExtractProvider, ExtractRequest,
         ExtractResults, MapProvider, MapRequest, MapResults, SearchError, SearchProvider,
@@ -34,8 +35,6 @@ const SEARCH_BODY_LIMIT: usize = 8 * 1024 * 1024;
 const PAGES_BODY_LIMIT: usize = 32 * 1024 * 1024;
 /// Largest map or usage answer accepted (URLs only).
 const SMALL_BODY_LIMIT: usize = 4 * 1024 * 1024;
-/// Longest upstream explanation passed on to a model.
-const MAX_REASON_CHARS: usize = 300;
 
 /// Tavily's search, extract, crawl and map endpoints.
 pub struct TavilySearchProvider {
@@ -127,48 +126,16 @@ impl TavilySearchProvider {
         timeout: Duration,
         limit: usize,
     ) -> Result<T, SearchError> {
-        let url = self.url(endpoint);
-        let response = self
+        let request = self
             .http
-            .post(&url)
+            .post(self.url(endpoint))
             .header(AUTHORIZATION, self.authorization.clone())
             .header(ACCEPT, "application/json")
             .timeout(timeout)
-            .json(&Value::Object(body))
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = read_limited(response, &url, limit)
-            .await
-            .map_err(|error| match error {
-                // The caller can fix this by asking for less; say how.
-                FetchError::TooLarge { .. } => SearchError::Rejected {
-                    reason: format!(
-                        "the answer is larger than searchgate accepts ({} MiB); ask for fewer \
-                         results or pages, or leave out full page text",
-                        limit / (1024 * 1024)
-                    ),
-                },
-                other => SearchError::Unavailable {
-                    reason: other.to_string(),
-                },
-            })?;
-        if !status.is_success() {
-            let error = status_error(status, &headers, &body);
-            tracing::debug!(
-                status = status.as_u16(),
-                error_code = error.code(),
-                "Tavily refused a request"
-            );
-            return Err(error);
-        }
-        serde_json::from_slice(&body).map_err(|e| {
-            SearchError::Unexpected(anyhow::anyhow!(
-                "Tavily's {endpoint} answer is not the documented JSON: {e}"
-            ))
-        })
+            .json(&Value::Object(body));
+        upstream::send(request, "Tavily", limit, status_error)
+            .await?
+            .json("Tavily", endpoint)
     }
 }
 
@@ -176,36 +143,20 @@ impl TavilySearchProvider {
 fn status_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> SearchError {
     match status.as_u16() {
         400 | 422 => SearchError::Rejected {
-            reason: upstream_reason(body).unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
+            reason: upstream_reason(body)
+                .unwrap_or_else(|| upstream::status_reason("Tavily", status)),
         },
         401 | 403 => SearchError::BackendUnauthorized,
         429 => SearchError::RateLimited {
-            retry_after: retry_after(headers),
+            retry_after: upstream::retry_after(headers),
         },
         // 432: the plan's (or the key's) limit; 433: the pay-as-you-go limit.
         432 | 433 => SearchError::QuotaExhausted,
         500..=599 => SearchError::Unavailable {
-            reason: format!("Tavily answered HTTP {}", status.as_u16()),
+            reason: upstream::status_reason("Tavily", status),
         },
-        other => SearchError::Unexpected(anyhow::anyhow!("Tavily answered HTTP {other}")),
+        _ => SearchError::Unexpected(anyhow::anyhow!(upstream::status_reason("Tavily", status))),
     }
-}
-
-fn transport_error(error: reqwest::Error) -> SearchError {
-    if error.is_timeout() {
-        SearchError::Timeout
-    } else {
-        SearchError::Unavailable {
-            reason: error.without_url().to_string(),
-        }
-    }
-}
-
-/// `retry-after` in seconds (RFC 9110 also allows a date; Tavily sends seconds).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let secs: f64 = text.parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
 }
 
 /// Tavily's explanation: `detail.error` (both SDKs read it), else `detail` as text, else the
@@ -218,14 +169,7 @@ fn upstream_reason(body: &[u8]) -> Option<String> {
         .or_else(|| value.pointer("/error/message"))
         .or_else(|| value.get("error").filter(|e| e.is_string()))?
         .as_str()?;
-    let one_line: String = reason
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(MAX_REASON_CHARS)
-        .collect();
-    (!one_line.is_empty()).then_some(one_line)
+    upstream::one_line(reason)
 }
 
 #[async_trait]
@@ -294,6 +238,8 @@ impl MapProvider for TavilySearchProvider {
 
 #[cfg(test)]
 mod tests {
+    use reqwest::header::RETRY_AFTER;
+
     use super::*;
 
     fn headers(retry: Option<&str>) -> HeaderMap {
@@ -354,7 +300,7 @@ mod tests {
         let long = format!(r#"{{"detail":{{"error":"{}"}}}}"#, "a".repeat(1000));
         assert_eq!(
             upstream_reason(long.as_bytes()).map(|r| r.chars().count()),
-            Some(MAX_REASON_CHARS)
+            Some(upstream::MAX_REASON_CHARS)
         );
     }
 

@@ -406,6 +406,9 @@ fn duplicate(error: &SearchError) -> SearchError {
             retry_after: *retry_after,
         },
         SearchError::QuotaExhausted => SearchError::QuotaExhausted,
+        SearchError::NotInPlan { reason } => SearchError::NotInPlan {
+            reason: reason.clone(),
+        },
         SearchError::Unavailable { reason } => SearchError::Unavailable {
             reason: reason.clone(),
         },

@@ -1,0 +1,142 @@
+//! What every HTTP search backend adapter shares: sending one request with a bounded answer,
+//! mapping transport failures, reading `Retry-After`, and cutting an upstream explanation down
+//! to one bounded line. Each adapter keeps its own status mapping (the backends disagree on
+//! what a status means).
+
+use std::time::Duration;
+
+use reqwest::{RequestBuilder, StatusCode, header::HeaderMap};
+use serde::de::DeserializeOwned;
+
+use crate::{
+    adapters::http_client::{FetchError, read_limited},
+    domain::search::SearchError,
+};
+
+/// Longest upstream explanation passed on to a model.
+pub(super) const MAX_REASON_CHARS: usize = 300;
+
+/// Maps a non-2xx answer (status, headers, body) to the domain error it means.
+pub(super) type StatusMap = fn(StatusCode, &HeaderMap, &[u8]) -> SearchError;
+
+/// A successful answer's body (at most the limit's bytes).
+pub(super) struct Answer {
+    body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as `T`, or `Unexpected` naming the backend and endpoint.
+    pub(super) fn json<T: DeserializeOwned>(
+        &self,
+        backend: &str,
+        endpoint: &str,
+    ) -> Result<T, SearchError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            SearchError::Unexpected(anyhow::anyhow!(
+                "{backend}'s {endpoint} answer is not the documented JSON: {e}"
+            ))
+        })
+    }
+}
+
+/// Sends `request` (already carrying its URL, headers, timeout and body), reads at most
+/// `limit` bytes of answer, and maps every failure: transport errors, an oversized answer (the
+/// caller can ask for less), and a non-2xx status through `status_map`.
+pub(super) async fn send(
+    request: RequestBuilder,
+    backend: &'static str,
+    limit: usize,
+    status_map: StatusMap,
+) -> Result<Answer, SearchError> {
+    let response = request.send().await.map_err(transport_error)?;
+    let url = response.url().clone();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = read_limited(response, url.as_str(), limit)
+        .await
+        .map_err(|error| match error {
+            FetchError::TooLarge { .. } => SearchError::Rejected {
+                reason: format!(
+                    "the answer is larger than searchgate accepts ({} MiB); ask for fewer \
+                     results or pages, or leave out full page text",
+                    limit / (1024 * 1024)
+                ),
+            },
+            other => SearchError::Unavailable {
+                reason: other.to_string(),
+            },
+        })?;
+    if !status.is_success() {
+        let error = status_map(status, &headers, &body);
+        tracing::debug!(
+            backend,
+            status = status.as_u16(),
+            error_code = error.code(),
+            "a search backend refused a request"
+        );
+        return Err(error);
+    }
+    Ok(Answer { body })
+}
+
+/// A request that did not get an answer: a timeout, or a connection that failed.
+pub(super) fn transport_error(error: reqwest::Error) -> SearchError {
+    if error.is_timeout() {
+        SearchError::Timeout
+    } else {
+        SearchError::Unavailable {
+            reason: error.without_url().to_string(),
+        }
+    }
+}
+
+/// `retry-after` in seconds (RFC 9110 also allows a date; the backends send seconds).
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    seconds(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
+}
+
+/// A non-negative number of seconds, capped at a day.
+pub(super) fn seconds(text: &str) -> Option<Duration> {
+    let secs: f64 = text.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+}
+
+/// `reason` on one line, at most [`MAX_REASON_CHARS`] characters; `None` when blank.
+pub(super) fn one_line(reason: &str) -> Option<String> {
+    let line: String = reason
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(MAX_REASON_CHARS)
+        .collect();
+    (!line.is_empty()).then_some(line)
+}
+
+/// `HTTP <status>` from `backend`, for failures without an explanation.
+pub(super) fn status_reason(backend: &str, status: StatusCode) -> String {
+    format!("{backend} answered HTTP {}", status.as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_one_bounded_line() {
+        assert_eq!(one_line(" a\n  b\t").as_deref(), Some("a b"));
+        assert_eq!(one_line("  "), None);
+        assert_eq!(
+            one_line(&"x".repeat(1000)).map(|r| r.chars().count()),
+            Some(MAX_REASON_CHARS)
+        );
+    }
+
+    #[test]
+    fn seconds_are_bounded_and_never_negative() {
+        assert_eq!(seconds("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(seconds("-1"), None);
+        assert_eq!(seconds("NaN"), None);
+        assert_eq!(seconds("1e12"), Some(Duration::from_secs(86_400)));
+    }
+}

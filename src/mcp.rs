@@ -33,14 +33,24 @@ pub use web_search::{WebSearchArgs, WebSearchHit, WebSearchOutput};
 /// The `web_search` result for `results` as the tool builds it (structured content and its
 /// text rendering); public for the result-serialization benchmark in `benches/`.
 #[doc(hidden)]
-pub fn web_search_result(provider: &str, results: &SearchResults, max: usize) -> CallToolResult {
-    web_search::success(provider, results, max, CallStats::default()).result
+pub fn web_search_result(
+    provider: &'static str,
+    results: &SearchResults,
+    max: usize,
+) -> CallToolResult {
+    let stats = CallStats {
+        provider,
+        ..CallStats::default()
+    };
+    web_search::success(results, max, SearchArguments::NONE, stats).result
 }
 
 use crate::domain::{
     audit,
     auth::{Principal, ScopePolicy},
-    search::{CallStats, Caller, SearchResults, SearchService, WebBackend},
+    search::{
+        Backends, CallStats, Caller, Capability, SearchArguments, SearchResults, SearchService,
+    },
 };
 
 /// The tools searchgate can offer; which are listed depends on the backend's capabilities.
@@ -66,20 +76,27 @@ impl WebTool {
         }
     }
 
-    /// Whether `backend` has what the tool needs.
-    fn offered_by(self, backend: &WebBackend) -> bool {
+    /// What the tool needs of a backend.
+    fn capability(self) -> Capability {
         match self {
-            Self::Search => true,
-            Self::Extract => backend.extract.is_some(),
-            Self::Crawl => backend.crawl.is_some(),
-            Self::Map => backend.map.is_some(),
+            Self::Search => Capability::Search,
+            Self::Extract => Capability::Extract,
+            Self::Crawl => Capability::Crawl,
+            Self::Map => Capability::Map,
         }
     }
 
     /// The tool's definition for `tools/list`.
-    fn definition(self) -> Tool {
+    fn definition(self, backends: &Backends) -> Tool {
         match self {
-            Self::Search => web_search::definition(),
+            Self::Search => {
+                let providers: Vec<&str> = backends
+                    .iter()
+                    .filter(|b| b.has(Capability::Search))
+                    .map(|b| b.name)
+                    .collect();
+                web_search::definition(&providers)
+            }
             Self::Extract => web_extract::definition(),
             Self::Crawl => web_crawl::definition(),
             Self::Map => web_map::definition(),
@@ -119,9 +136,12 @@ impl McpServer {
     pub fn new(service: Arc<SearchService>) -> Self {
         let offered: Arc<[WebTool]> = WebTool::ALL
             .into_iter()
-            .filter(|tool| tool.offered_by(service.backend()))
+            .filter(|tool| service.backends().offer(tool.capability()))
             .collect();
-        let tools = offered.iter().map(|tool| tool.definition()).collect();
+        let tools = offered
+            .iter()
+            .map(|tool| tool.definition(service.backends()))
+            .collect();
         Self {
             service,
             offered,

@@ -244,7 +244,12 @@ impl Searchgate {
             acceptor,
             local_addr,
             resource_url: state.resource_url.clone(),
-            backend_name: state.search.backend().name(),
+            backend_name: state
+                .search
+                .backends()
+                .iter()
+                .next()
+                .map_or("none", |b| b.name),
             // The routes hold what they need of the state.
             app: http::routes(&state, auth.mounts)
                 .with(Tracker(connections))

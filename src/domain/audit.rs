@@ -322,6 +322,9 @@ pub struct AuditEvent {
     pub upstream_attempts: Option<u32>,
     /// The backend's own id for the call, for support requests.
     pub upstream_request_id: Option<String>,
+    /// The backends that failed before `provider` answered, with their error codes:
+    /// `tavily:upstream_quota_exhausted,brave:upstream_unavailable`.
+    pub fallback_from: Option<String>,
     /// What was searched for (a query, URLs), at most 200 characters; `None` when
     /// `audit.record_queries` is off.
     pub query_summary: Option<String>,
@@ -349,6 +352,7 @@ impl AuditEvent {
             cache_hit: None,
             upstream_attempts: None,
             upstream_request_id: None,
+            fallback_from: None,
             query_summary: None,
         }
     }
@@ -374,6 +378,7 @@ impl AuditEvent {
             "cache_hit": self.cache_hit,
             "upstream_attempts": self.upstream_attempts,
             "upstream_request_id": self.upstream_request_id,
+            "fallback_from": self.fallback_from,
             "query_summary": self.query_summary,
         })
     }

@@ -4,16 +4,18 @@
 //! (cache, rate limit, retries, deadlines) in front of them.
 
 mod arguments;
+mod backends;
 mod page_tools;
 mod request;
 mod results;
 mod service;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use arguments::{SearchArgument, SearchArguments};
+pub use backends::{Backends, BackendsError, Capability, Fallback, WebBackend};
 pub use page_tools::{
     CrawlOptions, CrawlRequest, ExtractDepth, ExtractOptions, ExtractRequest, MapRequest,
     PageOptions, PageReading, PageUrl, ScopeOptions, SiteScope,
@@ -97,50 +99,6 @@ pub trait MapProvider: Send + Sync + 'static {
     async fn map(&self, request: &MapRequest) -> Result<MapResults, SearchError>;
 }
 
-/// A backend's capabilities: search always, the page tools when it has them. Each tool is
-/// offered only when its capability is present.
-#[derive(Clone)]
-pub struct WebBackend {
-    /// Web search.
-    pub search: Arc<dyn SearchProvider>,
-    /// Page extraction, when supported.
-    pub extract: Option<Arc<dyn ExtractProvider>>,
-    /// Site crawling, when supported.
-    pub crawl: Option<Arc<dyn CrawlProvider>>,
-    /// Site mapping, when supported.
-    pub map: Option<Arc<dyn MapProvider>>,
-}
-
-impl WebBackend {
-    /// A backend that only searches.
-    pub fn search_only(search: Arc<dyn SearchProvider>) -> Self {
-        Self {
-            search,
-            extract: None,
-            crawl: None,
-            map: None,
-        }
-    }
-
-    /// A backend with every capability, all served by `provider`.
-    pub fn full<P>(provider: Arc<P>) -> Self
-    where
-        P: SearchProvider + ExtractProvider + CrawlProvider + MapProvider,
-    {
-        Self {
-            search: provider.clone(),
-            extract: Some(provider.clone()),
-            crawl: Some(provider.clone()),
-            map: Some(provider),
-        }
-    }
-
-    /// The backend's name (its search provider's).
-    pub fn name(&self) -> &'static str {
-        self.search.name()
-    }
-}
-
 #[cfg(test)]
 mockall::mock! {
     /// A programmable `SearchProvider` for unit tests (not the mock *adapter*, which is
@@ -198,9 +156,32 @@ pub enum SearchError {
         /// When the next call will be accepted.
         retry_after: Duration,
     },
+    /// Several backends were tried and each failed; each one's reason, in the order tried.
+    #[error("every search backend failed: {}", describe(failures))]
+    EveryBackendFailed {
+        /// Who failed and how.
+        failures: Vec<BackendFailure>,
+    },
     /// Anything else; logged in full, shown to callers as a generic failure.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// One backend's failure, within [`SearchError::EveryBackendFailed`].
+#[derive(Debug)]
+pub struct BackendFailure {
+    /// The backend's name.
+    pub provider: &'static str,
+    /// What went wrong there.
+    pub error: SearchError,
+}
+
+fn describe(failures: &[BackendFailure]) -> String {
+    failures
+        .iter()
+        .map(|f| format!("{} ({})", f.provider, f.error.code()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl SearchError {
@@ -215,6 +196,7 @@ impl SearchError {
             Self::Unavailable { .. } => "upstream_unavailable",
             Self::Timeout => "upstream_timeout",
             Self::TooManyCalls { .. } => "rate_limited",
+            Self::EveryBackendFailed { .. } => "upstream_all_failed",
             Self::Unexpected(_) => "internal_error",
         }
     }
@@ -266,6 +248,7 @@ mod tests {
             SearchError::TooManyCalls {
                 retry_after: Duration::from_secs(1),
             },
+            SearchError::EveryBackendFailed { failures: vec![] },
             SearchError::Unexpected(anyhow::anyhow!("x")),
         ];
         let mut codes: Vec<_> = errors.iter().map(SearchError::code).collect();

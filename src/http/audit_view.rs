@@ -60,6 +60,10 @@ pub struct AuditEventView {
     /// The backend's request id.
     #[oai(skip_serializing_if_is_none)]
     pub upstream_request_id: Option<String>,
+    /// The backends that failed before `provider` answered, each with its error code
+    /// (`tavily:upstream_quota_exhausted,brave:upstream_unavailable`).
+    #[oai(skip_serializing_if_is_none)]
+    pub fallback_from: Option<String>,
     /// What was searched for (200 characters at most), unless `audit.record_queries` is off.
     #[oai(skip_serializing_if_is_none)]
     pub query_summary: Option<String>,
@@ -87,6 +91,7 @@ impl From<StoredEvent> for AuditEventView {
             cache_hit: e.cache_hit,
             upstream_attempts: e.upstream_attempts,
             upstream_request_id: e.upstream_request_id,
+            fallback_from: e.fallback_from,
             query_summary: e.query_summary,
         }
     }

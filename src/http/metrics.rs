@@ -52,6 +52,7 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     upstream: Family<UpstreamLabels, Counter>,
     upstream_latency: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
+    fallbacks: Family<UpstreamLabels, Counter>,
 }
 
 impl Metrics {
@@ -87,6 +88,13 @@ impl Metrics {
             "Latency of tool calls that reached the search backend, by provider, tool and outcome",
             upstream_latency.clone(),
         );
+        let fallbacks = Family::<UpstreamLabels, Counter>::default();
+        registry.register(
+            "upstream_fallbacks",
+            "Tool calls a backend failed and passed on to the next, by that backend, tool and its \
+             error code",
+            fallbacks.clone(),
+        );
         registry.register_collector(Box::new(Pulled {
             cache,
             key_fetches,
@@ -98,6 +106,7 @@ impl Metrics {
             latency,
             upstream,
             upstream_latency,
+            fallbacks,
         }
     }
 
@@ -126,6 +135,18 @@ impl Metrics {
             outcome,
         };
         self.upstream.get_or_create(&labels).inc();
+        // `provider:code,provider:code`, as the audit layer wrote it.
+        for failed in event.fallback_from.iter().flat_map(|list| list.split(',')) {
+            if let Some((provider, code)) = failed.split_once(':') {
+                self.fallbacks
+                    .get_or_create(&UpstreamLabels {
+                        provider: provider.to_owned(),
+                        tool: tool.clone(),
+                        outcome: code.to_owned(),
+                    })
+                    .inc();
+            }
+        }
         if event.upstream_attempts.unwrap_or(0) > 0 {
             self.upstream_latency
                 .get_or_create(&labels)

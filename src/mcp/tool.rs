@@ -20,7 +20,7 @@ pub struct ToolOutcome {
     pub result: CallToolResult,
     /// The machine-readable code of an error result (`None` on success).
     pub error_code: Option<&'static str>,
-    /// How the backend was used, when it was.
+    /// How the backends were used, when they were.
     pub stats: Option<CallStats>,
     /// The backend's id for the call, when it sent one.
     pub upstream_request_id: Option<String>,
@@ -229,7 +229,7 @@ fn answer<T>(
         return invalid_argument(tool, &unsupported);
     };
     match &served.result {
-        Ok(results) => success(results, served.stats),
+        Ok(results) => success(results, served.stats.clone()),
         Err(error) => failed(&served, error, slow_hint),
     }
 }
@@ -246,7 +246,7 @@ pub fn invalid_argument(tool: &str, invalid: &InvalidInput) -> ToolOutcome {
 /// Maps a failed call to a tool error that says what happened and what to do, with the code in
 /// `_meta`. `slow_hint` is the tool's advice after a timeout.
 fn failed<T>(served: &Served<T>, error: &SearchError, slow_hint: &str) -> ToolOutcome {
-    upstream_error(error, slow_hint).with_stats(served.stats)
+    upstream_error(error, slow_hint).with_stats(served.stats.clone())
 }
 
 fn retry_secs(after: Duration) -> u64 {
@@ -338,6 +338,37 @@ fn upstream_error(error: &SearchError, slow_hint: &str) -> ToolOutcome {
                 json!({ "retry_after_secs": secs }),
             )
         }
+        SearchError::EveryBackendFailed { failures } => {
+            tracing::warn!(error_code = code, %error, "every search backend failed");
+            let reasons: Vec<String> = failures
+                .iter()
+                .map(|f| format!("{} ({}: {})", f.provider, f.error.code(), f.error))
+                .collect();
+            let passing = failures.iter().any(|f| {
+                f.error.is_transient() || matches!(f.error, SearchError::RateLimited { .. })
+            });
+            let advice = if passing {
+                "Retry in a few seconds."
+            } else {
+                "Retrying will not help; tell the user that the searchgate operator must check \
+                 the search backends."
+            };
+            let listed: Vec<Value> = failures
+                .iter()
+                .map(|f| json!({ "provider": f.provider, "code": f.error.code() }))
+                .collect();
+            (
+                format!(
+                    "Every search backend failed: {}. {advice}",
+                    reasons.join("; ")
+                ),
+                if passing {
+                    json!({ "failures": listed, "retry_after_secs": 5 })
+                } else {
+                    json!({ "failures": listed })
+                },
+            )
+        }
         SearchError::Unexpected(inner) => {
             tracing::error!(error_code = code, error = ?inner, "a web tool failed unexpectedly");
             (
@@ -362,15 +393,36 @@ pub struct ServedOut {
     /// The backend's id for this call, for support requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The backends that failed before the one that answered, in the order tried, each with
+    /// its error code (only when one did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback_from: Vec<FallbackOut>,
+}
+
+/// A backend that failed before another answered.
+#[derive(Debug, Serialize, serde::Deserialize, JsonSchema, PartialEq)]
+pub struct FallbackOut {
+    /// The backend's name.
+    pub provider: String,
+    /// Its error code, such as "upstream_quota_exhausted".
+    pub error: String,
 }
 
 impl ServedOut {
     /// What `stats` and `usage` say about the call.
-    pub fn new(stats: CallStats, usage: &UpstreamUsage) -> Self {
+    pub fn new(stats: &CallStats, usage: &UpstreamUsage) -> Self {
         Self {
             cached: stats.cache_hit,
             credits: usage.credits,
             request_id: usage.request_id.clone(),
+            fallback_from: stats
+                .fallback_from
+                .iter()
+                .map(|f| FallbackOut {
+                    provider: f.provider.to_owned(),
+                    error: f.code.to_owned(),
+                })
+                .collect(),
         }
     }
 }

@@ -91,7 +91,7 @@ pub async fn call(
             with_progress(progress, "crawl", service.crawl(caller, request), found).await
         },
         "Retry with a smaller limit or max_depth, or use web_map and web_extract.",
-        |_, results, stats| success(service.backend().name(), results, stats),
+        |_, results, stats| success(results, stats),
     )
     .await
 }
@@ -106,17 +106,17 @@ fn parse(arguments: Option<JsonObject>) -> Result<CrawlRequest, InvalidInput> {
     })
 }
 
-fn success(provider: &str, results: &CrawlResults, stats: CallStats) -> ToolOutcome {
+fn success(results: &CrawlResults, stats: CallStats) -> ToolOutcome {
     let output = WebCrawlOutput {
-        provider: provider.to_owned(),
+        provider: stats.provider.to_owned(),
         base_url: results.base_url.clone(),
         results: results.pages.iter().map(PageOut::from).collect(),
-        served: ServedOut::new(stats, &results.usage),
+        served: ServedOut::new(&stats, &results.usage),
     };
     let text = format!(
         "Crawl of {}: {}",
         output.base_url,
-        pages_text(provider, &output.results)
+        pages_text(stats.provider, &output.results)
     );
     ToolOutcome::success(&output, text, stats, &results.usage)
 }

@@ -86,7 +86,7 @@ pub async fn call(
         parse(arguments),
         async |request| service.extract(caller, request).await,
         "Retry with fewer URLs or extract_depth \"basic\".",
-        |_, results, stats| success(service.backend().name(), results, stats),
+        |_, results, stats| success(results, stats),
     )
     .await
 }
@@ -102,9 +102,9 @@ fn parse(arguments: Option<JsonObject>) -> Result<ExtractRequest, InvalidInput> 
     })
 }
 
-fn success(provider: &str, results: &ExtractResults, stats: CallStats) -> ToolOutcome {
+fn success(results: &ExtractResults, stats: CallStats) -> ToolOutcome {
     let output = WebExtractOutput {
-        provider: provider.to_owned(),
+        provider: stats.provider.to_owned(),
         results: results.pages.iter().map(PageOut::from).collect(),
         failed_results: results
             .failed
@@ -114,9 +114,9 @@ fn success(provider: &str, results: &ExtractResults, stats: CallStats) -> ToolOu
                 error: f.error.clone(),
             })
             .collect(),
-        served: ServedOut::new(stats, &results.usage),
+        served: ServedOut::new(&stats, &results.usage),
     };
-    let mut text = pages_text(provider, &output.results);
+    let mut text = pages_text(stats.provider, &output.results);
     for failed in &output.failed_results {
         let _ = writeln!(text, "\nCould not read {}: {}", failed.url, failed.error);
     }

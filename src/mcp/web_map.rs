@@ -66,7 +66,7 @@ pub async fn call(
         parse(arguments),
         async |request| with_progress(progress, "map", service.map(caller, request), found).await,
         "Retry with a smaller limit or max_depth.",
-        |_, results, stats| success(service.backend().name(), results, stats),
+        |_, results, stats| success(results, stats),
     )
     .await
 }
@@ -77,15 +77,15 @@ fn parse(arguments: Option<JsonObject>) -> Result<MapRequest, InvalidInput> {
     MapRequest::new(args.scope.into_options())
 }
 
-fn success(provider: &str, results: &MapResults, stats: CallStats) -> ToolOutcome {
+fn success(results: &MapResults, stats: CallStats) -> ToolOutcome {
     let output = WebMapOutput {
-        provider: provider.to_owned(),
+        provider: stats.provider.to_owned(),
         base_url: results.base_url.clone(),
         urls: results.urls.clone(),
-        served: ServedOut::new(stats, &results.usage),
+        served: ServedOut::new(&stats, &results.usage),
     };
     let mut text = String::new();
-    if provider == "mock" {
+    if stats.provider == "mock" {
         text.push_str("Note: these are placeholder URLs from searchgate's mock provider.\n\n");
     }
     let _ = writeln!(

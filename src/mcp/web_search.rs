@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::tool::{self, ImageOut, ServedOut, ToolOutcome};
 use crate::domain::search::{
-    AnswerDepth, CallStats, Caller, ContentFormat, Date, InvalidInput, SearchDepth, SearchOptions,
-    SearchRequest, SearchResults, SearchService, TimeRange, Topic,
+    AnswerDepth, CallStats, Caller, ContentFormat, Date, InvalidInput, SearchArguments,
+    SearchDepth, SearchOptions, SearchRequest, SearchResults, SearchService, TimeRange, Topic,
 };
 
 /// The tool's name.
@@ -112,6 +112,11 @@ pub struct WebSearchArgs {
     #[serde(default)]
     #[schemars(with = "bool")]
     pub exact_match: Option<bool>,
+    /// Ask one search backend by name, with no fallback to the others. Leave it out to let
+    /// searchgate use the first healthy backend in the operator's order.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub provider: Option<String>,
 }
 
 /// The structured result of `web_search`. Its text borrows from the search results (which the
@@ -122,6 +127,9 @@ pub struct WebSearchOutput<'a> {
     pub query: Cow<'a, str>,
     /// Which search backend answered ("mock" results are placeholders, not web pages).
     pub provider: Cow<'a, str>,
+    /// Arguments you set that this backend cannot honour, so they did not shape the results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsupported: Vec<Cow<'a, str>>,
     /// An answer written from the results, when include_answer was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<Cow<'a, str>>,
@@ -160,8 +168,9 @@ pub struct WebSearchHit<'a> {
     pub images: Vec<ImageOut>,
 }
 
-/// The tool's definition for `tools/list`.
-pub fn definition() -> Tool {
+/// The tool's definition for `tools/list`; `providers` are the backends that search, which the
+/// `provider` argument may name.
+pub fn definition(providers: &[&str]) -> Tool {
     let input = tool::input_schema::<WebSearchArgs>(
         &[
             ("max_results", json!(5)),
@@ -190,6 +199,7 @@ pub fn definition() -> Tool {
                     { "type": "string", "enum": ContentFormat::VALUES }
                 ], "default": false }),
             ),
+            ("provider", json!({ "type": "string", "enum": providers })),
         ],
     );
     tool::web_tool::<WebSearchOutput>(
@@ -210,12 +220,17 @@ pub async fn call(
 ) -> ToolOutcome {
     tool::run(
         NAME,
-        parse(arguments),
-        async |request| Some(service.search(caller, request).await),
+        parse(arguments, service),
+        async |call: &SearchCall| Some(service.search(caller, &call.request, call.only).await),
         "Retry, perhaps with search_depth \"basic\" or fewer results.",
-        |request, results, stats| {
-            let max = request.max_results().get();
-            success(service.backend().name(), results, max, stats)
+        |call, results, stats| {
+            let unsupported = service.unsupported(stats.provider, &call.request);
+            success(
+                results,
+                call.request.max_results().get(),
+                unsupported,
+                stats,
+            )
         },
     )
     .await
@@ -241,9 +256,57 @@ fn date(field: &'static str, value: Option<String>) -> Result<Option<Date>, Inva
     value.map(|raw| Date::parse(field, &raw)).transpose()
 }
 
-fn parse(arguments: Option<JsonObject>) -> Result<SearchRequest, InvalidInput> {
+/// A parsed call: the request, and the backend the caller insisted on.
+struct SearchCall {
+    request: SearchRequest,
+    only: Option<&'static str>,
+}
+
+/// The call; a backend the caller names must search and honour every argument set (with no
+/// fallback, an argument it cannot honour would be silently lost).
+fn parse(
+    arguments: Option<JsonObject>,
+    service: &SearchService,
+) -> Result<SearchCall, InvalidInput> {
     static FIELDS: OnceLock<Vec<String>> = OnceLock::new();
     let args: WebSearchArgs = tool::parse_args(arguments, &FIELDS)?;
+    let provider = args.provider.clone();
+    let request = options(args)?;
+    let Some(name) = provider else {
+        return Ok(SearchCall {
+            request,
+            only: None,
+        });
+    };
+    let backends = service.backends();
+    let Some(backend) = backends.named(&name).filter(|b| b.search.is_some()) else {
+        let names: Vec<&str> = backends
+            .iter()
+            .filter(|b| b.search.is_some())
+            .map(|b| b.name)
+            .collect();
+        return Err(InvalidInput {
+            field: "provider",
+            message: format!("`{name}` is not one of: {}", names.join(", ")),
+        });
+    };
+    if let Some(argument) = service.unsupported(backend.name, &request).iter().next() {
+        return Err(InvalidInput {
+            field: argument.as_str(),
+            message: format!(
+                "the `{}` backend cannot honour it; leave it out, or leave provider out so \
+                 searchgate picks a backend and reports what it could not honour",
+                backend.name
+            ),
+        });
+    }
+    Ok(SearchCall {
+        request,
+        only: Some(backend.name),
+    })
+}
+
+fn options(args: WebSearchArgs) -> Result<SearchRequest, InvalidInput> {
     SearchRequest::new(SearchOptions {
         query: args.query,
         max_results: args.max_results,
@@ -271,14 +334,18 @@ fn parse(arguments: Option<JsonObject>) -> Result<SearchRequest, InvalidInput> {
 }
 
 pub(super) fn success(
-    provider: &str,
     results: &SearchResults,
     max: usize,
+    unsupported: SearchArguments,
     stats: CallStats,
 ) -> ToolOutcome {
     let output = WebSearchOutput {
         query: Cow::Borrowed(&results.query),
-        provider: Cow::Borrowed(provider),
+        provider: Cow::Borrowed(stats.provider),
+        unsupported: unsupported
+            .iter()
+            .map(|argument| Cow::Borrowed(argument.as_str()))
+            .collect(),
         answer: borrowed(results.answer.as_ref()),
         images: tool::images(&results.images),
         // The port promises at most `max`; hold any provider to it.
@@ -297,7 +364,7 @@ pub(super) fn success(
                 images: tool::images(&r.images),
             })
             .collect(),
-        served: ServedOut::new(stats, &results.usage),
+        served: ServedOut::new(&stats, &results.usage),
     };
     let text = readable(&output);
     ToolOutcome::success(&output, text, stats, &results.usage)
@@ -322,6 +389,19 @@ fn readable(output: &WebSearchOutput<'_>) -> String {
         text.push_str(
             "Note: these are placeholder results from searchgate's mock provider, not real web \
              pages.\n\n",
+        );
+    }
+    if !output.unsupported.is_empty() {
+        let names: Vec<&str> = output.unsupported.iter().map(|n| n.as_ref()).collect();
+        push_all(
+            &mut text,
+            &[
+                "Note: the ",
+                &output.provider,
+                " backend cannot honour ",
+                &names.join(", "),
+                "; the results are not filtered or shaped by it.\n\n",
+            ],
         );
     }
     if let Some(answer) = &output.answer {
@@ -403,6 +483,11 @@ mod tests {
         )
     }
 
+    /// The request `arguments` parse into, with the mock as the only backend.
+    fn request_of(arguments: Option<JsonObject>) -> Result<SearchRequest, InvalidInput> {
+        parse(arguments, &service(MockSearchProvider)).map(|call| call.request)
+    }
+
     async fn run(
         provider: impl crate::domain::search::SearchProvider,
         value: serde_json::Value,
@@ -412,7 +497,7 @@ mod tests {
 
     #[test]
     fn every_input_field_has_a_description_and_the_output_is_an_object() {
-        let tool = definition();
+        let tool = definition(&["mock"]);
         tool::assert_input_schema(
             &tool,
             &[
@@ -429,6 +514,7 @@ mod tests {
                 "include_images",
                 "include_raw_content",
                 "max_results",
+                "provider",
                 "query",
                 "search_depth",
                 "start_date",
@@ -464,7 +550,7 @@ mod tests {
 
     #[test]
     fn the_enums_in_the_schema_are_the_domain_spellings() {
-        let tool = definition();
+        let tool = definition(&["mock"]);
         let props = &tool.input_schema["properties"];
         assert_eq!(props["search_depth"]["enum"], json!(SearchDepth::VALUES));
         assert_eq!(props["topic"]["enum"], json!(Topic::VALUES));
@@ -477,7 +563,7 @@ mod tests {
 
     #[test]
     fn arguments_parse_into_a_request() {
-        let request = parse(args(json!({
+        let request = request_of(args(json!({
             "query": "  rust  ", "max_results": 7, "search_depth": "advanced", "topic": "news",
             "time_range": "week", "include_domains": ["docs.rs"], "exclude_domains": ["x.com"],
             "chunks_per_source": 2, "include_answer": true, "include_raw_content": "text",
@@ -497,12 +583,12 @@ mod tests {
         );
         assert_eq!(request.include_raw_content(), Some(ContentFormat::Text));
         assert!(request.include_image_descriptions() && request.exact_match());
-        let dated = parse(args(json!({
+        let dated = request_of(args(json!({
             "query": "q", "start_date": "2025-01-01", "end_date": "2025-02-01", "country": "France"
         })))
         .expect("valid");
         assert_eq!(dated.country(), Some("france"));
-        let off = parse(args(json!({ "query": "q", "include_answer": false }))).unwrap();
+        let off = request_of(args(json!({ "query": "q", "include_answer": false }))).unwrap();
         assert_eq!(off.include_answer(), None, "false is off");
     }
 
@@ -564,10 +650,10 @@ mod tests {
             ),
         ];
         for (value, field, reason) in cases {
-            let err = parse(args(value)).expect_err(reason);
+            let err = request_of(args(value)).expect_err(reason);
             assert_eq!(err.field, field, "{reason}: {}", err.message);
         }
-        let unknown = parse(args(json!({ "query": "q", "colour": "red" }))).unwrap_err();
+        let unknown = request_of(args(json!({ "query": "q", "colour": "red" }))).unwrap_err();
         assert!(
             unknown.message.contains("colour"),
             "the unknown argument is named: {}",

@@ -25,11 +25,11 @@ pub const KEEP_EXPIRED_SECS: i64 = 86_400;
 /// [`insert_events`]); each dialect's `INSERT_EVENTS` reads them in this order.
 pub const EVENT_COLUMNS: &str = "occurred_at_ms, request_id, method, tool, outcome, http_status, \
     error_code, latency_us, subject, client_id, issuer, token_hash_prefix, source_addr, provider, \
-    cache_hit, upstream_attempts, upstream_request_id, query_summary";
+    cache_hit, upstream_attempts, upstream_request_id, query_summary, fallback_from";
 
 /// One `INSERT` of any number of events (`D::INSERT_EVENTS`), which travel as one JSON array
 /// of arrays, one per event, in [`EVENT_COLUMNS`] order: the statement text never changes, so
-/// it stays prepared whatever the batch size, and a batch binds one value rather than 18 per
+/// it stays prepared whatever the batch size, and a batch binds one value rather than 19 per
 /// event.
 pub fn insert_events<D: Dialect>(events: &[BoundedEvent]) -> Statement {
     let mut json = Vec::with_capacity(events.len() * 384);
@@ -55,7 +55,7 @@ impl<'a> Serialize for EventRow<'a> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let e = self.0;
         let opt = |value: &'a Option<String>| value.as_deref().map(stored_text);
-        let mut row = serializer.serialize_tuple(18)?;
+        let mut row = serializer.serialize_tuple(19)?;
         row.serialize_element(&e.occurred_at.unix_millis())?;
         row.serialize_element(&stored_text(&e.request_id))?;
         row.serialize_element(&opt(&e.method))?;
@@ -74,6 +74,7 @@ impl<'a> Serialize for EventRow<'a> {
         row.serialize_element(&e.upstream_attempts)?;
         row.serialize_element(&opt(&e.upstream_request_id))?;
         row.serialize_element(&opt(&e.query_summary))?;
+        row.serialize_element(&opt(&e.fallback_from))?;
         row.end()
     }
 }

@@ -75,6 +75,7 @@ impl From<AuditEvent> for BoundedEvent {
             source_addr: name(event.source_addr),
             provider: name(event.provider),
             upstream_request_id: identity(event.upstream_request_id),
+            fallback_from: event.fallback_from.map(|v| bound_owned(v, SUMMARY_CHARS)),
             query_summary: event.query_summary.map(|v| bound_owned(v, SUMMARY_CHARS)),
             ..event
         })

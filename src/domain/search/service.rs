@@ -1,23 +1,22 @@
-//! The core policy in front of any backend, applied once for every tool: a per-caller rate
+//! The core policy in front of the backends, applied once for every tool: a per-caller rate
 //! limit, a result cache keyed by the normalized request, retries of transient failures with
-//! jittered backoff, and a deadline per tool. Adapters only translate; what to do about a
+//! jittered backoff, the next backend when one fails, and a deadline per tool over all of it. Adapters only translate; what to do about a
 //! failure is decided here, so the mock and every future backend get the same behaviour.
 
 use std::{
     future::Future,
     num::NonZeroU32,
-    sync::{
-        Arc,
-        atomic::{AtomicU32, Ordering},
-    },
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use moka::future::Cache;
+use tokio::time::Instant;
 
 use super::{
-    CrawlRequest, CrawlResults, ExtractRequest, ExtractResults, MapRequest, MapResults,
-    SearchError, SearchRequest, SearchResults, WebBackend,
+    BackendFailure, Backends, Capability, CrawlRequest, CrawlResults, ExtractRequest,
+    ExtractResults, Fallback, MapRequest, MapResults, SearchArguments, SearchError, SearchRequest,
+    SearchResults, WebBackend,
 };
 use crate::domain::rate_limit::KeyedLimiter;
 
@@ -101,15 +100,17 @@ impl Caller {
     }
 }
 
-/// What happened on the way to an answer, for the audit row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What happened on the way to an answer, for the result and the audit row.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CallStats {
-    /// The backend's name.
+    /// The backend that answered (for a failure, the last one tried).
     pub provider: &'static str,
     /// Whether the answer came from the cache.
     pub cache_hit: bool,
-    /// Upstream requests made (0 for a cache hit or a refused call).
+    /// Upstream requests made, over every backend tried (0 for a cache hit or a refused call).
     pub attempts: u32,
+    /// The backends that failed before `provider` answered, in the order they were tried.
+    pub fallback_from: Vec<Fallback>,
 }
 
 /// An answer and how it was obtained.
@@ -123,24 +124,32 @@ pub struct Served<T> {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum CacheKey {
-    Search(SearchRequest),
+    /// A search, and the backend the caller insisted on, if any.
+    Search(SearchRequest, Option<&'static str>),
     Extract(ExtractRequest),
     Crawl(CrawlRequest),
     Map(MapRequest),
 }
 
 /// How one kind of result goes into and comes out of the cache.
-type CacheSlot<T> = (fn(Arc<T>) -> Cached, fn(Cached) -> Option<Arc<T>>);
+type CacheSlot<T> = (fn(Arc<T>) -> CachedValue, fn(CachedValue) -> Option<Arc<T>>);
+
+/// A cached answer and the backend that gave it.
+#[derive(Debug, Clone)]
+struct Cached {
+    provider: &'static str,
+    value: CachedValue,
+}
 
 #[derive(Debug, Clone)]
-enum Cached {
+enum CachedValue {
     Search(Arc<SearchResults>),
     Extract(Arc<ExtractResults>),
     Crawl(Arc<CrawlResults>),
     Map(Arc<MapResults>),
 }
 
-impl Cached {
+impl CachedValue {
     /// Roughly the bytes an entry holds: its text, which dominates.
     fn weight(&self) -> u32 {
         let bytes: usize = match self {
@@ -171,50 +180,75 @@ impl Cached {
     }
 }
 
+/// What one call went through upstream, filled in as it goes.
+#[derive(Default)]
+struct Trail {
+    provider: &'static str,
+    attempts: u32,
+    fallback_from: Vec<Fallback>,
+}
+
 /// The web tools' core: every tool call goes through here.
 pub struct SearchService {
-    backend: WebBackend,
+    backends: Backends,
     policy: ServicePolicy,
     cache: Option<Cache<CacheKey, Cached>>,
     limiter: Option<KeyedLimiter<Caller>>,
 }
 
 impl SearchService {
-    /// Wraps `backend` with `policy`.
-    pub fn new(backend: WebBackend, policy: ServicePolicy) -> Self {
+    /// Wraps `backends` (one, or several tried in order) with `policy`.
+    pub fn new(backends: impl Into<Backends>, policy: ServicePolicy) -> Self {
         let cache = (!policy.cache_ttl.is_zero() && policy.cache_max_bytes > 0).then(|| {
             Cache::builder()
                 .max_capacity(policy.cache_max_bytes)
-                .weigher(|_key: &CacheKey, value: &Cached| value.weight())
+                .weigher(|_key: &CacheKey, cached: &Cached| cached.value.weight())
                 .time_to_live(policy.cache_ttl)
                 .build()
         });
         let limiter = NonZeroU32::new(policy.calls_per_minute).map(KeyedLimiter::per_minute);
         Self {
-            backend,
+            backends: backends.into(),
             policy,
             cache,
             limiter,
         }
     }
 
-    /// The backend's capabilities.
-    pub fn backend(&self) -> &WebBackend {
-        &self.backend
+    /// The backends, in order.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
     }
 
-    /// Runs a search.
-    pub async fn search(&self, caller: &Caller, request: &SearchRequest) -> Served<SearchResults> {
-        let provider = self.backend.search.clone();
+    /// The arguments `request` sets that backend `provider` cannot honour (none for a backend
+    /// that does not search).
+    pub fn unsupported(&self, provider: &str, request: &SearchRequest) -> SearchArguments {
+        self.backends
+            .named(provider)
+            .and_then(|backend| backend.search.as_ref())
+            .map_or(SearchArguments::NONE, |search| {
+                request.arguments().without(search.supports())
+            })
+    }
+
+    /// Runs a search on the first backend that answers, or on `only` when named.
+    pub async fn search(
+        &self,
+        caller: &Caller,
+        request: &SearchRequest,
+        only: Option<&'static str>,
+    ) -> Served<SearchResults> {
         self.serve(
             caller,
-            CacheKey::Search(request.normalized()),
+            CacheKey::Search(request.normalized(), only),
+            (Capability::Search, only),
             self.policy.deadlines.search,
-            (Cached::Search, |c| match c {
-                Cached::Search(r) => Some(r),
+            (CachedValue::Search, |c| match c {
+                CachedValue::Search(r) => Some(r),
                 _ => None,
             }),
-            || async {
+            |backend| async move {
+                let provider = backend.search.as_ref().ok_or_else(lacking)?;
                 let mut results = provider.search(request).await?;
                 results.drop_duplicate_pages();
                 Ok(results)
@@ -223,131 +257,216 @@ impl SearchService {
         .await
     }
 
-    /// Reads pages; `None` when the backend cannot.
+    /// Reads pages; `None` when no backend can.
     pub async fn extract(
         &self,
         caller: &Caller,
         request: &ExtractRequest,
     ) -> Option<Served<ExtractResults>> {
-        let provider = self.backend.extract.clone()?;
+        self.backends.offer(Capability::Extract).then_some(())?;
         Some(
             self.serve(
                 caller,
                 CacheKey::Extract(request.clone()),
+                (Capability::Extract, None),
                 self.policy.deadlines.extract,
-                (Cached::Extract, |c| match c {
-                    Cached::Extract(r) => Some(r),
+                (CachedValue::Extract, |c| match c {
+                    CachedValue::Extract(r) => Some(r),
                     _ => None,
                 }),
-                || provider.extract(request),
+                |backend| async move {
+                    let provider = backend.extract.as_ref().ok_or_else(lacking)?;
+                    provider.extract(request).await
+                },
             )
             .await,
         )
     }
 
-    /// Crawls a site; `None` when the backend cannot.
+    /// Crawls a site; `None` when no backend can.
     pub async fn crawl(
         &self,
         caller: &Caller,
         request: &CrawlRequest,
     ) -> Option<Served<CrawlResults>> {
-        let provider = self.backend.crawl.clone()?;
+        self.backends.offer(Capability::Crawl).then_some(())?;
         Some(
             self.serve(
                 caller,
                 CacheKey::Crawl(request.clone()),
+                (Capability::Crawl, None),
                 self.policy.deadlines.crawl,
-                (Cached::Crawl, |c| match c {
-                    Cached::Crawl(r) => Some(r),
+                (CachedValue::Crawl, |c| match c {
+                    CachedValue::Crawl(r) => Some(r),
                     _ => None,
                 }),
-                || provider.crawl(request),
+                |backend| async move {
+                    let provider = backend.crawl.as_ref().ok_or_else(lacking)?;
+                    provider.crawl(request).await
+                },
             )
             .await,
         )
     }
 
-    /// Maps a site; `None` when the backend cannot.
+    /// Maps a site; `None` when no backend can.
     pub async fn map(&self, caller: &Caller, request: &MapRequest) -> Option<Served<MapResults>> {
-        let provider = self.backend.map.clone()?;
+        self.backends.offer(Capability::Map).then_some(())?;
         Some(
             self.serve(
                 caller,
                 CacheKey::Map(request.clone()),
+                (Capability::Map, None),
                 self.policy.deadlines.map,
-                (Cached::Map, |c| match c {
-                    Cached::Map(r) => Some(r),
+                (CachedValue::Map, |c| match c {
+                    CachedValue::Map(r) => Some(r),
                     _ => None,
                 }),
-                || provider.map(request),
+                |backend| async move {
+                    let provider = backend.map.as_ref().ok_or_else(lacking)?;
+                    provider.map(request).await
+                },
             )
             .await,
         )
     }
 
-    /// Rate limit → cache → attempts within the deadline → cache the success. Concurrent
-    /// identical calls are coalesced: one goes upstream, the others wait for its answer.
-    async fn serve<T, F, Fut>(
-        &self,
+    /// Rate limit → cache → the backends in turn within the deadline → cache the success.
+    /// Concurrent identical calls are coalesced: one goes upstream, the others wait for its
+    /// answer.
+    async fn serve<'a, T, F, Fut>(
+        &'a self,
         caller: &Caller,
         key: CacheKey,
+        (capability, only): (Capability, Option<&'static str>),
         deadline: Duration,
         (wrap, unwrap): CacheSlot<T>,
         call: F,
     ) -> Served<T>
     where
-        F: Fn() -> Fut,
+        F: Fn(&'a WebBackend) -> Fut,
         Fut: Future<Output = Result<T, SearchError>>,
     {
-        let mut stats = CallStats {
-            provider: self.backend.name(),
-            ..CallStats::default()
-        };
-        if let Err(retry_after) = self.admit(caller) {
-            return Served {
-                result: Err(SearchError::TooManyCalls { retry_after }),
-                stats,
-            };
-        }
-        let attempts = AtomicU32::new(0);
-        let upstream = async {
-            tokio::time::timeout(deadline, self.attempt(&call, &attempts))
-                .await
-                .unwrap_or(Err(SearchError::Timeout))
-        };
-        let result = match &self.cache {
-            None => upstream.await.map(Arc::new),
-            Some(cache) => {
-                let entry = cache
-                    .entry(key)
-                    .or_try_insert_with(async { upstream.await.map(|v| wrap(Arc::new(v))) })
-                    .await;
-                match entry {
-                    Ok(entry) => {
-                        // Not fresh: another call (earlier, or concurrent) paid for it.
-                        stats.cache_hit = !entry.is_fresh();
-                        unwrap(entry.into_value()).ok_or_else(|| {
-                            SearchError::Unexpected(anyhow::anyhow!(
-                                "a cache entry holds another kind of result than its key"
-                            ))
+        let candidates = self.backends.candidates(capability, only);
+        let trail = Mutex::new(Trail {
+            provider: candidates.first().map_or("none", |b| b.name),
+            ..Trail::default()
+        });
+        let outcome = match self.admit(caller) {
+            Err(retry_after) => Err(SearchError::TooManyCalls { retry_after }),
+            Ok(()) => {
+                let upstream = async {
+                    tokio::time::timeout(deadline, self.walk(&candidates, deadline, &call, &trail))
+                        .await
+                        .unwrap_or(Err(SearchError::Timeout))
+                };
+                match &self.cache {
+                    None => upstream
+                        .await
+                        .map(|(v, provider)| (Arc::new(v), provider, false)),
+                    Some(cache) => cache
+                        .entry(key)
+                        .or_try_insert_with(async {
+                            upstream.await.map(|(v, provider)| Cached {
+                                provider,
+                                value: wrap(Arc::new(v)),
+                            })
                         })
-                    }
-                    Err(shared) => Err(duplicate(&shared)),
+                        .await
+                        .map_err(|shared| duplicate(&shared))
+                        .and_then(|entry| {
+                            // Not fresh: another call (earlier, or concurrent) paid for it.
+                            let hit = !entry.is_fresh();
+                            let Cached { provider, value } = entry.into_value();
+                            let value = unwrap(value).ok_or_else(|| {
+                                SearchError::Unexpected(anyhow::anyhow!(
+                                    "a cache entry holds another kind of result than its key"
+                                ))
+                            })?;
+                            Ok((value, provider, hit))
+                        }),
                 }
             }
         };
-        stats.attempts = attempts.load(Ordering::Relaxed);
+        let trail = trail.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let mut stats = CallStats {
+            provider: trail.provider,
+            cache_hit: false,
+            attempts: trail.attempts,
+            fallback_from: trail.fallback_from,
+        };
+        let result = outcome.map(|(value, provider, hit)| {
+            stats.provider = provider;
+            stats.cache_hit = hit;
+            value
+        });
         Served { result, stats }
     }
 
+    /// Tries `candidates` in turn, each with its share of what is left of `deadline`, until one
+    /// answers; returns the answer and who gave it. A failure the caller caused ends the walk
+    /// (another backend would refuse it too); when all fail, the error names each one's reason.
+    async fn walk<'a, T, F, Fut>(
+        &self,
+        candidates: &[&'a WebBackend],
+        deadline: Duration,
+        call: &F,
+        trail: &Mutex<Trail>,
+    ) -> Result<(T, &'static str), SearchError>
+    where
+        F: Fn(&'a WebBackend) -> Fut,
+        Fut: Future<Output = Result<T, SearchError>>,
+    {
+        let start = Instant::now();
+        let mut failures = Vec::new();
+        for (i, backend) in candidates.iter().copied().enumerate() {
+            let left = deadline.saturating_sub(start.elapsed());
+            let share = left / u32::try_from(candidates.len() - i).unwrap_or(u32::MAX);
+            lock(trail).provider = backend.name;
+            let error = match tokio::time::timeout(share, self.attempt(|| call(backend), trail))
+                .await
+                .unwrap_or(Err(SearchError::Timeout))
+            {
+                Ok(value) => return Ok((value, backend.name)),
+                Err(error) => error,
+            };
+            self.backends.failed(backend.name, &error);
+            if !error.falls_back() {
+                return Err(error);
+            }
+            if i + 1 < candidates.len() {
+                tracing::warn!(
+                    provider = backend.name,
+                    error_code = error.code(),
+                    "a search backend failed; asking the next one"
+                );
+                lock(trail).fallback_from.push(Fallback {
+                    provider: backend.name,
+                    code: error.code(),
+                });
+            }
+            failures.push(BackendFailure {
+                provider: backend.name,
+                error,
+            });
+        }
+        match failures.len() {
+            0 => Err(lacking()),
+            1 => Err(failures.remove(0).error),
+            _ => Err(SearchError::EveryBackendFailed { failures }),
+        }
+    }
+
     /// Up to [`MAX_ATTEMPTS`] calls, waiting between them as [`Self::retry_delay`] says.
-    async fn attempt<T, F, Fut>(&self, call: &F, attempts: &AtomicU32) -> Result<T, SearchError>
+    async fn attempt<T, F, Fut>(&self, call: F, trail: &Mutex<Trail>) -> Result<T, SearchError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, SearchError>>,
     {
+        let mut attempt = 0;
         loop {
-            let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+            attempt += 1;
+            lock(trail).attempts += 1;
             match call().await {
                 Ok(value) => return Ok(value),
                 Err(error) => match self.retry_delay(&error, attempt) {
@@ -394,6 +513,17 @@ impl SearchService {
     }
 }
 
+fn lock(trail: &Mutex<Trail>) -> std::sync::MutexGuard<'_, Trail> {
+    trail.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A capability no candidate has: the tools that need it are not offered, so this is a bug.
+fn lacking() -> SearchError {
+    SearchError::Unexpected(anyhow::anyhow!(
+        "no configured backend has what this tool needs"
+    ))
+}
+
 /// A copy of an error shared by coalesced calls (`anyhow` errors are not `Clone`; the copy
 /// keeps the message chain).
 fn duplicate(error: &SearchError) -> SearchError {
@@ -416,6 +546,15 @@ fn duplicate(error: &SearchError) -> SearchError {
         SearchError::TooManyCalls { retry_after } => SearchError::TooManyCalls {
             retry_after: *retry_after,
         },
+        SearchError::EveryBackendFailed { failures } => SearchError::EveryBackendFailed {
+            failures: failures
+                .iter()
+                .map(|f| BackendFailure {
+                    provider: f.provider,
+                    error: duplicate(&f.error),
+                })
+                .collect(),
+        },
         SearchError::Unexpected(inner) => SearchError::Unexpected(anyhow::anyhow!("{inner:#}")),
     }
 }
@@ -425,7 +564,9 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::domain::search::{ExtractOptions, MockSearchPort, SearchOptions, SearchResult};
+    use crate::domain::search::{
+        BackendsError, ExtractOptions, MockSearchPort, SearchOptions, SearchResult,
+    };
 
     fn results(request: &SearchRequest) -> SearchResults {
         SearchResults {
@@ -441,11 +582,19 @@ mod tests {
 
     /// A provider whose calls fail with `errors` in turn, then succeed.
     fn scripted(errors: Vec<SearchError>) -> (MockSearchPort, Arc<Mutex<u32>>) {
+        scripted_as("scripted", errors)
+    }
+
+    /// [`scripted`], named `name`.
+    fn scripted_as(
+        name: &'static str,
+        errors: Vec<SearchError>,
+    ) -> (MockSearchPort, Arc<Mutex<u32>>) {
         let calls = Arc::new(Mutex::new(0));
         let counter = calls.clone();
         let errors = Mutex::new(errors.into_iter());
         let mut provider = MockSearchPort::new();
-        provider.expect_name().return_const("scripted");
+        provider.expect_name().return_const(name);
         provider.expect_search().returning(move |request| {
             *counter.lock().unwrap() += 1;
             match errors.lock().unwrap().next() {
@@ -492,7 +641,7 @@ mod tests {
             Ok(answer)
         });
         let served = service(provider, no_cache())
-            .search(&Caller::Anonymous, &request("q"))
+            .search(&Caller::Anonymous, &request("q"), None)
             .await;
         let urls: Vec<String> = served
             .result
@@ -508,14 +657,14 @@ mod tests {
     async fn transient_failures_are_tried_twice_at_most() {
         let (provider, calls) = scripted(vec![unavailable()]);
         let served = service(provider, no_cache())
-            .search(&Caller::Anonymous, &request("q"))
+            .search(&Caller::Anonymous, &request("q"), None)
             .await;
         assert!(served.result.is_ok(), "the retry succeeded");
         assert_eq!(served.stats.attempts, 2);
 
         let (provider, calls_2) = scripted(vec![unavailable(), unavailable(), unavailable()]);
         let served = service(provider, no_cache())
-            .search(&Caller::Anonymous, &request("q"))
+            .search(&Caller::Anonymous, &request("q"), None)
             .await;
         assert_eq!(served.result.unwrap_err().code(), "upstream_unavailable");
         assert_eq!(*calls_2.lock().unwrap(), 2, "never a third attempt");
@@ -536,7 +685,7 @@ mod tests {
             let code = error.code();
             let (provider, calls) = scripted(vec![error]);
             let served = service(provider, no_cache())
-                .search(&Caller::Anonymous, &request("q"))
+                .search(&Caller::Anonymous, &request("q"), None)
                 .await;
             assert_eq!(served.result.unwrap_err().code(), code);
             assert_eq!(*calls.lock().unwrap(), 1, "{code} is not retried");
@@ -550,14 +699,14 @@ mod tests {
         };
         let (provider, calls) = scripted(vec![short()]);
         let served = service(provider, no_cache())
-            .search(&Caller::Anonymous, &request("q"))
+            .search(&Caller::Anonymous, &request("q"), None)
             .await;
         assert!(served.result.is_ok());
         assert_eq!(*calls.lock().unwrap(), 2);
 
         let (provider, calls) = scripted(vec![short(), short()]);
         let served = service(provider, no_cache())
-            .search(&Caller::Anonymous, &request("q"))
+            .search(&Caller::Anonymous, &request("q"), None)
             .await;
         assert_eq!(
             served.result.unwrap_err().code(),
@@ -581,7 +730,9 @@ mod tests {
             }
         }
         let service = SearchService::new(WebBackend::search_only(Arc::new(Hang)), no_cache());
-        let served = service.search(&Caller::Anonymous, &request("q")).await;
+        let served = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
         assert_eq!(served.result.unwrap_err().code(), "upstream_timeout");
         assert_eq!(served.stats.attempts, 1, "the deadline covers retries too");
     }
@@ -603,12 +754,14 @@ mod tests {
         };
         let a = with_domains("rust", ["b.com", "a.com"]);
         let b = with_domains(" rust ", ["a.com", "b.com"]);
-        let first = service.search(&Caller::Anonymous, &a).await;
-        let second = service.search(&Caller::Anonymous, &b).await;
+        let first = service.search(&Caller::Anonymous, &a, None).await;
+        let second = service.search(&Caller::Anonymous, &b, None).await;
         assert!(!first.stats.cache_hit && second.stats.cache_hit);
         assert_eq!(second.stats.attempts, 0);
         assert_eq!(*calls.lock().unwrap(), 1, "one upstream request");
-        service.search(&Caller::Anonymous, &request("other")).await;
+        service
+            .search(&Caller::Anonymous, &request("other"), None)
+            .await;
         assert_eq!(*calls.lock().unwrap(), 2, "a different query is not a hit");
     }
 
@@ -641,8 +794,8 @@ mod tests {
         );
         let ok = request("same");
         let (a, b) = tokio::join!(
-            service.search(&Caller::Anonymous, &ok),
-            service.search(&Caller::Anonymous, &ok)
+            service.search(&Caller::Anonymous, &ok, None),
+            service.search(&Caller::Anonymous, &ok, None)
         );
         assert!(a.result.is_ok() && b.result.is_ok());
         assert_eq!(*calls.lock().unwrap(), 1, "one upstream call for both");
@@ -656,8 +809,8 @@ mod tests {
         );
         let failing = request("quota");
         let (a, b) = tokio::join!(
-            service.search(&Caller::Anonymous, &failing),
-            service.search(&Caller::Anonymous, &failing)
+            service.search(&Caller::Anonymous, &failing, None),
+            service.search(&Caller::Anonymous, &failing, None)
         );
         assert_eq!(a.result.unwrap_err().code(), "upstream_quota_exhausted");
         assert_eq!(
@@ -696,14 +849,14 @@ mod tests {
         );
         assert!(
             service
-                .search(&Caller::Anonymous, &request("q"))
+                .search(&Caller::Anonymous, &request("q"), None)
                 .await
                 .result
                 .is_err()
         );
         assert!(
             service
-                .search(&Caller::Anonymous, &request("q"))
+                .search(&Caller::Anonymous, &request("q"), None)
                 .await
                 .result
                 .is_ok()
@@ -727,9 +880,15 @@ mod tests {
             client_id: Some("app".into()),
         };
         for _ in 0..2 {
-            assert!(service.search(&alice, &request("q")).await.result.is_ok());
+            assert!(
+                service
+                    .search(&alice, &request("q"), None)
+                    .await
+                    .result
+                    .is_ok()
+            );
         }
-        let refused = service.search(&alice, &request("q")).await;
+        let refused = service.search(&alice, &request("q"), None).await;
         match refused.result {
             Err(SearchError::TooManyCalls { retry_after }) => assert!(
                 retry_after > Duration::ZERO && retry_after <= Duration::from_secs(30),
@@ -740,7 +899,7 @@ mod tests {
         assert_eq!(refused.stats.attempts, 0, "a refused call costs nothing");
         assert!(
             service
-                .search(&Caller::Anonymous, &request("q"))
+                .search(&Caller::Anonymous, &request("q"), None)
                 .await
                 .result
                 .is_ok(),
@@ -780,5 +939,282 @@ mod tests {
                 .await
                 .is_none()
         );
+    }
+
+    /// Backends `tavily`, `brave`, `searxng` failing as scripted, in that order of preference.
+    fn chain(
+        scripts: [Vec<SearchError>; 3],
+        policy: ServicePolicy,
+    ) -> (SearchService, [Arc<Mutex<u32>>; 3]) {
+        let [a, b, c] = scripts;
+        let (tavily, ta) = scripted_as("tavily", a);
+        let (brave, br) = scripted_as("brave", b);
+        let (searxng, sx) = scripted_as("searxng", c);
+        let backends = Backends::new(
+            [tavily, brave, searxng]
+                .into_iter()
+                .map(|p| WebBackend::search_only(Arc::new(p)))
+                .collect(),
+        )
+        .unwrap();
+        (SearchService::new(backends, policy), [ta, br, sx])
+    }
+
+    fn count(calls: &Arc<Mutex<u32>>) -> u32 {
+        *calls.lock().unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spent_credits_pass_the_call_on_and_rest_the_backend_for_the_cooldown() {
+        let (service, [tavily, brave, _]) = chain(
+            [
+                vec![SearchError::QuotaExhausted, SearchError::QuotaExhausted],
+                vec![],
+                vec![],
+            ],
+            no_cache(),
+        );
+        let served = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert!(served.result.is_ok());
+        assert_eq!(served.stats.provider, "brave");
+        assert_eq!(
+            served.stats.fallback_from,
+            [Fallback {
+                provider: "tavily",
+                code: "upstream_quota_exhausted"
+            }]
+        );
+        assert!(service.backends().is_resting("tavily"));
+        assert_eq!(
+            (count(&tavily), count(&brave)),
+            (1, 1),
+            "no retry of a quota"
+        );
+
+        let next = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert_eq!(next.stats.provider, "brave");
+        assert!(next.stats.fallback_from.is_empty(), "tavily is skipped");
+        assert_eq!(count(&tavily), 1, "a resting backend is not asked");
+
+        tokio::time::advance(Backends::DEFAULT_COOLDOWN).await;
+        let after = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert_eq!(count(&tavily), 2, "asked again after its rest");
+        assert_eq!(after.stats.provider, "brave", "still spent: brave answers");
+        let recovered = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert_eq!(
+            recovered.stats.provider, "brave",
+            "resting again for another cooldown"
+        );
+        tokio::time::advance(Backends::DEFAULT_COOLDOWN).await;
+        let back = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert_eq!(
+            back.stats.provider, "tavily",
+            "credits added: tavily answers"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_failure_is_retried_then_passed_on() {
+        let (service, [_, brave, searxng]) = chain(
+            [
+                vec![SearchError::BackendUnauthorized],
+                vec![unavailable(), unavailable()],
+                vec![],
+            ],
+            no_cache(),
+        );
+        let served = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert_eq!(served.stats.provider, "searxng");
+        let codes: Vec<_> = served
+            .stats
+            .fallback_from
+            .iter()
+            .map(|f| (f.provider, f.code))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("tavily", "upstream_unauthorized"),
+                ("brave", "upstream_unavailable")
+            ]
+        );
+        assert_eq!(
+            (count(&brave), count(&searxng)),
+            (2, 1),
+            "brave tried twice"
+        );
+        assert_eq!(served.stats.attempts, 4);
+        assert!(
+            !service.backends().is_resting("brave"),
+            "an outage is no rest"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_every_backend_fails_the_error_names_each_reason() {
+        let (service, _) = chain(
+            [
+                vec![SearchError::QuotaExhausted],
+                vec![unavailable(), unavailable()],
+                vec![SearchError::Timeout, SearchError::Timeout],
+            ],
+            no_cache(),
+        );
+        let served = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        match served.result.unwrap_err() {
+            SearchError::EveryBackendFailed { failures } => {
+                let named: Vec<_> = failures
+                    .iter()
+                    .map(|f| (f.provider, f.error.code()))
+                    .collect();
+                assert_eq!(
+                    named,
+                    [
+                        ("tavily", "upstream_quota_exhausted"),
+                        ("brave", "upstream_unavailable"),
+                        ("searxng", "upstream_timeout")
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(served.stats.provider, "searxng", "the last one tried");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_named_backend_is_the_only_one_asked() {
+        let (service, [tavily, brave, _]) = chain(
+            [vec![], vec![unavailable(), unavailable()], vec![]],
+            no_cache(),
+        );
+        let served = service
+            .search(&Caller::Anonymous, &request("q"), Some("brave"))
+            .await;
+        assert_eq!(served.result.unwrap_err().code(), "upstream_unavailable");
+        assert_eq!(served.stats.provider, "brave");
+        assert!(served.stats.fallback_from.is_empty());
+        assert_eq!((count(&tavily), count(&brave)), (0, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_request_is_not_passed_on() {
+        let (service, [_, brave, _]) = chain(
+            [
+                vec![SearchError::Rejected {
+                    reason: "bad date".into(),
+                }],
+                vec![],
+                vec![],
+            ],
+            no_cache(),
+        );
+        let served = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert_eq!(served.result.unwrap_err().code(), "upstream_rejected");
+        assert_eq!(count(&brave), 0);
+        assert!(!service.backends().is_resting("tavily"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_covers_the_whole_chain() {
+        /// Never answers.
+        struct Hang(&'static str);
+        #[async_trait::async_trait]
+        impl crate::domain::search::SearchProvider for Hang {
+            fn name(&self) -> &'static str {
+                self.0
+            }
+            async fn search(&self, _: &SearchRequest) -> Result<SearchResults, SearchError> {
+                std::future::pending().await
+            }
+        }
+        let (brave, _) = scripted_as("brave", vec![]);
+        let backends = Backends::new(vec![
+            WebBackend::search_only(Arc::new(Hang("tavily"))),
+            WebBackend::search_only(Arc::new(brave)),
+        ])
+        .unwrap();
+        let service = SearchService::new(backends, no_cache());
+        let started = Instant::now();
+        let served = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert_eq!(
+            served.stats.provider, "brave",
+            "the next one answers in time"
+        );
+        assert_eq!(served.stats.fallback_from[0].code, "upstream_timeout");
+        assert_eq!(
+            started.elapsed(),
+            Deadlines::default().search / 2,
+            "a hanging first backend gets its share of the deadline, not all of it"
+        );
+
+        let both = Backends::new(vec![
+            WebBackend::search_only(Arc::new(Hang("tavily"))),
+            WebBackend::search_only(Arc::new(Hang("brave"))),
+        ])
+        .unwrap();
+        let service = SearchService::new(both, no_cache());
+        let started = Instant::now();
+        let served = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert_eq!(served.result.unwrap_err().code(), "upstream_all_failed");
+        assert_eq!(started.elapsed(), Deadlines::default().search);
+    }
+
+    #[tokio::test]
+    async fn a_cached_answer_names_the_backend_that_gave_it() {
+        let (service, [_, brave, _]) = chain(
+            [vec![SearchError::QuotaExhausted], vec![], vec![]],
+            ServicePolicy {
+                calls_per_minute: 0,
+                ..ServicePolicy::default()
+            },
+        );
+        service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        let hit = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert!(hit.stats.cache_hit);
+        assert_eq!(hit.stats.provider, "brave");
+        assert_eq!(count(&brave), 1);
+        let named = service
+            .search(&Caller::Anonymous, &request("q"), Some("brave"))
+            .await;
+        assert!(
+            !named.stats.cache_hit,
+            "a named backend has its own entries"
+        );
+    }
+
+    #[test]
+    fn a_backend_list_is_non_empty_and_names_each_once() {
+        assert_eq!(Backends::new(vec![]).err(), Some(BackendsError::Empty));
+        let (a, _) = scripted_as("brave", vec![]);
+        let (b, _) = scripted_as("brave", vec![]);
+        let twice = Backends::new(vec![
+            WebBackend::search_only(Arc::new(a)),
+            WebBackend::search_only(Arc::new(b)),
+        ]);
+        assert_eq!(twice.err(), Some(BackendsError::Duplicate("brave")));
     }
 }

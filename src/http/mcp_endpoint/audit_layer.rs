@@ -86,10 +86,21 @@ impl Pending {
             issuer,
             token_hash_prefix,
             source_addr: self.source_addr.map(|a| a.to_string()),
-            provider: info.upstream.map(|u| u.provider.to_owned()),
-            cache_hit: info.upstream.map(|u| u.cache_hit),
-            upstream_attempts: info.upstream.map(|u| u.attempts),
+            provider: info.upstream.as_ref().map(|u| u.provider.to_owned()),
+            cache_hit: info.upstream.as_ref().map(|u| u.cache_hit),
+            upstream_attempts: info.upstream.as_ref().map(|u| u.attempts),
             upstream_request_id: info.upstream_request_id,
+            fallback_from: info
+                .upstream
+                .as_ref()
+                .filter(|u| !u.fallback_from.is_empty())
+                .map(|u| {
+                    u.fallback_from
+                        .iter()
+                        .map(|f| [f.provider, f.code].join(":"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }),
             query_summary: info.query_summary.filter(|_| self.record_queries),
         };
         self.metrics.observe_call(&event);

@@ -178,6 +178,7 @@ fn mock_usage() -> UpstreamUsage {
         credits: Some(0.0),
         request_id: Some("mock".to_owned()),
         response_time: None,
+        cost_dollars: None,
     }
 }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use reqwest::{RequestBuilder, StatusCode, header::HeaderMap};
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 
 use crate::{
     adapters::http_client::{FetchError, read_limited},
@@ -19,12 +19,18 @@ pub(super) const MAX_REASON_CHARS: usize = 300;
 /// Maps a non-2xx answer (status, headers, body) to the domain error it means.
 pub(super) type StatusMap = fn(StatusCode, &HeaderMap, &[u8]) -> SearchError;
 
-/// A successful answer's body (at most the limit's bytes).
+/// A successful answer: its headers and body (at most the limit's bytes).
 pub(super) struct Answer {
+    headers: HeaderMap,
     body: Vec<u8>,
 }
 
 impl Answer {
+    /// The answer's headers (Brave reports its plan's rate limits there).
+    pub(super) fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
     /// The body as `T`, or `Unexpected` naming the backend and endpoint.
     pub(super) fn json<T: DeserializeOwned>(
         &self,
@@ -76,7 +82,7 @@ pub(super) async fn send(
         );
         return Err(error);
     }
-    Ok(Answer { body })
+    Ok(Answer { headers, body })
 }
 
 /// A request that did not get an answer: a timeout, or a connection that failed.
@@ -111,6 +117,20 @@ pub(super) fn one_line(reason: &str) -> Option<String> {
         .take(MAX_REASON_CHARS)
         .collect();
     (!line.is_empty()).then_some(line)
+}
+
+/// `null` (or absence, with `#[serde(default)]`) as the type's default: backends send `null`
+/// for lists and text they have nothing for.
+pub(super) fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A 0–1 score for the hit at `rank` (0 for the first) of a backend that ranks without
+/// scoring: 1, 1/2, 1/3, … It keeps the backend's order and nothing more.
+pub(super) fn rank_score(rank: usize) -> f64 {
+    1.0 / (1.0 + rank as f64)
 }
 
 /// `HTTP <status>` from `backend`, for failures without an explanation.

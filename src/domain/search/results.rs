@@ -13,8 +13,11 @@ pub struct Image {
 /// What the backend says about one call, beyond its results.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UpstreamUsage {
-    /// Credits the call cost, when reported.
+    /// Credits the call cost, when reported (Tavily).
     pub credits: Option<f64>,
+    /// What the call cost in US dollars, when the backend reports money rather than credits
+    /// (Exa's `costDollars.total`, an estimate rather than an invoice).
+    pub cost_dollars: Option<f64>,
     /// The backend's id for the call, for support requests.
     pub request_id: Option<String>,
     /// How long the backend took, in seconds, when reported.

@@ -200,6 +200,7 @@ impl Meta {
             credits: self.usage.and_then(|u| u.credits),
             request_id: self.request_id,
             response_time: self.response_time,
+            cost_dollars: None,
         }
     }
 }

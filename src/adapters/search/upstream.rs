@@ -19,13 +19,19 @@ pub(super) const MAX_REASON_CHARS: usize = 300;
 /// Maps a non-2xx answer (status, headers, body) to the domain error it means.
 pub(super) type StatusMap = fn(StatusCode, &HeaderMap, &[u8]) -> SearchError;
 
-/// A successful answer: its headers and body (at most the limit's bytes).
+/// A successful (or accepted) answer: its status, headers and body (at most the limit's bytes).
 pub(super) struct Answer {
+    status: StatusCode,
     headers: HeaderMap,
     body: Vec<u8>,
 }
 
 impl Answer {
+    /// The HTTP status: 2xx, or one the caller chose to accept.
+    pub(super) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The answer's headers (Brave reports its plan's rate limits there).
     pub(super) fn headers(&self) -> &HeaderMap {
         &self.headers
@@ -54,6 +60,18 @@ pub(super) async fn send(
     limit: usize,
     status_map: StatusMap,
 ) -> Result<Answer, SearchError> {
+    send_accepting(request, backend, limit, status_map, |_| false).await
+}
+
+/// As [`send`], but a non-2xx status for which `accept` is true is returned as an answer (Exa
+/// reports URLs it could not read with a 422 whose body still names the failure).
+pub(super) async fn send_accepting(
+    request: RequestBuilder,
+    backend: &'static str,
+    limit: usize,
+    status_map: StatusMap,
+    accept: fn(StatusCode) -> bool,
+) -> Result<Answer, SearchError> {
     let response = request.send().await.map_err(transport_error)?;
     let url = response.url().clone();
     let status = response.status();
@@ -72,7 +90,7 @@ pub(super) async fn send(
                 reason: other.to_string(),
             },
         })?;
-    if !status.is_success() {
+    if !status.is_success() && !accept(status) {
         let error = status_map(status, &headers, &body);
         tracing::debug!(
             backend,
@@ -82,7 +100,11 @@ pub(super) async fn send(
         );
         return Err(error);
     }
-    Ok(Answer { headers, body })
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// A request that did not get an answer: a timeout, or a connection that failed.

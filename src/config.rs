@@ -100,7 +100,7 @@ impl Settings {
             }
         }
         resolved.server.public_url = Some(public_url);
-        resolved.search.provider = Some(self.search_provider());
+        resolved.search.provider = self.search_providers();
         resolved
     }
 
@@ -123,13 +123,28 @@ impl Settings {
         )
     }
 
-    /// The search provider in effect: the configured one, else Tavily when a key is set, else the
-    /// mock.
-    pub fn search_provider(&self) -> SearchProviderKind {
-        match (self.search.provider, &self.search.tavily.api_key) {
-            (Some(kind), _) => kind,
-            (None, Some(_)) => SearchProviderKind::Tavily,
-            (None, None) => SearchProviderKind::Mock,
+    /// The search backends in effect, in order: the configured list, else every backend whose
+    /// key (or, for SearXNG, URL) is set, in the order Tavily, Brave, Exa, SearXNG, else the mock.
+    pub fn search_providers(&self) -> Vec<SearchProviderKind> {
+        if !self.search.provider.is_empty() {
+            return self.search.provider.clone();
+        }
+        let search = &self.search;
+        let configured = [
+            (SearchProviderKind::Tavily, search.tavily.api_key.is_some()),
+            (SearchProviderKind::Brave, search.brave.api_key.is_some()),
+            (SearchProviderKind::Exa, search.exa.api_key.is_some()),
+            (SearchProviderKind::Searxng, search.searxng.base_url.is_some()),
+        ];
+        let chosen: Vec<_> = configured
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(kind, _)| kind)
+            .collect();
+        if chosen.is_empty() {
+            vec![SearchProviderKind::Mock]
+        } else {
+            chosen
         }
     }
 }
@@ -256,16 +271,58 @@ impl std::fmt::Debug for DatabaseSettings {
 pub enum SearchProviderKind {
     /// Deterministic, clearly marked mock results; no network.
     Mock,
-    /// Tavily's search API.
+    /// Tavily's search API (search, extract, crawl, map).
     Tavily,
+    /// Brave's Search API (search).
+    Brave,
+    /// A SearXNG instance's JSON API (search; no key).
+    Searxng,
+    /// Exa's API (search, extract).
+    Exa,
+}
+
+impl SearchProviderKind {
+    /// Every backend's name, as settings spell it.
+    pub const NAMES: &'static [&'static str] = &["mock", "tavily", "brave", "searxng", "exa"];
+
+    /// The backend called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "mock" => Self::Mock,
+            "tavily" => Self::Tavily,
+            "brave" => Self::Brave,
+            "searxng" => Self::Searxng,
+            "exa" => Self::Exa,
+            _ => return None,
+        })
+    }
+}
+
+/// One backend or a list, in order of preference: a TOML list, or one comma-separated string.
+fn provider_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<SearchProviderKind>, D::Error> {
+    load::string_or_list(deserializer)?
+        .iter()
+        .map(|name| {
+            SearchProviderKind::from_name(name).ok_or_else(|| {
+                serde::de::Error::unknown_variant(name, SearchProviderKind::NAMES)
+            })
+        })
+        .collect()
 }
 
 /// `[search]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SearchSettings {
-    /// `mock` or `tavily`; unset means Tavily when a key is configured, else the mock.
-    pub provider: Option<SearchProviderKind>,
+    /// The backends in order of preference (`tavily,brave,searxng`): the first healthy one
+    /// answers. Empty means every backend whose key or URL is configured, else the mock.
+    #[serde(deserialize_with = "provider_list")]
+    pub provider: Vec<SearchProviderKind>,
+    /// How long a backend is skipped after a failure only its operator can fix (a refused key,
+    /// a plan that lacks the call, spent credits), in seconds; 0 never skips it.
+    pub cooldown_secs: u64,
     /// How long a result is reused for an identical request, in seconds (0 turns the cache off).
     pub cache_ttl_secs: u64,
     /// Most memory the result cache may use, in MiB (approximately: the text it holds).
@@ -277,17 +334,31 @@ pub struct SearchSettings {
     pub deadlines: DeadlineSettings,
     /// `[search.tavily]`.
     pub tavily: TavilySettings,
+    /// `[search.brave]`.
+    pub brave: BraveSettings,
+    /// `[search.searxng]`.
+    pub searxng: SearxngSettings,
+    /// `[search.exa]`.
+    pub exa: ExaSettings,
+    /// `[search.reader]`: the built-in page reader that serves `web_extract` when no backend
+    /// reads pages.
+    pub reader: PageReaderSettings,
 }
 
 impl Default for SearchSettings {
     fn default() -> Self {
         Self {
-            provider: None,
+            provider: Vec::new(),
+            cooldown_secs: 300,
             cache_ttl_secs: 600,
             cache_max_mb: 64,
             rate_limit_per_minute: 60,
             deadlines: DeadlineSettings::default(),
             tavily: TavilySettings::default(),
+            brave: BraveSettings::default(),
+            searxng: SearxngSettings::default(),
+            exa: ExaSettings::default(),
+            reader: PageReaderSettings::default(),
         }
     }
 }
@@ -332,6 +403,87 @@ impl Default for TavilySettings {
         Self {
             api_key: None,
             base_url: Url::parse("https://api.tavily.com").expect("a valid literal URL"),
+        }
+    }
+}
+
+/// `[search.brave]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BraveSettings {
+    /// searchgate's own Brave Search API key (`BRAVE_API_KEY` also works).
+    pub api_key: Option<Secret>,
+    /// Brave's API root.
+    pub base_url: Url,
+}
+
+impl Default for BraveSettings {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            base_url: Url::parse("https://api.search.brave.com").expect("a valid literal URL"),
+        }
+    }
+}
+
+/// `[search.searxng]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearxngSettings {
+    /// The instance's root, such as `http://searxng.internal:8080` (`SEARXNG_URL` also works);
+    /// its `settings.yml` must list `json` in `search.formats`.
+    pub base_url: Option<Url>,
+}
+
+/// `[search.exa]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExaSettings {
+    /// searchgate's own Exa API key (`EXA_API_KEY` also works).
+    pub api_key: Option<Secret>,
+    /// Exa's API root.
+    pub base_url: Url,
+}
+
+impl Default for ExaSettings {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            base_url: Url::parse("https://api.exa.ai").expect("a valid literal URL"),
+        }
+    }
+}
+
+/// `[search.reader]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PageReaderSettings {
+    /// Largest page read, in bytes.
+    pub max_bytes: u64,
+    /// Seconds each page may take.
+    pub timeout_secs: u64,
+    /// Pages read at once, over all calls.
+    pub max_concurrent: u32,
+    /// The `User-Agent` sent, so site owners can tell who reads their pages.
+    pub user_agent: String,
+    /// Whether loopback and private addresses may be read (tests, private deployments);
+    /// refused in the production profile.
+    pub allow_private_addresses: bool,
+}
+
+impl Default for PageReaderSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: 5_000_000,
+            timeout_secs: 15,
+            max_concurrent: 4,
+            user_agent: concat!(
+                "searchgate/",
+                env!("CARGO_PKG_VERSION"),
+                " (page reader; +https://github.com/searchgate/searchgate)"
+            )
+            .to_owned(),
+            allow_private_addresses: false,
         }
     }
 }

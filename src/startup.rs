@@ -4,6 +4,9 @@
 
 mod clients;
 pub mod embedded;
+mod search;
+
+pub use search::probe_search;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -22,12 +25,10 @@ use crate::{
             EmbeddedAuthorizationServer, OidcAuthorizationServer, OidcConfig,
             ScalekitAuthorizationServer, key_fetch_counts,
         },
-        search::{MockSearchProvider, TavilySearchProvider},
         store::{Database, PoolSettings},
     },
     config::{
-        AuthProvider, ConfigError, Providers, RegistrationMode, SearchBackend, Secret, Settings,
-        load_problem,
+        AuthProvider, ConfigError, Providers, RegistrationMode, Settings, load_problem,
     },
     domain::{
         audit::{AuditLog, AuditSink, AuditWriter, AuditWriterConfig},
@@ -36,7 +37,7 @@ use crate::{
             ScopePolicy, canonical,
         },
         clients::{ClientPolicy, ClientStore},
-        search::{Deadlines, SearchProvider, SearchService, ServicePolicy, WebBackend},
+        search::{Backends, SearchProvider, SearchService, WebBackend},
         time::Timestamp,
     },
     http::{
@@ -104,7 +105,7 @@ fn warn_unverified_tls(url: &str) {
 /// Builds a searchgate server from settings, with optional custom ports.
 pub struct Searchgate {
     settings: Settings,
-    search: Option<WebBackend>,
+    search: Option<Backends>,
     auth: Option<Arc<dyn AuthorizationServer>>,
     audit: Option<Arc<dyn AuditLog>>,
 }
@@ -123,13 +124,14 @@ impl Searchgate {
     /// Serves this search provider instead of the configured one (search only: the page tools
     /// are not offered; see [`Searchgate::with_web_backend`]).
     pub fn with_search_provider(mut self, provider: impl SearchProvider) -> Self {
-        self.search = Some(WebBackend::search_only(Arc::new(provider)));
+        self.search = Some(WebBackend::search_only(Arc::new(provider)).into());
         self
     }
 
-    /// Serves this backend (search plus any page capabilities) instead of the configured one.
-    pub fn with_web_backend(mut self, backend: WebBackend) -> Self {
-        self.search = Some(backend);
+    /// Serves these backends (one, or several tried in order, each with search and any page
+    /// capabilities) instead of the configured ones.
+    pub fn with_web_backend(mut self, backends: impl Into<Backends>) -> Self {
+        self.search = Some(backends.into());
         self
     }
 
@@ -161,12 +163,15 @@ impl Searchgate {
         } = self;
         // Settings built in code skip `Settings::load`; hold them to the same rules.
         let providers = settings.validate_with(custom_auth.is_some())?;
-        let backend = match search {
-            Some(backend) => backend,
-            None => configured_backend(&settings, &providers.search)?,
+        let backends = match search {
+            Some(backends) => search::with_cooldown(&settings, backends)?,
+            None => search::configured_backends(&settings, &providers.search)?,
         };
-        // Core policy (rate limit, cache, retries, deadlines) in front of every backend.
-        let search = Arc::new(SearchService::new(backend, service_policy(&settings)));
+        // Core policy (rate limit, cache, retries, fallback, deadlines) in front of the backends.
+        let search = Arc::new(SearchService::new(
+            backends,
+            search::service_policy(&settings),
+        ));
         let authenticating = custom_auth.is_some() || settings.auth.provider.authenticates();
         check_tool_scopes(&settings, &search, authenticating)?;
         // The embedded authorization server keeps its keys and clients in the database.
@@ -673,72 +678,6 @@ pub async fn probe_auth(settings: &Settings, provider: &AuthProvider) -> Vec<Pro
                 settings.auth.provider.as_str()
             ),
         )],
-    }
-}
-
-fn deadlines(settings: &Settings) -> Deadlines {
-    let d = &settings.search.deadlines;
-    Deadlines {
-        search: Duration::from_secs(d.search_secs),
-        extract: Duration::from_secs(d.extract_secs),
-        crawl: Duration::from_secs(d.crawl_secs),
-        map: Duration::from_secs(d.map_secs),
-    }
-}
-
-fn service_policy(settings: &Settings) -> ServicePolicy {
-    let search = &settings.search;
-    ServicePolicy {
-        deadlines: deadlines(settings),
-        cache_ttl: Duration::from_secs(search.cache_ttl_secs),
-        cache_max_bytes: search.cache_max_mb.saturating_mul(1024 * 1024),
-        calls_per_minute: search.rate_limit_per_minute,
-        ..ServicePolicy::default()
-    }
-}
-
-fn tavily(settings: &Settings, key: &Secret) -> Result<TavilySearchProvider, ConfigError> {
-    TavilySearchProvider::new(
-        &settings.search.tavily.base_url,
-        key.expose(),
-        deadlines(settings),
-        outbound(),
-    )
-    .map_err(|_| {
-        load_problem(
-            "search.tavily.api_key",
-            "<redacted>",
-            "a key that can be sent in an Authorization header: printable ASCII without spaces",
-        )
-    })
-}
-
-/// The backend the settings name. Both built-in backends support every tool.
-fn configured_backend(
-    settings: &Settings,
-    backend: &SearchBackend,
-) -> Result<WebBackend, ConfigError> {
-    Ok(match backend {
-        SearchBackend::Mock => WebBackend::full(Arc::new(MockSearchProvider)),
-        SearchBackend::Tavily { key } => WebBackend::full(Arc::new(tavily(settings, key)?)),
-    })
-}
-
-/// What `searchgate check-config` reports about the search backend: for Tavily, whether
-/// `GET /usage` accepts the key (and the usage it reports).
-pub async fn probe_search(settings: &Settings, backend: &SearchBackend) -> Vec<ProbeFinding> {
-    match backend {
-        SearchBackend::Mock => vec![ProbeFinding::ok(
-            "search backend",
-            "mock (placeholder results, no network; set TAVILY_API_KEY for real search)",
-        )],
-        SearchBackend::Tavily { key } => vec![match tavily(settings, key) {
-            Ok(tavily) => match tavily.usage().await {
-                Ok(usage) => ProbeFinding::ok("tavily key", usage),
-                Err(problem) => ProbeFinding::failed("tavily key", problem),
-            },
-            Err(problem) => ProbeFinding::failed("tavily key", problem.to_string()),
-        }],
     }
 }
 

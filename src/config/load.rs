@@ -137,8 +137,15 @@ impl Aliases {
                 SocketAddr::new(host, port).to_string().into(),
             );
         }
-        if let Some(key) = non_empty_var("TAVILY_API_KEY") {
-            set(&["search", "tavily", "api_key"], key.into());
+        for (variable, path) in [
+            ("TAVILY_API_KEY", ["search", "tavily", "api_key"]),
+            ("BRAVE_API_KEY", ["search", "brave", "api_key"]),
+            ("EXA_API_KEY", ["search", "exa", "api_key"]),
+            ("SEARXNG_URL", ["search", "searxng", "base_url"]),
+        ] {
+            if let Some(value) = non_empty_var(variable) {
+                set(&path, value.into());
+            }
         }
         if let Some(url) = non_empty_var("SCALEKIT_ENVIRONMENT_URL") {
             set(&["auth", "scalekit", "environment_url"], url.into());
@@ -156,6 +163,9 @@ impl Provider for Aliases {
             match keys.join(".").as_str() {
                 "server.bind" => "PORT",
                 "search.tavily.api_key" => "TAVILY_API_KEY",
+                "search.brave.api_key" => "BRAVE_API_KEY",
+                "search.exa.api_key" => "EXA_API_KEY",
+                "search.searxng.base_url" => "SEARXNG_URL",
                 "auth.scalekit.environment_url" => "SCALEKIT_ENVIRONMENT_URL",
                 "auth.scalekit.resource_id" => "RESOURCE_IDENTIFIER",
                 _ => "a seed-project variable",
@@ -331,7 +341,7 @@ mod tests {
         assert_eq!(settings.server.bind.to_string(), "127.0.0.1:10000");
         assert_eq!(settings.server.mcp_path, "/web-search/mcp");
         assert_eq!(settings.database.url, "sqlite://searchgate.db");
-        assert_eq!(settings.search_provider(), SearchProviderKind::Mock);
+        assert_eq!(settings.search_providers(), [SearchProviderKind::Mock]);
         assert_eq!(settings.auth.provider, AuthProviderKind::Embedded);
         assert_eq!(
             settings.search.tavily.base_url.as_str(),
@@ -410,7 +420,7 @@ mod tests {
         );
         assert_eq!(s.server.mcp_path, "/mcp");
         assert_eq!(s.database.url, "sqlite://x.db");
-        assert_eq!(s.search_provider(), SearchProviderKind::Tavily);
+        assert_eq!(s.search_providers(), [SearchProviderKind::Tavily]);
         assert_eq!(
             s.search.tavily.api_key.as_ref().map(|k| k.expose()),
             Some("tvly-abc")
@@ -447,8 +457,8 @@ mod tests {
             "PORT sets only the port"
         );
         assert_eq!(
-            s.search_provider(),
-            SearchProviderKind::Tavily,
+            s.search_providers(),
+            [SearchProviderKind::Tavily],
             "a Tavily key selects Tavily"
         );
         assert_eq!(
@@ -469,8 +479,8 @@ mod tests {
         .expect("valid");
         assert_eq!(s.server.bind.port(), 9000);
         assert_eq!(
-            s.search_provider(),
-            SearchProviderKind::Mock,
+            s.search_providers(),
+            [SearchProviderKind::Mock],
             "an explicit provider wins over the key"
         );
     }
@@ -483,12 +493,91 @@ mod tests {
     }
 
     #[test]
+    fn search_backends_are_an_ordered_list_with_their_own_keys() {
+        let s = load_env(&[
+            ("SEARCHGATE_SEARCH__PROVIDER", "searxng, brave,tavily"),
+            ("TAVILY_API_KEY", "tvly-seed"),
+            ("BRAVE_API_KEY", "brave-seed"),
+            ("SEARXNG_URL", "http://127.0.0.1:8888"),
+            ("SEARCHGATE_SEARCH__COOLDOWN_SECS", "60"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            s.search_providers(),
+            [
+                SearchProviderKind::Searxng,
+                SearchProviderKind::Brave,
+                SearchProviderKind::Tavily
+            ],
+            "the order written"
+        );
+        assert_eq!(s.search.cooldown_secs, 60);
+        let names: Vec<_> = s
+            .validate()
+            .unwrap()
+            .search
+            .iter()
+            .map(|b| b.name())
+            .collect();
+        assert_eq!(names, ["searxng", "brave", "tavily"]);
+    }
+
+    #[test]
+    fn unlisted_backends_are_chosen_by_which_keys_are_set() {
+        let s = load_env(&[
+            ("SEARXNG_URL", "http://127.0.0.1:8888"),
+            ("EXA_API_KEY", "exa-seed"),
+            ("BRAVE_API_KEY", "brave-seed"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            s.search_providers(),
+            [
+                SearchProviderKind::Brave,
+                SearchProviderKind::Exa,
+                SearchProviderKind::Searxng
+            ]
+        );
+    }
+
+    #[test]
+    fn a_listed_backend_needs_its_key_and_appears_once() {
+        let p = problems(load_env(&[("SEARCHGATE_SEARCH__PROVIDER", "brave,exa,brave")]));
+        let settings: Vec<&str> = p.iter().map(|p| p.setting.as_str()).collect();
+        assert!(settings.contains(&"search.provider"), "{p:?}");
+        let brave = p.iter().find(|p| p.setting == "search.brave.api_key").unwrap();
+        assert!(brave.expected.contains("BRAVE_API_KEY"), "{}", brave.expected);
+        assert!(settings.contains(&"search.exa.api_key"), "{p:?}");
+        let searxng = problems(load_env(&[("SEARCHGATE_SEARCH__PROVIDER", "searxng")]));
+        assert_eq!(searxng[0].setting, "search.searxng.base_url");
+        assert!(searxng[0].expected.contains("SEARXNG_URL"));
+    }
+
+    #[test]
+    fn the_reader_may_not_read_private_addresses_in_production() {
+        let allowed = [("SEARCHGATE_SEARCH__READER__ALLOW_PRIVATE_ADDRESSES", "true")];
+        assert!(load_env(&allowed).unwrap().search.reader.allow_private_addresses);
+        let p = problems(load_env(&[
+            allowed[0],
+            ("SEARCHGATE_PROFILE", "production"),
+        ]));
+        assert!(
+            p.iter()
+                .any(|p| p.setting == "search.reader.allow_private_addresses"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
     fn a_bad_enum_value_names_the_variable_the_value_and_the_choices() {
         let p = problems(load_env(&[("SEARCHGATE_SEARCH__PROVIDER", "bing")]));
         assert_eq!(p[0].setting, "search.provider");
         assert_eq!(p[0].source, "SEARCHGATE_SEARCH__PROVIDER");
         assert_eq!(p[0].value.as_deref(), Some("\"bing\""));
-        assert_eq!(p[0].expected, "expected one of: mock, tavily");
+        assert_eq!(
+            p[0].expected,
+            "expected one of: mock, tavily, brave, searxng, exa"
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use super::Secret;
 pub struct Providers {
     /// Who issues and verifies access tokens.
     pub auth: AuthProvider,
-    /// Which backend answers the tools.
-    pub search: SearchBackend,
+    /// Which backends answer the tools, in order of preference (never empty).
+    pub search: Vec<SearchBackend>,
     /// The operator's pre-registered client, when `registration.mode` is `static`.
     pub static_client: Option<StaticClient>,
 }
@@ -88,16 +88,46 @@ pub struct ScalekitProvider {
     pub resource_id: String,
 }
 
-/// The search backend in effect (see [`Settings::search_provider`](super::Settings::search_provider)).
+/// A search backend in effect (see
+/// [`Settings::search_providers`](super::Settings::search_providers)), with what it needs. Keys
+/// are trimmed printable ASCII without spaces, so they can be sent in a header.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SearchBackend {
     /// Deterministic mock results.
     Mock,
     /// Tavily, with searchgate's key.
     Tavily {
-        /// The key, trimmed: printable ASCII without spaces, so it can be sent as a bearer token.
+        /// The key.
         key: Secret,
     },
+    /// Brave Search, with searchgate's key.
+    Brave {
+        /// The key.
+        key: Secret,
+    },
+    /// A SearXNG instance.
+    Searxng {
+        /// The instance's root.
+        base_url: Url,
+    },
+    /// Exa, with searchgate's key.
+    Exa {
+        /// The key.
+        key: Secret,
+    },
+}
+
+impl SearchBackend {
+    /// The backend's name, as settings and results spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Mock => "mock",
+            Self::Tavily { .. } => "tavily",
+            Self::Brave { .. } => "brave",
+            Self::Searxng { .. } => "searxng",
+            Self::Exa { .. } => "exa",
+        }
+    }
 }
 
 /// `[registration.static]`, checked.

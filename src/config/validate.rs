@@ -7,7 +7,7 @@ use url::Url;
 use super::{
     AuthProvider, AuthProviderKind, AuthSettings, DatabaseSettings, IntrospectionClient,
     OidcIssuer, OidcProvider, Providers, RegistrationMode, RegistrationSettings, ScalekitProvider,
-    SearchBackend, SearchProviderKind, SearchSettings, Secret, Settings, StaticClient,
+    SearchBackend, SearchProviderKind, Secret, Settings, StaticClient,
     TokenValidation,
     load::{ConfigError, Problem, describe_source, shown_value},
 };
@@ -60,8 +60,8 @@ pub(super) fn validate(
     };
     check_server(settings, custom_auth, &mut checks);
     check_database(&settings.database, &mut checks);
-    let search = search_backend(settings, &mut checks);
-    check_search(&settings.search, &mut checks);
+    let search = search_backends(settings, &mut checks);
+    check_search(settings, &mut checks);
     let auth = auth_provider(settings, &mut checks);
     let static_client = check_registration(settings, &mut checks);
     check_scopes(&settings.auth, &mut checks);
@@ -190,45 +190,134 @@ fn check_database(database: &DatabaseSettings, checks: &mut Checks) {
     );
 }
 
-/// The backend the search settings choose, with its key checked.
-fn search_backend(settings: &Settings, checks: &mut Checks) -> Option<SearchBackend> {
-    match settings.search_provider() {
-        SearchProviderKind::Mock => Some(SearchBackend::Mock),
-        SearchProviderKind::Tavily => {
-            const KEY: &[&str] = &["search", "tavily", "api_key"];
-            let key = settings
-                .search
-                .tavily
-                .api_key
-                .as_ref()
-                .map(|k| k.expose().trim())
-                .filter(|k| !k.is_empty());
-            let key = checks.require(
-                key,
-                KEY,
-                "searchgate's Tavily API key (tvly-…) when the provider is tavily; set \
-                 SEARCHGATE_SEARCH__TAVILY__API_KEY or TAVILY_API_KEY",
-            )?;
-            // The key travels as a bearer token: anything else could not be sent at all.
-            let key = checks.require(
-                key.bytes().all(|b| b.is_ascii_graphic()).then_some(key),
-                KEY,
-                "a Tavily API key as Tavily shows it (tvly-…): printable ASCII without spaces \
-                 or line breaks",
-            )?;
-            Some(SearchBackend::Tavily {
-                key: Secret::new(key),
-            })
-        }
+/// The backends the search settings choose, in order, each with what it needs checked.
+fn search_backends(settings: &Settings, checks: &mut Checks) -> Option<Vec<SearchBackend>> {
+    let kinds = settings.search_providers();
+    for (i, kind) in kinds.iter().enumerate() {
+        checks.check(
+            !kinds[..i].contains(kind),
+            &["search", "provider"],
+            "each backend at most once, such as tavily,brave,searxng",
+        );
     }
+    let search = &settings.search;
+    let backends: Vec<Option<SearchBackend>> = kinds
+        .iter()
+        .map(|kind| match kind {
+            SearchProviderKind::Mock => Some(SearchBackend::Mock),
+            SearchProviderKind::Tavily => api_key(
+                checks,
+                search.tavily.api_key.as_ref(),
+                "tavily",
+                "a Tavily API key (tvly-…)",
+                "TAVILY_API_KEY",
+            )
+            .map(|key| SearchBackend::Tavily { key }),
+            SearchProviderKind::Brave => api_key(
+                checks,
+                search.brave.api_key.as_ref(),
+                "brave",
+                "a Brave Search API key",
+                "BRAVE_API_KEY",
+            )
+            .map(|key| SearchBackend::Brave { key }),
+            SearchProviderKind::Exa => api_key(
+                checks,
+                search.exa.api_key.as_ref(),
+                "exa",
+                "an Exa API key",
+                "EXA_API_KEY",
+            )
+            .map(|key| SearchBackend::Exa { key }),
+            SearchProviderKind::Searxng => checks
+                .require(
+                    search.searxng.base_url.clone().filter(is_plain_http_url),
+                    &["search", "searxng", "base_url"],
+                    "the SearXNG instance's http(s) URL, such as http://searxng.internal:8080, \
+                     when searxng is a provider; set SEARCHGATE_SEARCH__SEARXNG__BASE_URL or \
+                     SEARXNG_URL",
+                )
+                .map(|base_url| SearchBackend::Searxng { base_url }),
+        })
+        .collect();
+    backends.into_iter().collect()
 }
 
-fn check_search(search: &SearchSettings, checks: &mut Checks) {
-    let tavily = &search.tavily;
+/// `backend`'s key, trimmed, when it is set and can travel in a header.
+fn api_key(
+    checks: &mut Checks,
+    key: Option<&Secret>,
+    backend: &str,
+    what: &str,
+    alias: &str,
+) -> Option<Secret> {
+    let path = ["search", backend, "api_key"];
+    let key = key.map(|k| k.expose().trim()).filter(|k| !k.is_empty());
+    let upper = backend.to_ascii_uppercase();
+    let key = checks.require(
+        key,
+        &path,
+        &format!(
+            "searchgate's own {what} when {backend} is a provider; set \
+             SEARCHGATE_SEARCH__{upper}__API_KEY or {alias}"
+        ),
+    )?;
+    // The key travels in a header: anything else could not be sent at all.
+    let key = checks.require(
+        key.bytes().all(|b| b.is_ascii_graphic()).then_some(key),
+        &path,
+        &format!("{what} as the provider shows it: printable ASCII without spaces or line breaks"),
+    )?;
+    Some(Secret::new(key))
+}
+
+fn check_search(settings: &Settings, checks: &mut Checks) {
+    let search = &settings.search;
+    for (backend, url, example) in [
+        ("tavily", &search.tavily.base_url, "https://api.tavily.com"),
+        ("brave", &search.brave.base_url, "https://api.search.brave.com"),
+        ("exa", &search.exa.base_url, "https://api.exa.ai"),
+    ] {
+        checks.check(
+            is_plain_http_url(url),
+            &["search", backend, "base_url"],
+            &format!("an absolute http(s) URL such as {example}"),
+        );
+    }
     checks.check(
-        is_plain_http_url(&tavily.base_url),
-        &["search", "tavily", "base_url"],
-        "an absolute http(s) URL such as https://api.tavily.com",
+        search.cooldown_secs <= 86_400,
+        &["search", "cooldown_secs"],
+        "at most 86400 seconds (a day); 0 never skips a failing backend",
+    );
+    let reader = &search.reader;
+    checks.check(
+        (1_000..=100_000_000).contains(&reader.max_bytes),
+        &["search", "reader", "max_bytes"],
+        "from 1000 to 100000000 bytes",
+    );
+    checks.check(
+        (1..=120).contains(&reader.timeout_secs),
+        &["search", "reader", "timeout_secs"],
+        "from 1 to 120 seconds",
+    );
+    checks.check(
+        (1..=64).contains(&reader.max_concurrent),
+        &["search", "reader", "max_concurrent"],
+        "from 1 to 64 pages at once",
+    );
+    checks.check(
+        !reader.user_agent.trim().is_empty()
+            && reader.user_agent.len() <= 200
+            && reader.user_agent.bytes().all(|b| b == b' ' || b.is_ascii_graphic()),
+        &["search", "reader", "user_agent"],
+        "a User-Agent of printable ASCII, at most 200 characters, that names searchgate and a \
+         contact",
+    );
+    checks.check(
+        !(reader.allow_private_addresses && settings.profile == super::Profile::Production),
+        &["search", "reader", "allow_private_addresses"],
+        "false in the production profile: reading internal addresses on a caller's behalf is \
+         a server-side request forgery hole",
     );
     checks.check(
         search.cache_ttl_secs <= 86_400,

@@ -390,6 +390,10 @@ pub struct ServedOut {
     /// Credits the call cost the operator's account, when the backend reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credits: Option<f64>,
+    /// What the call cost the operator's account in US dollars, when the backend reports money
+    /// rather than credits (Exa).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_dollars: Option<f64>,
     /// The backend's id for this call, for support requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -414,6 +418,7 @@ impl ServedOut {
         Self {
             cached: stats.cache_hit,
             credits: usage.credits,
+            cost_dollars: usage.cost_dollars,
             request_id: usage.request_id.clone(),
             fallback_from: stats
                 .fallback_from

@@ -233,6 +233,7 @@ pub struct AuditRow {
     pub cache_hit: Option<bool>,
     pub upstream_attempts: Option<i64>,
     pub upstream_request_id: Option<String>,
+    pub fallback_from: Option<String>,
 }
 
 impl AuditTable {
@@ -243,7 +244,7 @@ impl AuditTable {
             .expect("the database opens");
         let rows = sqlx::query(
             "SELECT request_id, method, tool, outcome, http_status, error_code, subject, \
-             provider, cache_hit, upstream_attempts, upstream_request_id \
+             provider, cache_hit, upstream_attempts, upstream_request_id, fallback_from \
              FROM audit_events ORDER BY id",
         )
         .fetch_all(&pool)
@@ -262,6 +263,7 @@ impl AuditTable {
             cache_hit: r.get("cache_hit"),
             upstream_attempts: r.get("upstream_attempts"),
             upstream_request_id: r.get("upstream_request_id"),
+            fallback_from: r.get("fallback_from"),
         })
         .collect();
         pool.close().await;

@@ -3,6 +3,7 @@
 
 mod audit;
 mod audit_outage;
+mod backends;
 mod bad_input;
 mod bearer_answers;
 mod binary;

@@ -25,7 +25,7 @@ async fn stack(configure: impl FnOnce(&mut Settings)) -> (MockServer, TestApp) {
     let base_url = tavily.uri().parse().unwrap();
     let app = spawn_with(
         |s| {
-            s.search.provider = Some(SearchProviderKind::Tavily);
+            s.search.provider = vec![SearchProviderKind::Tavily];
             s.search.tavily.api_key = Some(Secret::new(KEY));
             s.search.tavily.base_url = base_url;
             s.search.deadlines.search_secs = 2;
@@ -335,7 +335,7 @@ async fn an_unreachable_backend_is_a_tool_error_not_a_crash() {
     let closed = free_port();
     let app = spawn_with(
         |s| {
-            s.search.provider = Some(SearchProviderKind::Tavily);
+            s.search.provider = vec![SearchProviderKind::Tavily];
             s.search.tavily.api_key = Some(Secret::new(KEY));
             s.search.tavily.base_url = format!("http://127.0.0.1:{closed}").parse().unwrap();
         },
@@ -862,13 +862,13 @@ async fn check_config_verifies_the_key_with_usage() {
     let (code, text) = check("tvly-good");
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains("# ok      tavily key: accepted; this key has used 42 credits (limit: 1000)"),
+        text.contains("# ok      tavily backend: accepted; this key has used 42 credits (limit: 1000)"),
         "{text}"
     );
     let (code, text) = check("tvly-bad");
     assert_eq!(code, Some(1), "a refused key is a problem: {text}");
     assert!(
-        text.contains("# PROBLEM tavily key: Tavily refused the API key"),
+        text.contains("# PROBLEM tavily backend: Tavily refused the API key"),
         "{text}"
     );
     assert!(!text.contains("tvly-bad"), "the key is never printed");

@@ -76,7 +76,10 @@ impl Default for ReaderSettings {
     }
 }
 
-/// Reads pages itself: the `ExtractProvider` used when no search backend extracts.
+/// Reads pages itself: the `ExtractProvider` used when no search backend extracts. Honours
+/// `format` and `include_images`; ignores `query`, `chunks_per_source`, `extract_depth` and
+/// `include_favicon` (whole pages, one depth, no favicons). Public addresses only unless
+/// [`ReaderSettings::allow_private_addresses`].
 pub struct PageReader {
     http: reqwest::Client,
     settings: ReaderSettings,

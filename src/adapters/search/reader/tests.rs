@@ -246,7 +246,7 @@ async fn slow_pages_fail_at_the_page_timeout() {
 }
 
 #[tokio::test]
-async fn types_other_than_pages_and_text_fail_with_the_type_and_errors_with_the_status() {
+async fn other_types_fail_with_the_type_and_errors_with_the_status_or_cause() {
     let reader = reader(settings());
     for kind in ["image/png", "application/octet-stream", "application/pdf"] {
         let server = serving(ResponseTemplate::new(200).set_body_raw(vec![0u8, 1, 2], kind));
@@ -261,6 +261,12 @@ async fn types_other_than_pages_and_text_fail_with_the_type_and_errors_with_the_
         let failed = read_one(&reader, server.uri(), PageOptions::default()).await;
         assert_eq!(failed.unwrap_err(), format!("HTTP {status}"));
     }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    let failed = read_one(&reader, url, PageOptions::default()).await;
+    let why = failed.unwrap_err();
+    assert!(why.starts_with("cannot connect: "), "{why}");
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 pub mod http_client;
 /// Identity providers: OIDC, Scalekit, and the JWT and introspection machinery they share.
 pub mod idp;
+/// The guard for fetching URLs a stranger chose: public addresses only.
+pub mod public_web;
 /// Client registries: the IdP's registration endpoint, or a pre-registered client.
 pub mod registration;
 /// Search providers.

@@ -9,7 +9,7 @@ use crate::{
         http_client::outbound,
         search::{
             BraveSearchProvider, ExaSearchProvider, MockSearchProvider, PageReader, ReaderSettings,
-            SearxngSearchProvider, TavilySearchProvider, reader,
+            SearxngSearchProvider, TavilySearchProvider,
         },
     },
     config::{ConfigError, SearchBackend, Secret, Settings, load_problem},
@@ -54,7 +54,7 @@ pub(super) fn configured_backends(
         .collect::<Result<Vec<_>, _>>()?;
     if !backends.iter().any(|b| b.has(Capability::Extract)) {
         backends.push(WebBackend::extract_only(
-            reader::NAME,
+            PageReader::NAME,
             Arc::new(page_reader(settings)?),
         ));
     }

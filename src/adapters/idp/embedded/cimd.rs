@@ -4,20 +4,18 @@
 //! addresses the connection uses), no proxy, no redirects, 5 KB, 10 s, a few fetches at a time;
 //! good documents are cached.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    sync::Arc,
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use moka::future::Cache;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde::Deserialize;
-use url::{Host, Url};
+use url::Url;
 
 use super::Lookup;
 use crate::{
-    adapters::http_client::read_limited,
+    adapters::{
+        http_client::read_limited,
+        public_web::{HostRefused, PublicOnly, check_host, has_no_public_address},
+    },
     domain::{
         clients::{ClientError, ClientMetadata, RegistrationRequest},
         issuer::ClientRecord,
@@ -204,24 +202,13 @@ fn check_url(url: &str) -> Result<Url, String> {
     if parsed.path() == "/" {
         return Err("client id URLs must have a path".to_owned());
     }
-    match parsed.host() {
-        Some(Host::Domain(d)) if is_localhost(d) => {
+    match check_host(&parsed) {
+        Ok(()) => Ok(parsed),
+        Err(HostRefused::Localhost(_)) => {
             Err("client id URLs must not point at this machine".to_owned())
         }
-        Some(Host::Domain(_)) => Ok(parsed),
-        Some(Host::Ipv4(ip)) if is_public(IpAddr::V4(ip)) => Ok(parsed),
-        Some(Host::Ipv6(ip)) if is_public(IpAddr::V6(ip)) => Ok(parsed),
-        _ => Err("client id URLs must name a public host".to_owned()),
+        Err(_) => Err("client id URLs must name a public host".to_owned()),
     }
-}
-
-/// `localhost` and its subdomains (RFC 6761 §6.3), with or without the root's trailing dot.
-fn is_localhost(domain: &str) -> bool {
-    let domain = domain
-        .strip_suffix('.')
-        .unwrap_or(domain)
-        .to_ascii_lowercase();
-    domain == "localhost" || domain.ends_with(".localhost")
 }
 
 /// The host of a URL already checked by [`check_url`], for messages.
@@ -230,94 +217,6 @@ fn host_of(url: &str) -> String {
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default()
-}
-
-/// Whether a fetch failed because the host resolved to no public address.
-fn has_no_public_address(error: &reqwest::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = cause {
-        if error.is::<NoPublicAddress>() {
-            return true;
-        }
-        cause = error.source();
-    }
-    false
-}
-
-/// A name that resolves, but only to addresses outside the public internet.
-#[derive(Debug, thiserror::Error)]
-#[error("{0} has no public address")]
-struct NoPublicAddress(String);
-
-/// Whether `ip` is on the public internet (not loopback, private, link-local, shared, reserved,
-/// documentation, multicast or unspecified).
-fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // shared address space (RFC 6598)
-                || (a == 192 && b == 0)                   // IETF protocol assignments
-                || (a == 192 && b == 88 && v4.octets()[2] == 99) // 6to4 relay anycast
-                || (a == 198 && (18..20).contains(&b))    // benchmarking
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let segments = v6.segments();
-            let first = segments[0];
-            let [_, second, .., last2, last] = segments;
-            // IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks).
-            if segments[..6].iter().all(|s| *s == 0) && (last2 != 0 || last > 1) {
-                return is_public(IpAddr::V4(std::net::Ipv4Addr::from(
-                    (u32::from(last2) << 16) | u32::from(last),
-                )));
-            }
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link local
-                || (first & 0xffc0) == 0xfec0 // site local (deprecated)
-                || (first == 0x2001 && second == 0x0db8) // documentation
-                || (first == 0x2001 && second == 0) // Teredo: embeds any IPv4
-                || first == 0x2002 // 6to4: embeds any IPv4
-                || first == 0x0064 // NAT64 well-known prefix
-                // IPv4-translated ::ffff:0:a.b.c.d (RFC 2765): never a public destination.
-                || segments[..6] == [0, 0, 0, 0, 0xffff, 0]
-                // Discard-only 100::/64 (RFC 6666).
-                || segments[..4] == [0x0100, 0, 0, 0])
-        }
-    }
-}
-
-/// Resolves names and keeps only public addresses, so a hostname that points inside the
-/// network cannot be used to reach it (the check is on the addresses actually connected to).
-struct PublicOnly;
-
-impl Resolve for PublicOnly {
-    fn resolve(&self, name: Name) -> Resolving {
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 443))
-                .await?
-                .filter(|addr| is_public(addr.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(Box::new(NoPublicAddress(host)) as Box<_>);
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
 }
 
 #[cfg(test)]
@@ -346,42 +245,6 @@ mod tests {
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn public_addresses_are_told_apart() {
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "100:0:0:1::1"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
-        }
-        for private in [
-            "127.0.0.1",
-            "10.0.0.1",
-            "172.16.0.1",
-            "192.168.1.1",
-            "100.64.0.1",
-            "0.0.0.0",
-            "224.0.0.1",
-            "::1",
-            "fe80::1",
-            "fc00::1",
-            "::ffff:10.0.0.1",
-            "::127.0.0.1",
-            "fec0::1",
-            "2002:7f00:1::",
-            "2001:0:4136:e378::1",
-            "::ffff:0:127.0.0.1",
-            "::ffff:0:8.8.8.8",
-            "100::1",
-            "100::ffff:ffff:ffff:ffff",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-    }
-
-    #[tokio::test]
-    async fn names_that_resolve_inside_the_network_are_refused() {
-        let refused = PublicOnly.resolve("localhost".parse().unwrap()).await;
-        assert!(refused.is_err());
     }
 
     #[tokio::test]

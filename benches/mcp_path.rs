@@ -40,6 +40,7 @@ fn mock_results(count: usize) -> SearchResults {
             credits: Some(1.0),
             request_id: Some("mock-request".into()),
             response_time: Some(0.01),
+            cost_dollars: None,
         },
     }
 }

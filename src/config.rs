@@ -134,7 +134,10 @@ impl Settings {
             (SearchProviderKind::Tavily, search.tavily.api_key.is_some()),
             (SearchProviderKind::Brave, search.brave.api_key.is_some()),
             (SearchProviderKind::Exa, search.exa.api_key.is_some()),
-            (SearchProviderKind::Searxng, search.searxng.base_url.is_some()),
+            (
+                SearchProviderKind::Searxng,
+                search.searxng.base_url.is_some(),
+            ),
         ];
         let chosen: Vec<_> = configured
             .into_iter()
@@ -305,9 +308,8 @@ fn provider_list<'de, D: serde::Deserializer<'de>>(
     load::string_or_list(deserializer)?
         .iter()
         .map(|name| {
-            SearchProviderKind::from_name(name).ok_or_else(|| {
-                serde::de::Error::unknown_variant(name, SearchProviderKind::NAMES)
-            })
+            SearchProviderKind::from_name(name)
+                .ok_or_else(|| serde::de::Error::unknown_variant(name, SearchProviderKind::NAMES))
         })
         .collect()
 }

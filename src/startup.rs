@@ -27,9 +27,7 @@ use crate::{
         },
         store::{Database, PoolSettings},
     },
-    config::{
-        AuthProvider, ConfigError, Providers, RegistrationMode, Settings, load_problem,
-    },
+    config::{AuthProvider, ConfigError, Providers, RegistrationMode, Settings, load_problem},
     domain::{
         audit::{AuditLog, AuditSink, AuditWriter, AuditWriterConfig},
         auth::{

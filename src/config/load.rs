@@ -542,11 +542,21 @@ mod tests {
 
     #[test]
     fn a_listed_backend_needs_its_key_and_appears_once() {
-        let p = problems(load_env(&[("SEARCHGATE_SEARCH__PROVIDER", "brave,exa,brave")]));
+        let p = problems(load_env(&[(
+            "SEARCHGATE_SEARCH__PROVIDER",
+            "brave,exa,brave",
+        )]));
         let settings: Vec<&str> = p.iter().map(|p| p.setting.as_str()).collect();
         assert!(settings.contains(&"search.provider"), "{p:?}");
-        let brave = p.iter().find(|p| p.setting == "search.brave.api_key").unwrap();
-        assert!(brave.expected.contains("BRAVE_API_KEY"), "{}", brave.expected);
+        let brave = p
+            .iter()
+            .find(|p| p.setting == "search.brave.api_key")
+            .unwrap();
+        assert!(
+            brave.expected.contains("BRAVE_API_KEY"),
+            "{}",
+            brave.expected
+        );
         assert!(settings.contains(&"search.exa.api_key"), "{p:?}");
         let searxng = problems(load_env(&[("SEARCHGATE_SEARCH__PROVIDER", "searxng")]));
         assert_eq!(searxng[0].setting, "search.searxng.base_url");
@@ -556,7 +566,13 @@ mod tests {
     #[test]
     fn the_reader_may_not_read_private_addresses_in_production() {
         let allowed = [("SEARCHGATE_SEARCH__READER__ALLOW_PRIVATE_ADDRESSES", "true")];
-        assert!(load_env(&allowed).unwrap().search.reader.allow_private_addresses);
+        assert!(
+            load_env(&allowed)
+                .unwrap()
+                .search
+                .reader
+                .allow_private_addresses
+        );
         let p = problems(load_env(&[
             allowed[0],
             ("SEARCHGATE_PROFILE", "production"),

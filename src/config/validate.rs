@@ -7,8 +7,7 @@ use url::Url;
 use super::{
     AuthProvider, AuthProviderKind, AuthSettings, DatabaseSettings, IntrospectionClient,
     OidcIssuer, OidcProvider, Providers, RegistrationMode, RegistrationSettings, ScalekitProvider,
-    SearchBackend, SearchProviderKind, Secret, Settings, StaticClient,
-    TokenValidation,
+    SearchBackend, SearchProviderKind, Secret, Settings, StaticClient, TokenValidation,
     load::{ConfigError, Problem, describe_source, shown_value},
 };
 
@@ -275,7 +274,11 @@ fn check_search(settings: &Settings, checks: &mut Checks) {
     let search = &settings.search;
     for (backend, url, example) in [
         ("tavily", &search.tavily.base_url, "https://api.tavily.com"),
-        ("brave", &search.brave.base_url, "https://api.search.brave.com"),
+        (
+            "brave",
+            &search.brave.base_url,
+            "https://api.search.brave.com",
+        ),
         ("exa", &search.exa.base_url, "https://api.exa.ai"),
     ] {
         checks.check(
@@ -308,7 +311,10 @@ fn check_search(settings: &Settings, checks: &mut Checks) {
     checks.check(
         !reader.user_agent.trim().is_empty()
             && reader.user_agent.len() <= 200
-            && reader.user_agent.bytes().all(|b| b == b' ' || b.is_ascii_graphic()),
+            && reader
+                .user_agent
+                .bytes()
+                .all(|b| b == b' ' || b.is_ascii_graphic()),
         &["search", "reader", "user_agent"],
         "a User-Agent of printable ASCII, at most 200 characters, that names searchgate and a \
          contact",
@@ -909,9 +915,9 @@ mod tests {
         );
         assert_eq!(
             providers.search,
-            SearchBackend::Tavily {
+            [SearchBackend::Tavily {
                 key: Secret::new("tvly-abc")
-            },
+            }],
             "a Tavily key selects Tavily, trimmed"
         );
         assert_eq!(providers.static_client, None);

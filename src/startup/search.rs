@@ -59,7 +59,11 @@ pub(super) fn configured_backends(
         ));
     }
     let backends = Backends::new(backends).map_err(|error| {
-        load_problem("search.provider", &error.to_string(), "each backend at most once")
+        load_problem(
+            "search.provider",
+            &error.to_string(),
+            "each backend at most once",
+        )
     })?;
     with_cooldown(settings, backends)
 }

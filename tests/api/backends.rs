@@ -233,7 +233,8 @@ async fn when_every_backend_fails_one_error_names_each_reason() {
     );
     let text = failed["content"][0]["text"].as_str().unwrap();
     assert!(
-        text.contains("tavily (upstream_unauthorized") && text.contains("brave (upstream_unavailable"),
+        text.contains("tavily (upstream_unauthorized")
+            && text.contains("brave (upstream_unavailable"),
         "{text}"
     );
     app.stop().await;
@@ -321,7 +322,10 @@ async fn the_real_binary_searches_brave_then_searxng_and_reads_pages_itself() {
         output["fallback_from"],
         json!([{ "provider": "brave", "error": "upstream_unavailable" }])
     );
-    assert_eq!(output["results"][0]["url"], "https://doc.rust-lang.org/book/");
+    assert_eq!(
+        output["results"][0]["url"],
+        "https://doc.rust-lang.org/book/"
+    );
     assert_eq!(
         brave.received_requests().await.unwrap().len(),
         2,
@@ -348,4 +352,47 @@ async fn the_real_binary_searches_brave_then_searxng_and_reads_pages_itself() {
     for noise in ["SCRIPT-TEXT", "NAV-LINK-TEXT", "FOOTER-TEXT"] {
         assert!(!content.contains(noise), "{noise} in {content}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_probes_every_configured_backend() {
+    let brave = MockServer::start().await;
+    Mock::given(path("/res/v1/web/search"))
+        .and(header("x-subscription-token", "brave-probe-key"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("X-RateLimit-Limit", "1, 15000")
+                .set_body_json(brave_answer()),
+        )
+        .mount(&brave)
+        .await;
+    let searxng = fake("/search", 403, json!({})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (brave_url, searxng_url) = (brave.uri(), searxng.uri());
+    let output = crate::helpers::searchgate(
+        dir.path(),
+        &[
+            ("BRAVE_API_KEY", "brave-probe-key"),
+            ("SEARCHGATE_SEARCH__BRAVE__BASE_URL", &brave_url),
+            ("SEARXNG_URL", &searxng_url),
+        ],
+    )
+    .arg("check-config")
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "a failed probe: {text}");
+    assert!(
+        text.contains("provider = [\n    \"brave\",\n    \"searxng\",\n]"),
+        "{text}"
+    );
+    assert!(text.contains("# ok      brave backend: "), "{text}");
+    assert!(text.contains("# PROBLEM searxng backend: "), "{text}");
+    assert!(text.contains("settings.yml"), "says what to fix: {text}");
+    assert!(text.contains("# ok      page reader: "), "{text}");
+    assert!(
+        !text.contains("brave-probe-key"),
+        "the key is never printed"
+    );
+    assert_eq!(brave.received_requests().await.unwrap().len(), 1);
 }

@@ -50,7 +50,7 @@ async fn check_config_prints_the_effective_configuration_with_secrets_redacted()
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(
-        text.contains("provider = \"tavily\""),
+        text.contains("provider = [\"tavily\"]"),
         "TAVILY_API_KEY selects tavily:\n{text}"
     );
     assert!(text.contains("api_key = \"<redacted>\""), "{text}");

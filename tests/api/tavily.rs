@@ -862,7 +862,9 @@ async fn check_config_verifies_the_key_with_usage() {
     let (code, text) = check("tvly-good");
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains("# ok      tavily backend: accepted; this key has used 42 credits (limit: 1000)"),
+        text.contains(
+            "# ok      tavily backend: accepted; this key has used 42 credits (limit: 1000)"
+        ),
         "{text}"
     );
     let (code, text) = check("tvly-bad");

@@ -390,6 +390,23 @@ mod tests {
     }
 
     #[test]
+    fn a_toml_file_lists_backends_as_a_list() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "searchgate.toml",
+                "[search]\nprovider = [\"exa\", \"mock\"]\n[search.exa]\napi_key = \"exa-file\"\n",
+            )?;
+            jail.set_env("SEARCHGATE_CONFIG", "searchgate.toml");
+            let s = load(None).expect("valid");
+            assert_eq!(
+                s.search_providers(),
+                [SearchProviderKind::Exa, SearchProviderKind::Mock]
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn every_documented_variable_name_is_read() {
         let s = load_env(&[
             ("SEARCHGATE_SERVER__BIND", "127.0.0.1:4000"),

@@ -396,3 +396,39 @@ async fn check_config_probes_every_configured_backend() {
     );
     assert_eq!(brave.received_requests().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn searxng_with_every_engine_failed_is_a_failure_the_next_backend_covers() {
+    let tavily = fake("/search", 500, json!({})).await;
+    let brave = fake("/res/v1/web/search", 200, brave_answer()).await;
+    let searxng = fake(
+        "/search",
+        200,
+        json!({
+            "query": "rust", "number_of_results": 0, "results": [],
+            "unresponsive_engines": [["google", "timeout"], ["duckduckgo", "CAPTCHA"]]
+        }),
+    )
+    .await;
+    let app = spawn_with(
+        |s| {
+            use_backends(
+                s,
+                &[SearchProviderKind::Searxng, SearchProviderKind::Brave],
+                &tavily,
+                &brave,
+                &searxng,
+            )
+        },
+        |b| b,
+    )
+    .await;
+    let result = call(&app, json!({ "query": "rust" })).await;
+    assert_eq!(result["structuredContent"]["provider"], "brave", "{result}");
+    assert_eq!(
+        result["structuredContent"]["fallback_from"],
+        json!([{ "provider": "searxng", "error": "upstream_unavailable" }]),
+        "an empty page with failed engines is not \"no results\""
+    );
+    app.stop().await;
+}

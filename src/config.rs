@@ -474,18 +474,15 @@ pub struct PageReaderSettings {
 }
 
 impl Default for PageReaderSettings {
+    /// The reader's own defaults, so the two cannot drift apart.
     fn default() -> Self {
+        let reader = crate::adapters::search::ReaderSettings::default();
         Self {
-            max_bytes: 5_000_000,
-            timeout_secs: 15,
-            max_concurrent: 4,
-            user_agent: concat!(
-                "searchgate/",
-                env!("CARGO_PKG_VERSION"),
-                " (page reader; +https://github.com/searchgate/searchgate)"
-            )
-            .to_owned(),
-            allow_private_addresses: false,
+            max_bytes: u64::try_from(reader.max_bytes).unwrap_or(u64::MAX),
+            timeout_secs: reader.page_timeout.as_secs(),
+            max_concurrent: u32::try_from(reader.max_concurrent).unwrap_or(u32::MAX),
+            user_agent: reader.user_agent,
+            allow_private_addresses: reader.allow_private_addresses,
         }
     }
 }

@@ -602,6 +602,25 @@ mod tests {
     }
 
     #[test]
+    fn placeholder_results_never_back_up_real_ones_in_production() {
+        let listed = [
+            ("SEARCHGATE_SEARCH__PROVIDER", "brave,mock"),
+            ("BRAVE_API_KEY", "k"),
+        ];
+        assert!(load_env(&listed).is_ok(), "fine for development");
+        let p = problems(load_env(&[
+            listed[0],
+            listed[1],
+            ("SEARCHGATE_PROFILE", "production"),
+        ]));
+        assert!(
+            p.iter()
+                .any(|p| p.setting == "search.provider" && p.expected.contains("placeholder")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
     fn a_bad_enum_value_names_the_variable_the_value_and_the_choices() {
         let p = problems(load_env(&[("SEARCHGATE_SEARCH__PROVIDER", "bing")]));
         assert_eq!(p[0].setting, "search.provider");

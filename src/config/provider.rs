@@ -118,6 +118,12 @@ pub enum SearchBackend {
 }
 
 impl SearchBackend {
+    /// Whether the backend reads pages itself (else the built-in reader serves
+    /// `web_extract`).
+    pub fn reads_pages(&self) -> bool {
+        matches!(self, Self::Mock | Self::Tavily { .. } | Self::Exa { .. })
+    }
+
     /// The backend's name, as settings and results spell it.
     pub fn name(&self) -> &'static str {
         match self {

@@ -199,6 +199,14 @@ fn search_backends(settings: &Settings, checks: &mut Checks) -> Option<Vec<Searc
             "each backend at most once, such as tavily,brave,searxng",
         );
     }
+    checks.check(
+        !(settings.profile == super::Profile::Production
+            && kinds.len() > 1
+            && kinds.contains(&SearchProviderKind::Mock)),
+        &["search", "provider"],
+        "real backends only in the production profile: with mock in the list, a failing \
+         backend would be covered by placeholder results that look like web pages",
+    );
     let search = &settings.search;
     let backends: Vec<Option<SearchBackend>> = kinds
         .iter()

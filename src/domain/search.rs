@@ -44,10 +44,12 @@ pub trait SearchProvider: Send + Sync + 'static {
     /// A short, stable name for logs, audit rows and results (`"mock"`, `"tavily"`).
     fn name(&self) -> &'static str;
 
-    /// The optional arguments this backend honours; the core reports the others a caller set
-    /// as unsupported (or refuses them when the caller named this backend). Every one by
-    /// default.
-    fn supports(&self) -> SearchArguments {
+    /// The optional arguments this backend honours for `request` (some it honours only for
+    /// some values: a country it has a code for, domain filters that fit its query limit); the
+    /// core reports the others the caller set as unsupported (or refuses them when the caller
+    /// named this backend), and the backend leaves them out. Every one by default.
+    fn supports(&self, request: &SearchRequest) -> SearchArguments {
+        let _ = request;
         SearchArguments::ALL
     }
 

@@ -39,6 +39,13 @@ struct UpstreamLabels {
     outcome: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FallbackLabels {
+    provider: String,
+    tool: String,
+    error: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms … ~16 s.
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -52,7 +59,7 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     upstream: Family<UpstreamLabels, Counter>,
     upstream_latency: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
-    fallbacks: Family<UpstreamLabels, Counter>,
+    fallbacks: Family<FallbackLabels, Counter>,
 }
 
 impl Metrics {
@@ -88,7 +95,7 @@ impl Metrics {
             "Latency of tool calls that reached the search backend, by provider, tool and outcome",
             upstream_latency.clone(),
         );
-        let fallbacks = Family::<UpstreamLabels, Counter>::default();
+        let fallbacks = Family::<FallbackLabels, Counter>::default();
         registry.register(
             "upstream_fallbacks",
             "Tool calls a backend failed and passed on to the next, by that backend, tool and its \
@@ -139,10 +146,10 @@ impl Metrics {
         for failed in event.fallback_from.iter().flat_map(|list| list.split(',')) {
             if let Some((provider, code)) = failed.split_once(':') {
                 self.fallbacks
-                    .get_or_create(&UpstreamLabels {
+                    .get_or_create(&FallbackLabels {
                         provider: provider.to_owned(),
                         tool: tool.clone(),
-                        outcome: code.to_owned(),
+                        error: code.to_owned(),
                     })
                     .inc();
             }

@@ -342,16 +342,31 @@ fn upstream_error(error: &SearchError, slow_hint: &str) -> ToolOutcome {
             tracing::warn!(error_code = code, %error, "every search backend failed");
             let reasons: Vec<String> = failures
                 .iter()
-                .map(|f| format!("{} ({}: {})", f.provider, f.error.code(), f.error))
+                .map(|f| match &f.error {
+                    // Its details stay in the log, as for a single backend.
+                    SearchError::Unexpected(_) => {
+                        format!("{} ({}: an internal error)", f.provider, f.error.code())
+                    }
+                    other => format!("{} ({}: {other})", f.provider, other.code()),
+                })
                 .collect();
             let passing = failures.iter().any(|f| {
                 f.error.is_transient() || matches!(f.error, SearchError::RateLimited { .. })
             });
+            // The longest wait a backend asked for, at least the few seconds an outage takes.
+            let wait = failures
+                .iter()
+                .filter_map(|f| match f.error {
+                    SearchError::RateLimited { retry_after } => retry_after.map(retry_secs),
+                    _ => None,
+                })
+                .fold(5, u64::max);
             let advice = if passing {
-                "Retry in a few seconds."
+                format!("Retry in {wait} seconds.")
             } else {
                 "Retrying will not help; tell the user that the searchgate operator must check \
                  the search backends."
+                    .to_owned()
             };
             let listed: Vec<Value> = failures
                 .iter()
@@ -363,7 +378,7 @@ fn upstream_error(error: &SearchError, slow_hint: &str) -> ToolOutcome {
                     reasons.join("; ")
                 ),
                 if passing {
-                    json!({ "failures": listed, "retry_after_secs": 5 })
+                    json!({ "failures": listed, "retry_after_secs": wait })
                 } else {
                     json!({ "failures": listed })
                 },

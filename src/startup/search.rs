@@ -131,6 +131,11 @@ fn page_reader(settings: &Settings) -> Result<PageReader, ConfigError> {
         allow_private_addresses: r.allow_private_addresses,
         page_timeout: Duration::from_secs(r.timeout_secs),
         max_concurrent: usize::try_from(r.max_concurrent).unwrap_or(1),
+        // Leave a moment before the tool's deadline to hand back what was read.
+        call_timeout: deadlines(settings)
+            .extract
+            .saturating_sub(Duration::from_secs(2))
+            .max(Duration::from_secs(1)),
     })
     .map_err(|_| {
         load_problem(
@@ -177,13 +182,7 @@ pub async fn probe_search(settings: &Settings, configured: &[SearchBackend]) -> 
             Err(problem) => ProbeFinding::failed(&check, problem),
         });
     }
-    let extracts = configured.iter().any(|b| {
-        matches!(
-            b,
-            SearchBackend::Mock | SearchBackend::Tavily { .. } | SearchBackend::Exa { .. }
-        )
-    });
-    if !extracts {
+    if !configured.iter().any(SearchBackend::reads_pages) {
         let r = &settings.search.reader;
         findings.push(ProbeFinding::ok(
             "page reader",

@@ -124,7 +124,7 @@ async fn spent_tavily_credits_hand_the_call_to_brave_and_tavily_rests() {
     assert!(
         metrics.contains(
             "searchgate_upstream_fallbacks_total{provider=\"tavily\",tool=\"web_search\",\
-             outcome=\"upstream_quota_exhausted\"} 1"
+             error=\"upstream_quota_exhausted\"} 1"
         ),
         "{metrics}"
     );

@@ -125,7 +125,7 @@ impl BraveSearchProvider {
             .to_string();
         let mut url = self.endpoint.clone();
         url.query_pairs_mut()
-            .extend_pairs(wire::search_params(request, &today)?);
+            .extend_pairs(wire::search_params(request, &today));
         let request = self
             .http
             .get(url)
@@ -209,9 +209,13 @@ fn status_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> SearchE
         };
     }
     match status.as_u16() {
-        // A bad parameter value is the request's fault; any other 422 means the key's plan
-        // does not cover the call, which only the operator can change (issue 16).
-        422 if error.names_query_parameter() => SearchError::Rejected { reason: reason() },
+        // A parameter Brave could not validate is this request's fault (the key header was
+        // handled above): another request may pass, so Brave is not set aside for everyone.
+        // Any other 422 means the key's plan does not cover the call, which only the operator
+        // can change (issue 16).
+        422 if code == "VALIDATION" || error.names_query_parameter() => {
+            SearchError::Rejected { reason: reason() }
+        }
         422 => SearchError::NotInPlan { reason: reason() },
         400 => SearchError::Rejected { reason: reason() },
         500..=599 => SearchError::Unavailable {
@@ -232,8 +236,8 @@ impl SearchProvider for BraveSearchProvider {
     /// Brave matches quoted phrases verbatim; `include_favicon` → `meta_url.favicon`. Not
     /// honoured: depth, topic (news is another endpoint), chunks, answer, raw content,
     /// images and auto parameters, which this endpoint has no equivalent for.
-    fn supports(&self) -> SearchArguments {
-        SearchArguments::of(&[
+    fn supports(&self, request: &SearchRequest) -> SearchArguments {
+        let honoured = SearchArguments::of(&[
             SearchArgument::MaxResults,
             SearchArgument::TimeRange,
             SearchArgument::StartDate,
@@ -243,7 +247,19 @@ impl SearchProvider for BraveSearchProvider {
             SearchArgument::ExcludeDomains,
             SearchArgument::ExactMatch,
             SearchArgument::IncludeFavicon,
-        ])
+        ]);
+        let mut unable = Vec::new();
+        // A country without a known code is left out rather than guessed.
+        if matches!(request.country().map(super::country::iso_code), Some(None)) {
+            unable.push(SearchArgument::Country);
+        }
+        if !wire::domains_fit(request) {
+            unable.extend([
+                SearchArgument::IncludeDomains,
+                SearchArgument::ExcludeDomains,
+            ]);
+        }
+        honoured.without(SearchArguments::of(&unable))
     }
 
     async fn search(&self, request: &SearchRequest) -> Result<SearchResults, SearchError> {

@@ -3,8 +3,6 @@
 //! take. A name missing here is refused rather than guessed: a wrong code would boost another
 //! country's pages without telling anyone.
 
-use crate::domain::search::SearchError;
-
 /// English names (and common short forms) with their ISO 3166-1 alpha-2 codes.
 const COUNTRIES: &[(&str, &str)] = &[
     ("afghanistan", "AF"),
@@ -143,17 +141,6 @@ pub(super) fn iso_code(name: &str) -> Option<&'static str> {
         .map(|(_, code)| *code)
 }
 
-/// The code of `name`, or `Rejected` naming it so the model can write another name or leave
-/// `country` out.
-pub(super) fn iso_code_or_rejected(backend: &str, name: &str) -> Result<&'static str, SearchError> {
-    iso_code(name).ok_or_else(|| SearchError::Rejected {
-        reason: format!(
-            "searchgate does not know the country \"{name}\" for {backend}; write a country's \
-             usual English name, such as \"united states\" or \"germany\", or leave country out"
-        ),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,13 +174,5 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), COUNTRIES.len());
-    }
-
-    #[test]
-    fn an_unknown_country_is_refused_by_name() {
-        match iso_code_or_rejected("Brave", "narnia") {
-            Err(SearchError::Rejected { reason }) => assert!(reason.contains("\"narnia\"")),
-            other => panic!("{other:?}"),
-        }
     }
 }

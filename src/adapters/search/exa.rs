@@ -146,12 +146,17 @@ fn status_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> SearchE
         401 => SearchError::BackendUnauthorized,
         // Credits, or the key's or team's budget.
         402 => SearchError::QuotaExhausted,
-        // Moderation and robots refusals are about this request: another query may pass, and
-        // the backend must not be set aside for everyone because of one.
-        403 if matches!(error.tag(), "PROHIBITED_CONTENT" | "ROBOTS_FILTER_FAILED") => {
+        // Moderation and robots refusals are about this request, and a feature the plan lacks
+        // (a deeper search type) is one this request chose: another request may pass, and the
+        // backend must not be set aside for everyone because of one.
+        403 if matches!(
+            error.tag(),
+            "PROHIBITED_CONTENT" | "ROBOTS_FILTER_FAILED" | "FEATURE_DISABLED"
+        ) =>
+        {
             SearchError::Rejected { reason: reason() }
         }
-        // Otherwise the plan lacks the feature (`ACCESS_DENIED`, `FEATURE_DISABLED`).
+        // Otherwise the key may not use Exa at all (`ACCESS_DENIED`).
         403 => SearchError::NotInPlan { reason: reason() },
         429 => SearchError::RateLimited {
             retry_after: upstream::retry_after(headers),
@@ -176,8 +181,8 @@ impl SearchProvider for ExaSearchProvider {
     /// not match Tavily's topics: its "financial report" means filings), chunks, answer
     /// (another endpoint), images, auto parameters, and exact match (`includeText` takes one
     /// phrase of at most five words).
-    fn supports(&self) -> SearchArguments {
-        SearchArguments::of(&[
+    fn supports(&self, request: &SearchRequest) -> SearchArguments {
+        let honoured = SearchArguments::of(&[
             SearchArgument::MaxResults,
             SearchArgument::SearchDepth,
             SearchArgument::TimeRange,
@@ -188,7 +193,12 @@ impl SearchProvider for ExaSearchProvider {
             SearchArgument::IncludeDomains,
             SearchArgument::ExcludeDomains,
             SearchArgument::Country,
-        ])
+        ]);
+        // A country without a known code is left out rather than guessed.
+        match request.country().map(super::country::iso_code) {
+            Some(None) => honoured.without(SearchArguments::of(&[SearchArgument::Country])),
+            _ => honoured,
+        }
     }
 
     async fn search(&self, request: &SearchRequest) -> Result<SearchResults, SearchError> {

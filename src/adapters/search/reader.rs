@@ -20,7 +20,7 @@ mod test_server;
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use futures::future::join_all;
@@ -55,8 +55,12 @@ pub struct ReaderSettings {
     pub allow_private_addresses: bool,
     /// Longest time for one page, from connecting to the last byte.
     pub page_timeout: Duration,
-    /// Most pages fetched at once, across all calls.
+    /// Most pages fetched at once, across all calls; one call takes at most half of them, so
+    /// one caller's slow pages cannot hold every turn.
     pub max_concurrent: usize,
+    /// Longest time one call may take, all its pages included: pages not read by then are
+    /// reported as failed, so the caller gets what was read before the tool's deadline.
+    pub call_timeout: Duration,
 }
 
 impl Default for ReaderSettings {
@@ -71,7 +75,8 @@ impl Default for ReaderSettings {
             .to_owned(),
             allow_private_addresses: false,
             page_timeout: Duration::from_secs(15),
-            max_concurrent: 4,
+            max_concurrent: 8,
+            call_timeout: Duration::from_secs(55),
         }
     }
 }
@@ -84,7 +89,7 @@ pub struct PageReader {
     http: reqwest::Client,
     settings: ReaderSettings,
     /// Pages being read at once, across all calls.
-    turns: Semaphore,
+    turns: Arc<Semaphore>,
 }
 
 impl PageReader {
@@ -103,7 +108,7 @@ impl PageReader {
         )?;
         Ok(Self {
             http,
-            turns: Semaphore::new(settings.max_concurrent.max(1)),
+            turns: Arc::new(Semaphore::new(settings.max_concurrent.max(1))),
             settings,
         })
     }
@@ -126,9 +131,8 @@ impl PageReader {
         let timeout = budget.map_or(self.settings.page_timeout, |budget| {
             budget.min(self.settings.page_timeout)
         });
-        let _turn = self
-            .turns
-            .acquire()
+        let turn = Arc::clone(&self.turns)
+            .acquire_owned()
             .await
             .map_err(|_| "the reader is shutting down".to_owned())?;
         let (final_url, content_type, body) =
@@ -137,10 +141,14 @@ impl PageReader {
                 .map_err(|_| fetch::timed_out(timeout))??;
         let format = request.page().format().unwrap_or(ContentFormat::Markdown);
         let include_images = request.page().include_images();
-        // Parsing a few megabytes of HTML is CPU work: keep it off the async workers (the turn
-        // is held meanwhile, which also bounds the CPU the reader takes).
+        // Parsing a few megabytes of HTML is CPU work: keep it off the async workers. The turn
+        // moves into the task, so it is held until the parse ends even if the caller stops
+        // waiting: the turns bound the CPU the reader takes, abandoned parses included.
         let rendered = tokio::task::spawn_blocking(move || {
-            content::render(&body, &content_type, &final_url, format, include_images)
+            let rendered =
+                content::render(&body, &content_type, &final_url, format, include_images);
+            drop(turn);
+            rendered
         })
         .await
         .map_err(|_| "the page could not be rendered".to_owned())??;
@@ -197,17 +205,24 @@ impl ExtractProvider for PageReader {
     async fn extract(&self, request: &ExtractRequest) -> Result<ExtractResults, SearchError> {
         let budget = request
             .timeout_secs()
-            .map(|secs| Duration::from_secs(u64::from(secs)));
-        let reads = request.urls().iter().map(|url| async move {
-            let read = self.read(url, request, budget);
-            let outcome = match budget {
-                // Waiting for a turn counts against the caller's budget too.
-                Some(budget) => tokio::time::timeout(budget, read)
+            .map_or(self.settings.call_timeout, |secs| {
+                Duration::from_secs(u64::from(secs)).min(self.settings.call_timeout)
+            });
+        // This call's share of the turns.
+        let mine = Semaphore::new((self.settings.max_concurrent / 2).max(1));
+        let reads = request.urls().iter().map(|url| {
+            let mine = &mine;
+            async move {
+                let read = async {
+                    let _mine = mine.acquire().await.map_err(|_| fetch::timed_out(budget))?;
+                    self.read(url, request, Some(budget)).await
+                };
+                // Waiting for a turn counts against the budget too.
+                let outcome = tokio::time::timeout(budget, read)
                     .await
-                    .unwrap_or_else(|_| Err(fetch::timed_out(budget))),
-                None => read.await,
-            };
-            (url, outcome)
+                    .unwrap_or_else(|_| Err(fetch::timed_out(budget)));
+                (url, outcome)
+            }
         });
         let mut results = ExtractResults::default();
         for (url, outcome) in join_all(reads).await {

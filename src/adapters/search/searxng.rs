@@ -4,8 +4,8 @@
 //! and every engine listed as unresponsive. Retries, deadlines, caching and rate limits are
 //! core policy.
 //!
-//! SearXNG has no API key. A `user:password` in the base URL (an instance behind a proxy that
-//! asks for it) is sent by reqwest as Basic authentication and never printed.
+//! SearXNG has no API key: keep the instance on a private network. Its base URL is never
+//! shown to callers (a failure names SearXNG, not the address).
 
 mod wire;
 
@@ -139,7 +139,7 @@ impl SearchProvider for SearxngSearchProvider {
     /// query goes to many engines, and not all of them honour `site:` or quotes), country
     /// (SearXNG takes a language, not a region), topic (its categories are not Tavily's), and
     /// everything else SearXNG has no equivalent for.
-    fn supports(&self) -> SearchArguments {
+    fn supports(&self, _: &SearchRequest) -> SearchArguments {
         SearchArguments::of(&[SearchArgument::MaxResults, SearchArgument::TimeRange])
     }
 

@@ -86,8 +86,13 @@ pub(super) async fn send_accepting(
                     limit / (1024 * 1024)
                 ),
             },
-            other => SearchError::Unavailable {
-                reason: other.to_string(),
+            // The reason without the URL: a backend's address (a private SearXNG host, say)
+            // is the operator's business, not the model's.
+            FetchError::Unreachable { reason, .. } => SearchError::Unavailable {
+                reason: format!("{backend}'s answer broke off: {reason}"),
+            },
+            _ => SearchError::Unavailable {
+                reason: format!("{backend}'s answer could not be read"),
             },
         })?;
     if !status.is_success() && !accept(status) {
@@ -153,6 +158,15 @@ pub(super) fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>
 /// scoring: 1, 1/2, 1/3, … It keeps the backend's order and nothing more.
 pub(super) fn rank_score(rank: usize) -> f64 {
     1.0 / (1.0 + rank as f64)
+}
+
+/// A JSON number, or a number written as a string (backends send both).
+pub(super) fn number(value: Option<&serde_json::Value>) -> Option<f64> {
+    match value? {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 /// `HTTP <status>` from `backend`, for failures without an explanation.

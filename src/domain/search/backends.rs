@@ -238,6 +238,17 @@ impl Backends {
         }
     }
 
+    /// Notes that `name` answered: a backend that rested (or was named by a caller while it
+    /// rested) is back at once, not at the end of its rest.
+    pub(super) fn answered(&self, name: &str) {
+        if let Some(entry) = self.entries.iter().find(|e| e.backend.name == name)
+            && entry.resting_until.load(Ordering::Relaxed) != 0
+        {
+            entry.resting_until.store(0, Ordering::Relaxed);
+            tracing::info!(provider = name, "a resting search backend answers again");
+        }
+    }
+
     /// Whether `name` is resting now.
     pub fn is_resting(&self, name: &str) -> bool {
         let now = self.now_ms();

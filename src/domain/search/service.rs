@@ -24,6 +24,9 @@ use crate::domain::rate_limit::KeyedLimiter;
 const MAX_ATTEMPTS: u32 = 2;
 /// Longest `retry-after` that is waited out inside a call rather than reported.
 const MAX_INLINE_RETRY_AFTER: Duration = Duration::from_secs(2);
+/// The time kept back for each backend after the one being tried (when that much is left), so
+/// a slow first backend still leaves the others a chance.
+const FALLBACK_RESERVE: Duration = Duration::from_secs(5);
 
 /// How long each tool may take in all, retries included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +230,7 @@ impl SearchService {
             .named(provider)
             .and_then(|backend| backend.search.as_ref())
             .map_or(SearchArguments::NONE, |search| {
-                request.arguments().without(search.supports())
+                request.arguments().without(search.supports(request))
             })
     }
 
@@ -403,8 +406,9 @@ impl SearchService {
         Served { result, stats }
     }
 
-    /// Tries `candidates` in turn, each with its share of what is left of `deadline`, until one
-    /// answers; returns the answer and who gave it. A failure the caller caused ends the walk
+    /// Tries `candidates` in turn until one answers; returns the answer and who gave it. Each
+    /// may take what is left of `deadline` less a reserve for each one after it (see
+    /// [`share`]). A failure the caller caused ends the walk
     /// (another backend would refuse it too); when all fail, the error names each one's reason.
     async fn walk<'a, T, F, Fut>(
         &self,
@@ -421,13 +425,19 @@ impl SearchService {
         let mut failures = Vec::new();
         for (i, backend) in candidates.iter().copied().enumerate() {
             let left = deadline.saturating_sub(start.elapsed());
-            let share = left / u32::try_from(candidates.len() - i).unwrap_or(u32::MAX);
+            let after = u32::try_from(candidates.len() - i - 1).unwrap_or(u32::MAX);
             lock(trail).provider = backend.name;
-            let error = match tokio::time::timeout(share, self.attempt(|| call(backend), trail))
-                .await
-                .unwrap_or(Err(SearchError::Timeout))
+            let error = match tokio::time::timeout(
+                share(left, after),
+                self.attempt(|| call(backend), trail),
+            )
+            .await
+            .unwrap_or(Err(SearchError::Timeout))
             {
-                Ok(value) => return Ok((value, backend.name)),
+                Ok(value) => {
+                    self.backends.answered(backend.name);
+                    return Ok((value, backend.name));
+                }
                 Err(error) => error,
             };
             self.backends.failed(backend.name, &error);
@@ -511,6 +521,14 @@ impl SearchService {
             _ => None,
         }
     }
+}
+
+/// The time a backend may take when `left` remains and `after` backends follow it: all of it
+/// less [`FALLBACK_RESERVE`] for each that follows, and never less than an equal share.
+fn share(left: Duration, after: u32) -> Duration {
+    let equal = left / after.saturating_add(1);
+    let reserved = FALLBACK_RESERVE.min(equal).saturating_mul(after);
+    left.saturating_sub(reserved).max(equal)
 }
 
 fn lock(trail: &Mutex<Trail>) -> std::sync::MutexGuard<'_, Trail> {
@@ -1161,8 +1179,8 @@ mod tests {
         assert_eq!(served.stats.fallback_from[0].code, "upstream_timeout");
         assert_eq!(
             started.elapsed(),
-            Deadlines::default().search / 2,
-            "a hanging first backend gets its share of the deadline, not all of it"
+            Deadlines::default().search - FALLBACK_RESERVE,
+            "a hanging first backend leaves the next one its reserve"
         );
 
         let both = Backends::new(vec![
@@ -1204,6 +1222,42 @@ mod tests {
             !named.stats.cache_hit,
             "a named backend has its own entries"
         );
+    }
+
+    #[test]
+    fn each_backend_leaves_a_reserve_for_those_after_it() {
+        let secs = Duration::from_secs;
+        assert_eq!(share(secs(30), 0), secs(30), "the last one takes all");
+        assert_eq!(share(secs(30), 1), secs(25));
+        assert_eq!(share(secs(30), 2), secs(20));
+        assert_eq!(
+            share(secs(6), 2),
+            secs(2),
+            "an equal share when little is left"
+        );
+        assert_eq!(share(Duration::ZERO, 3), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resting_backend_that_answers_is_back_at_once() {
+        let (service, [tavily, _, _]) = chain(
+            [vec![SearchError::QuotaExhausted], vec![], vec![]],
+            no_cache(),
+        );
+        service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert!(service.backends().is_resting("tavily"));
+        let named = service
+            .search(&Caller::Anonymous, &request("q"), Some("tavily"))
+            .await;
+        assert_eq!(named.stats.provider, "tavily", "credits were added");
+        assert!(!service.backends().is_resting("tavily"));
+        let next = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert_eq!(next.stats.provider, "tavily");
+        assert_eq!(count(&tavily), 3);
     }
 
     #[test]

@@ -87,17 +87,21 @@ async fn a_plain_search_sends_only_the_deliberate_parameters() {
 }
 
 #[tokio::test]
-async fn an_unknown_country_is_refused_before_any_call() {
+async fn an_unknown_country_is_left_out_not_guessed() {
     let server = fake(web(json!([]))).await;
-    let error = provider(&server)
+    provider(&server)
         .search(&search(SearchOptions {
             country: Some("atlantis".into()),
             ..SearchOptions::query("q")
         }))
         .await
-        .unwrap_err();
-    assert_eq!(error.code(), "upstream_rejected");
-    assert!(server.received_requests().await.unwrap().is_empty());
+        .unwrap();
+    let sent = only_request(&server).await;
+    assert_eq!(
+        sent.url.query(),
+        Some("q=q&count=5&text_decorations=false"),
+        "no country parameter; the core reports country as unsupported"
+    );
 }
 
 #[tokio::test]
@@ -273,6 +277,11 @@ fn codes_and_statuses_map_to_the_documented_errors() {
         (
             422,
             envelope(422, "VALIDATION", json!({})),
+            "upstream_rejected",
+        ),
+        (
+            422,
+            envelope(422, "SOMETHING_NEW", json!({})),
             "upstream_not_in_plan",
         ),
         (422, Vec::new(), "upstream_not_in_plan"),
@@ -385,7 +394,7 @@ fn it_claims_exactly_the_arguments_it_maps() {
     let provider =
         BraveSearchProvider::new(&server_url, "k", Deadlines::default(), Client::new()).unwrap();
     let claimed: Vec<&str> = provider
-        .supports()
+        .supports(&SearchRequest::new(SearchOptions::query("q")).unwrap())
         .iter()
         .map(SearchArgument::as_str)
         .collect();
@@ -403,7 +412,23 @@ fn it_claims_exactly_the_arguments_it_maps() {
             "exact_match"
         ]
     );
-    assert!(!provider.supports().contains(SearchArgument::SearchDepth));
+    let unknown = SearchRequest::new(SearchOptions {
+        country: Some("narnia".into()),
+        include_domains: (0..60).map(|i| format!("d{i}.com")).collect(),
+        ..SearchOptions::query("q")
+    })
+    .unwrap();
+    let honoured = provider.supports(&unknown);
+    for (argument, why) in [
+        (SearchArgument::Country, "a country without a code"),
+        (
+            SearchArgument::IncludeDomains,
+            "domains that overflow the query",
+        ),
+        (SearchArgument::SearchDepth, "never"),
+    ] {
+        assert!(!honoured.contains(argument), "{why}");
+    }
 }
 
 #[test]

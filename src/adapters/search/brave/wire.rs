@@ -6,9 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::super::{country, upstream, upstream::nullable};
-use crate::domain::search::{
-    SearchError, SearchRequest, SearchResult, SearchResults, TimeRange, UpstreamUsage,
-};
+use crate::domain::search::{SearchRequest, SearchResult, SearchResults, TimeRange, UpstreamUsage};
 
 /// Brave's limits on `q`, checked only when searchgate lengthened it with `site:` terms (the
 /// caller's own query is Brave's to judge).
@@ -16,16 +14,11 @@ const MAX_QUERY_CHARS: usize = 400;
 const MAX_QUERY_WORDS: usize = 50;
 
 /// The query string, in a fixed order. `today` (UTC, `YYYY-MM-DD`) closes a date range that
-/// has no end.
-///
-/// # Errors
-/// `Rejected` when the country has no known code or the domain filters make `q` too long.
-pub(super) fn search_params(
-    request: &SearchRequest,
-    today: &str,
-) -> Result<Vec<(&'static str, String)>, SearchError> {
+/// has no end. A country without a code, and domain filters that do not fit the query, are
+/// left out (the core reports them as unsupported; see `supports`).
+pub(super) fn search_params(request: &SearchRequest, today: &str) -> Vec<(&'static str, String)> {
     let mut params = vec![
-        ("q", query_text(request)?),
+        ("q", query_text(request)),
         // Brave takes 1–20; 0 results (max_results 0) are cut after the answer.
         ("count", request.max_results().get().max(1).to_string()),
         // Otherwise descriptions carry `<strong>` around the query's words (search-apis-2 §2.1).
@@ -34,19 +27,32 @@ pub(super) fn search_params(
     if let Some(freshness) = freshness(request, today) {
         params.push(("freshness", freshness));
     }
-    if let Some(name) = request.country() {
-        params.push((
-            "country",
-            country::iso_code_or_rejected("Brave", name)?.to_owned(),
-        ));
+    if let Some(code) = request.country().and_then(country::iso_code) {
+        params.push(("country", code.to_owned()));
     }
-    Ok(params)
+    params
+}
+
+/// Whether the domain filters, as `site:` terms, fit Brave's query limits.
+pub(super) fn domains_fit(request: &SearchRequest) -> bool {
+    let text = filtered_query(request);
+    text.chars().count() <= MAX_QUERY_CHARS && text.split_whitespace().count() <= MAX_QUERY_WORDS
+}
+
+/// The query with the domain filters when they fit, else the query alone. Quoted phrases are
+/// left as written: Brave matches them verbatim, which is what `exact_match` asks.
+fn query_text(request: &SearchRequest) -> String {
+    let filtered = !request.include_domains().is_empty() || !request.exclude_domains().is_empty();
+    if filtered && domains_fit(request) {
+        filtered_query(request)
+    } else {
+        request.query().as_str().to_owned()
+    }
 }
 
 /// The query with the domain filters as Brave's search operators: `site:a OR site:b` for the
-/// domains results must come from, `-site:x` for each one they must not. Quoted phrases are
-/// left as written: Brave matches them verbatim, which is what `exact_match` asks.
-fn query_text(request: &SearchRequest) -> Result<String, SearchError> {
+/// domains results must come from, `-site:x` for each one they must not.
+fn filtered_query(request: &SearchRequest) -> String {
     let mut text = request.query().as_str().to_owned();
     let include: Vec<String> = request
         .include_domains()
@@ -61,19 +67,7 @@ fn query_text(request: &SearchRequest) -> Result<String, SearchError> {
         text.push_str(" -site:");
         text.push_str(site(domain));
     }
-    let filtered = !include.is_empty() || !request.exclude_domains().is_empty();
-    if filtered
-        && (text.chars().count() > MAX_QUERY_CHARS
-            || text.split_whitespace().count() > MAX_QUERY_WORDS)
-    {
-        return Err(SearchError::Rejected {
-            reason: format!(
-                "Brave takes at most {MAX_QUERY_CHARS} characters and {MAX_QUERY_WORDS} words \
-                 of query, and searchgate adds one site: term per domain; name fewer domains"
-            ),
-        });
-    }
-    Ok(text)
+    text
 }
 
 /// `site:` already covers subdomains, so the domain's `*.` wildcard is dropped.
@@ -123,6 +117,8 @@ struct WebDto {
 struct ResultDto {
     #[serde(default, deserialize_with = "nullable")]
     title: String,
+    /// Missing or null in a malformed entry, which is then skipped (not the whole answer).
+    #[serde(default, deserialize_with = "nullable")]
     url: String,
     #[serde(default, deserialize_with = "nullable")]
     description: String,
@@ -146,7 +142,8 @@ impl SearchBody {
     /// Brave has no score: each hit gets [`upstream::rank_score`] of its rank. A page listed
     /// twice is kept once before cutting to `max_results`, so duplicates do not crowd out hits.
     pub(super) fn into_domain(self, request: &SearchRequest) -> SearchResults {
-        let hits = self.web.map(|w| w.results).unwrap_or_default();
+        let mut hits = self.web.map(|w| w.results).unwrap_or_default();
+        hits.retain(|hit| !hit.url.is_empty());
         let mut results = SearchResults {
             // Not Brave's `query.original`: that includes the `site:` terms searchgate added.
             query: request.query().as_str().to_owned(),
@@ -234,7 +231,11 @@ fn tag_len(tail: &str) -> Option<usize> {
 /// The character and length of the reference at the start of `tail` (`&name;`, `&#n;`,
 /// `&#xh;`).
 fn reference(tail: &str) -> Option<(char, usize)> {
-    let semi = tail.get(..12).unwrap_or(tail).find(';')?;
+    // Bytes, not `str::get`: 12 may fall inside a character, and searching the whole rest
+    // instead would make a long answer full of `&` quadratic.
+    let semi = tail.as_bytes()[..tail.len().min(12)]
+        .iter()
+        .position(|b| *b == b';')?;
     let name = &tail[1..semi];
     let c = match name {
         "amp" => '&',
@@ -331,14 +332,8 @@ impl ErrorBody {
     /// Whether the month's quota is spent (`quota_current >= quota_limit`), as opposed to the
     /// per-second limit.
     pub(super) fn quota_spent(&self) -> bool {
-        let number = |v: &Option<Value>| {
-            v.as_ref().and_then(|v| match v {
-                Value::Number(n) => n.as_f64(),
-                Value::String(s) => s.trim().parse().ok(),
-                _ => None,
-            })
-        };
         let meta = self.error.as_ref().and_then(|e| e.meta.as_ref());
+        let number = |v: &Option<Value>| upstream::number(v.as_ref());
         match meta.map(|m| (number(&m.quota_current), number(&m.quota_limit))) {
             Some((Some(current), Some(limit))) => limit > 0.0 && current >= limit,
             _ => false,
@@ -407,16 +402,35 @@ mod tests {
     }
 
     #[test]
-    fn many_domains_that_overflow_the_query_are_refused_not_cut() {
+    fn domains_that_overflow_the_query_are_left_out_whole_not_cut() {
         let domains: Vec<String> = (0..60).map(|i| format!("d{i}.com")).collect();
         let r = request(SearchOptions {
             include_domains: domains,
             ..SearchOptions::query("q")
         });
-        assert_eq!(
-            search_params(&r, "2025-06-30").unwrap_err().code(),
-            "upstream_rejected"
-        );
+        assert!(!domains_fit(&r));
+        assert_eq!(search_params(&r, "2025-06-30")[0], ("q", "q".to_owned()));
+        let few = request(SearchOptions {
+            include_domains: vec!["a.com".into()],
+            ..SearchOptions::query("q")
+        });
+        assert!(domains_fit(&few));
+        assert_eq!(search_params(&few, "2025-06-30")[0].1, "q site:a.com");
+    }
+
+    #[test]
+    fn an_entry_without_a_url_is_skipped_not_the_whole_answer() {
+        let body: SearchBody = serde_json::from_value(serde_json::json!({
+            "web": { "results": [
+                { "title": "no address", "url": null },
+                { "title": "none at all" },
+                { "title": "kept", "url": "https://kept.example/" }
+            ]}
+        }))
+        .unwrap();
+        let results = body.into_domain(&request(SearchOptions::query("q")));
+        let urls: Vec<_> = results.results.iter().map(|r| r.url.as_str()).collect();
+        assert_eq!(urls, ["https://kept.example/"]);
     }
 
     #[test]
@@ -432,6 +446,7 @@ mod tests {
             ("<a href=\"x\">link</a>", "link"),
             ("trailing <", "trailing <"),
             ("ünïcödé &eacute;", "ünïcödé &eacute;"),
+            ("&ééééééé; x", "&ééééééé; x"),
         ];
         for (html, text) in cases {
             assert_eq!(plain_text(html), text, "{html}");

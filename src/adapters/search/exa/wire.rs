@@ -6,7 +6,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::super::{country, upstream, upstream::nullable};
+use super::super::{
+    country, upstream,
+    upstream::{nullable, number},
+};
 use crate::domain::search::{
     ExtractRequest, ExtractResults, FailedPage, Page, SearchDepth, SearchError, SearchRequest,
     SearchResult, SearchResults, TimeRange, UpstreamUsage,
@@ -59,11 +62,9 @@ pub(super) fn search_body(
     if let Some(date) = request.end_date() {
         put("endPublishedDate", json!(format!("{date}T23:59:59.999Z")));
     }
-    if let Some(name) = request.country() {
-        put(
-            "userLocation",
-            json!(country::iso_code_or_rejected("Exa", name)?),
-        );
+    // A country without a known code is left out (and reported unsupported by the core).
+    if let Some(code) = request.country().and_then(country::iso_code) {
+        put("userLocation", json!(code));
     }
     let mut contents = json!({ "highlights": true });
     if request.include_raw_content().is_some() {
@@ -121,19 +122,12 @@ impl Meta {
     }
 }
 
-/// A number, or a number written as a string.
-fn number(value: Option<&Value>) -> Option<f64> {
-    match value? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 /// One result, of `/search` or `/contents`: only `url` is sure to be there.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ResultDto {
+    /// Missing or null in a malformed entry, which is then skipped (not the whole answer).
+    #[serde(default, deserialize_with = "nullable")]
     url: String,
     #[serde(default, deserialize_with = "nullable")]
     title: String,
@@ -172,6 +166,7 @@ impl SearchBody {
             results: self
                 .results
                 .into_iter()
+                .filter(|r| !r.url.is_empty())
                 .enumerate()
                 .map(|(rank, hit)| {
                     let content = hit.content();
@@ -258,6 +253,7 @@ impl ContentsBody {
             pages: self
                 .results
                 .into_iter()
+                .filter(|r| !r.url.is_empty())
                 .map(|page| Page {
                     title: Some(page.title).filter(|t| !t.is_empty()),
                     raw_content: page.text.unwrap_or_default(),

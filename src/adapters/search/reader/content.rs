@@ -16,6 +16,10 @@ const MAX_IMAGES: usize = 50;
 const MAX_IMAGE_URL_CHARS: usize = 2048;
 /// Most elements a page may have; parsing is linear but Readability scores them several times.
 const MAX_ELEMENTS: usize = 200_000;
+/// Deepest nesting a page may have: the HTML parser walks the open elements for many tags,
+/// and Readability's clean-up is quadratic in depth, so a page of a million nested `<div>`s
+/// (5 MB) would pin a core for hours. Browsers cap depth in the hundreds too.
+const MAX_DEPTH: usize = 1_000;
 /// How far into an HTML body a `<meta charset>` is looked for (HTML §13.2.3.2 uses 1024).
 const PRESCAN_BYTES: usize = 1024;
 
@@ -106,6 +110,7 @@ pub(super) fn render(
         });
     }
     let html = decode(body, charset, true);
+    check_shape(&html)?;
     let config = Config {
         text_mode: match format {
             ContentFormat::Markdown => TextMode::Markdown,
@@ -217,6 +222,90 @@ fn images(content_html: &str) -> Vec<Image> {
     found
 }
 
+/// Elements that never hold others, and those a new sibling closes by itself: neither makes a
+/// page deeper, however often it is opened.
+const FLAT_ELEMENTS: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+    "wbr", "param", "keygen", "frame", "p", "li", "dt", "dd", "tr", "td", "th", "option",
+    "optgroup", "rb", "rt", "rp", "thead", "tbody", "tfoot", "colgroup", "caption", "html", "head",
+    "body",
+];
+
+/// Refuses, in one pass over the text, a page with more tags than [`MAX_ELEMENTS`] or nested
+/// deeper than [`MAX_DEPTH`] (counted generously: opened minus closed, skipping comments,
+/// scripts, styles, empty and self-closing elements), before the parser's cost depends on it.
+fn check_shape(html: &str) -> Result<(), String> {
+    let bytes = html.as_bytes();
+    let (mut at, mut tags, mut depth, mut deepest) = (0, 0usize, 0usize, 0usize);
+    while let Some(offset) = bytes[at..].iter().position(|b| *b == b'<') {
+        at += offset + 1;
+        let rest = &bytes[at..];
+        if rest.starts_with(b"!--") {
+            at += find(rest, b"-->").map_or(rest.len(), |end| end + 3);
+            continue;
+        }
+        let closing = rest.first() == Some(&b'/');
+        let name_start = usize::from(closing);
+        let name_len = rest[name_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+            .count();
+        if name_len == 0 || !rest[name_start].is_ascii_alphabetic() {
+            continue;
+        }
+        let name =
+            String::from_utf8_lossy(&rest[name_start..name_start + name_len]).to_ascii_lowercase();
+        // The tag ends at its `>`, or where the next one starts (so a page of unclosed `<a`
+        // is still read once).
+        let end = rest
+            .iter()
+            .skip(1)
+            .position(|b| *b == b'>' || *b == b'<')
+            .map_or(rest.len(), |p| p + 1);
+        at += end;
+        if closing {
+            if !FLAT_ELEMENTS.contains(&name.as_str()) {
+                depth = depth.saturating_sub(1);
+            }
+            continue;
+        }
+        tags += 1;
+        if tags > MAX_ELEMENTS {
+            return Err(format!(
+                "the page has too many elements to read (more than {MAX_ELEMENTS})"
+            ));
+        }
+        if name == "script" || name == "style" {
+            // Their text is not markup: skip to where they close.
+            let closer = format!("</{name}");
+            let inside = &bytes[at..];
+            at += find_ignoring_case(inside, closer.as_bytes()).unwrap_or(inside.len());
+            continue;
+        }
+        let self_closing = rest.get(end) == Some(&b'>') && rest[end - 1] == b'/';
+        if !self_closing && !FLAT_ELEMENTS.contains(&name.as_str()) {
+            depth += 1;
+            deepest = deepest.max(depth);
+            if deepest > MAX_DEPTH {
+                return Err(format!(
+                    "the page is nested too deeply to read (more than {MAX_DEPTH} levels)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn find_ignoring_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +363,53 @@ mod tests {
             decode(b"\xef\xbb\xbfok", Some("latin1"), false),
             "ok",
             "BOM wins"
+        );
+    }
+
+    #[test]
+    fn pages_too_deep_or_too_big_to_parse_are_refused_in_one_pass() {
+        let nested = "<div>".repeat(MAX_DEPTH + 1);
+        assert!(
+            check_shape(&nested)
+                .unwrap_err()
+                .contains("nested too deeply")
+        );
+        let closed = "<div>x</div>".repeat(MAX_DEPTH * 10);
+        assert_eq!(check_shape(&closed), Ok(()), "siblings are not depth");
+        let paragraphs = "<p>x<li>y<br><img src=a /><x-a/>".repeat(MAX_DEPTH * 2);
+        assert_eq!(
+            check_shape(&paragraphs),
+            Ok(()),
+            "flat and self-closing elements"
+        );
+        let script = format!(
+            "<script>{}</script><div>x</div>",
+            "if (a<b) {}".repeat(5_000)
+        );
+        assert_eq!(check_shape(&script), Ok(()), "script text is not markup");
+        let comment = format!("<!--{}-->", "<div>".repeat(MAX_DEPTH * 2));
+        assert_eq!(check_shape(&comment), Ok(()));
+        let many = "<br>".repeat(MAX_ELEMENTS + 1);
+        assert!(
+            check_shape(&many)
+                .unwrap_err()
+                .contains("too many elements")
+        );
+        let unclosed = "<a".repeat(1_000_000);
+        assert!(
+            check_shape(&unclosed).is_err(),
+            "read in one pass, not quadratically"
+        );
+        assert!(
+            render(
+                nested.as_bytes(),
+                &ContentType::parse(Some("text/html")).unwrap(),
+                &Url::parse("https://example.com/").unwrap(),
+                ContentFormat::Markdown,
+                false,
+            )
+            .unwrap_err()
+            .contains("nested too deeply")
         );
     }
 

@@ -334,31 +334,77 @@ fn only_http_and_https_urls_reach_the_reader() {
 }
 
 #[tokio::test]
-async fn pages_are_read_a_few_at_a_time() {
+async fn pages_are_read_a_few_at_a_time_and_one_call_takes_half() {
+    let start = || {
+        RawServer::start(vec![
+            Step::Pause(Duration::from_millis(150)),
+            head("200 OK", &["Content-Type: text/plain", "Content-Length: 2"]),
+            Step::Send(b"ok".to_vec()),
+        ])
+    };
+    let reader = reader(ReaderSettings {
+        max_concurrent: 4,
+        page_timeout: Duration::from_secs(10),
+        ..settings()
+    });
+    let most_at_once = |server: &RawServer| {
+        server
+            .counts
+            .most_at_once
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let server = start().await;
+    let urls: Vec<String> = (0..6).map(|n| server.url(&format!("/{n}"))).collect();
+    let results = reader
+        .extract(&request(&urls, PageOptions::default()))
+        .await
+        .unwrap();
+    assert_eq!(results.pages.len(), 6, "{:?}", results.failed);
+    assert_eq!(
+        server
+            .counts
+            .served
+            .load(std::sync::atomic::Ordering::SeqCst),
+        6
+    );
+    assert_eq!(
+        most_at_once(&server),
+        2,
+        "one call reads half the turns at a time: no more, and not one by one"
+    );
+
+    let server = start().await;
+    let urls: Vec<String> = (0..6).map(|n| server.url(&format!("/{n}"))).collect();
+    let both = request(&urls, PageOptions::default());
+    let (a, b) = tokio::join!(reader.extract(&both), reader.extract(&both));
+    assert_eq!(a.unwrap().pages.len() + b.unwrap().pages.len(), 12);
+    assert_eq!(most_at_once(&server), 4, "two calls share every turn");
+}
+
+#[tokio::test]
+async fn pages_not_read_by_the_call_timeout_are_reported_not_lost() {
     let server = RawServer::start(vec![
-        Step::Pause(Duration::from_millis(150)),
+        Step::Pause(Duration::from_secs(30)),
         head("200 OK", &["Content-Type: text/plain", "Content-Length: 2"]),
         Step::Send(b"ok".to_vec()),
     ])
     .await;
+    let fast = serving(ResponseTemplate::new(200).set_body_raw("quick", "text/plain")).await;
     let reader = reader(ReaderSettings {
-        max_concurrent: 2,
-        page_timeout: Duration::from_secs(10),
+        page_timeout: Duration::from_secs(20),
+        call_timeout: Duration::from_millis(300),
         ..settings()
     });
-    let urls: Vec<String> = (0..6).map(|n| server.url(&format!("/{n}"))).collect();
+    let urls = vec![format!("{}/quick", fast.uri()), server.url("/slow")];
     let results = reader
         .extract(&request(&urls, PageOptions::default()))
-        .await;
-    let results = results.unwrap();
-    assert_eq!(results.pages.len(), 6, "{:?}", results.failed);
-    let counts = &server.counts;
-    assert_eq!(counts.served.load(std::sync::atomic::Ordering::SeqCst), 6);
-    assert_eq!(
-        counts
-            .most_at_once
-            .load(std::sync::atomic::Ordering::SeqCst),
-        2,
-        "two at a time: no more, and not one by one"
+        .await
+        .unwrap();
+    assert_eq!(results.pages.len(), 1, "what was read comes back");
+    assert_eq!(results.failed.len(), 1);
+    assert!(
+        results.failed[0].error.starts_with("timed out"),
+        "{:?}",
+        results.failed
     );
 }

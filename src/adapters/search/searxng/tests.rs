@@ -246,7 +246,7 @@ fn it_claims_exactly_the_arguments_it_maps() {
         Client::new(),
     );
     let claimed: Vec<&str> = provider
-        .supports()
+        .supports(&SearchRequest::new(SearchOptions::query("q")).unwrap())
         .iter()
         .map(SearchArgument::as_str)
         .collect();

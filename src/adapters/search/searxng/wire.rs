@@ -5,7 +5,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::super::{upstream, upstream::nullable};
+use super::super::{
+    upstream,
+    upstream::{nullable, number},
+};
 use crate::domain::search::{
     SearchError, SearchRequest, SearchResult, SearchResults, TimeRange, UpstreamUsage,
 };
@@ -108,15 +111,6 @@ impl SearchBody {
         results.drop_duplicate_pages();
         results.results.truncate(request.max_results().get());
         Ok(results)
-    }
-}
-
-/// A number, or a number written as a string.
-fn number(value: Option<&Value>) -> Option<f64> {
-    match value? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
     }
 }
 

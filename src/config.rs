@@ -41,6 +41,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Which search backend answers the tools.
     pub search: SearchSettings,
+    /// What the MCP server offers and says about itself.
+    pub mcp: McpSettings,
     /// Who issues and verifies access tokens.
     pub auth: AuthSettings,
     /// How clients register, and which may use searchgate.
@@ -58,6 +60,7 @@ impl Default for Settings {
             server: ServerSettings::default(),
             database: DatabaseSettings::default(),
             search: SearchSettings::default(),
+            mcp: McpSettings::default(),
             auth: AuthSettings::default(),
             registration: RegistrationSettings::default(),
             audit: AuditSettings::default(),
@@ -409,6 +412,19 @@ impl Default for TavilySettings {
     }
 }
 
+/// `[mcp]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpSettings {
+    /// The tools offered, in order (`web_search`, `web_extract`, `web_crawl`, `web_map`,
+    /// `search`, `fetch`); empty means the web tools the backends support. A listed tool no
+    /// backend can serve stops start-up.
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub tools: Vec<String>,
+    /// A page about this server, shown by clients as its `websiteUrl`.
+    pub website_url: Option<Url>,
+}
+
 /// `[search.brave]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -575,7 +591,14 @@ impl Default for AuthSettings {
             leeway_secs: 60,
             // Every web tool reads public web content on searchgate's account; one scope covers
             // them (the per-principal rate limit bounds what any one caller can spend).
-            tool_scopes: ["web_search", "web_extract", "web_crawl", "web_map"]
+            tool_scopes: [
+                "web_search",
+                "web_extract",
+                "web_crawl",
+                "web_map",
+                "search",
+                "fetch",
+            ]
                 .into_iter()
                 .map(|tool| (tool.to_owned(), vec!["web-search:read".to_owned()]))
                 .collect(),

@@ -56,6 +56,8 @@ pub struct AppState {
     pub resource_url: Url,
     /// The web tools' core (cache, rate limit, retries, deadlines) over the search backend.
     pub search: Arc<SearchService>,
+    /// The MCP handler with the tools the settings offer.
+    pub mcp: crate::mcp::McpServer,
     /// Verifies access tokens (core's token cache in front); `None` serves unauthenticated
     /// (loopback only).
     pub auth: Option<Arc<dyn AuthorizationServer>>,

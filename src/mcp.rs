@@ -4,6 +4,7 @@
 
 mod call_record;
 mod page_tools;
+mod search_fetch;
 mod tool;
 mod web_crawl;
 mod web_extract;
@@ -53,18 +54,30 @@ use crate::domain::{
     },
 };
 
-/// The tools searchgate can offer; which are listed depends on the backend's capabilities.
+/// The tools searchgate can offer: the four web tools, and ChatGPT's `search` and `fetch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WebTool {
     Search,
     Extract,
     Crawl,
     Map,
+    ConnectorSearch,
+    ConnectorFetch,
 }
 
 impl WebTool {
     /// Every tool, in the order `tools/list` gives them.
-    const ALL: [Self; 4] = [Self::Search, Self::Extract, Self::Crawl, Self::Map];
+    const ALL: [Self; 6] = [
+        Self::Search,
+        Self::Extract,
+        Self::Crawl,
+        Self::Map,
+        Self::ConnectorSearch,
+        Self::ConnectorFetch,
+    ];
+
+    /// Offered unless the operator lists tools: the web tools.
+    const DEFAULT: [Self; 4] = [Self::Search, Self::Extract, Self::Crawl, Self::Map];
 
     /// The tool's name on the wire.
     const fn name(self) -> &'static str {
@@ -73,6 +86,8 @@ impl WebTool {
             Self::Extract => web_extract::NAME,
             Self::Crawl => web_crawl::NAME,
             Self::Map => web_map::NAME,
+            Self::ConnectorSearch => search_fetch::SEARCH,
+            Self::ConnectorFetch => search_fetch::FETCH,
         }
     }
 
@@ -83,6 +98,8 @@ impl WebTool {
             Self::Extract => Capability::Extract,
             Self::Crawl => Capability::Crawl,
             Self::Map => Capability::Map,
+            Self::ConnectorSearch => Capability::Search,
+            Self::ConnectorFetch => Capability::Extract,
         }
     }
 
@@ -100,6 +117,8 @@ impl WebTool {
             Self::Extract => web_extract::definition(),
             Self::Crawl => web_crawl::definition(),
             Self::Map => web_map::definition(),
+            Self::ConnectorSearch => search_fetch::search_definition(),
+            Self::ConnectorFetch => search_fetch::fetch_definition(),
         }
     }
 }
@@ -116,6 +135,17 @@ pub const ALL_TOOLS: &[&str] = &{
     names
 };
 
+/// Why a listed tool cannot be offered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnservableTool {
+    /// No tool has this name.
+    #[error("`{0}` is not a tool searchgate has")]
+    Unknown(String),
+    /// No configured backend can serve the tool.
+    #[error("no configured search backend can serve `{0}`")]
+    Unsupported(&'static str),
+}
+
 /// How long clients may cache `tools/list` (2026-07-28 cache hints): the list only changes on
 /// restart.
 const TOOLS_TTL: Duration = Duration::from_secs(300);
@@ -131,23 +161,54 @@ pub struct McpServer {
 }
 
 impl McpServer {
-    /// A server whose tools use `service`; the page tools are listed only when its backend
-    /// supports them.
+    /// A server whose tools use `service`: the web tools its backends support.
     pub fn new(service: Arc<SearchService>) -> Self {
-        let offered: Arc<[WebTool]> = WebTool::ALL
+        let offered: Vec<WebTool> = WebTool::DEFAULT
             .into_iter()
             .filter(|tool| service.backends().offer(tool.capability()))
             .collect();
+        Self::offering(service, &offered)
+    }
+
+    fn offering(service: Arc<SearchService>, offered: &[WebTool]) -> Self {
         let tools = offered
             .iter()
             .map(|tool| tool.definition(service.backends()))
             .collect();
         Self {
             service,
-            offered,
+            offered: offered.into(),
             tools,
             scopes: None,
         }
+    }
+
+    /// The same server offering exactly the tools `names` lists, in that order (an empty list
+    /// keeps the default).
+    ///
+    /// # Errors
+    /// The first name that is not a tool searchgate has, or one no backend can serve.
+    pub fn with_tools(self, names: &[String]) -> Result<Self, UnservableTool> {
+        if names.is_empty() {
+            return Ok(self);
+        }
+        let mut offered = Vec::with_capacity(names.len());
+        for name in names {
+            let tool = WebTool::ALL
+                .into_iter()
+                .find(|tool| tool.name() == name)
+                .ok_or_else(|| UnservableTool::Unknown(name.clone()))?;
+            if !self.service.backends().offer(tool.capability()) {
+                return Err(UnservableTool::Unsupported(tool.name()));
+            }
+            if !offered.contains(&tool) {
+                offered.push(tool);
+            }
+        }
+        Ok(Self {
+            scopes: self.scopes.clone(),
+            ..Self::offering(self.service, &offered)
+        })
     }
 
     /// Checks each tool's scopes again in the handler. The HTTP layer answers a missing scope
@@ -304,6 +365,12 @@ impl ServerHandler for McpServer {
                 WebTool::Map => {
                     Box::pin(web_map::call(service, &caller, arguments, progress)).await
                 }
+                WebTool::ConnectorSearch => {
+                    Box::pin(search_fetch::search(service, &caller, arguments)).await
+                }
+                WebTool::ConnectorFetch => {
+                    Box::pin(search_fetch::fetch(service, &caller, arguments)).await
+                }
             }
         }
         .instrument(span)
@@ -333,7 +400,7 @@ fn query_summary(arguments: Option<&serde_json::Map<String, serde_json::Value>>)
         ),
         _ => None,
     };
-    let summary = ["query", "url", "urls"]
+    let summary = ["query", "url", "urls", "id"]
         .iter()
         .find_map(|key| arguments.get(*key).and_then(text))?;
     Some(audit::bound(&summary, audit::SUMMARY_CHARS).into_owned())
@@ -406,7 +473,11 @@ mod tests {
             WebBackend::full(Arc::new(MockSearchProvider)),
             ServicePolicy::default(),
         )));
-        assert_eq!(full.tool_names().collect::<Vec<_>>(), ALL_TOOLS);
+        assert_eq!(
+            full.tool_names().collect::<Vec<_>>(),
+            ["web_search", "web_extract", "web_crawl", "web_map"],
+            "the web tools by default"
+        );
         let search_only = McpServer::new(Arc::new(SearchService::new(
             WebBackend::search_only(Arc::new(MockSearchProvider)),
             ServicePolicy::default(),
@@ -419,6 +490,38 @@ mod tests {
         assert!(
             search_only.get_tool("web_crawl").is_none(),
             "so calling it is an unknown tool"
+        );
+    }
+
+    #[test]
+    fn listed_tools_are_offered_in_order_when_a_backend_serves_them() {
+        let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let full = || {
+            McpServer::new(Arc::new(SearchService::new(
+                WebBackend::full(Arc::new(MockSearchProvider)),
+                ServicePolicy::default(),
+            )))
+        };
+        let chatgpt = full()
+            .with_tools(&names(&["search", "fetch", "web_search"]))
+            .unwrap();
+        assert_eq!(
+            chatgpt.tool_names().collect::<Vec<_>>(),
+            ["search", "fetch", "web_search"]
+        );
+        assert!(chatgpt.get_tool("web_extract").is_none(), "not listed");
+        assert_eq!(
+            full().with_tools(&names(&["serch"])).err(),
+            Some(UnservableTool::Unknown("serch".into()))
+        );
+        let search_only = McpServer::new(Arc::new(SearchService::new(
+            WebBackend::search_only(Arc::new(MockSearchProvider)),
+            ServicePolicy::default(),
+        )));
+        assert_eq!(
+            search_only.with_tools(&names(&["search", "fetch"])).err(),
+            Some(UnservableTool::Unsupported("fetch")),
+            "fetch needs a backend that reads pages"
         );
     }
 }

@@ -171,7 +171,24 @@ impl Searchgate {
             search::service_policy(&settings),
         ));
         let authenticating = custom_auth.is_some() || settings.auth.provider.authenticates();
-        check_tool_scopes(&settings, &search, authenticating)?;
+        let mcp = McpServer::new(search.clone())
+            .with_tools(&settings.mcp.tools)
+            .map_err(|unservable| {
+                let shown = match &unservable {
+                    crate::mcp::UnservableTool::Unknown(name) => name.clone(),
+                    crate::mcp::UnservableTool::Unsupported(name) => (*name).to_owned(),
+                };
+                load_problem(
+                    "mcp.tools",
+                    &shown,
+                    &format!(
+                        "tools searchgate can serve with the configured backends, from: {} \
+                         ({unservable})",
+                        ALL_TOOLS.join(", ")
+                    ),
+                )
+            })?;
+        check_tool_scopes(&settings, &mcp, authenticating)?;
         // The embedded authorization server keeps its keys and clients in the database.
         let embedded = custom_auth.is_none() && providers.auth == AuthProvider::Embedded;
         let (store, audit_log) = open_store(&settings, custom_audit, embedded).await?;
@@ -236,6 +253,7 @@ impl Searchgate {
             settings: Arc::new(settings),
             resource_url,
             search,
+            mcp,
             auth: auth.verifier,
             audit_log,
             audit: background.audit,
@@ -272,7 +290,7 @@ impl Searchgate {
 /// backend offers without an entry.
 fn check_tool_scopes(
     settings: &Settings,
-    search: &Arc<SearchService>,
+    tools: &McpServer,
     authenticating: bool,
 ) -> Result<(), ConfigError> {
     // Tools this backend does not offer are still known names.
@@ -287,7 +305,6 @@ fn check_tool_scopes(
     }
     // Fail closed: a tool without an entry would need no scope at all, so a tool added to
     // searchgate (or a backend) must not open silently under settings written before it.
-    let tools = McpServer::new(search.clone());
     if authenticating
         && let Some(open) = tools
             .tool_names()

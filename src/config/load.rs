@@ -352,8 +352,15 @@ mod tests {
         assert_eq!(settings.search.deadlines.crawl_secs, 150);
         assert_eq!(
             settings.auth.tool_scopes.keys().collect::<Vec<_>>(),
-            ["web_crawl", "web_extract", "web_map", "web_search"],
-            "every web tool needs a scope by default"
+            [
+                "fetch",
+                "search",
+                "web_crawl",
+                "web_extract",
+                "web_map",
+                "web_search"
+            ],
+            "every tool needs a scope by default"
         );
     }
 

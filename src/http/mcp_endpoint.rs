@@ -38,7 +38,7 @@ use crate::mcp::McpServer;
 /// Assembles the pipeline for `state`.
 pub(super) fn endpoint(state: &AppState) -> BoxEndpoint<'static, Response> {
     let server = &state.settings.server;
-    let mut mcp = McpServer::new(state.search.clone());
+    let mut mcp = state.mcp.clone();
     if state.auth.is_some() {
         mcp = mcp.with_scope_policy(state.scopes.clone());
     }

@@ -234,6 +234,15 @@ fn answer<T>(
     }
 }
 
+/// A page the backend could not read (`fetch` of one page), with the backend's reason.
+pub fn page_unreadable(tool: &str, url: &str, reason: &str, stats: CallStats) -> ToolOutcome {
+    let text = format!(
+        "{tool} could not read {url}: {reason}. Try another result, or retry later if the \
+         site was slow."
+    );
+    ToolOutcome::error(text, "page_unreadable", json!({})).with_stats(stats)
+}
+
 /// An argument that breaks a rule.
 pub fn invalid_argument(tool: &str, invalid: &InvalidInput) -> ToolOutcome {
     let text = format!(

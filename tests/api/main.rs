@@ -22,6 +22,7 @@ mod mcp_flow;
 mod oidc;
 mod openapi;
 mod operations;
+mod python_client;
 mod registration;
 mod replicas;
 mod scalekit;

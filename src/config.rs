@@ -412,6 +412,16 @@ impl Default for TavilySettings {
     }
 }
 
+/// How a call without the tool's scopes is refused.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeRefusal {
+    /// HTTP 403 with `WWW-Authenticate: Bearer error="insufficient_scope", …`.
+    Http,
+    /// A tool result with `isError` and `_meta["mcp/www_authenticate"]`.
+    ToolError,
+}
+
 /// `[mcp]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -574,6 +584,11 @@ pub struct AuthSettings {
     pub token_cache_max_ttl_secs: u64,
     /// The scope the admin API (`/api/v1`) requires.
     pub admin_scope: String,
+    /// How a `tools/call` without the tool's scopes is refused: `http` (HTTP 403
+    /// `insufficient_scope` with a step-up challenge, the MCP default) or `tool_error` (a tool
+    /// error carrying the same challenge in `_meta["mcp/www_authenticate"]`, for clients such as
+    /// the OpenAI Apps SDK that cannot step up on an HTTP 403).
+    pub scope_refusal: ScopeRefusal,
     /// `[auth.oidc]`.
     pub oidc: OidcSettings,
     /// `[auth.scalekit]`.
@@ -599,9 +614,9 @@ impl Default for AuthSettings {
                 "search",
                 "fetch",
             ]
-                .into_iter()
-                .map(|tool| (tool.to_owned(), vec!["web-search:read".to_owned()]))
-                .collect(),
+            .into_iter()
+            .map(|tool| (tool.to_owned(), vec!["web-search:read".to_owned()]))
+            .collect(),
             scope_implications: BTreeMap::new(),
             scopes_supported: Vec::new(),
             resource_name: "searchgate web search".to_owned(),
@@ -611,6 +626,7 @@ impl Default for AuthSettings {
             token_cache_capacity: 10_000,
             token_cache_max_ttl_secs: 300,
             admin_scope: "searchgate:admin".to_owned(),
+            scope_refusal: ScopeRefusal::Http,
             oidc: OidcSettings::default(),
             scalekit: ScalekitSettings::default(),
             embedded: EmbeddedSettings::default(),

@@ -303,6 +303,16 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
                 .data(suffixed_api)
                 .with(public_cors()),
         )
+        .at(
+            crate::mcp::server_info::ICON_PATH,
+            poem::get(poem::endpoint::make_sync(|_| {
+                poem::Response::builder()
+                    .content_type("image/svg+xml")
+                    .header("cache-control", "public, max-age=86400")
+                    .body(crate::mcp::server_info::ICON_SVG)
+            }))
+            .with(public_cors()),
+        )
         .at("/openapi.json", spec.with(public_cors()))
         .at("/openapi.yaml", spec_yaml.with(public_cors()))
         .at("/docs", docs)

@@ -5,6 +5,7 @@
 mod call_record;
 mod page_tools;
 mod search_fetch;
+pub mod server_info;
 mod tool;
 mod web_crawl;
 mod web_extract;
@@ -17,8 +18,7 @@ use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
         CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-        Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-        Tool,
+        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
     transport::streamable_http_server::{
@@ -53,6 +53,7 @@ use crate::domain::{
         Backends, CallStats, Caller, Capability, SearchArguments, SearchResults, SearchService,
     },
 };
+use crate::http::Challenge;
 
 /// The tools searchgate can offer: the four web tools, and ChatGPT's `search` and `fetch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +159,10 @@ pub struct McpServer {
     offered: Arc<[WebTool]>,
     tools: Arc<[Tool]>,
     scopes: Option<Arc<ScopePolicy>>,
+    /// Set when a missing scope is refused with a tool error carrying this challenge.
+    refusal: Option<Arc<Challenge>>,
+    /// `serverInfo`.
+    info: Arc<rmcp::model::Implementation>,
 }
 
 impl McpServer {
@@ -175,12 +180,16 @@ impl McpServer {
             .iter()
             .map(|tool| tool.definition(service.backends()))
             .collect();
-        Self {
+        let mut server = Self {
             service,
             offered: offered.into(),
             tools,
             scopes: None,
-        }
+            refusal: None,
+            info: Arc::new(server_info::implementation(None, None)),
+        };
+        server.name_security_schemes();
+        server
     }
 
     /// The same server offering exactly the tools `names` lists, in that order (an empty list
@@ -205,10 +214,20 @@ impl McpServer {
                 offered.push(tool);
             }
         }
-        Ok(Self {
+        let mut server = Self {
             scopes: self.scopes.clone(),
+            refusal: self.refusal.clone(),
+            info: self.info.clone(),
             ..Self::offering(self.service, &offered)
-        })
+        };
+        server.name_security_schemes();
+        Ok(server)
+    }
+
+    /// Names the served icon (under `public_url`) and the `website_url` in `serverInfo`.
+    pub fn with_identity(mut self, public_url: &url::Url, website_url: Option<&url::Url>) -> Self {
+        self.info = Arc::new(server_info::implementation(Some(public_url), website_url));
+        self
     }
 
     /// Checks each tool's scopes again in the handler. The HTTP layer answers a missing scope
@@ -216,6 +235,41 @@ impl McpServer {
     /// request ever got past that layer.
     pub fn with_scope_policy(mut self, scopes: Arc<ScopePolicy>) -> Self {
         self.scopes = Some(scopes);
+        self.name_security_schemes();
+        self
+    }
+
+    /// Writes each tool's OAuth requirement into its `_meta.securitySchemes` (the OpenAI Apps
+    /// SDK's tool-level auth): `oauth2` with the tool's scopes when tokens are checked, else
+    /// `noauth`.
+    fn name_security_schemes(&mut self) {
+        let tools = self
+            .tools
+            .iter()
+            .map(|tool| {
+                let scheme = match &self.scopes {
+                    Some(scopes) => serde_json::json!({
+                        "type": "oauth2",
+                        "scopes": scopes.required_for_tool(&tool.name),
+                    }),
+                    None => serde_json::json!({ "type": "noauth" }),
+                };
+                let mut tool = tool.clone();
+                let mut meta = tool.meta.take().unwrap_or_default();
+                meta.0
+                    .insert("securitySchemes".to_owned(), serde_json::json!([scheme]));
+                tool.meta = Some(meta);
+                tool
+            })
+            .collect();
+        self.tools = tools;
+    }
+
+    /// Refuses a call without the tool's scopes with a tool error whose
+    /// `_meta["mcp/www_authenticate"]` holds `challenge`'s step-up challenge (the form the
+    /// OpenAI Apps SDK reads), rather than leaving it to the HTTP layer's 403.
+    pub fn with_refusal_challenge(mut self, challenge: Arc<Challenge>) -> Self {
+        self.refusal = Some(challenge);
         self
     }
 
@@ -272,16 +326,8 @@ fn caller(principal: Option<&Principal>) -> Caller {
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new("searchgate", env!("CARGO_PKG_VERSION"))
-                    .with_title("searchgate web search"),
-            )
-            .with_instructions(
-                "Web search for agents. Call web_search with a specific query to get ranked \
-                 results (title, URL, excerpt, relevance score). When offered, web_extract reads \
-                 pages by URL, web_map lists a site's URLs and web_crawl reads a site section. \
-                 Cite the URLs you use.",
-            )
+            .with_server_info(self.info.as_ref().clone())
+            .with_instructions(server_info::INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -315,16 +361,37 @@ impl ServerHandler for McpServer {
             None => (self.refused(&request.name, None), Caller::Anonymous),
         };
         if let Some(required) = refused {
-            tracing::error!(tool = %request.name, "a tools/call without the tool's scopes reached the handler");
             if let Some(record) = &record {
                 record.tool_finished(Some("insufficient_scope"));
             }
-            let text = format!(
-                "Calling {} needs the scope {}.",
-                request.name,
-                required.join(" ")
+            let scope = required.join(" ");
+            let text = format!("Calling {} needs the scope {scope}.", request.name);
+            let Some(challenge) = &self.refusal else {
+                tracing::error!(tool = %request.name, "a tools/call without the tool's scopes reached the handler");
+                return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+            };
+            let header = challenge.www_authenticate(
+                Some((
+                    "insufficient_scope",
+                    &text.trim_end_matches('.').to_lowercase(),
+                )),
+                &scope,
             );
-            return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+            let mut meta = rmcp::model::MetaObject::new();
+            meta.0.insert(
+                "mcp/www_authenticate".to_owned(),
+                serde_json::json!([header]),
+            );
+            meta.0.insert(
+                tool::ERROR_META_KEY.to_owned(),
+                serde_json::json!({ "code": "insufficient_scope" }),
+            );
+            let text = format!(
+                "Authentication required: {text} Sign in again granting that scope, then retry."
+            );
+            return Ok(CallToolResult::error(vec![ContentBlock::text(text)])
+                .with_meta(Some(meta))
+                .into());
         }
         // rmcp runs handlers on their own task, outside the HTTP request's span; this span
         // puts the request id back on every line the tool logs.

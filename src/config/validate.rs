@@ -19,6 +19,7 @@ const RESERVED_PREFIXES: &[&str] = &[
     "/openapi",
     "/docs",
     "/api",
+    "/icon.svg",
 ];
 
 /// Every broken rule found so far, each described from the figment it came from.

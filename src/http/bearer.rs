@@ -44,7 +44,7 @@ pub struct Challenge {
 
 impl Challenge {
     /// The `WWW-Authenticate` value for an error code (none for a missing token).
-    fn header(&self, error: Option<(&str, &str)>, scope: &str) -> String {
+    pub fn www_authenticate(&self, error: Option<(&str, &str)>, scope: &str) -> String {
         let mut parts = Vec::new();
         if let Some((code, description)) = error {
             parts.push(format!("error=\"{code}\""));
@@ -68,7 +68,7 @@ impl Challenge {
     ) -> Response {
         let (code, description) = error.unwrap_or(("unauthorized", "a bearer token is required"));
         let mut response = ErrorBody::new(code, description).response(status);
-        if let Ok(value) = HeaderValue::try_from(self.header(error, scope)) {
+        if let Ok(value) = HeaderValue::try_from(self.www_authenticate(error, scope)) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, value);
@@ -452,12 +452,12 @@ mod tests {
             scope: "web-search:read".into(),
         };
         assert_eq!(
-            challenge.header(None, &challenge.scope),
+            challenge.www_authenticate(None, &challenge.scope),
             "Bearer resource_metadata=\"https://s.example/.well-known/oauth-protected-resource/mcp\", scope=\"web-search:read\"",
             "no error code without credentials (RFC 6750 §3.1)"
         );
         assert_eq!(
-            challenge.header(Some(("invalid_token", "token \"expired\"")), ""),
+            challenge.www_authenticate(Some(("invalid_token", "token \"expired\"")), ""),
             "Bearer error=\"invalid_token\", error_description=\"token 'expired'\", resource_metadata=\"https://s.example/.well-known/oauth-protected-resource/mcp\"",
             "quotes cannot break the header; no scope parameter when none is needed"
         );

@@ -33,14 +33,27 @@ use super::{
     bearer::{BearerGuard, Challenge, ScopeGuard},
     transport_guard::{HostPolicy, TransportGuard},
 };
-use crate::mcp::McpServer;
+use crate::{config::ScopeRefusal, mcp::McpServer};
 
 /// Assembles the pipeline for `state`.
 pub(super) fn endpoint(state: &AppState) -> BoxEndpoint<'static, Response> {
     let server = &state.settings.server;
-    let mut mcp = state.mcp.clone();
+    let challenge = Arc::new(Challenge {
+        resource_metadata: state.resource_metadata_url(),
+        scope: state.scopes.supported().join(" "),
+    });
+    // With `tool_error` refusals the handler answers a missing scope itself (with the same
+    // challenge), so the HTTP scope guard stands aside.
+    let refuse_in_tool = state.settings.auth.scope_refusal == ScopeRefusal::ToolError;
+    let mut mcp = state.mcp.clone().with_identity(
+        &state.settings.server.public_url_or(server.bind),
+        state.settings.mcp.website_url.as_ref(),
+    );
     if state.auth.is_some() {
         mcp = mcp.with_scope_policy(state.scopes.clone());
+        if refuse_in_tool {
+            mcp = mcp.with_refusal_challenge(challenge.clone());
+        }
     }
     let service = mcp.into_service(server.max_body_bytes, state.shutdown.clone());
     let policy = Arc::new(HostPolicy::new(
@@ -61,20 +74,19 @@ pub(super) fn endpoint(state: &AppState) -> BoxEndpoint<'static, Response> {
             ])
             .max_age(600)
     };
-    let challenge = Arc::new(Challenge {
-        resource_metadata: state.resource_metadata_url(),
-        scope: state.scopes.supported().join(" "),
-    });
     let body = BodyReader {
         max_bytes: server.max_body_bytes,
     };
     // Authorization comes before the body is read; the scope check needs the tool, so after.
     let authenticated = match &state.auth {
         Some(auth) => RmcpEndpoint { service }
-            .with(ScopeGuard {
-                policy: state.scopes.clone(),
-                challenge: challenge.clone(),
-            })
+            .with_if(
+                !refuse_in_tool,
+                ScopeGuard {
+                    policy: state.scopes.clone(),
+                    challenge: challenge.clone(),
+                },
+            )
             .with(body)
             .with(BearerGuard {
                 auth: auth.clone(),

@@ -174,7 +174,11 @@ fn search_success(results: &SearchResults, stats: CallStats) -> ToolOutcome {
     json_outcome(&output, stats, results)
 }
 
-fn fetch_success(request: &ExtractRequest, results: &ExtractResults, stats: CallStats) -> ToolOutcome {
+fn fetch_success(
+    request: &ExtractRequest,
+    results: &ExtractResults,
+    stats: CallStats,
+) -> ToolOutcome {
     let id = request.urls().first().map_or("", |url| url.as_str());
     let Some(page) = results.pages.first() else {
         let reason = results
@@ -239,7 +243,10 @@ mod tests {
     /// The one text item, parsed, and the structured content.
     fn contract(outcome: &ToolOutcome) -> (Value, Value) {
         assert_eq!(outcome.result.content.len(), 1, "exactly one content item");
-        let text = &outcome.result.content[0].as_text().expect("a text item").text;
+        let text = &outcome.result.content[0]
+            .as_text()
+            .expect("a text item")
+            .text;
         (
             serde_json::from_str(text).expect("the text is JSON"),
             outcome.result.structured_content.clone().unwrap(),
@@ -248,13 +255,23 @@ mod tests {
 
     #[tokio::test]
     async fn search_answers_ids_titles_and_urls_as_one_json_text_item() {
-        let outcome = search(&service(), &Caller::Anonymous, args(json!({"query": "ferris"}))).await;
+        let outcome = search(
+            &service(),
+            &Caller::Anonymous,
+            args(json!({"query": "ferris"})),
+        )
+        .await;
         let (text, structured) = contract(&outcome);
         assert_eq!(text, structured, "the same object twice");
         let results = text["results"].as_array().unwrap();
         assert_eq!(results.len(), 10);
         for hit in results {
-            let keys: Vec<&str> = hit.as_object().unwrap().keys().map(String::as_str).collect();
+            let keys: Vec<&str> = hit
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
             assert_eq!(keys, ["id", "title", "url"]);
             assert_eq!(hit["id"], hit["url"], "the id is the URL fetch reads");
         }
@@ -263,8 +280,16 @@ mod tests {
 
     #[tokio::test]
     async fn fetch_reads_the_page_a_search_result_names() {
-        let found = search(&service(), &Caller::Anonymous, args(json!({"query": "ferris"}))).await;
-        let id = contract(&found).0["results"][0]["id"].as_str().unwrap().to_owned();
+        let found = search(
+            &service(),
+            &Caller::Anonymous,
+            args(json!({"query": "ferris"})),
+        )
+        .await;
+        let id = contract(&found).0["results"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let outcome = fetch(&service(), &Caller::Anonymous, args(json!({ "id": id }))).await;
         let (text, structured) = contract(&outcome);
         assert_eq!(text, structured);

@@ -6,6 +6,7 @@
 
 mod browser;
 mod challenge;
+mod endpoints;
 mod metadata;
 mod session;
 mod wire;

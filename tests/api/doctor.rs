@@ -442,3 +442,32 @@ async fn a_token_for_another_resource_that_is_accepted_fails() {
     assert_fails_with_fix(&report, "authenticated-initialize", "aud");
     assert_eq!(status_of(&report, "authenticated-tools-list"), Status::Skip);
 }
+
+#[tokio::test]
+async fn an_oidc_issuer_one_slash_off_fails_the_issuer_check() {
+    let port = free_port();
+    let resource = format!("http://127.0.0.1:{port}/web-search/mcp");
+    let idp = Idp::start(&resource, "http://127.0.0.1:1/other", &[]).await;
+    let slashed = format!("{}/", idp.issuer());
+    let app = spawn_with(
+        |s| {
+            s.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
+            s.auth.provider = AuthProviderKind::Oidc;
+            s.auth.oidc.issuer = Some(slashed.clone());
+        },
+        |b| b,
+    )
+    .await;
+    let report = diagnose(&options(&app.mcp_url)).await;
+    assert_eq!(
+        status_of(&report, "as-metadata"),
+        Status::Pass,
+        "the metadata is found (the slash is dropped to build its URL): {report:#?}"
+    );
+    assert_fails_with_fix(&report, "as-issuer", "auth.oidc.issuer");
+    let detail = &report.step("as-issuer").unwrap().detail;
+    assert!(
+        detail.contains(&format!("{:?}", idp.issuer())) && detail.contains(&format!("{slashed:?}")),
+        "both spellings are shown: {detail}"
+    );
+}

@@ -23,8 +23,11 @@ pub(super) const MODERN: &str = "2026-07-28";
 
 /// A response, its body read.
 pub(super) struct Answer {
+    /// The status.
     pub status: StatusCode,
+    /// The headers.
     pub headers: HeaderMap,
+    /// The body, at most the limit asked for.
     pub body: Vec<u8>,
 }
 

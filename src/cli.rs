@@ -1,8 +1,11 @@
 //! The `searchgate` command line: `serve` (the default), `check-config`, `openapi`, `audit`
-//! (the audit trail in the terminal), and for the embedded development authorization server
-//! `token` and `keys`. The command bodies live in the files under `cli/`.
+//! (the audit trail in the terminal), `doctor` (a running server checked as clients see it), and
+//! for the embedded development authorization server `token` and `keys`. The command bodies live
+//! in the files under `cli/`.
 
 mod audit;
+/// `searchgate doctor URL`: the checks, as a report tests can read.
+pub mod doctor;
 mod keys;
 mod token;
 
@@ -59,6 +62,29 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: AuditAction,
+    },
+    /// Connect to a running MCP server as remote clients do and report each step with
+    /// PASS/FAIL/WARN/SKIP and the fix for each failure; exit 0 when no step failed, 1 otherwise.
+    Doctor {
+        /// The MCP endpoint's URL, exactly as clients are given it.
+        url: String,
+        /// An access token for this resource: also check initialize, tools/list and a search.
+        #[arg(long, env = "SEARCHGATE_DOCTOR_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// A token issued for another resource: check that it is refused with 401.
+        #[arg(long, value_name = "TOKEN")]
+        other_audience_token: Option<String>,
+        /// Register a throw-away client ("searchgate doctor (throw-away)") at the registration
+        /// endpoint.
+        #[arg(long)]
+        register: bool,
+        /// The browser origin for the CORS checks [default: http://localhost:6274, the MCP
+        /// Inspector's].
+        #[arg(long)]
+        origin: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -178,6 +204,24 @@ impl Cli {
                 Ok(settings) => report(audit::run(&settings, action).await),
                 Err(code) => code,
             },
+            // A client's view of a server: no configuration of this machine is read.
+            Command::Doctor {
+                url,
+                token,
+                other_audience_token,
+                register,
+                origin,
+                json,
+            } => {
+                let options = doctor::Options {
+                    url,
+                    token,
+                    other_audience_token,
+                    register,
+                    origin,
+                };
+                doctor::run(options, json).await
+            }
         }
     }
 }

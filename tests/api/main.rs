@@ -10,6 +10,7 @@ mod binary;
 mod client_policy;
 mod connections;
 mod consent;
+mod doctor;
 mod embedded;
 mod framework;
 mod gaps;

@@ -132,7 +132,7 @@ pub async fn fetch(
         parse_fetch(arguments),
         async |request| service.extract(caller, request).await,
         "Retry later, or fetch another result.",
-        |request, results, stats| fetch_success(request, results, stats),
+        fetch_success,
     )
     .await
 }

@@ -182,7 +182,8 @@ pub fn web_tool<O: JsonSchema + 'static>(
     let mut tool = Tool::new(name, description, input)
         .with_title(title)
         .with_annotations(
-            ToolAnnotations::new()
+            // The title here too: clients that read only the annotations show it.
+            ToolAnnotations::with_title(title)
                 .read_only(true)
                 .destructive(false)
                 .idempotent(true)

@@ -8,6 +8,7 @@ mod bad_input;
 mod bearer_answers;
 mod binary;
 mod client_policy;
+mod clients;
 mod connections;
 mod consent;
 mod doctor;

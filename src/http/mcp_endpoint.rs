@@ -125,6 +125,10 @@ impl Endpoint for RmcpEndpoint {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Self::Output> {
+        let lists_tools = req
+            .extensions()
+            .get::<crate::mcp::CallRecord>()
+            .is_some_and(|record| record.read(|info| info.method.as_deref() == Some("tools/list")));
         // On the heap: each layer above would otherwise hold (and move) rmcp's whole future.
         let response = Box::pin(self.service.handle(http::Request::from(req))).await;
         let (parts, body) = response.into_parts();
@@ -136,6 +140,45 @@ impl Endpoint for RmcpEndpoint {
         response.set_version(parts.version);
         *response.headers_mut() = parts.headers;
         *response.extensions_mut() = parts.extensions;
+        if lists_tools && response.status() == StatusCode::OK {
+            return Ok(with_top_level_security_schemes(response).await);
+        }
         Ok(response)
     }
+}
+
+/// The OpenAI Apps SDK reads a tool's OAuth requirement from a `securitySchemes` field of the
+/// tool, with `_meta.securitySchemes` as the mirror for clients that read only `_meta`; rmcp's
+/// typed `Tool` has no such field, so the list it wrote gets it here, copied from `_meta`. Only
+/// `tools/list` answers (searchgate's own, a few kilobytes) are rewritten.
+async fn with_top_level_security_schemes(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = body.into_bytes().await else {
+        return Response::from_parts(parts, poem::Body::empty());
+    };
+    let rewritten = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|mut message| {
+            let tools = message.pointer_mut("/result/tools")?.as_array_mut()?;
+            for tool in tools
+                .iter_mut()
+                .filter_map(serde_json::Value::as_object_mut)
+            {
+                if let Some(schemes) = tool
+                    .get("_meta")
+                    .and_then(|meta| meta.get("securitySchemes"))
+                    .cloned()
+                {
+                    tool.insert("securitySchemes".to_owned(), schemes);
+                }
+            }
+            serde_json::to_vec(&message).ok()
+        });
+    let mut parts = parts;
+    // The length changed with the body.
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Response::from_parts(
+        parts,
+        poem::Body::from(rewritten.unwrap_or_else(|| bytes.to_vec())),
+    )
 }

@@ -147,6 +147,32 @@ async fn chatgpt_search_and_fetch_and_a_server_that_describes_itself() {
         );
     }
 
+    // rmcp's typed Tool drops fields it does not know; the wire has the top-level copy.
+    let raw: Value = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&both)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+        .json(
+            &json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": { "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {} } } }),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for tool in raw["result"]["tools"].as_array().expect("tools") {
+        assert_eq!(
+            tool["securitySchemes"], tool["_meta"]["securitySchemes"],
+            "a first-class field and its _meta mirror: {tool}"
+        );
+        assert!(tool["securitySchemes"].is_array());
+    }
+
     let found = client
         .call_tool(call("search", json!({ "query": "ferris" })))
         .await

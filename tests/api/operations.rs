@@ -110,11 +110,13 @@ async fn audit_filters_and_pages_return_every_row_exactly_once() {
     for _ in 0..3 {
         assert_eq!(search(&app, "", "nobody").await, StatusCode::UNAUTHORIZED);
     }
-    // The writer is asynchronous: wait until the 23 MCP rows are stored.
+    // The writer is asynchronous: wait until the 23 MCP rows are stored (the 3 refusals may
+    // come in a later batch than the 20 calls).
     let mut tool_rows = Vec::new();
     for _ in 0..100 {
         tool_rows = all_pages(&app, &admin, "tool=web_search", 5).await;
-        if tool_rows.len() >= 20 {
+        let refusals = all_pages(&app, &admin, "outcome=unauthenticated", 50).await;
+        if tool_rows.len() >= 20 && refusals.len() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -445,7 +445,7 @@ impl ServerHandler for McpServer {
         if let Some(record) = record {
             record.tool_finished(outcome.error_code);
             if let Some(stats) = outcome.stats {
-                record.upstream_used(stats, outcome.upstream_request_id);
+                record.upstream_used(stats, outcome.upstream_request_id, outcome.cost);
             }
         }
         Ok(outcome.result.into())

@@ -70,6 +70,22 @@ pub trait AuditLog: Send + Sync + 'static {
         ))
     }
 
+    /// Tool calls, errors and cost per `group` between `since` and `until`, most calls first.
+    ///
+    /// # Errors
+    /// As [`AuditLog::query`].
+    async fn usage(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        group: UsageGroup,
+    ) -> Result<Vec<UsageRow>, AuditError> {
+        let _ = (since, until, group);
+        Err(AuditError::Unavailable(
+            "this audit log has no usage figures".into(),
+        ))
+    }
+
     /// Deletes events older than `before`; returns how many.
     ///
     /// # Errors
@@ -149,6 +165,61 @@ pub struct HourlyCount {
     pub outcome: String,
     /// How many.
     pub count: u64,
+}
+
+/// What usage figures are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    /// The token's subject.
+    Subject,
+    /// The token's client.
+    Client,
+    /// The search backend that answered.
+    Provider,
+    /// The tool.
+    Tool,
+}
+
+impl UsageGroup {
+    /// Every grouping, as callers spell it.
+    pub const NAMES: [&'static str; 4] = ["subject", "client", "provider", "tool"];
+
+    /// The grouping called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "subject" => Self::Subject,
+            "client" => Self::Client,
+            "provider" => Self::Provider,
+            "tool" => Self::Tool,
+            _ => return None,
+        })
+    }
+
+    /// Its name, as callers spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Subject => "subject",
+            Self::Client => "client",
+            Self::Provider => "provider",
+            Self::Tool => "tool",
+        }
+    }
+}
+
+/// The tool calls of one group in a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRow {
+    /// The subject, client, backend or tool (`None`: calls without one, such as refused or
+    /// anonymous calls).
+    pub group: Option<String>,
+    /// Tool calls.
+    pub calls: u64,
+    /// Those that did not succeed.
+    pub errors: u64,
+    /// Backend credits spent, as reported.
+    pub credits: f64,
+    /// US dollars spent, as reported.
+    pub cost_usd: f64,
 }
 
 /// Why the audit store could not be used.
@@ -322,6 +393,10 @@ pub struct AuditEvent {
     pub upstream_attempts: Option<u32>,
     /// The backend's own id for the call, for support requests.
     pub upstream_request_id: Option<String>,
+    /// Backend credits the call cost (Tavily's report); `None` when not reported or cached.
+    pub credits: Option<f64>,
+    /// US dollars the call cost (Exa's report); `None` when not reported or cached.
+    pub cost_usd: Option<f64>,
     /// The backends that failed before `provider` answered, with their error codes:
     /// `tavily:upstream_quota_exhausted,brave:upstream_unavailable`.
     pub fallback_from: Option<String>,
@@ -352,6 +427,8 @@ impl AuditEvent {
             cache_hit: None,
             upstream_attempts: None,
             upstream_request_id: None,
+            credits: None,
+            cost_usd: None,
             fallback_from: None,
             query_summary: None,
         }
@@ -379,6 +456,8 @@ impl AuditEvent {
             "upstream_attempts": self.upstream_attempts,
             "upstream_request_id": self.upstream_request_id,
             "fallback_from": self.fallback_from,
+            "credits": self.credits,
+            "cost_usd": self.cost_usd,
             "query_summary": self.query_summary,
         })
     }

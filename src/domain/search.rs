@@ -25,8 +25,8 @@ pub use request::{
     SearchRequest, TimeRange, Topic,
 };
 pub use results::{
-    CrawlResults, ExtractResults, FailedPage, Image, MapResults, Page, SearchResult, SearchResults,
-    UpstreamUsage,
+    CallCost, CrawlResults, ExtractResults, FailedPage, Image, MapResults, Page, SearchResult,
+    SearchResults, UpstreamUsage,
 };
 pub use service::{CallStats, Caller, Deadlines, SearchService, Served, ServicePolicy};
 

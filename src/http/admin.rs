@@ -25,7 +25,7 @@ use super::{
     request_id::action_event,
 };
 use crate::domain::{
-    audit::{AuditLog, AuditQuery, AuditSink, Outcome, parse_filter_time},
+    audit::{AuditLog, AuditQuery, AuditSink, Outcome, UsageGroup, parse_filter_time},
     auth::Principal,
     clients::{ClientCursor, ClientPolicy, ClientRow, ClientStore},
     time::Timestamp,
@@ -112,6 +112,35 @@ pub struct HourlyStat {
     pub outcome: String,
     /// How many.
     pub count: u64,
+}
+
+/// Tool calls, errors and cost of one group in a window.
+#[derive(Debug, Object)]
+pub struct UsageEntry {
+    /// The subject, client, backend or tool (absent for calls without one).
+    #[oai(skip_serializing_if_is_none)]
+    pub group: Option<String>,
+    /// Tool calls.
+    pub calls: u64,
+    /// Those that did not succeed.
+    pub errors: u64,
+    /// Backend credits spent, as the backends reported them (Tavily).
+    pub credits: f64,
+    /// US dollars spent, as the backends reported them (Exa).
+    pub cost_usd: f64,
+}
+
+/// Usage in a window.
+#[derive(Debug, Object)]
+pub struct Usage {
+    /// The window's start (RFC 3339).
+    pub since: String,
+    /// The window's end (RFC 3339).
+    pub until: String,
+    /// What the entries are grouped by.
+    pub group_by: String,
+    /// One entry per group with calls, most calls first.
+    pub groups: Vec<UsageEntry>,
 }
 
 /// Hourly statistics.
@@ -557,6 +586,52 @@ impl AdminApi {
                         tool: r.tool,
                         outcome: r.outcome,
                         count: r.count,
+                    })
+                    .collect(),
+            }))
+        })
+        .await
+    }
+
+    /// Tool calls, errors and credits per subject, client, backend or tool between `since`
+    /// (default: 24 hours ago) and `until` (default: now): who spends the credits.
+    #[oai(path = "/usage", method = "get", operation_id = "usage")]
+    async fn usage(
+        &self,
+        req: &Request,
+        /// Window start (RFC 3339 or Unix seconds).
+        since: Query<Option<String>>,
+        /// Window end (RFC 3339 or Unix seconds).
+        until: Query<Option<String>>,
+        /// `subject` (the default), `client`, `provider` or `tool`.
+        group_by: Query<Option<String>>,
+    ) -> Reply<Json<Usage>, 400, 503> {
+        self.audited(req, "admin/usage", None, |_| async move {
+            let since = parse_time("since", since.0.as_deref())?;
+            let until = parse_time("until", until.0.as_deref())?.unwrap_or_else(Timestamp::now);
+            let since = since.unwrap_or(until.saturating_sub(Duration::from_secs(86_400)));
+            let group = match group_by.0.as_deref() {
+                None => UsageGroup::Subject,
+                Some(name) => UsageGroup::from_name(name).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_request",
+                        format!("group_by must be one of: {}", UsageGroup::NAMES.join(", ")),
+                    )
+                })?,
+            };
+            let rows = self.log()?.usage(since, until, group).await?;
+            Ok(Json(Usage {
+                since: rfc3339(since),
+                until: rfc3339(until),
+                group_by: group.as_str().to_owned(),
+                groups: rows
+                    .into_iter()
+                    .map(|r| UsageEntry {
+                        group: r.group,
+                        calls: r.calls,
+                        errors: r.errors,
+                        credits: r.credits,
+                        cost_usd: r.cost_usd,
                     })
                     .collect(),
             }))

@@ -60,6 +60,12 @@ pub struct AuditEventView {
     /// The backend's request id.
     #[oai(skip_serializing_if_is_none)]
     pub upstream_request_id: Option<String>,
+    /// Backend credits the call cost, when the backend reported them (not for cached answers).
+    #[oai(skip_serializing_if_is_none)]
+    pub credits: Option<f64>,
+    /// US dollars the call cost, when the backend reported them.
+    #[oai(skip_serializing_if_is_none)]
+    pub cost_usd: Option<f64>,
     /// The backends that failed before `provider` answered, each with its error code
     /// (`tavily:upstream_quota_exhausted,brave:upstream_unavailable`).
     #[oai(skip_serializing_if_is_none)]
@@ -92,6 +98,8 @@ impl From<StoredEvent> for AuditEventView {
             upstream_attempts: e.upstream_attempts,
             upstream_request_id: e.upstream_request_id,
             fallback_from: e.fallback_from,
+            credits: e.credits,
+            cost_usd: e.cost_usd,
             query_summary: e.query_summary,
         }
     }

@@ -40,6 +40,14 @@ struct UpstreamLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: String,
+}
+
+/// A counter of amounts (credits, dollars), not events.
+type Amount = Counter<f64, std::sync::atomic::AtomicU64>;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FallbackLabels {
     provider: String,
     tool: String,
@@ -60,6 +68,8 @@ pub struct Metrics {
     upstream: Family<UpstreamLabels, Counter>,
     upstream_latency: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
     fallbacks: Family<FallbackLabels, Counter>,
+    credits: Family<ProviderLabels, Amount>,
+    cost_usd: Family<ProviderLabels, Amount>,
 }
 
 impl Metrics {
@@ -102,6 +112,18 @@ impl Metrics {
              error code",
             fallbacks.clone(),
         );
+        let credits = Family::<ProviderLabels, Amount>::default();
+        registry.register(
+            "upstream_credits",
+            "Backend credits spent, as the backends reported them, by backend",
+            credits.clone(),
+        );
+        let cost_usd = Family::<ProviderLabels, Amount>::default();
+        registry.register(
+            "upstream_cost_usd",
+            "US dollars spent, as the backends reported them, by backend",
+            cost_usd.clone(),
+        );
         registry.register_collector(Box::new(Pulled {
             cache,
             key_fetches,
@@ -114,6 +136,8 @@ impl Metrics {
             upstream,
             upstream_latency,
             fallbacks,
+            credits,
+            cost_usd,
         }
     }
 
@@ -142,6 +166,15 @@ impl Metrics {
             outcome,
         };
         self.upstream.get_or_create(&labels).inc();
+        let by_provider = || ProviderLabels {
+            provider: provider.clone(),
+        };
+        if let Some(credits) = event.credits.filter(|c| c.is_finite() && *c > 0.0) {
+            self.credits.get_or_create(&by_provider()).inc_by(credits);
+        }
+        if let Some(usd) = event.cost_usd.filter(|c| c.is_finite() && *c > 0.0) {
+            self.cost_usd.get_or_create(&by_provider()).inc_by(usd);
+        }
         // `provider:code,provider:code`, as the audit layer wrote it.
         for failed in event.fallback_from.iter().flat_map(|list| list.split(',')) {
             if let Some((provider, code)) = failed.split_once(':') {

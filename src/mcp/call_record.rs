@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rmcp::{RoleServer, service::RequestContext};
 
-use crate::domain::{auth::Principal, search::CallStats};
+use crate::domain::{
+    auth::Principal,
+    search::{CallCost, CallStats},
+};
 
 /// A shared, per-request record. Clones refer to the same record.
 #[derive(Debug, Clone)]
@@ -32,6 +35,8 @@ pub struct CallInfo {
     pub upstream: Option<CallStats>,
     /// The backend's id for the call, when it sent one.
     pub upstream_request_id: Option<String>,
+    /// What the call cost, when the backend said.
+    pub cost: CallCost,
     /// What the tool was asked for (query or URLs), at most 200 characters.
     pub query_summary: Option<String>,
 }
@@ -65,10 +70,11 @@ impl CallRecord {
     }
 
     /// Records how the tool used the search backend.
-    pub fn upstream_used(&self, stats: CallStats, request_id: Option<String>) {
+    pub fn upstream_used(&self, stats: CallStats, request_id: Option<String>, cost: CallCost) {
         let mut info = self.lock();
         info.upstream = Some(stats);
         info.upstream_request_id = request_id;
+        info.cost = cost;
     }
 
     /// Applies `update` to the record.

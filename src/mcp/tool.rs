@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use crate::domain::search::{CallStats, Image, InvalidInput, SearchError, Served, UpstreamUsage};
+use crate::domain::search::{
+    CallCost, CallStats, Image, InvalidInput, SearchError, Served, UpstreamUsage,
+};
 
 /// `_meta` key under which error results carry their machine-readable code.
 pub const ERROR_META_KEY: &str = "searchgate/error";
@@ -24,6 +26,8 @@ pub struct ToolOutcome {
     pub stats: Option<CallStats>,
     /// The backend's id for the call, when it sent one.
     pub upstream_request_id: Option<String>,
+    /// What the call cost, when the backend said.
+    pub cost: CallCost,
 }
 
 impl ToolOutcome {
@@ -41,6 +45,7 @@ impl ToolOutcome {
         Self {
             result,
             error_code: None,
+            cost: CallCost::of(usage, stats.cache_hit),
             stats: Some(stats),
             upstream_request_id: usage.request_id.clone(),
         }
@@ -59,6 +64,7 @@ impl ToolOutcome {
             error_code: Some(code),
             stats: None,
             upstream_request_id: None,
+            cost: CallCost::default(),
         }
     }
 

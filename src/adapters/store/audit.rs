@@ -8,11 +8,14 @@ use async_trait::async_trait;
 use super::{
     SqlStore,
     dialect::{Driver, On},
-    rows::{hourly_count, split_page, stored_event},
+    rows::{hourly_count, split_page, stored_event, usage_row},
     sql,
 };
 use crate::domain::{
-    audit::{AuditError, AuditLog, AuditPage, AuditQuery, BoundedEvent, HourlyCount, Unavailable},
+    audit::{
+        AuditError, AuditLog, AuditPage, AuditQuery, BoundedEvent, HourlyCount, Unavailable,
+        UsageGroup, UsageRow,
+    },
     time::Timestamp,
 };
 
@@ -68,6 +71,22 @@ impl<D: Driver> AuditLog for SqlStore<D> {
             .map(hourly_count::<D>)
             .collect::<anyhow::Result<_>>()
             .map_err(|e| unavailable(counting, e))
+    }
+
+    async fn usage(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        group: UsageGroup,
+    ) -> Result<Vec<UsageRow>, AuditError> {
+        let summing = "cannot sum up usage from the audit trail";
+        let rows = D::fetch_all(On::Pool(&self.pool), sql::usage(since, until, group))
+            .await
+            .map_err(|e| unavailable(summing, e))?;
+        rows.iter()
+            .map(usage_row::<D>)
+            .collect::<anyhow::Result<_>>()
+            .map_err(|e| unavailable(summing, e))
     }
 
     async fn prune(&self, before: Timestamp) -> Result<u64, AuditError> {

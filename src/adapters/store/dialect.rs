@@ -103,6 +103,8 @@ pub trait Driver: Dialect {
     fn flag(row: &Self::Row, column: &str) -> sqlx::Result<bool>;
     /// A nullable boolean column.
     fn opt_flag(row: &Self::Row, column: &str) -> sqlx::Result<Option<bool>>;
+    /// A nullable floating-point column.
+    fn opt_real(row: &Self::Row, column: &str) -> sqlx::Result<Option<f64>>;
 }
 
 impl<D> Driver for D
@@ -114,6 +116,7 @@ where
     for<'q> Option<i64>: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> Option<String>: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> Option<bool>: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> Option<f64>: Decode<'q, D> + Type<D>,
     for<'q> i64: Decode<'q, D> + Type<D>,
     for<'q> String: Decode<'q, D> + Type<D>,
     for<'q> bool: Decode<'q, D> + Type<D>,
@@ -167,6 +170,10 @@ where
     }
 
     fn opt_flag(row: &D::Row, column: &str) -> sqlx::Result<Option<bool>> {
+        sqlx::Row::try_get(row, column)
+    }
+
+    fn opt_real(row: &D::Row, column: &str) -> sqlx::Result<Option<f64>> {
         sqlx::Row::try_get(row, column)
     }
 }

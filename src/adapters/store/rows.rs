@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::dialect::Driver;
 use crate::domain::{
-    audit::{AuditEvent, HourlyCount, Outcome, StoredEvent},
+    audit::{AuditEvent, HourlyCount, Outcome, StoredEvent, UsageRow},
     clients::{ClientRow, ClientSource},
     issuer::{ClientRecord, CodeRecord, KeyRecord, RefreshRecord, Stored},
     time::Timestamp,
@@ -40,6 +40,10 @@ impl<D: Driver> Columns<'_, D> {
 
     fn opt_flag(&self, column: &str) -> sqlx::Result<Option<bool>> {
         D::opt_flag(self.0, column)
+    }
+
+    fn opt_real(&self, column: &str) -> sqlx::Result<Option<f64>> {
+        D::opt_real(self.0, column)
     }
 
     /// A JSON list stored as text.
@@ -85,6 +89,8 @@ pub fn stored_event<D: Driver>(row: &D::Row) -> anyhow::Result<StoredEvent> {
                 .and_then(|a| u32::try_from(a).ok()),
             upstream_request_id: row.opt_text("upstream_request_id")?,
             fallback_from: row.opt_text("fallback_from")?,
+            credits: row.opt_real("credits")?,
+            cost_usd: row.opt_real("cost_usd")?,
             query_summary: row.opt_text("query_summary")?,
         },
     })
@@ -101,6 +107,21 @@ pub fn hourly_count<D: Driver>(row: &D::Row) -> anyhow::Result<HourlyCount> {
         tool: row.opt_text("tool")?,
         outcome: row.text("outcome")?,
         count: row.unsigned("n")?,
+    })
+}
+
+/// A row of `sql::usage`.
+///
+/// # Errors
+/// When a column is missing or of another type.
+pub fn usage_row<D: Driver>(row: &D::Row) -> anyhow::Result<UsageRow> {
+    let row = Columns::<D>(row);
+    Ok(UsageRow {
+        group: row.opt_text("grp")?,
+        calls: row.unsigned("calls")?,
+        errors: row.unsigned("errors")?,
+        credits: row.opt_real("credits")?.unwrap_or(0.0),
+        cost_usd: row.opt_real("cost_usd")?.unwrap_or(0.0),
     })
 }
 

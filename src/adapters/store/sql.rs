@@ -11,7 +11,7 @@ use super::{
     statement::{Statement, Value, stored_text},
 };
 use crate::domain::{
-    audit::{AuditQuery, BoundedEvent, IDENTITY_CHARS, NAME_CHARS, bound},
+    audit::{AuditQuery, BoundedEvent, IDENTITY_CHARS, NAME_CHARS, UsageGroup, bound},
     clients::{ClientCursor, ClientSource, RegisteredClient},
     issuer::{ClientRecord, CodeRecord, KeyRecord, RefreshRecord, UnixTime},
     time::Timestamp,
@@ -25,11 +25,12 @@ pub const KEEP_EXPIRED_SECS: i64 = 86_400;
 /// [`insert_events`]); each dialect's `INSERT_EVENTS` reads them in this order.
 pub const EVENT_COLUMNS: &str = "occurred_at_ms, request_id, method, tool, outcome, http_status, \
     error_code, latency_us, subject, client_id, issuer, token_hash_prefix, source_addr, provider, \
-    cache_hit, upstream_attempts, upstream_request_id, query_summary, fallback_from";
+    cache_hit, upstream_attempts, upstream_request_id, query_summary, fallback_from, credits, \
+    cost_usd";
 
 /// One `INSERT` of any number of events (`D::INSERT_EVENTS`), which travel as one JSON array
 /// of arrays, one per event, in [`EVENT_COLUMNS`] order: the statement text never changes, so
-/// it stays prepared whatever the batch size, and a batch binds one value rather than 19 per
+/// it stays prepared whatever the batch size, and a batch binds one value rather than 21 per
 /// event.
 pub fn insert_events<D: Dialect>(events: &[BoundedEvent]) -> Statement {
     let mut json = Vec::with_capacity(events.len() * 384);
@@ -55,7 +56,7 @@ impl<'a> Serialize for EventRow<'a> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let e = self.0;
         let opt = |value: &'a Option<String>| value.as_deref().map(stored_text);
-        let mut row = serializer.serialize_tuple(19)?;
+        let mut row = serializer.serialize_tuple(21)?;
         row.serialize_element(&e.occurred_at.unix_millis())?;
         row.serialize_element(&stored_text(&e.request_id))?;
         row.serialize_element(&opt(&e.method))?;
@@ -75,6 +76,8 @@ impl<'a> Serialize for EventRow<'a> {
         row.serialize_element(&opt(&e.upstream_request_id))?;
         row.serialize_element(&opt(&e.query_summary))?;
         row.serialize_element(&opt(&e.fallback_from))?;
+        row.serialize_element(&e.credits)?;
+        row.serialize_element(&e.cost_usd)?;
         row.end()
     }
 }
@@ -179,6 +182,29 @@ pub fn hourly_counts(since: Timestamp, until: Timestamp) -> Statement {
          GROUP BY hour, tool, outcome ORDER BY hour, tool IS NOT NULL, tool, outcome",
         [since.unix_millis().into(), until.unix_millis().into()],
     )
+}
+
+/// Tool calls, errors and cost per `group` in `[since, until)`, most calls first.
+pub fn usage(since: Timestamp, until: Timestamp, group: UsageGroup) -> Statement {
+    // A fixed column per grouping: nothing a caller writes reaches the statement text.
+    let column = match group {
+        UsageGroup::Subject => "subject",
+        UsageGroup::Client => "client_id",
+        UsageGroup::Provider => "provider",
+        UsageGroup::Tool => "tool",
+    };
+    let mut statement = Statement::build(format!(
+        "SELECT {column} AS grp, COUNT(*) AS calls, \
+         SUM(CASE WHEN outcome = 'success' THEN 0 ELSE 1 END) AS errors, \
+         COALESCE(SUM(credits), 0.0) AS credits, COALESCE(SUM(cost_usd), 0.0) AS cost_usd \
+         FROM audit_events WHERE tool IS NOT NULL AND occurred_at_ms >= "
+    ));
+    statement
+        .bind(since.unix_millis())
+        .push(" AND occurred_at_ms < ")
+        .bind(until.unix_millis())
+        .push(&format!(" GROUP BY {column} ORDER BY calls DESC, grp"));
+    statement
 }
 
 /// Deletes the events before `before`.

@@ -24,6 +24,30 @@ pub struct UpstreamUsage {
     pub response_time: Option<f64>,
 }
 
+/// What one call cost the operator's account, as the backend reported it: nothing for an
+/// answer from the cache (no backend was paid).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CallCost {
+    /// Backend credits (Tavily).
+    pub credits: Option<f64>,
+    /// US dollars (Exa).
+    pub usd: Option<f64>,
+}
+
+impl CallCost {
+    /// The cost of a call answered with `usage`, `cached` or not.
+    pub fn of(usage: &UpstreamUsage, cached: bool) -> Self {
+        if cached {
+            Self::default()
+        } else {
+            Self {
+                credits: usage.credits,
+                usd: usage.cost_dollars,
+            }
+        }
+    }
+}
+
 /// One search hit.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SearchResult {

@@ -90,6 +90,8 @@ impl Pending {
             cache_hit: info.upstream.as_ref().map(|u| u.cache_hit),
             upstream_attempts: info.upstream.as_ref().map(|u| u.attempts),
             upstream_request_id: info.upstream_request_id,
+            credits: info.cost.credits,
+            cost_usd: info.cost.usd,
             fallback_from: info
                 .upstream
                 .as_ref()

@@ -11,6 +11,7 @@ mod client_policy;
 mod clients;
 mod connections;
 mod consent;
+mod dashboard;
 mod doctor;
 mod embedded;
 mod framework;

@@ -15,7 +15,7 @@ use searchgate::domain::{
     auth::{AuthError, AuthorizationServer, BearerToken, Principal, Rejection, ScopeSet},
     search::{
         Backends, SearchError, SearchProvider, SearchRequest, SearchResult, SearchResults,
-        WebBackend,
+        UpstreamUsage, WebBackend,
     },
 };
 use serde_json::{Value, json};
@@ -72,6 +72,12 @@ impl SearchProvider for Answers {
                 score: 0.5,
                 ..SearchResult::default()
             }],
+            // What the call cost, so the spending series exist.
+            usage: UpstreamUsage {
+                credits: Some(1.0),
+                cost_dollars: Some(0.005),
+                ..UpstreamUsage::default()
+            },
             ..SearchResults::default()
         })
     }

@@ -532,3 +532,107 @@ async fn a_store_failure_answers_a_generic_503_that_carries_no_driver_text() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn usage_sums_calls_errors_and_reported_credits_per_group() {
+    use wiremock::{
+        Mock, MockServer, ResponseTemplate,
+        matchers::{body_partial_json, path},
+    };
+    let tavily = MockServer::start().await;
+    Mock::given(path("/search"))
+        .and(body_partial_json(json!({ "query": "fail" })))
+        .respond_with(ResponseTemplate::new(503))
+        .with_priority(1)
+        .mount(&tavily)
+        .await;
+    Mock::given(path("/search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "query": "q", "results": [], "usage": { "credits": 2 }, "request_id": "r"
+        })))
+        .mount(&tavily)
+        .await;
+    let base_url = tavily.uri().parse().unwrap();
+    let app = spawn_embedded(|s| {
+        s.search.provider = vec![searchgate::config::SearchProviderKind::Tavily];
+        s.search.tavily.api_key = Some(searchgate::config::Secret::new("tvly-usage"));
+        s.search.tavily.base_url = base_url;
+        s.search.cache_ttl_secs = 0;
+        s.search.rate_limit_per_minute = 0;
+    })
+    .await;
+    let oauth = OAuth::new(&app);
+    let (alice, alice_client) = token(&oauth, "web-search:read").await;
+    let (bob, bob_client) = token(&oauth, "web-search:read").await;
+    let (admin, _) = token(&oauth, "searchgate:admin").await;
+    for query in ["a", "b", "fail"] {
+        assert_eq!(search(&app, &alice, query).await, StatusCode::OK);
+    }
+    for query in ["c", "d"] {
+        assert_eq!(search(&app, &bob, query).await, StatusCode::OK);
+    }
+    let mut by_client = Value::Null;
+    for _ in 0..100 {
+        by_client = admin_json(&app, &admin, "/api/v1/usage?group_by=client").await;
+        let calls: u64 = by_client["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["calls"].as_u64().unwrap())
+            .sum();
+        if calls >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(by_client["group_by"], "client");
+    let entry = |group: &str| {
+        by_client["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["group"] == group)
+            .cloned()
+            .unwrap_or_else(|| panic!("{group} in {by_client}"))
+    };
+    let alice_usage = entry(&alice_client);
+    assert_eq!(
+        (
+            &alice_usage["calls"],
+            &alice_usage["errors"],
+            &alice_usage["credits"]
+        ),
+        (&json!(3), &json!(1), &json!(4.0)),
+        "a failed call is counted and costs nothing: {alice_usage}"
+    );
+    let bob_usage = entry(&bob_client);
+    assert_eq!(
+        (&bob_usage["calls"], &bob_usage["credits"]),
+        (&json!(2), &json!(4.0))
+    );
+    assert_eq!(
+        by_client["groups"][0]["group"], alice_client,
+        "most calls first"
+    );
+    let by_provider = admin_json(&app, &admin, "/api/v1/usage?group_by=provider").await;
+    assert_eq!(by_provider["groups"][0]["group"], "tavily");
+    assert_eq!(by_provider["groups"][0]["credits"], json!(8.0));
+    let rows = all_pages(&app, &admin, "tool=web_search", 10).await;
+    assert!(
+        rows.iter().any(|r| r["credits"] == json!(2.0)),
+        "in the audit rows"
+    );
+    let refused = app
+        .http
+        .get(app.url("/api/v1/usage?group_by=colour"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("searchgate_upstream_credits_total{provider=\"tavily\"} 8"),
+        "{metrics}"
+    );
+}

@@ -10,7 +10,7 @@ use std::{
 use searchgate::{
     adapters::store::{Database, OpenError, PoolSettings},
     domain::{
-        audit::{AuditEvent, AuditQuery, BoundedEvent, Outcome},
+        audit::{AuditEvent, AuditQuery, BoundedEvent, Outcome, UsageGroup},
         clients::{ClientCursor, ClientMetadata, ClientSource, RegisteredClient},
         issuer::{ClientRecord, CodeRecord, KeyRecord, RefreshRecord},
         time::Timestamp,
@@ -135,6 +135,9 @@ async fn audit_rows_keep_every_field_and_page_exactly_once() {
         full.cache_hit = Some(false);
         full.upstream_attempts = Some(2);
         full.upstream_request_id = Some("req-42".into());
+        full.fallback_from = Some("brave:upstream_unavailable".into());
+        full.credits = Some(2.0);
+        full.cost_usd = Some(0.005);
         full.query_summary = Some("rust sqlx – ünïcode".into());
         db.audit
             .append(&[BoundedEvent::from(full.clone())])
@@ -292,6 +295,58 @@ async fn time_windows_page_every_row_written_out_of_time_order_once() {
                 "{name}: [{since}, {until:?}) {outcome:?}: the window's rows, in id order, once"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn usage_adds_up_tool_calls_errors_and_cost_per_group_in_the_window() {
+    let hour = Duration::from_secs(3600);
+    for (name, db, _dir) in databases().await {
+        let call = |id: &str, age: Duration, tool: &str, subject: &str, credits: Option<f64>| {
+            let mut e = event(id, age, tool, subject);
+            e.provider = Some("tavily".into());
+            e.credits = credits;
+            e.cost_usd = credits.map(|c| c / 100.0);
+            e
+        };
+        let mut failed = call("f", hour, "web_search", "alice", None);
+        failed.outcome = Outcome::ToolError;
+        let mut not_a_tool = AuditEvent::action("x".into(), "initialize", Outcome::Success, 200);
+        not_a_tool.occurred_at = Timestamp::now().saturating_sub(hour);
+        db.audit
+            .append(&[
+                call("a1", hour, "web_search", "alice", Some(2.0)).into(),
+                call("a2", hour, "web_extract", "alice", Some(1.0)).into(),
+                failed.into(),
+                call("b1", hour, "web_search", "bob", Some(1.0)).into(),
+                call("old", hour * 48, "web_search", "bob", Some(9.0)).into(),
+                not_a_tool.into(),
+            ])
+            .await
+            .unwrap();
+        let since = Timestamp::now().saturating_sub(hour * 24);
+        let rows = db
+            .audit
+            .usage(since, Timestamp::now(), UsageGroup::Subject)
+            .await
+            .unwrap();
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.group.as_deref(), r.calls, r.errors, r.credits))
+            .collect();
+        assert_eq!(
+            got,
+            [(Some("alice"), 3, 1, 3.0), (Some("bob"), 1, 0, 1.0)],
+            "{name}: the window, tool calls only, most calls first"
+        );
+        assert!((rows[0].cost_usd - 0.03).abs() < 1e-9, "{name}");
+        let tools = db
+            .audit
+            .usage(since, Timestamp::now(), UsageGroup::Tool)
+            .await
+            .unwrap();
+        assert_eq!(tools[0].group.as_deref(), Some("web_search"), "{name}");
+        assert_eq!(tools[0].calls, 3, "{name}");
     }
 }
 

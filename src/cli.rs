@@ -63,6 +63,19 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Print tool calls, errors and credits per subject, client, backend or tool (the admin
+    /// API's `/api/v1/usage` as a table), read from the configured database.
+    Usage {
+        /// Window start (RFC 3339 or Unix seconds); default 24 hours before the end.
+        #[arg(long)]
+        since: Option<String>,
+        /// Window end (RFC 3339 or Unix seconds); default now.
+        #[arg(long)]
+        until: Option<String>,
+        /// `subject`, `client`, `provider` or `tool`.
+        #[arg(long, default_value = "subject")]
+        group_by: String,
+    },
     /// Connect to a running MCP server as remote clients do and report each step with
     /// PASS/FAIL/WARN/SKIP and the fix for each failure; exit 0 when no step failed, 1 otherwise.
     Doctor {
@@ -202,6 +215,16 @@ impl Cli {
             },
             Command::Audit { action } => match load(self.config) {
                 Ok(settings) => report(audit::run(&settings, action).await),
+                Err(code) => code,
+            },
+            Command::Usage {
+                since,
+                until,
+                group_by,
+            } => match load(self.config) {
+                Ok(settings) => report(
+                    audit::usage(&settings, since.as_deref(), until.as_deref(), &group_by).await,
+                ),
                 Err(code) => code,
             },
             // A client's view of a server: no configuration of this machine is read.

@@ -8,12 +8,73 @@ use super::{AuditAction, AuditFilters};
 use crate::{
     config::{Settings, load_problem},
     domain::{
-        audit::{AuditQuery, StoredEvent, parse_filter_time},
+        audit::{AuditQuery, StoredEvent, UsageGroup, parse_filter_time},
         time::Timestamp,
     },
     http::AuditEventView,
     startup::{StartupError, open_database},
 };
+
+/// Prints the usage table for the window and grouping.
+///
+/// # Errors
+/// A config error for an unreadable time or grouping; others when the database cannot be
+/// read.
+pub async fn usage(
+    settings: &Settings,
+    since: Option<&str>,
+    until: Option<&str>,
+    group_by: &str,
+) -> Result<(), StartupError> {
+    let time = |name: &str, value: Option<&str>| -> Result<Option<Timestamp>, StartupError> {
+        value
+            .map(|v| {
+                parse_filter_time(v)
+                    .ok_or_else(|| load_problem(name, v, "an RFC 3339 time or Unix seconds").into())
+            })
+            .transpose()
+    };
+    let until = time("--until", until)?.unwrap_or_else(Timestamp::now);
+    let since = time("--since", since)?
+        .unwrap_or_else(|| until.saturating_sub(Duration::from_secs(86_400)));
+    let group = UsageGroup::from_name(group_by).ok_or_else(|| {
+        load_problem(
+            "--group-by",
+            group_by,
+            &format!("one of: {}", UsageGroup::NAMES.join(", ")),
+        )
+    })?;
+    let store = open_database(settings).await?.audit;
+    let rows = store
+        .usage(since, until, group)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:<40} {:>9} {:>9} {:>12} {:>12}",
+        group.as_str(),
+        "calls",
+        "errors",
+        "credits",
+        "usd"
+    );
+    for row in rows {
+        let name: String = row
+            .group
+            .as_deref()
+            .unwrap_or("-")
+            .chars()
+            .take(40)
+            .collect();
+        let _ = writeln!(
+            out,
+            "{name:<40} {:>9} {:>9} {:>12.2} {:>12.4}",
+            row.calls, row.errors, row.credits, row.cost_usd
+        );
+    }
+    Ok(())
+}
 
 /// How often `tail --follow` looks for new events.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);

@@ -635,4 +635,32 @@ async fn usage_sums_calls_errors_and_reported_credits_per_group() {
         metrics.contains("searchgate_upstream_credits_total{provider=\"tavily\"} 8"),
         "{metrics}"
     );
+    // The same table in the terminal, from the database.
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", app.db_path.display());
+    let output = searchgate(dir.path(), &[("SEARCHGATE_DATABASE__URL", &database)])
+        .args(["usage", "--group-by", "client"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(&alice_client))
+        .unwrap_or_else(|| panic!("{table}"));
+    let numbers: Vec<&str> = line.split_whitespace().skip(1).collect();
+    assert_eq!(numbers, ["3", "1", "4.00", "0.0000"], "{table}");
+    let bad = searchgate(dir.path(), &[("SEARCHGATE_DATABASE__URL", &database)])
+        .args(["usage", "--group-by", "colour"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a bad grouping is a usage error"
+    );
 }

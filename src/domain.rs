@@ -34,6 +34,8 @@
 pub mod audit;
 /// Bearer tokens, principals, scopes and the `AuthorizationServer` port.
 pub mod auth;
+/// Daily budgets shared by replicas, and the `BudgetStore` port.
+pub mod budget;
 /// OAuth client metadata and the `ClientRegistry` port.
 pub mod clients;
 /// The embedded authorization server's keys, clients and grants, and the `IssuerStore` port.

@@ -2,6 +2,7 @@
 //! (shared by several replicas), chosen by the database URL's scheme.
 
 mod audit;
+mod budget;
 mod clients;
 mod dialect;
 mod issuer;
@@ -24,7 +25,9 @@ use self::{
     dialect::{Driver, On},
     statement::Statement,
 };
-use crate::domain::{audit::AuditLog, clients::ClientStore, issuer::IssuerStore};
+use crate::domain::{
+    audit::AuditLog, budget::BudgetStore, clients::ClientStore, issuer::IssuerStore,
+};
 
 /// How many connections a pool keeps and how long it waits for one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +196,8 @@ pub struct Database {
     pub clients: Arc<dyn ClientStore>,
     /// The embedded authorization server's state.
     pub issuer: Arc<dyn IssuerStore>,
+    /// The daily budgets' counters.
+    pub budgets: Arc<dyn BudgetStore>,
 }
 
 impl std::fmt::Debug for Database {
@@ -222,6 +227,7 @@ impl Database {
         Self {
             audit: store.clone(),
             clients: store.clone(),
+            budgets: store.clone(),
             issuer: store,
         }
     }

@@ -151,7 +151,11 @@ impl Budgets {
                 self.policy.credits_per_day,
                 BudgetScope::Principal,
             ),
-            ("credits:*".to_owned(), self.policy.total_credits_per_day, BudgetScope::Total),
+            (
+                "credits:*".to_owned(),
+                self.policy.total_credits_per_day,
+                BudgetScope::Total,
+            ),
         ];
         let mut taken: Vec<BudgetKey> = Vec::new();
         for (scope, limit, budget) in wanted {
@@ -181,7 +185,11 @@ impl Budgets {
     /// Settles `reservation` with the call's real cost in credits: gives back what the
     /// estimate of one overstated, and records what it understated.
     pub async fn settle(&self, reservation: Reservation, credits: f64) {
-        let credits = if credits.is_finite() { credits.max(0.0) } else { 1.0 };
+        let credits = if credits.is_finite() {
+            credits.max(0.0)
+        } else {
+            1.0
+        };
         let extra = credits - 1.0;
         for (scope, limit) in [
             (
@@ -330,7 +338,10 @@ mod tests {
             }
         }
         // Each replica may hold back at most one chunk it took but did not spend.
-        assert!(allowed <= 120, "never more calls than the budget: {allowed}");
+        assert!(
+            allowed <= 120,
+            "never more calls than the budget: {allowed}"
+        );
         assert!(allowed >= 120 - 2 * chunk(120.0) as i32, "{allowed}");
         assert!(
             *store.trips.lock().unwrap() <= 120 / chunk(120.0) as u32 + 4,
@@ -338,7 +349,11 @@ mod tests {
         );
         let refused = a.reserve(&alice()).await.unwrap_err().unwrap();
         assert_eq!(refused.scope, BudgetScope::Principal);
-        assert_eq!(refused.resets_at.unix_seconds() % DAY_SECS, 0, "at midnight UTC");
+        assert_eq!(
+            refused.resets_at.unix_seconds() % DAY_SECS,
+            0,
+            "at midnight UTC"
+        );
         let bob = Caller::Principal {
             subject: "bob".into(),
             client_id: None,

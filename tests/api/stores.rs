@@ -351,6 +351,42 @@ async fn usage_adds_up_tool_calls_errors_and_cost_per_group_in_the_window() {
 }
 
 #[tokio::test]
+async fn budget_counters_grant_exactly_the_limit_to_racing_replicas() {
+    use searchgate::domain::budget::BudgetKey;
+    for (name, db, _dir) in databases().await {
+        let key = BudgetKey {
+            scope: "calls:racer|app".into(),
+            day: 20_000,
+        };
+        // 40 takes of 3 at once from a limit of 100: exactly 100 granted, never more.
+        let takes =
+            futures::future::join_all((0..40).map(|_| db.budgets.take(&key, 3.0, 100.0))).await;
+        let granted: f64 = takes.into_iter().map(|t| t.unwrap()).sum();
+        assert_eq!(granted, 100.0, "{name}");
+        assert_eq!(
+            db.budgets.take(&key, 3.0, 100.0).await.unwrap(),
+            0.0,
+            "{name}"
+        );
+        let next_day = BudgetKey {
+            day: 20_001,
+            ..key.clone()
+        };
+        assert_eq!(
+            db.budgets.take(&next_day, 3.0, 100.0).await.unwrap(),
+            3.0,
+            "{name}"
+        );
+        db.budgets.add(&next_day, 96.0).await.unwrap();
+        assert_eq!(
+            db.budgets.take(&next_day, 3.0, 100.0).await.unwrap(),
+            1.0,
+            "{name}: what was added counts"
+        );
+    }
+}
+
+#[tokio::test]
 async fn retention_removes_only_rows_older_than_the_period() {
     let day = Duration::from_secs(86_400);
     for (name, db, _dir) in databases().await {

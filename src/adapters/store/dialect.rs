@@ -55,6 +55,9 @@ pub trait Dialect: Database<Connection: Migrate> {
 
     /// What `INSERT INTO clients … ON CONFLICT` names: the unique index on the client id.
     const CLIENT_CONFLICT: &'static str;
+    /// Takes `min($3, $4 - used)` (never negative) from the budget counter `($1, $2)`,
+    /// creating it, in one statement (atomic across replicas); returns `granted`.
+    const TAKE_BUDGET: &'static str;
 
     /// Whether `error` refuses the rows written (a constraint, a value the database cannot
     /// hold), so that writing the same rows again fails again; a lost connection, a timeout or
@@ -116,7 +119,7 @@ where
     for<'q> Option<i64>: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> Option<String>: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> Option<bool>: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Option<f64>: Decode<'q, D> + Type<D>,
+    for<'q> Option<f64>: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> i64: Decode<'q, D> + Type<D>,
     for<'q> String: Decode<'q, D> + Type<D>,
     for<'q> bool: Decode<'q, D> + Type<D>,
@@ -186,6 +189,7 @@ where
     for<'q> Option<i64>: Encode<'q, D> + Type<D>,
     for<'q> Option<String>: Encode<'q, D> + Type<D>,
     for<'q> Option<bool>: Encode<'q, D> + Type<D>,
+    for<'q> Option<f64>: Encode<'q, D> + Type<D>,
 {
     let (sql, values) = statement.into_parts(D::ANONYMOUS_PLACEHOLDERS);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -194,6 +198,7 @@ where
             Value::Int(v) => query.bind(v),
             Value::Text(v) => query.bind(v),
             Value::Flag(v) => query.bind(v),
+            Value::Real(v) => query.bind(v),
         };
     }
     query

@@ -69,6 +69,15 @@ impl Dialect for Postgres {
     /// (migration 20261203164100).
     const CLIENT_CONFLICT: &'static str = "(searchgate_text_key(client_id))";
 
+    /// Every `SET` expression reads the row as it was, so `granted` and `used` agree; the row
+    /// lock of the conflicting insert serializes replicas.
+    const TAKE_BUDGET: &'static str = "INSERT INTO budget_counters (scope, day, used, granted) \
+        VALUES ($1, $2, LEAST($3, GREATEST($4, 0.0)), LEAST($3, GREATEST($4, 0.0))) \
+        ON CONFLICT (scope, day) DO UPDATE SET \
+        granted = LEAST($3, GREATEST($4 - budget_counters.used, 0.0)), \
+        used = budget_counters.used + LEAST($3, GREATEST($4 - budget_counters.used, 0.0)) \
+        RETURNING granted";
+
     /// SQLSTATE classes 22 (data exception: a value too long, bad encoding), 23 (integrity
     /// constraint) and 54 (program limit: "index row size exceeds btree maximum").
     fn refuses_rows(error: &dyn DatabaseError) -> bool {

@@ -72,6 +72,15 @@ impl Dialect for Sqlite {
     /// SQLite's b-trees hold keys of any length.
     const CLIENT_CONFLICT: &'static str = "(client_id)";
 
+    /// `MIN`/`MAX` of several arguments are SQLite's scalar functions; every `SET` expression
+    /// reads the row as it was, so `granted` and `used` agree.
+    const TAKE_BUDGET: &'static str = "INSERT INTO budget_counters (scope, day, used, granted) \
+        VALUES ($1, $2, MIN($3, MAX($4, 0.0)), MIN($3, MAX($4, 0.0))) \
+        ON CONFLICT (scope, day) DO UPDATE SET \
+        granted = MIN($3, MAX($4 - budget_counters.used, 0.0)), \
+        used = budget_counters.used + MIN($3, MAX($4 - budget_counters.used, 0.0)) \
+        RETURNING granted";
+
     /// Primary result codes SQLITE_TOOBIG (18), SQLITE_CONSTRAINT (19), SQLITE_MISMATCH (20)
     /// and SQLITE_RANGE (25); `code()` is the extended code, whose low byte is the primary.
     fn refuses_rows(error: &dyn DatabaseError) -> bool {

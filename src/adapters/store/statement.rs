@@ -5,7 +5,7 @@
 use std::{borrow::Cow, fmt::Write, ops::Range};
 
 /// A value bound to a placeholder; `None` binds NULL of that type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A 64-bit integer (`BIGINT`; SQLite `INTEGER`).
     Int(Option<i64>),
@@ -13,6 +13,14 @@ pub enum Value {
     Text(Option<String>),
     /// A boolean (`BOOLEAN`; SQLite `INTEGER` 0 or 1).
     Flag(Option<bool>),
+    /// A floating-point number (`DOUBLE PRECISION`; SQLite `REAL`).
+    Real(Option<f64>),
+}
+
+impl From<f64> for Value {
+    fn from(value: f64) -> Self {
+        Self::Real(Some(value))
+    }
 }
 
 impl From<i64> for Value {
@@ -52,7 +60,7 @@ impl From<Option<bool>> for Value {
 }
 
 /// SQL text and the values of its placeholders, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
     sql: Cow<'static, str>,
     values: Vec<Value>,

@@ -348,6 +348,9 @@ pub struct SearchSettings {
     /// `[search.reader]`: the built-in page reader that serves `web_extract` when no backend
     /// reads pages.
     pub reader: PageReaderSettings,
+    /// `[search.budget]`: daily budgets, counted in the database so every replica enforces
+    /// the same ones.
+    pub budget: BudgetSettings,
 }
 
 impl Default for SearchSettings {
@@ -364,6 +367,7 @@ impl Default for SearchSettings {
             searxng: SearxngSettings::default(),
             exa: ExaSettings::default(),
             reader: PageReaderSettings::default(),
+            budget: BudgetSettings::default(),
         }
     }
 }
@@ -420,6 +424,19 @@ pub enum ScopeRefusal {
     Http,
     /// A tool result with `isError` and `_meta["mcp/www_authenticate"]`.
     ToolError,
+}
+
+/// `[search.budget]`, per UTC day; 0 turns a budget off.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetSettings {
+    /// Tool calls each principal may make.
+    pub calls_per_day: u64,
+    /// Credits each principal may spend (reported credits; one per call to a backend that
+    /// reports none; none for a cached answer).
+    pub credits_per_day: f64,
+    /// Credits the whole deployment may spend.
+    pub total_credits_per_day: f64,
 }
 
 /// `[mcp]`.

@@ -24,7 +24,7 @@ use poem::{Endpoint, EndpointExt, Response, Route, endpoint::BoxEndpoint, middle
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-pub use audit_view::AuditEventView;
+pub use audit_view::{AuditEventView, rfc3339};
 pub use bearer::{Challenge, ClientGate};
 pub use connections::{ConnectionLimits, Connections, GuardedAcceptor, GuardedStream, Tracker};
 pub use error::{ApiError, ErrorBody};

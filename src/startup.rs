@@ -34,6 +34,7 @@ use crate::{
             AuthorizationServer, CacheCounters, CachingAuthorizationServer, ProbeFinding,
             ScopePolicy, canonical,
         },
+        budget::Budgets,
         clients::{ClientPolicy, ClientStore},
         search::{Backends, SearchProvider, SearchService, WebBackend},
         time::Timestamp,
@@ -165,11 +166,18 @@ impl Searchgate {
             Some(backends) => search::with_cooldown(&settings, backends)?,
             None => search::configured_backends(&settings, &providers.search)?,
         };
-        // Core policy (rate limit, cache, retries, fallback, deadlines) in front of the backends.
-        let search = Arc::new(SearchService::new(
-            backends,
-            search::service_policy(&settings),
-        ));
+        // The database first: budgets are counted there.
+        let budget = search::budget_policy(&settings);
+        let embedded = custom_auth.is_none() && providers.auth == AuthProvider::Embedded;
+        let (store, audit_log) =
+            open_store(&settings, custom_audit, embedded || budget.is_on()).await?;
+        // Core policy (rate limit, budgets, cache, retries, fallback, deadlines) in front of the
+        // backends.
+        let mut service = SearchService::new(backends, search::service_policy(&settings));
+        if let Some(store) = store.as_ref().filter(|_| budget.is_on()) {
+            service = service.with_budgets(Arc::new(Budgets::new(budget, store.budgets.clone())));
+        }
+        let search = Arc::new(service);
         let authenticating = custom_auth.is_some() || settings.auth.provider.authenticates();
         let mcp = McpServer::new(search.clone())
             .with_tools(&settings.mcp.tools)
@@ -189,9 +197,6 @@ impl Searchgate {
                 )
             })?;
         check_tool_scopes(&settings, &mcp, authenticating)?;
-        // The embedded authorization server keeps its keys and clients in the database.
-        let embedded = custom_auth.is_none() && providers.auth == AuthProvider::Embedded;
-        let (store, audit_log) = open_store(&settings, custom_audit, embedded).await?;
         let (acceptor, local_addr) = listen(settings.server.bind).await?;
         let connections = Connections::new(ConnectionLimits::new(&settings.server));
         let acceptor = GuardedAcceptor::new(acceptor, connections.clone());
@@ -242,7 +247,8 @@ impl Searchgate {
         let state = AppState {
             metrics: Arc::new(
                 Metrics::new(cache_counters, key_fetch_counts, background.audit.clone())
-                    .with_connections(connections.clone()),
+                    .with_connections(connections.clone())
+                    .with_budgets(search.budgets().cloned()),
             ),
             scopes: Arc::new(ScopePolicy::new(
                 settings.auth.tool_scopes.clone(),
@@ -324,10 +330,10 @@ fn check_tool_scopes(
 async fn open_store(
     settings: &Settings,
     custom_audit: Option<Arc<dyn AuditLog>>,
-    embedded: bool,
+    needed: bool,
 ) -> Result<(Option<Database>, Arc<dyn AuditLog>), StartupError> {
     match custom_audit {
-        Some(audit) if !embedded => Ok((None, audit)),
+        Some(audit) if !needed => Ok((None, audit)),
         Some(audit) => Ok((Some(open_database(settings).await?), audit)),
         None => {
             let store = open_database(settings).await?;

@@ -296,6 +296,16 @@ fn check_search(settings: &Settings, checks: &mut Checks) {
             &format!("an absolute http(s) URL such as {example}"),
         );
     }
+    for (key, value) in [
+        ("credits_per_day", search.budget.credits_per_day),
+        ("total_credits_per_day", search.budget.total_credits_per_day),
+    ] {
+        checks.check(
+            value.is_finite() && value >= 0.0,
+            &["search", "budget", key],
+            "a number of credits, 0 or more (0 turns the budget off)",
+        );
+    }
     checks.check(
         search.cooldown_secs <= 86_400,
         &["search", "cooldown_secs"],

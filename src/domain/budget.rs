@@ -7,7 +7,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use async_trait::async_trait;
@@ -16,6 +19,8 @@ use super::{search::Caller, time::Timestamp};
 
 /// Seconds in a budget's day (UTC).
 const DAY_SECS: i64 = 86_400;
+/// The deployment's credit counter.
+const TOTAL_CREDITS: &str = "credits:*";
 
 /// The limits, each per UTC day; zero turns one off.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -44,6 +49,15 @@ pub struct BudgetKey {
     pub day: i64,
 }
 
+/// What one take got: the units granted, and the counter's total after it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Taken {
+    /// Units granted, `0..=want`.
+    pub granted: f64,
+    /// The counter's total for the day, all replicas together.
+    pub used: f64,
+}
+
 /// Where budgets are counted, shared by every replica.
 ///
 /// Contract: `take` MUST be atomic across replicas (two replicas never both get the last unit)
@@ -54,7 +68,7 @@ pub trait BudgetStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// When the store cannot be reached.
-    async fn take(&self, key: &BudgetKey, want: f64, limit: f64) -> anyhow::Result<f64>;
+    async fn take(&self, key: &BudgetKey, want: f64, limit: f64) -> anyhow::Result<Taken>;
 
     /// Adds `amount` spent beyond what was taken (a call that cost more than estimated).
     ///
@@ -105,6 +119,11 @@ pub struct Budgets {
     policy: BudgetPolicy,
     store: Arc<dyn BudgetStore>,
     leases: Mutex<HashMap<BudgetKey, Lease>>,
+    /// The deployment's credits used today as a share of its budget (f64 bits), as of the
+    /// last chunk taken.
+    total_used: AtomicU64,
+    /// Calls refused, by budget: principal, total.
+    refused: [AtomicU64; 2],
 }
 
 /// What a call took, to be settled with its real cost.
@@ -121,7 +140,21 @@ impl Budgets {
             policy,
             store,
             leases: Mutex::default(),
+            total_used: AtomicU64::new(0),
+            refused: [AtomicU64::new(0), AtomicU64::new(0)],
         }
+    }
+
+    /// The deployment's credits used today as a share of its budget (0 to 1), as this replica
+    /// last saw it; `None` without a deployment budget.
+    pub fn total_used_ratio(&self) -> Option<f64> {
+        (self.policy.total_credits_per_day > 0.0)
+            .then(|| f64::from_bits(self.total_used.load(Ordering::Relaxed)))
+    }
+
+    /// Calls refused because `scope`'s budget was spent, by this replica.
+    pub fn refused(&self, scope: BudgetScope) -> u64 {
+        self.refused[scope as usize].load(Ordering::Relaxed)
     }
 
     /// The policy.
@@ -152,7 +185,7 @@ impl Budgets {
                 BudgetScope::Principal,
             ),
             (
-                "credits:*".to_owned(),
+                TOTAL_CREDITS.to_owned(),
                 self.policy.total_credits_per_day,
                 BudgetScope::Total,
             ),
@@ -167,6 +200,7 @@ impl Budgets {
                 Ok(true) => taken.push(key),
                 Ok(false) => {
                     self.give_back(&taken, 1.0);
+                    self.refused[budget as usize].fetch_add(1, Ordering::Relaxed);
                     return Err(Some(Exhausted {
                         scope: budget,
                         resets_at,
@@ -196,7 +230,7 @@ impl Budgets {
                 format!("credits:{}", reservation.principal),
                 self.policy.credits_per_day,
             ),
-            ("credits:*".to_owned(), self.policy.total_credits_per_day),
+            (TOTAL_CREDITS.to_owned(), self.policy.total_credits_per_day),
         ] {
             if limit <= 0.0 {
                 continue;
@@ -227,7 +261,11 @@ impl Budgets {
         if let Some(answer) = self.spend_from_lease(key) {
             return Ok(answer);
         }
-        let granted = self.store.take(key, chunk(limit), limit).await?;
+        let Taken { granted, used } = self.store.take(key, chunk(limit), limit).await?;
+        if key.scope == TOTAL_CREDITS {
+            self.total_used
+                .store((used / limit).clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+        }
         let mut leases = self.lock();
         let lease = leases.entry(key.clone()).or_default();
         lease.left += granted;
@@ -298,13 +336,16 @@ mod tests {
 
     #[async_trait]
     impl BudgetStore for Shared {
-        async fn take(&self, key: &BudgetKey, want: f64, limit: f64) -> anyhow::Result<f64> {
+        async fn take(&self, key: &BudgetKey, want: f64, limit: f64) -> anyhow::Result<Taken> {
             *self.trips.lock().unwrap() += 1;
             let mut used = self.used.lock().unwrap();
             let used = used.entry(key.clone()).or_default();
             let granted = want.min((limit - *used).max(0.0));
             *used += granted;
-            Ok(granted)
+            Ok(Taken {
+                granted,
+                used: *used,
+            })
         }
 
         async fn add(&self, key: &BudgetKey, amount: f64) -> anyhow::Result<()> {

@@ -12,6 +12,8 @@ mod service;
 
 use std::time::Duration;
 
+use super::{budget::BudgetScope, time::Timestamp};
+
 use async_trait::async_trait;
 
 pub use arguments::{SearchArgument, SearchArguments};
@@ -25,8 +27,8 @@ pub use request::{
     SearchRequest, TimeRange, Topic,
 };
 pub use results::{
-    CallCost, CrawlResults, ExtractResults, FailedPage, Image, MapResults, Page, SearchResult,
-    SearchResults, UpstreamUsage,
+    CallCost, CrawlResults, ExtractResults, FailedPage, Image, MapResults, Page, Reported,
+    SearchResult, SearchResults, UpstreamUsage,
 };
 pub use service::{CallStats, Caller, Deadlines, SearchService, Served, ServicePolicy};
 
@@ -158,6 +160,14 @@ pub enum SearchError {
         /// When the next call will be accepted.
         retry_after: Duration,
     },
+    /// A daily budget (this principal's, or the deployment's) is spent.
+    #[error("the daily {} budget is spent", scope.as_str())]
+    BudgetExhausted {
+        /// Which budget.
+        scope: BudgetScope,
+        /// When it renews (the next UTC midnight).
+        resets_at: Timestamp,
+    },
     /// Several backends were tried and each failed; each one's reason, in the order tried.
     #[error("every search backend failed: {}", describe(failures))]
     EveryBackendFailed {
@@ -199,6 +209,7 @@ impl SearchError {
             Self::Timeout => "upstream_timeout",
             Self::TooManyCalls { .. } => "rate_limited",
             Self::EveryBackendFailed { .. } => "upstream_all_failed",
+            Self::BudgetExhausted { .. } => "budget_exhausted",
             Self::Unexpected(_) => "internal_error",
         }
     }
@@ -223,7 +234,10 @@ impl SearchError {
     /// was refused (another backend would refuse it too, or answer something else) or when
     /// the caller is over its own allowance.
     pub fn falls_back(&self) -> bool {
-        !matches!(self, Self::Rejected { .. } | Self::TooManyCalls { .. })
+        !matches!(
+            self,
+            Self::Rejected { .. } | Self::TooManyCalls { .. } | Self::BudgetExhausted { .. }
+        )
     }
 }
 
@@ -251,6 +265,10 @@ mod tests {
                 retry_after: Duration::from_secs(1),
             },
             SearchError::EveryBackendFailed { failures: vec![] },
+            SearchError::BudgetExhausted {
+                scope: BudgetScope::Total,
+                resets_at: Timestamp::from_unix_seconds(0),
+            },
             SearchError::Unexpected(anyhow::anyhow!("x")),
         ];
         let mut codes: Vec<_> = errors.iter().map(SearchError::code).collect();

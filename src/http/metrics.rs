@@ -24,6 +24,7 @@ use super::Layered;
 use crate::domain::{
     audit::{AuditEvent, AuditSink},
     auth::CacheCounters,
+    budget::{BudgetScope, Budgets},
 };
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -150,6 +151,17 @@ impl Metrics {
         self
     }
 
+    /// Also reports the daily budgets: calls refused, and the share of the deployment's credit
+    /// budget used.
+    #[must_use]
+    pub fn with_budgets(mut self, budgets: Option<Arc<Budgets>>) -> Self {
+        if let Some(budgets) = budgets {
+            self.registry
+                .register_collector(Box::new(BudgetState(budgets)));
+        }
+        self
+    }
+
     /// Counts a finished tool call from its audit event.
     pub fn observe_call(&self, event: &AuditEvent) {
         let (Some(tool), Some(provider)) = (&event.tool, &event.provider) else {
@@ -273,6 +285,45 @@ impl Collector for Pulled {
             depth.metric_type(),
         )?;
         depth.encode(metric_encoder)
+    }
+}
+
+/// The budgets' state, read at scrape time.
+struct BudgetState(Arc<Budgets>);
+
+impl std::fmt::Debug for BudgetState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BudgetState")
+    }
+}
+
+impl Collector for BudgetState {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
+        let budgets = &self.0;
+        let refused = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "budget_exhausted",
+            "Tool calls refused because a daily budget was spent, by budget (principal or \
+             total), on this replica",
+            None,
+            refused.metric_type(),
+        )?;
+        for scope in [BudgetScope::Principal, BudgetScope::Total] {
+            let labels = [("scope", scope.as_str())];
+            ConstCounter::new(budgets.refused(scope)).encode(family.encode_family(&labels)?)?;
+        }
+        if let Some(ratio) = budgets.total_used_ratio() {
+            let gauge = ConstGauge::new(ratio);
+            let mut family = encoder.encode_descriptor(
+                "budget_used_ratio",
+                "Share of a daily budget used, all replicas together, as of this replica's \
+                 last chunk (scope total: the deployment's credits)",
+                None,
+                gauge.metric_type(),
+            )?;
+            gauge.encode(family.encode_family(&[("scope", "total")])?)?;
+        }
+        Ok(())
     }
 }
 

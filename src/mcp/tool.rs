@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
+use crate::domain::budget::BudgetScope;
 use crate::domain::search::{
     CallCost, CallStats, Image, InvalidInput, SearchError, Served, UpstreamUsage,
 };
@@ -352,6 +353,25 @@ fn upstream_error(error: &SearchError, slow_hint: &str) -> ToolOutcome {
                     "You are calling searchgate's web tools too often. Retry in {secs} seconds."
                 ),
                 json!({ "retry_after_secs": secs }),
+            )
+        }
+        SearchError::BudgetExhausted { scope, resets_at } => {
+            let secs = u64::try_from(
+                resets_at.unix_seconds() - crate::domain::time::Timestamp::now().unix_seconds(),
+            )
+            .unwrap_or(0)
+            .max(1);
+            let at = crate::http::rfc3339(*resets_at);
+            let whose = match scope {
+                BudgetScope::Principal => "your",
+                BudgetScope::Total => "this searchgate server's",
+            };
+            (
+                format!(
+                    "The daily web search budget of {whose} account is spent; it renews at {at} \
+                     (in {secs} seconds). Tell the user; retrying before then will not help."
+                ),
+                json!({ "scope": scope.as_str(), "resets_at": at, "retry_after_secs": secs }),
             )
         }
         SearchError::EveryBackendFailed { failures } => {

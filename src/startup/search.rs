@@ -15,6 +15,7 @@ use crate::{
     config::{ConfigError, SearchBackend, Secret, Settings, load_problem},
     domain::{
         auth::ProbeFinding,
+        budget::BudgetPolicy,
         search::{Backends, Capability, Deadlines, ServicePolicy, WebBackend},
     },
 };
@@ -27,6 +28,16 @@ pub(super) fn deadlines(settings: &Settings) -> Deadlines {
         extract: Duration::from_secs(d.extract_secs),
         crawl: Duration::from_secs(d.crawl_secs),
         map: Duration::from_secs(d.map_secs),
+    }
+}
+
+/// The daily budgets the settings ask for.
+pub(super) fn budget_policy(settings: &Settings) -> BudgetPolicy {
+    let b = &settings.search.budget;
+    BudgetPolicy {
+        calls_per_day: b.calls_per_day,
+        credits_per_day: b.credits_per_day,
+        total_credits_per_day: b.total_credits_per_day,
     }
 }
 

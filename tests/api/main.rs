@@ -7,6 +7,7 @@ mod backends;
 mod bad_input;
 mod bearer_answers;
 mod binary;
+mod budgets;
 mod client_policy;
 mod clients;
 mod connections;

@@ -361,10 +361,10 @@ async fn budget_counters_grant_exactly_the_limit_to_racing_replicas() {
         // 40 takes of 3 at once from a limit of 100: exactly 100 granted, never more.
         let takes =
             futures::future::join_all((0..40).map(|_| db.budgets.take(&key, 3.0, 100.0))).await;
-        let granted: f64 = takes.into_iter().map(|t| t.unwrap()).sum();
+        let granted: f64 = takes.into_iter().map(|t| t.unwrap().granted).sum();
         assert_eq!(granted, 100.0, "{name}");
         assert_eq!(
-            db.budgets.take(&key, 3.0, 100.0).await.unwrap(),
+            db.budgets.take(&key, 3.0, 100.0).await.unwrap().granted,
             0.0,
             "{name}"
         );
@@ -373,13 +373,21 @@ async fn budget_counters_grant_exactly_the_limit_to_racing_replicas() {
             ..key.clone()
         };
         assert_eq!(
-            db.budgets.take(&next_day, 3.0, 100.0).await.unwrap(),
+            db.budgets
+                .take(&next_day, 3.0, 100.0)
+                .await
+                .unwrap()
+                .granted,
             3.0,
             "{name}"
         );
         db.budgets.add(&next_day, 96.0).await.unwrap();
         assert_eq!(
-            db.budgets.take(&next_day, 3.0, 100.0).await.unwrap(),
+            db.budgets
+                .take(&next_day, 3.0, 100.0)
+                .await
+                .unwrap()
+                .granted,
             1.0,
             "{name}: what was added counts"
         );

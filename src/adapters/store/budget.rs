@@ -8,11 +8,11 @@ use super::{
     dialect::{Driver, On},
     statement::Statement,
 };
-use crate::domain::budget::{BudgetKey, BudgetStore};
+use crate::domain::budget::{BudgetKey, BudgetStore, Taken};
 
 #[async_trait]
 impl<D: Driver> BudgetStore for SqlStore<D> {
-    async fn take(&self, key: &BudgetKey, want: f64, limit: f64) -> anyhow::Result<f64> {
+    async fn take(&self, key: &BudgetKey, want: f64, limit: f64) -> anyhow::Result<Taken> {
         let statement = Statement::new(
             D::TAKE_BUDGET,
             [
@@ -25,7 +25,10 @@ impl<D: Driver> BudgetStore for SqlStore<D> {
         let row = D::fetch_optional(On::Pool(&self.pool), statement)
             .await?
             .ok_or_else(|| anyhow::anyhow!("taking from a budget returned no row"))?;
-        Ok(D::opt_real(&row, "granted")?.unwrap_or(0.0).max(0.0))
+        Ok(Taken {
+            granted: D::opt_real(&row, "granted")?.unwrap_or(0.0).max(0.0),
+            used: D::opt_real(&row, "used")?.unwrap_or(0.0),
+        })
     }
 
     async fn add(&self, key: &BudgetKey, amount: f64) -> anyhow::Result<()> {

@@ -56,7 +56,7 @@ pub trait Dialect: Database<Connection: Migrate> {
     /// What `INSERT INTO clients … ON CONFLICT` names: the unique index on the client id.
     const CLIENT_CONFLICT: &'static str;
     /// Takes `min($3, $4 - used)` (never negative) from the budget counter `($1, $2)`,
-    /// creating it, in one statement (atomic across replicas); returns `granted`.
+    /// creating it, in one statement (atomic across replicas); returns `granted` and `used`.
     const TAKE_BUDGET: &'static str;
 
     /// Whether `error` refuses the rows written (a constraint, a value the database cannot

@@ -76,7 +76,7 @@ impl Dialect for Postgres {
         ON CONFLICT (scope, day) DO UPDATE SET \
         granted = LEAST($3, GREATEST($4 - budget_counters.used, 0.0)), \
         used = budget_counters.used + LEAST($3, GREATEST($4 - budget_counters.used, 0.0)) \
-        RETURNING granted";
+        RETURNING granted, used";
 
     /// SQLSTATE classes 22 (data exception: a value too long, bad encoding), 23 (integrity
     /// constraint) and 54 (program limit: "index row size exceeds btree maximum").

@@ -79,7 +79,7 @@ impl Dialect for Sqlite {
         ON CONFLICT (scope, day) DO UPDATE SET \
         granted = MIN($3, MAX($4 - budget_counters.used, 0.0)), \
         used = budget_counters.used + MIN($3, MAX($4 - budget_counters.used, 0.0)) \
-        RETURNING granted";
+        RETURNING granted, used";
 
     /// Primary result codes SQLITE_TOOBIG (18), SQLITE_CONSTRAINT (19), SQLITE_MISMATCH (20)
     /// and SQLITE_RANGE (25); `code()` is the extended code, whose low byte is the primary.

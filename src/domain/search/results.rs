@@ -24,6 +24,24 @@ pub struct UpstreamUsage {
     pub response_time: Option<f64>,
 }
 
+/// A result that carries what the backend reported about the call.
+pub trait Reported {
+    /// Credits, request id and timing.
+    fn usage(&self) -> &UpstreamUsage;
+}
+
+macro_rules! reported {
+    ($($results:ty),+) => {
+        $(impl Reported for $results {
+            fn usage(&self) -> &UpstreamUsage {
+                &self.usage
+            }
+        })+
+    };
+}
+
+reported!(SearchResults, ExtractResults, CrawlResults, MapResults);
+
 /// What one call cost the operator's account, as the backend reported it: nothing for an
 /// answer from the cache (no backend was paid).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -15,10 +15,10 @@ use tokio::time::Instant;
 
 use super::{
     BackendFailure, Backends, Capability, CrawlRequest, CrawlResults, ExtractRequest,
-    ExtractResults, Fallback, MapRequest, MapResults, SearchArguments, SearchError, SearchRequest,
-    SearchResults, WebBackend,
+    ExtractResults, Fallback, MapRequest, MapResults, Reported, SearchArguments, SearchError,
+    SearchRequest, SearchResults, WebBackend,
 };
-use crate::domain::rate_limit::KeyedLimiter;
+use crate::domain::{budget::Budgets, rate_limit::KeyedLimiter};
 
 /// Most upstream attempts per call: the first and one retry.
 const MAX_ATTEMPTS: u32 = 2;
@@ -197,6 +197,7 @@ pub struct SearchService {
     policy: ServicePolicy,
     cache: Option<Cache<CacheKey, Cached>>,
     limiter: Option<KeyedLimiter<Caller>>,
+    budgets: Option<Arc<Budgets>>,
 }
 
 impl SearchService {
@@ -215,7 +216,19 @@ impl SearchService {
             policy,
             cache,
             limiter,
+            budgets: None,
         }
+    }
+
+    /// The same service charging each call to `budgets` (daily, shared by replicas).
+    pub fn with_budgets(mut self, budgets: Arc<Budgets>) -> Self {
+        self.budgets = Some(budgets);
+        self
+    }
+
+    /// The budgets, when set.
+    pub fn budgets(&self) -> Option<&Arc<Budgets>> {
+        self.budgets.as_ref()
     }
 
     /// The backends, in order.
@@ -347,6 +360,7 @@ impl SearchService {
         call: F,
     ) -> Served<T>
     where
+        T: Reported,
         F: Fn(&'a WebBackend) -> Fut,
         Fut: Future<Output = Result<T, SearchError>>,
     {
@@ -355,8 +369,28 @@ impl SearchService {
             provider: candidates.first().map_or("none", |b| b.name),
             ..Trail::default()
         });
-        let outcome = match self.admit(caller) {
+        let mut reservation = None;
+        let admitted = match self.admit(caller) {
             Err(retry_after) => Err(SearchError::TooManyCalls { retry_after }),
+            Ok(()) => match &self.budgets {
+                None => Ok(()),
+                Some(budgets) => match budgets.reserve(caller).await {
+                    Ok(taken) => {
+                        reservation = Some(taken);
+                        Ok(())
+                    }
+                    Err(Some(spent)) => Err(SearchError::BudgetExhausted {
+                        scope: spent.scope,
+                        resets_at: spent.resets_at,
+                    }),
+                    Err(None) => Err(SearchError::Unexpected(anyhow::anyhow!(
+                        "the budget store cannot be reached, so the call is not made"
+                    ))),
+                },
+            },
+        };
+        let outcome = match admitted {
+            Err(error) => Err(error),
             Ok(()) => {
                 let upstream = async {
                     tokio::time::timeout(deadline, self.walk(&candidates, deadline, &call, &trail))
@@ -403,6 +437,15 @@ impl SearchService {
             stats.cache_hit = hit;
             value
         });
+        if let (Some(budgets), Some(reservation)) = (&self.budgets, reservation) {
+            // Reported credits; one for a call that reached a backend that reports none; none
+            // for a cached answer or a failure (backends bill answers).
+            let credits = match &result {
+                Ok(value) if !stats.cache_hit => value.usage().credits.unwrap_or(1.0),
+                _ => 0.0,
+            };
+            budgets.settle(reservation, credits).await;
+        }
         Served { result, stats }
     }
 
@@ -563,6 +606,10 @@ fn duplicate(error: &SearchError) -> SearchError {
         SearchError::Timeout => SearchError::Timeout,
         SearchError::TooManyCalls { retry_after } => SearchError::TooManyCalls {
             retry_after: *retry_after,
+        },
+        SearchError::BudgetExhausted { scope, resets_at } => SearchError::BudgetExhausted {
+            scope: *scope,
+            resets_at: *resets_at,
         },
         SearchError::EveryBackendFailed { failures } => SearchError::EveryBackendFailed {
             failures: failures

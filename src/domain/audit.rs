@@ -325,6 +325,8 @@ pub struct AuditEvent {
     /// The backends that failed before `provider` answered, with their error codes:
     /// `tavily:upstream_quota_exhausted,brave:upstream_unavailable`.
     pub fallback_from: Option<String>,
+    /// The W3C trace id (32 hex digits) of the request's trace, so the row leads to it.
+    pub trace_id: Option<String>,
     /// What was searched for (a query, URLs), at most 200 characters; `None` when
     /// `audit.record_queries` is off.
     pub query_summary: Option<String>,
@@ -353,6 +355,7 @@ impl AuditEvent {
             upstream_attempts: None,
             upstream_request_id: None,
             fallback_from: None,
+            trace_id: None,
             query_summary: None,
         }
     }
@@ -379,6 +382,7 @@ impl AuditEvent {
             "upstream_attempts": self.upstream_attempts,
             "upstream_request_id": self.upstream_request_id,
             "fallback_from": self.fallback_from,
+            "trace_id": self.trace_id,
             "query_summary": self.query_summary,
         })
     }

@@ -64,6 +64,10 @@ pub struct AuditEventView {
     /// (`tavily:upstream_quota_exhausted,brave:upstream_unavailable`).
     #[oai(skip_serializing_if_is_none)]
     pub fallback_from: Option<String>,
+    /// The W3C trace id (32 hex digits) of the request's trace, to find it in the tracing
+    /// backend.
+    #[oai(skip_serializing_if_is_none)]
+    pub trace_id: Option<String>,
     /// What was searched for (200 characters at most), unless `audit.record_queries` is off.
     #[oai(skip_serializing_if_is_none)]
     pub query_summary: Option<String>,
@@ -92,6 +96,7 @@ impl From<StoredEvent> for AuditEventView {
             upstream_attempts: e.upstream_attempts,
             upstream_request_id: e.upstream_request_id,
             fallback_from: e.fallback_from,
+            trace_id: e.trace_id,
             query_summary: e.query_summary,
         }
     }

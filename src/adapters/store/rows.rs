@@ -85,6 +85,7 @@ pub fn stored_event<D: Driver>(row: &D::Row) -> anyhow::Result<StoredEvent> {
                 .and_then(|a| u32::try_from(a).ok()),
             upstream_request_id: row.opt_text("upstream_request_id")?,
             fallback_from: row.opt_text("fallback_from")?,
+            trace_id: row.opt_text("trace_id")?,
             query_summary: row.opt_text("query_summary")?,
         },
     })

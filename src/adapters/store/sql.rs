@@ -25,11 +25,12 @@ pub const KEEP_EXPIRED_SECS: i64 = 86_400;
 /// [`insert_events`]); each dialect's `INSERT_EVENTS` reads them in this order.
 pub const EVENT_COLUMNS: &str = "occurred_at_ms, request_id, method, tool, outcome, http_status, \
     error_code, latency_us, subject, client_id, issuer, token_hash_prefix, source_addr, provider, \
-    cache_hit, upstream_attempts, upstream_request_id, query_summary, fallback_from";
+    cache_hit, upstream_attempts, upstream_request_id, query_summary, fallback_from, \
+    trace_id";
 
 /// One `INSERT` of any number of events (`D::INSERT_EVENTS`), which travel as one JSON array
 /// of arrays, one per event, in [`EVENT_COLUMNS`] order: the statement text never changes, so
-/// it stays prepared whatever the batch size, and a batch binds one value rather than 19 per
+/// it stays prepared whatever the batch size, and a batch binds one value rather than 20 per
 /// event.
 pub fn insert_events<D: Dialect>(events: &[BoundedEvent]) -> Statement {
     let mut json = Vec::with_capacity(events.len() * 384);
@@ -55,7 +56,7 @@ impl<'a> Serialize for EventRow<'a> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let e = self.0;
         let opt = |value: &'a Option<String>| value.as_deref().map(stored_text);
-        let mut row = serializer.serialize_tuple(19)?;
+        let mut row = serializer.serialize_tuple(20)?;
         row.serialize_element(&e.occurred_at.unix_millis())?;
         row.serialize_element(&stored_text(&e.request_id))?;
         row.serialize_element(&opt(&e.method))?;
@@ -75,6 +76,7 @@ impl<'a> Serialize for EventRow<'a> {
         row.serialize_element(&opt(&e.upstream_request_id))?;
         row.serialize_element(&opt(&e.query_summary))?;
         row.serialize_element(&opt(&e.fallback_from))?;
+        row.serialize_element(&opt(&e.trace_id))?;
         row.end()
     }
 }

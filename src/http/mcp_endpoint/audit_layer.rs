@@ -101,6 +101,7 @@ impl Pending {
                         .collect::<Vec<_>>()
                         .join(",")
                 }),
+            trace_id: None,
             query_summary: info.query_summary.filter(|_| self.record_queries),
         };
         self.metrics.observe_call(&event);

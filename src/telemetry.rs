@@ -76,7 +76,7 @@ pub fn init(settings: &TelemetrySettings) -> Tracing {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = filter.and(filter_fn(|meta| meta.target() != TRACE_TARGET));
+    let not_traces = || filter_fn(|meta: &tracing::Metadata<'_>| meta.target() != TRACE_TARGET);
     let destination = otlp::destination(settings.otlp_endpoint.as_ref());
     let built = destination.as_ref().map(otlp::provider);
     let provider = built.as_ref().and_then(|b| b.as_ref().ok()).cloned();
@@ -95,13 +95,27 @@ pub fn init(settings: &TelemetrySettings) -> Tracing {
                         && meta.target().starts_with("searchgate"))
             }))
     });
-    let registry = tracing_subscriber::registry().with(traces);
-    let installed = match settings.format {
-        LogFormat::Text => registry
-            .with(text_layer(io::stderr).with_filter(logs))
+    let registry = tracing_subscriber::registry();
+    // Without traces the filters stay global, as cheap as before: the trace spans are never
+    // enabled, so making one costs a callsite check.
+    let installed = match (settings.format, traces) {
+        (LogFormat::Text, None) => registry
+            .with(filter)
+            .with(not_traces())
+            .with(text_layer(io::stderr))
             .try_init(),
-        LogFormat::Json => registry
-            .with(json_layer(io::stderr).with_filter(logs))
+        (LogFormat::Json, None) => registry
+            .with(filter)
+            .with(not_traces())
+            .with(json_layer(io::stderr))
+            .try_init(),
+        (LogFormat::Text, Some(traces)) => registry
+            .with(traces)
+            .with(text_layer(io::stderr).with_filter(filter.and(not_traces())))
+            .try_init(),
+        (LogFormat::Json, Some(traces)) => registry
+            .with(traces)
+            .with(json_layer(io::stderr).with_filter(filter.and(not_traces())))
             .try_init(),
     };
     if installed.is_err() {

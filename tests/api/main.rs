@@ -30,3 +30,4 @@ mod replicas;
 mod scalekit;
 mod stores;
 mod tavily;
+mod traces;

@@ -321,8 +321,11 @@ async fn check_config(settings: &Settings) -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> ExitCode {
-    telemetry::init(&settings.telemetry);
-    match startup::serve(settings).await {
+    let tracing = telemetry::init(&settings.telemetry);
+    let served = startup::serve(settings).await;
+    // After the server and the audit writer stopped: their last spans go out too.
+    tracing.shutdown().await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(startup::StartupError::Config(error)) => {
             eprintln!("searchgate: {error}");

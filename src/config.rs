@@ -861,6 +861,11 @@ pub struct TelemetrySettings {
     pub format: LogFormat,
     /// A tracing filter such as `info` or `searchgate=debug,info`; `RUST_LOG` overrides it.
     pub level: String,
+    /// The OpenTelemetry collector traces are exported to over OTLP/HTTP (protobuf), as a base
+    /// URL like `OTEL_EXPORTER_OTLP_ENDPOINT` (`/v1/traces` is appended unless the path already
+    /// ends so). Unset, the standard `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` turn export on; with none of them traces are off.
+    pub otlp_endpoint: Option<Url>,
 }
 
 impl Default for TelemetrySettings {
@@ -869,6 +874,7 @@ impl Default for TelemetrySettings {
             format: LogFormat::Text,
             // rmcp logs every stateless request's lifecycle at info; that is noise here.
             level: "info,rmcp=warn".to_owned(),
+            otlp_endpoint: None,
         }
     }
 }

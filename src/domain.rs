@@ -32,6 +32,12 @@
 
 /// Audit events and the `AuditLog` port, plus the batched writer in front of it.
 pub mod audit;
+
+/// The tracing target of the spans made for OpenTelemetry traces only (`searchgate::otel`):
+/// the log layer leaves them out, so logs read as they would without them, and when no OTLP
+/// exporter is configured no layer takes them, so creating one costs a disabled-callsite check.
+/// Their fields use the OpenTelemetry semantic-convention names.
+pub const TRACE_TARGET: &str = "searchgate::otel";
 /// Bearer tokens, principals, scopes and the `AuthorizationServer` port.
 pub mod auth;
 /// Daily budgets shared by replicas, and the `BudgetStore` port.

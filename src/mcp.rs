@@ -394,13 +394,22 @@ impl ServerHandler for McpServer {
                 .into());
         }
         // rmcp runs handlers on their own task, outside the HTTP request's span; this span
-        // puts the request id back on every line the tool logs.
+        // puts the request id (and the trace id) back on every line the tool logs, and the MCP
+        // request's trace span is entered again so the tool's spans are its children.
         let span = tracing::info_span!(
             "tool",
             request_id = record.as_ref().map_or("", CallRecord::request_id),
             tool = %request.name,
             subject = caller.subject().unwrap_or(""),
+            trace_id = tracing::field::Empty,
         );
+        let trace = record.as_ref().map_or((None, None), |record| {
+            record.read(|info| (info.span.clone(), info.trace_id.clone()))
+        });
+        if let Some(trace_id) = &trace.1 {
+            span.record("trace_id", tracing::field::display(trace_id));
+        }
+        let trace_span = trace.0.unwrap_or_else(tracing::Span::none);
         let Some(tool) = self.offered(&request.name) else {
             // Spec: an unknown tool is a protocol error (-32602), not a tool result.
             return Err(McpError::invalid_params(
@@ -441,6 +450,7 @@ impl ServerHandler for McpServer {
             }
         }
         .instrument(span)
+        .instrument(trace_span)
         .await;
         if let Some(record) = record {
             record.tool_finished(outcome.error_code);

@@ -3,34 +3,134 @@
 //! logged while serving a request names it. Every field value, ours or a library's (rmcp's
 //! warnings quote method and tool names), is cut to [`MAX_FIELD_CHARS`] characters and marked
 //! `…`, so client-controlled text cannot grow the logs without bound.
+//!
+//! OpenTelemetry traces ([`otlp`]) are a second layer beside the log lines, present only when a
+//! collector is configured. Each layer has its own filter: the spans made for traces (target
+//! [`TRACE_TARGET`]) go to the trace layer only, so the log lines are the same with traces on
+//! or off; the trace layer takes those spans and searchgate's warnings and errors (as span
+//! events), nothing else.
 
-use std::{fmt::Debug, io};
+pub mod context;
+pub mod otlp;
 
+use std::{fmt::Debug, io, time::Duration};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::Value;
 use tracing::field::Field;
 use tracing_subscriber::{
-    EnvFilter,
+    EnvFilter, Layer,
     field::MakeExt,
+    filter::{FilterExt, filter_fn},
     fmt::{self, MakeWriter, format::Writer},
     prelude::*,
 };
 
-use crate::config::{LogFormat, TelemetrySettings};
+use crate::{
+    config::{LogFormat, TelemetrySettings},
+    domain::TRACE_TARGET,
+};
 
 /// The most characters of one field value a log line keeps.
 pub const MAX_FIELD_CHARS: usize = 256;
 
-/// Installs the global subscriber, writing to stderr. Later calls are ignored, so tests may call
-/// it freely.
-pub fn init(settings: &TelemetrySettings) {
+/// The longest the exporter is given at shutdown to send the spans it holds.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The trace exporter, when there is one: kept to flush it at shutdown.
+#[derive(Debug, Default)]
+pub struct Tracing {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Tracing {
+    /// Whether traces are exported.
+    pub fn is_on(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Sends the spans still queued and stops the exporter, waiting at most a few seconds (an
+    /// unreachable collector does not hold up the exit).
+    pub async fn shutdown(self) {
+        let Some(provider) = self.provider else {
+            return;
+        };
+        // The SDK's shutdown blocks until its export thread is done.
+        let flushed =
+            tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(FLUSH_TIMEOUT));
+        match tokio::time::timeout(FLUSH_TIMEOUT + Duration::from_secs(1), flushed).await {
+            Ok(Ok(Ok(()))) => tracing::debug!("trace exporter flushed"),
+            Ok(Ok(Err(error))) => {
+                tracing::warn!(error = %error, "the trace exporter did not flush")
+            }
+            _ => tracing::warn!("the trace exporter did not flush in time"),
+        }
+    }
+}
+
+/// Installs the global subscriber, writing to stderr, and the trace exporter when a collector is
+/// configured (`telemetry.otlp_endpoint` or the standard `OTEL_EXPORTER_OTLP_*` variables; see
+/// [`otlp`]). Later calls are ignored, so tests may call it freely.
+pub fn init(settings: &TelemetrySettings) -> Tracing {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let _ = match settings.format {
-        LogFormat::Text => registry.with(text_layer(io::stderr)).try_init(),
-        LogFormat::Json => registry.with(json_layer(io::stderr)).try_init(),
+    let not_traces = || filter_fn(|meta: &tracing::Metadata<'_>| meta.target() != TRACE_TARGET);
+    let destination = otlp::destination(settings.otlp_endpoint.as_ref());
+    let built = destination.as_ref().map(otlp::provider);
+    let provider = built.as_ref().and_then(|b| b.as_ref().ok()).cloned();
+    let traces = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("searchgate"))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_level(false)
+            .with_tracked_inactivity(false)
+            .with_filter(filter_fn(|meta| {
+                meta.target() == TRACE_TARGET
+                    || (meta.is_event()
+                        && *meta.level() <= tracing::Level::WARN
+                        && meta.target().starts_with("searchgate"))
+            }))
+    });
+    let registry = tracing_subscriber::registry();
+    // Without traces the filters stay global, as cheap as before: the trace spans are never
+    // enabled, so making one costs a callsite check.
+    let installed = match (settings.format, traces) {
+        (LogFormat::Text, None) => registry
+            .with(filter)
+            .with(not_traces())
+            .with(text_layer(io::stderr))
+            .try_init(),
+        (LogFormat::Json, None) => registry
+            .with(filter)
+            .with(not_traces())
+            .with(json_layer(io::stderr))
+            .try_init(),
+        (LogFormat::Text, Some(traces)) => registry
+            .with(traces)
+            .with(text_layer(io::stderr).with_filter(filter.and(not_traces())))
+            .try_init(),
+        (LogFormat::Json, Some(traces)) => registry
+            .with(traces)
+            .with(json_layer(io::stderr).with_filter(filter.and(not_traces())))
+            .try_init(),
     };
+    if installed.is_err() {
+        return Tracing::default();
+    }
+    match (&destination, built) {
+        (Some(destination), Some(Ok(_))) => {
+            tracing::info!(destination = ?destination, "exporting traces over OTLP/HTTP");
+        }
+        (_, Some(Err(error))) => {
+            tracing::error!(error = %error, "traces are off: the OTLP exporter cannot be built");
+        }
+        _ => {}
+    }
+    Tracing { provider }
 }
 
 /// Text lines whose field values are bounded.

@@ -595,6 +595,14 @@ fn check_audit_and_telemetry(settings: &Settings, checks: &mut Checks) {
         &["telemetry", "level"],
         "a tracing filter such as info, debug or searchgate=debug,info",
     );
+    if let Some(endpoint) = &settings.telemetry.otlp_endpoint {
+        checks.check(
+            is_plain_http_url(endpoint),
+            &["telemetry", "otlp_endpoint"],
+            "an http:// or https:// URL of an OTLP/HTTP collector (port 4318 by default) without \
+             query, fragment or credentials; headers go in OTEL_EXPORTER_OTLP_HEADERS",
+        );
+    }
 }
 
 /// `value` unless it is missing or only white space.
@@ -857,6 +865,12 @@ mod tests {
                 "loud=[",
                 "telemetry.level",
                 "bad filter",
+            ),
+            (
+                "SEARCHGATE_TELEMETRY__OTLP_ENDPOINT",
+                "grpc://collector:4317",
+                "telemetry.otlp_endpoint",
+                "OTLP over HTTP only",
             ),
             (
                 "SEARCHGATE_AUDIT__BATCH_SIZE",

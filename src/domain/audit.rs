@@ -400,6 +400,8 @@ pub struct AuditEvent {
     /// The backends that failed before `provider` answered, with their error codes:
     /// `tavily:upstream_quota_exhausted,brave:upstream_unavailable`.
     pub fallback_from: Option<String>,
+    /// The W3C trace id (32 hex digits) of the request's trace, so the row leads to it.
+    pub trace_id: Option<String>,
     /// What was searched for (a query, URLs), at most 200 characters; `None` when
     /// `audit.record_queries` is off.
     pub query_summary: Option<String>,
@@ -430,6 +432,7 @@ impl AuditEvent {
             credits: None,
             cost_usd: None,
             fallback_from: None,
+            trace_id: None,
             query_summary: None,
         }
     }
@@ -458,6 +461,7 @@ impl AuditEvent {
             "fallback_from": self.fallback_from,
             "credits": self.credits,
             "cost_usd": self.cost_usd,
+            "trace_id": self.trace_id,
             "query_summary": self.query_summary,
         })
     }

@@ -70,6 +70,10 @@ pub struct AuditEventView {
     /// (`tavily:upstream_quota_exhausted,brave:upstream_unavailable`).
     #[oai(skip_serializing_if_is_none)]
     pub fallback_from: Option<String>,
+    /// The W3C trace id (32 hex digits) of the request's trace, to find it in the tracing
+    /// backend.
+    #[oai(skip_serializing_if_is_none)]
+    pub trace_id: Option<String>,
     /// What was searched for (200 characters at most), unless `audit.record_queries` is off.
     #[oai(skip_serializing_if_is_none)]
     pub query_summary: Option<String>,
@@ -100,6 +104,7 @@ impl From<StoredEvent> for AuditEventView {
             fallback_from: e.fallback_from,
             credits: e.credits,
             cost_usd: e.cost_usd,
+            trace_id: e.trace_id,
             query_summary: e.query_summary,
         }
     }

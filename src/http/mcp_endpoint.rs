@@ -12,6 +12,7 @@
 
 mod audit_layer;
 mod body_reader;
+mod trace;
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! Prometheus metrics at `/metrics` (prometheus-client, OpenMetrics text): requests and
 //! latency by route and outcome, tool calls and upstream behaviour by provider and outcome,
-//! and, read at scrape time, the token cache, key fetches and the audit queue.
+//! and, read at scrape time, the token cache, key fetches, the audit queue and the trace
+//! spans the OTLP exporter dropped.
 
 use std::{
     sync::{Arc, atomic::Ordering},
@@ -274,6 +275,18 @@ impl Collector for Pulled {
             ("permanent", stats.permanent_failures),
         ] {
             let labels = [("kind", kind)];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        let (queue_full, export_failed) = crate::telemetry::otlp::spans_dropped();
+        let mut family = encoder.encode_descriptor(
+            "otlp_spans_dropped",
+            "Trace spans not exported, by reason: queue_full (more finished spans than the \
+             export queue holds) or export_failed (the collector did not take their batch)",
+            None,
+            failures.metric_type(),
+        )?;
+        for (reason, value) in [("queue_full", queue_full), ("export_failed", export_failed)] {
+            let labels = [("reason", reason)];
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
         }
         let depth = ConstGauge::new(i64::try_from(self.audit.queue_depth()).unwrap_or(i64::MAX));

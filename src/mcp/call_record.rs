@@ -39,6 +39,11 @@ pub struct CallInfo {
     pub cost: CallCost,
     /// What the tool was asked for (query or URLs), at most 200 characters.
     pub query_summary: Option<String>,
+    /// The trace id of the MCP request: its span's when traces are exported, else the one its
+    /// `params._meta.traceparent` or the `traceparent` header names.
+    pub trace_id: Option<String>,
+    /// The MCP request's span, when traces are exported: the tool's spans are its children.
+    pub span: Option<tracing::Span>,
 }
 
 impl CallRecord {

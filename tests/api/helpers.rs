@@ -82,7 +82,7 @@ pub async fn spawn_with(
 
 fn init_test_logging() {
     if std::env::var_os("TEST_LOG").is_some() {
-        searchgate::telemetry::init(&Default::default());
+        let _ = searchgate::telemetry::init(&Default::default());
     }
 }
 
@@ -234,6 +234,7 @@ pub struct AuditRow {
     pub upstream_attempts: Option<i64>,
     pub upstream_request_id: Option<String>,
     pub fallback_from: Option<String>,
+    pub trace_id: Option<String>,
 }
 
 impl AuditTable {
@@ -244,7 +245,8 @@ impl AuditTable {
             .expect("the database opens");
         let rows = sqlx::query(
             "SELECT request_id, method, tool, outcome, http_status, error_code, subject, \
-             provider, cache_hit, upstream_attempts, upstream_request_id, fallback_from \
+             provider, cache_hit, upstream_attempts, upstream_request_id, fallback_from, \
+             trace_id \
              FROM audit_events ORDER BY id",
         )
         .fetch_all(&pool)
@@ -264,6 +266,7 @@ impl AuditTable {
             upstream_attempts: r.get("upstream_attempts"),
             upstream_request_id: r.get("upstream_request_id"),
             fallback_from: r.get("fallback_from"),
+            trace_id: r.get("trace_id"),
         })
         .collect();
         pool.close().await;

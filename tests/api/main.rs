@@ -32,3 +32,4 @@ mod replicas;
 mod scalekit;
 mod stores;
 mod tavily;
+mod traces;

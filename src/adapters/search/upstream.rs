@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
-use reqwest::{RequestBuilder, StatusCode, header::HeaderMap};
+use reqwest::{Client, Request, RequestBuilder, StatusCode, header::HeaderMap};
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
+use tracing::{Instrument, field::Empty};
 
 use crate::{
     adapters::http_client::{FetchError, read_limited},
-    domain::search::SearchError,
+    domain::{TRACE_TARGET, search::SearchError},
 };
 
 /// Longest upstream explanation passed on to a model.
@@ -72,7 +73,65 @@ pub(super) async fn send_accepting(
     status_map: StatusMap,
     accept: fn(StatusCode) -> bool,
 ) -> Result<Answer, SearchError> {
-    let response = request.send().await.map_err(transport_error)?;
+    let (client, request) = request.build_split();
+    let request = request.map_err(transport_error)?;
+    let span = client_span(&request, backend);
+    let answer = exchange(&client, request, backend, limit, status_map, accept, &span)
+        .instrument(span.clone())
+        .await;
+    if let Err(error) = &answer
+        && !span.is_disabled()
+    {
+        span.record("error.type", error.code());
+        span.record("otel.status_code", "ERROR");
+    }
+    answer
+}
+
+/// The trace span of one request to a backend, with the HTTP client semantic-convention
+/// attributes; its URL without query string, fragment or credentials (SearXNG takes the query
+/// there, other backends may take keys). Disabled, and nothing computed, when traces are off.
+fn client_span(request: &Request, backend: &'static str) -> tracing::Span {
+    let url = request.url();
+    let method = request.method().as_str();
+    tracing::info_span!(
+        target: TRACE_TARGET,
+        "http client",
+        otel.name = method,
+        otel.kind = "client",
+        otel.status_code = Empty,
+        http.request.method = method,
+        server.address = url.host_str().unwrap_or_default(),
+        server.port = url.port_or_known_default(),
+        url.full = bare_url(url),
+        searchgate.provider = backend,
+        http.response.status_code = Empty,
+        error.type = Empty,
+    )
+}
+
+/// `scheme://host[:port]/path` of `url`: no credentials, query or fragment.
+fn bare_url(url: &url::Url) -> String {
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    bare.set_query(None);
+    bare.set_fragment(None);
+    bare.into()
+}
+
+/// Sends `request` and reads its answer, as [`send_accepting`] describes.
+async fn exchange(
+    client: &Client,
+    request: Request,
+    backend: &'static str,
+    limit: usize,
+    status_map: StatusMap,
+    accept: fn(StatusCode) -> bool,
+    span: &tracing::Span,
+) -> Result<Answer, SearchError> {
+    let response = client.execute(request).await.map_err(transport_error)?;
+    span.record("http.response.status_code", response.status().as_u16());
     let url = response.url().clone();
     let status = response.status();
     let headers = response.headers().clone();
@@ -177,6 +236,17 @@ pub(super) fn status_reason(backend: &str, status: StatusCode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_traced_url_keeps_no_query_fragment_or_credentials() {
+        let url = url::Url::parse("https://user:secret@search.example:8443/search?q=x&key=k#top")
+            .expect("a valid URL");
+        assert_eq!(
+            bare_url(&url),
+            "https://search.example:8443/search",
+            "queries and keys stay out of traces"
+        );
+    }
 
     #[test]
     fn reasons_are_one_bounded_line() {

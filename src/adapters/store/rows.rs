@@ -91,6 +91,7 @@ pub fn stored_event<D: Driver>(row: &D::Row) -> anyhow::Result<StoredEvent> {
             fallback_from: row.opt_text("fallback_from")?,
             credits: row.opt_real("credits")?,
             cost_usd: row.opt_real("cost_usd")?,
+            trace_id: row.opt_text("trace_id")?,
             query_summary: row.opt_text("query_summary")?,
         },
     })

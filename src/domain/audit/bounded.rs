@@ -76,6 +76,7 @@ impl From<AuditEvent> for BoundedEvent {
             provider: name(event.provider),
             upstream_request_id: identity(event.upstream_request_id),
             fallback_from: event.fallback_from.map(|v| bound_owned(v, SUMMARY_CHARS)),
+            trace_id: identity(event.trace_id),
             query_summary: event.query_summary.map(|v| bound_owned(v, SUMMARY_CHARS)),
             ..event
         })

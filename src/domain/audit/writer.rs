@@ -27,7 +27,10 @@ use tokio::{
     time::Instant,
 };
 
+use tracing::{Instrument, field::Empty};
+
 use super::{AuditError, AuditEvent, AuditLog, BoundedEvent};
+use crate::domain::TRACE_TARGET;
 
 /// Tuning for the writer.
 #[derive(Debug, Clone)]
@@ -354,7 +357,27 @@ impl Writer {
             let Some(batch) = pending.pop_front() else {
                 continue;
             };
-            match self.log.append(&batch).await {
+            // Each write is a trace of its own: a batch serves many requests.
+            let span = tracing::info_span!(
+                target: TRACE_TARGET,
+                "audit write",
+                otel.status_code = Empty,
+                searchgate.audit.events = batch.len(),
+                error.type = Empty,
+            );
+            let written = self.log.append(&batch).instrument(span.clone()).await;
+            if let Err(error) = &written
+                && !span.is_disabled()
+            {
+                let kind = match error {
+                    AuditError::Refused(_) => "refused",
+                    _ => "unavailable",
+                };
+                span.record("error.type", kind);
+                span.record("otel.status_code", "ERROR");
+            }
+            drop(span);
+            match written {
                 Ok(()) => {
                     self.report.written += batch.len() as u64;
                     self.shared.set_failing(false);

@@ -16,10 +16,12 @@ use std::{
 
 use async_trait::async_trait;
 use moka::{Expiry, future::Cache};
+use tracing::{Instrument, field::Empty};
 
 use super::{
     AuthError, AuthorizationServer, BearerToken, Principal, ProbeFinding, Rejection, ServerMetadata,
 };
+use crate::domain::TRACE_TARGET;
 
 /// Hex digits of the token hash kept in audit rows: enough to correlate, too few to matter.
 const HASH_PREFIX_BYTES: usize = 6;
@@ -95,19 +97,59 @@ impl AuthorizationServer for CachingAuthorizationServer {
     }
 
     async fn verify(&self, token: &BearerToken) -> Result<Principal, AuthError> {
+        // The trace span of the check says whether the cache answered; never the token.
+        let span = tracing::info_span!(
+            target: TRACE_TARGET,
+            "token check",
+            otel.status_code = Empty,
+            searchgate.token_cache.hit = Empty,
+            error.type = Empty,
+        );
+        let result = self
+            .verify_cached(token, &span)
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = &result
+            && !span.is_disabled()
+        {
+            span.record("error.type", error.code());
+            span.record("otel.status_code", "ERROR");
+        }
+        result
+    }
+
+    async fn metadata(&self) -> Result<Option<ServerMetadata>, AuthError> {
+        self.inner.metadata().await
+    }
+
+    async fn probe(&self) -> Vec<ProbeFinding> {
+        self.inner.probe().await
+    }
+}
+
+impl CachingAuthorizationServer {
+    /// The cache in front of the verification; `span` learns whether the cache answered.
+    async fn verify_cached(
+        &self,
+        token: &BearerToken,
+        span: &tracing::Span,
+    ) -> Result<Principal, AuthError> {
         let fingerprint = token.fingerprint();
         let Some(cache) = &self.cache else {
+            span.record("searchgate.token_cache.hit", false);
             return self.verify_uncached(token, &fingerprint).await;
         };
         if let Some(principal) = cache.get(&fingerprint).await {
             // moka evicts lazily; never serve a principal whose token has expired.
             if principal.expires_at.is_none_or(|at| at > SystemTime::now()) {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                span.record("searchgate.token_cache.hit", true);
                 return Ok(principal);
             }
             cache.invalidate(&fingerprint).await;
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        span.record("searchgate.token_cache.hit", false);
         if let Some(refused) = &self.refused
             && let Some((rejection, detail)) = refused.get(&fingerprint).await
         {
@@ -130,14 +172,6 @@ impl AuthorizationServer for CachingAuthorizationServer {
                 .await;
         }
         Err(error)
-    }
-
-    async fn metadata(&self) -> Result<Option<ServerMetadata>, AuthError> {
-        self.inner.metadata().await
-    }
-
-    async fn probe(&self) -> Vec<ProbeFinding> {
-        self.inner.probe().await
     }
 }
 

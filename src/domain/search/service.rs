@@ -12,13 +12,14 @@ use std::{
 
 use moka::future::Cache;
 use tokio::time::Instant;
+use tracing::{Instrument, field::Empty};
 
 use super::{
     BackendFailure, Backends, Capability, CrawlRequest, CrawlResults, ExtractRequest,
     ExtractResults, Fallback, MapRequest, MapResults, Reported, SearchArguments, SearchError,
     SearchRequest, SearchResults, WebBackend,
 };
-use crate::domain::{budget::Budgets, rate_limit::KeyedLimiter};
+use crate::domain::{TRACE_TARGET, budget::Budgets, rate_limit::KeyedLimiter};
 
 /// Most upstream attempts per call: the first and one retry.
 const MAX_ATTEMPTS: u32 = 2;
@@ -472,7 +473,7 @@ impl SearchService {
             lock(trail).provider = backend.name;
             let error = match tokio::time::timeout(
                 share(left, after),
-                self.attempt(|| call(backend), trail),
+                self.attempt(|| call(backend), trail, (backend.name, i > 0)),
             )
             .await
             .unwrap_or(Err(SearchError::Timeout))
@@ -510,8 +511,15 @@ impl SearchService {
         }
     }
 
-    /// Up to [`MAX_ATTEMPTS`] calls, waiting between them as [`Self::retry_delay`] says.
-    async fn attempt<T, F, Fut>(&self, call: F, trail: &Mutex<Trail>) -> Result<T, SearchError>
+    /// Up to [`MAX_ATTEMPTS`] calls to `provider`, waiting between them as
+    /// [`Self::retry_delay`] says; `fallback` when an earlier backend failed. Each call has its
+    /// trace span (the adapter's HTTP client span goes under it).
+    async fn attempt<T, F, Fut>(
+        &self,
+        call: F,
+        trail: &Mutex<Trail>,
+        (provider, fallback): (&'static str, bool),
+    ) -> Result<T, SearchError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, SearchError>>,
@@ -520,7 +528,23 @@ impl SearchService {
         loop {
             attempt += 1;
             lock(trail).attempts += 1;
-            match call().await {
+            let span = tracing::info_span!(
+                target: TRACE_TARGET,
+                "search backend",
+                otel.status_code = Empty,
+                searchgate.provider = provider,
+                searchgate.attempt = attempt,
+                searchgate.fallback = fallback,
+                error.type = Empty,
+            );
+            let result = call().instrument(span.clone()).await;
+            if let Err(error) = &result
+                && !span.is_disabled()
+            {
+                span.record("error.type", error.code());
+                span.record("otel.status_code", "ERROR");
+            }
+            match result {
                 Ok(value) => return Ok(value),
                 Err(error) => match self.retry_delay(&error, attempt) {
                     Some(wait) => {

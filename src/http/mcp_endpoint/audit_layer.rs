@@ -17,7 +17,10 @@ use crate::{
         audit::{AuditEvent, AuditSink, AuditSlot, NAME_CHARS, Outcome, QueueFull},
         time::Timestamp,
     },
-    http::{Layered, Metrics, RequestId},
+    http::{
+        Layered, Metrics, RequestId,
+        request_id::{TraceId, record_route},
+    },
     mcp::{CallInfo, CallRecord},
 };
 
@@ -56,6 +59,8 @@ struct Pending {
     started: Instant,
     record_queries: bool,
     metrics: Arc<Metrics>,
+    /// The HTTP request's trace id, for a row whose MCP request did not get its own.
+    trace_id: Option<String>,
 }
 
 impl Pending {
@@ -103,8 +108,13 @@ impl Pending {
                         .collect::<Vec<_>>()
                         .join(",")
                 }),
+            trace_id: info.trace_id.or(self.trace_id),
             query_summary: info.query_summary.filter(|_| self.record_queries),
         };
+        if let (Some(code), Some(span)) = (&event.error_code, &info.span) {
+            span.record("error.type", code.as_str());
+            span.record("otel.status_code", "ERROR");
+        }
         self.metrics.observe_call(&event);
         self.slot.record(event);
     }
@@ -138,7 +148,10 @@ impl<E: Endpoint> Endpoint for Layered<AuditLayer, E> {
             started: Instant::now(),
             record_queries: self.layer.record_queries,
             metrics: self.layer.metrics.clone(),
+            trace_id: req.extensions().get::<TraceId>().map(|t| t.0.clone()),
         };
+        // The endpoint is mounted at one fixed path: the path is the route.
+        record_route(&req, req.uri().path());
         let mut response = self.inner.get_response(req).await;
         let status = response.status();
         let content_type = response

@@ -1,6 +1,8 @@
 //! The MCP endpoint's body reader: it owns every answer to a malformed body (size, content
 //! type, JSON, envelope), so rmcp only ever sees requests it will accept, and it notes the
-//! JSON-RPC method and tool for the scope check and the audit row.
+//! JSON-RPC method and tool for the scope check and the audit row. From the same reading it takes
+//! what the MCP request's span needs: the JSON-RPC id and the W3C trace context a client may
+//! send in `params._meta` (`traceparent`, `tracestate`).
 
 use std::borrow::Cow;
 
@@ -12,6 +14,7 @@ use poem::{
 use rmcp::model::ClientJsonRpcMessage;
 use serde::{Deserialize, de::IgnoredAny};
 use serde_json::Value;
+use tracing::Instrument;
 
 // Longer method and tool names are refused here, so neither rmcp's logs nor the audit trail
 // ever see them.
@@ -90,14 +93,22 @@ impl<E: Endpoint> Endpoint for Layered<BodyReader, E> {
                 }
             };
             let record = req.extensions().get::<CallRecord>().cloned();
+            let (span, trace_id) = super::trace::mcp_span(&req, &envelope);
+            let trace_id = trace_id.or_else(|| {
+                req.extensions()
+                    .get::<crate::http::request_id::TraceId>()
+                    .map(|t| t.0.clone())
+            });
             if let Some(record) = &record {
                 record.update(|info| {
                     info.method = envelope.method;
                     info.tool = envelope.tool;
+                    info.span = (!span.is_disabled()).then(|| span.clone());
+                    info.trace_id = trace_id;
                 });
             }
             req.set_body(bytes.clone());
-            let response = self.inner.call(req).await?.into_response();
+            let response = self.inner.call(req).instrument(span).await?.into_response();
             // The few bodies the shallow reading passes and rmcp cannot read get rmcp's plain
             // 415 (it has checked the media type already): answered as any refused body is.
             if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -144,11 +155,18 @@ pub(super) const MAX_NESTING: usize = 64;
 /// A refusal: the JSON-RPC error code and message to answer with.
 type Refusal = (i64, String);
 
-/// What the transport needs of a JSON-RPC message: its method and, for `tools/call`, the tool.
-#[derive(Debug, PartialEq, Eq)]
-struct Envelope {
-    method: Option<String>,
-    tool: Option<String>,
+/// What the transport needs of a JSON-RPC message: its method and, for `tools/call`, the tool;
+/// for the request's span, its id and the trace context in `params._meta`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Envelope {
+    pub(super) method: Option<String>,
+    pub(super) tool: Option<String>,
+    /// The JSON-RPC id (a string or an integer).
+    pub(super) id: Option<Value>,
+    /// `params._meta.traceparent`, when a string.
+    pub(super) traceparent: Option<String>,
+    /// `params._meta.tracestate`, when a string.
+    pub(super) tracestate: Option<String>,
 }
 
 impl Envelope {
@@ -179,16 +197,25 @@ impl Envelope {
         // reads the message next, and what it cannot read is refused after all, see
         // `BodyReader`); anything else is judged on a parsed value below.
         // A refusal is always the whole reading's, which tells bad JSON from a bad message.
-        if let Ok(members) = serde_json::from_str::<Members<'_>>(text)
-            && let Ok(envelope) = Self::rules(
+        if let Ok(members) = serde_json::from_str::<Members<'_>>(text) {
+            let (name, meta) = match members.params {
+                Some(params) => (Some(params.name), params.meta),
+                None => (None, None),
+            };
+            if let Ok(mut envelope) = Self::rules(
                 members.jsonrpc.as_deref(),
                 members.method.as_deref(),
                 members.id.as_ref(),
                 members.result.is_some() || members.error.is_some(),
-                members.params.map(|p| p.name),
-            )
-        {
-            return Ok(envelope);
+                name,
+            ) {
+                envelope.id = members.id;
+                if let Some(meta) = meta {
+                    envelope.traceparent = meta.traceparent.map(Cow::into_owned);
+                    envelope.tracestate = meta.tracestate.map(Cow::into_owned);
+                }
+                return Ok(envelope);
+            }
         }
         Self::judge(text)
     }
@@ -222,7 +249,16 @@ impl Envelope {
                 ));
             }
         };
-        let envelope = Self::check(&value)?;
+        let mut envelope = Self::check(&value)?;
+        envelope.id = value.get("id").cloned();
+        let meta = value.pointer("/params/_meta");
+        let meta_text = |key: &str| {
+            meta.and_then(|m| m.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        envelope.traceparent = meta_text("traceparent");
+        envelope.tracestate = meta_text("tracestate");
         // The last word is rmcp's own reading of the text: whatever it would refuse is answered
         // here. Only a refused body is read again, as a value, to tell bad parameters from a
         // bad envelope.
@@ -337,6 +373,7 @@ impl Envelope {
         Ok(Self {
             method: method.map(str::to_owned),
             tool,
+            ..Self::default()
         })
     }
 }
@@ -360,11 +397,23 @@ struct Members<'a> {
     params: Option<Params<'a>>,
 }
 
-/// The part of `params` the rules read.
+/// The part of `params` the rules read, and the trace context in its `_meta`.
 #[derive(Deserialize)]
 struct Params<'a> {
     #[serde(default, borrow)]
     name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "_meta")]
+    meta: Option<TraceMeta<'a>>,
+}
+
+/// The W3C trace context an MCP client may send in `params._meta`. Values of another type send
+/// the body down the slower reading, which ignores them.
+#[derive(Deserialize)]
+struct TraceMeta<'a> {
+    #[serde(default, borrow)]
+    traceparent: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tracestate: Option<Cow<'a, str>>,
 }
 
 /// A member that is there, even as `null` (serde reads `null` as an absent `Option`).
@@ -471,6 +520,33 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_context_in_params_meta_is_read_on_both_readings() {
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let fast = format!(
+            r#"{{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{{"name":"web_search","_meta":{{"traceparent":"{parent}","tracestate":"v=1","progressToken":7}}}}}}"#
+        );
+        let envelope = verdict(fast.as_bytes()).expect("valid");
+        assert_eq!(
+            envelope.traceparent.as_deref(),
+            Some(parent),
+            "shallow reading"
+        );
+        assert_eq!(envelope.tracestate.as_deref(), Some("v=1"));
+        assert_eq!(envelope.id, Some(serde_json::json!("a")));
+        // A trace state that is not a string sends the body down the parsed reading.
+        let slow = format!(
+            r#"{{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{{"_meta":{{"traceparent":"{parent}","tracestate":5}}}}}}"#
+        );
+        let envelope = Envelope::read(slow.as_bytes()).expect("valid");
+        assert_eq!(
+            envelope.traceparent.as_deref(),
+            Some(parent),
+            "parsed reading"
+        );
+        assert_eq!(envelope.tracestate, None, "a number is no trace state");
+    }
+
+    #[test]
     fn the_envelope_gives_method_and_tool_and_refuses_what_is_not_one_message() {
         let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"web_search","arguments":{"query":"x"}}}"#;
         let read = verdict;
@@ -478,7 +554,9 @@ mod tests {
             read(call),
             Ok(Envelope {
                 method: Some("tools/call".into()),
-                tool: Some("web_search".into())
+                tool: Some("web_search".into()),
+                id: Some(serde_json::json!(1)),
+                ..Envelope::default()
             })
         );
         let list = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"name":"ignored"}}"#;

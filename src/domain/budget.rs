@@ -9,7 +9,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
 };
 
@@ -75,6 +75,12 @@ pub trait BudgetStore: Send + Sync + 'static {
     /// # Errors
     /// When the store cannot be reached.
     async fn add(&self, key: &BudgetKey, amount: f64) -> anyhow::Result<()>;
+
+    /// Deletes the counters of days before `day`.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    async fn prune(&self, day: i64) -> anyhow::Result<()>;
 }
 
 /// Which budget ran out.
@@ -124,6 +130,8 @@ pub struct Budgets {
     total_used: AtomicU64,
     /// Calls refused, by budget: principal, total.
     refused: [AtomicU64; 2],
+    /// The last day this replica pruned older counters for.
+    pruned_day: AtomicI64,
 }
 
 /// What a call took, to be settled with its real cost.
@@ -142,6 +150,7 @@ impl Budgets {
             leases: Mutex::default(),
             total_used: AtomicU64::new(0),
             refused: [AtomicU64::new(0), AtomicU64::new(0)],
+            pruned_day: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -173,6 +182,12 @@ impl Budgets {
         let day = now.div_euclid(DAY_SECS);
         let resets_at = Timestamp::from_unix_seconds((day + 1) * DAY_SECS);
         let principal = principal_key(caller);
+        // Once a day per replica, yesterday's counters go (one round trip, whoever gets there).
+        if self.pruned_day.swap(day, Ordering::Relaxed) < day
+            && let Err(error) = self.store.prune(day - 1).await
+        {
+            tracing::warn!(error = %error, "cannot delete old budget counters");
+        }
         let wanted = [
             (
                 format!("calls:{principal}"),
@@ -350,6 +365,11 @@ mod tests {
 
         async fn add(&self, key: &BudgetKey, amount: f64) -> anyhow::Result<()> {
             *self.used.lock().unwrap().entry(key.clone()).or_default() += amount;
+            Ok(())
+        }
+
+        async fn prune(&self, day: i64) -> anyhow::Result<()> {
+            self.used.lock().unwrap().retain(|key, _| key.day >= day);
             Ok(())
         }
     }

@@ -391,6 +391,21 @@ async fn budget_counters_grant_exactly_the_limit_to_racing_replicas() {
             1.0,
             "{name}: what was added counts"
         );
+        db.budgets.prune(20_001).await.unwrap();
+        assert_eq!(
+            db.budgets.take(&key, 3.0, 100.0).await.unwrap().granted,
+            3.0,
+            "{name}: the older day's counter is gone"
+        );
+        assert_eq!(
+            db.budgets
+                .take(&next_day, 3.0, 100.0)
+                .await
+                .unwrap()
+                .granted,
+            0.0,
+            "{name}: the kept day's counter is not"
+        );
     }
 }
 

@@ -40,4 +40,10 @@ impl<D: Driver> BudgetStore for SqlStore<D> {
         D::execute(On::Pool(&self.pool), statement).await?;
         Ok(())
     }
+
+    async fn prune(&self, day: i64) -> anyhow::Result<()> {
+        let statement = Statement::new("DELETE FROM budget_counters WHERE day < $1", [day.into()]);
+        D::execute(On::Pool(&self.pool), statement).await?;
+        Ok(())
+    }
 }

@@ -1331,6 +1331,39 @@ mod tests {
         assert_eq!(count(&tavily), 3);
     }
 
+    #[tokio::test]
+    async fn a_budget_that_cannot_be_checked_refuses_the_call_without_calling_the_backend() {
+        use crate::domain::budget::{BudgetKey, BudgetPolicy, BudgetStore, Budgets, Taken};
+        /// A budget store whose database is gone.
+        struct Gone;
+        #[async_trait::async_trait]
+        impl BudgetStore for Gone {
+            async fn take(&self, _: &BudgetKey, _: f64, _: f64) -> anyhow::Result<Taken> {
+                anyhow::bail!("connection refused")
+            }
+            async fn add(&self, _: &BudgetKey, _: f64) -> anyhow::Result<()> {
+                anyhow::bail!("connection refused")
+            }
+            async fn prune(&self, _: i64) -> anyhow::Result<()> {
+                anyhow::bail!("connection refused")
+            }
+        }
+        let (provider, calls) = scripted(vec![]);
+        let budgets = Budgets::new(
+            BudgetPolicy {
+                calls_per_day: 100,
+                ..BudgetPolicy::default()
+            },
+            Arc::new(Gone),
+        );
+        let service = service(provider, no_cache()).with_budgets(Arc::new(budgets));
+        let served = service
+            .search(&Caller::Anonymous, &request("q"), None)
+            .await;
+        assert_eq!(served.result.unwrap_err().code(), "internal_error");
+        assert_eq!(*calls.lock().unwrap(), 0, "nothing is spent blindly");
+    }
+
     #[test]
     fn a_backend_list_is_non_empty_and_names_each_once() {
         assert_eq!(Backends::new(vec![]).err(), Some(BackendsError::Empty));

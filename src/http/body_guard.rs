@@ -58,10 +58,18 @@ impl<E: Endpoint> Endpoint for Layered<BodyGuard, E> {
             return Ok(closing(too_large()));
         }
         let cut = Arc::new(AtomicU8::new(Cut::NONE));
-        if has_body(&req) {
+        let had_body = has_body(&req);
+        if had_body {
+            let expected = content_length(&req);
             let body = req.take_body();
             let limit = (!bounded_elsewhere).then_some(SMALL_BODY_BYTES);
-            req.set_body(guarded(body, self.layer.body_timeout, limit, cut.clone()));
+            req.set_body(guarded(
+                body,
+                self.layer.body_timeout,
+                limit,
+                expected,
+                cut.clone(),
+            ));
         }
         let response = match self.inner.call(req).await {
             Ok(response) => response.into_response(),
@@ -82,6 +90,11 @@ impl<E: Endpoint> Endpoint for Layered<BodyGuard, E> {
                 }))
             }
             Cut::TOO_LARGE => Ok(closing(too_large())),
+            // Answered without reading the body (a 401 before the token check lets it in):
+            // hyper then closes the connection, and a client that pooled it would send its next
+            // request into a closed socket ("server disconnected"). Saying so lets it open a
+            // new one instead.
+            Cut::NONE if had_body => Ok(closing(response)),
             _ => Ok(response),
         }
     }
@@ -94,6 +107,8 @@ impl Cut {
     const NONE: u8 = 0;
     const TIMED_OUT: u8 = 1;
     const TOO_LARGE: u8 = 2;
+    /// Read to its end: the connection can serve another request.
+    const ENDED: u8 = 3;
 }
 
 /// The answer to a body over [`SMALL_BODY_BYTES`].
@@ -136,7 +151,13 @@ pub(super) fn is_timeout(error: &io::Error) -> bool {
 /// first read, or when it outgrows `limit`. The clock starts at the first read, not at the
 /// headers: until a route asks for the body (after a slow token check, say) the client is not
 /// the one waiting, and with `Expect: 100-continue` it has not even been asked to send it.
-fn guarded(body: Body, timeout: Duration, limit: Option<u64>, cut: Arc<AtomicU8>) -> Body {
+fn guarded(
+    body: Body,
+    timeout: Duration,
+    limit: Option<u64>,
+    expected: Option<u64>,
+    cut: Arc<AtomicU8>,
+) -> Body {
     let chunks = Box::pin(body.into_bytes_stream());
     let stream = futures::stream::unfold(Some((chunks, None, 0u64)), move |state| {
         let cut = cut.clone();
@@ -147,6 +168,10 @@ fn guarded(body: Body, timeout: Duration, limit: Option<u64>, cut: Arc<AtomicU8>
             {
                 Ok(Some(Ok(chunk))) => {
                     let read = read + chunk.len() as u64;
+                    if expected == Some(read) {
+                        // All the declared bytes: a reader that stops here has read it all.
+                        cut.store(Cut::ENDED, Ordering::Release);
+                    }
                     if limit.is_none_or(|limit| read <= limit) {
                         return Some((Ok(chunk), Some((chunks, Some(deadline), read))));
                     }
@@ -157,7 +182,10 @@ fn guarded(body: Body, timeout: Duration, limit: Option<u64>, cut: Arc<AtomicU8>
                     )
                 }
                 Ok(Some(Err(error))) => return Some((Err(error), None)),
-                Ok(None) => return None,
+                Ok(None) => {
+                    cut.store(Cut::ENDED, Ordering::Release);
+                    return None;
+                }
                 Err(_) => (
                     io::ErrorKind::TimedOut,
                     Cut::TIMED_OUT,

@@ -125,3 +125,29 @@ async fn a_500_kb_name_is_refused_before_dispatch_and_never_echoed() {
         "nothing long reaches the audit trail"
     );
 }
+
+#[tokio::test]
+async fn an_answer_that_leaves_the_body_unread_says_the_connection_closes() {
+    // A 401 comes before the body is read; hyper then closes the connection, so a client must
+    // not send its next request on it.
+    let app = crate::embedded::spawn_embedded(|_| {}).await;
+    let call = crate::helpers::tool_call(1, "web_search", json!({ "query": "q" }));
+    let refused = app.mcp_post().json(&call).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        refused
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap()),
+        Some("close")
+    );
+    // A body read to its end keeps the connection open for the next request.
+    let open = spawn_app().await;
+    let served = open.mcp_post().json(&call).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert!(
+        served.headers().get("connection").is_none(),
+        "{:?}",
+        served.headers()
+    );
+}

@@ -199,6 +199,10 @@ pub struct ServerSettings {
     pub idle_timeout_secs: u64,
     /// Most connections open at once; further clients wait to be accepted.
     pub max_connections: usize,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers name the client (addresses or
+    /// CIDR networks); default none: the TCP peer is the client.
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -215,6 +219,7 @@ impl Default for ServerSettings {
             body_timeout_secs: 30,
             idle_timeout_secs: 75,
             max_connections: 10_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }

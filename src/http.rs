@@ -7,6 +7,7 @@ mod audit_gate;
 mod audit_view;
 mod bearer;
 mod body_guard;
+mod client_addr;
 mod connections;
 mod error;
 mod health;
@@ -26,6 +27,7 @@ use url::Url;
 
 pub use audit_view::{AuditEventView, rfc3339};
 pub use bearer::{Challenge, ClientGate};
+pub use client_addr::{ClientAddr, TrustedProxies};
 pub use connections::{ConnectionLimits, Connections, GuardedAcceptor, GuardedStream, Tracker};
 pub use error::{ApiError, ErrorBody};
 #[doc(hidden)]
@@ -334,6 +336,10 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
             mcp_path: state.settings.server.mcp_path.clone(),
         })
         .with(request_id::RequestIdLayer)
+        .with(client_addr::ClientAddrLayer {
+            trusted: Arc::new(TrustedProxies::new(&state.settings.server.trusted_proxies)),
+            metrics: state.metrics.clone(),
+        })
 }
 
 /// Paths of the documented API that change state: browsers may call them cross-origin only

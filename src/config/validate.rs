@@ -148,6 +148,15 @@ fn check_server(settings: &Settings, custom_auth: bool, checks: &mut Checks) {
         );
     }
     checks.check(
+        server.trusted_proxies.iter().all(|p| {
+            let p = p.trim();
+            p.parse::<ipnet::IpNet>().is_ok() || p.parse::<std::net::IpAddr>().is_ok()
+        }),
+        &["server", "trusted_proxies"],
+        "IP addresses or CIDR networks of your reverse proxies, such as 10.0.0.0/8 or \
+         127.0.0.1 (comma-separated in the environment)",
+    );
+    checks.check(
         (1..=1_000_000).contains(&server.max_connections),
         &["server", "max_connections"],
         "a number of connections from 1 to 1000000",

@@ -383,8 +383,11 @@ pub struct AuditEvent {
     pub issuer: Option<String>,
     /// The first hex digits of the token's SHA-256 (never the token).
     pub token_hash_prefix: Option<String>,
-    /// The peer address the request came from.
+    /// The client's address: the TCP peer's, or behind trusted proxies the one they name.
     pub source_addr: Option<String>,
+    /// The TCP peer (`address:port`) that delivered the request: a trusted proxy when it
+    /// differs from `source_addr`'s address.
+    pub peer_addr: Option<String>,
     /// The search backend a tool used (`tavily`, `mock`), when it used one.
     pub provider: Option<String>,
     /// Whether the tool's answer came from the result cache (no upstream request).
@@ -425,6 +428,7 @@ impl AuditEvent {
             issuer: None,
             token_hash_prefix: None,
             source_addr: None,
+            peer_addr: None,
             provider: None,
             cache_hit: None,
             upstream_attempts: None,
@@ -462,6 +466,7 @@ impl AuditEvent {
             "credits": self.credits,
             "cost_usd": self.cost_usd,
             "trace_id": self.trace_id,
+            "peer_addr": self.peer_addr,
             "query_summary": self.query_summary,
         })
     }

@@ -45,9 +45,13 @@ pub struct AuditEventView {
     /// The first hex digits of the token's SHA-256 (never the token).
     #[oai(skip_serializing_if_is_none)]
     pub token_hash_prefix: Option<String>,
-    /// From where.
+    /// From where: the client's address (behind trusted proxies, the one they name).
     #[oai(skip_serializing_if_is_none)]
     pub source_addr: Option<String>,
+    /// The TCP peer (`address:port`) that delivered the request; a trusted proxy when its
+    /// address differs from `source_addr`.
+    #[oai(skip_serializing_if_is_none)]
+    pub peer_addr: Option<String>,
     /// The search backend used.
     #[oai(skip_serializing_if_is_none)]
     pub provider: Option<String>,
@@ -97,6 +101,7 @@ impl From<StoredEvent> for AuditEventView {
             issuer: e.issuer,
             token_hash_prefix: e.token_hash_prefix,
             source_addr: e.source_addr,
+            peer_addr: e.peer_addr,
             provider: e.provider,
             cache_hit: e.cache_hit,
             upstream_attempts: e.upstream_attempts,

@@ -46,6 +46,11 @@ struct ProviderLabels {
     provider: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 /// A counter of amounts (credits, dollars), not events.
 type Amount = Counter<f64, std::sync::atomic::AtomicU64>;
 
@@ -72,6 +77,7 @@ pub struct Metrics {
     fallbacks: Family<FallbackLabels, Counter>,
     credits: Family<ProviderLabels, Amount>,
     cost_usd: Family<ProviderLabels, Amount>,
+    forwarded_ignored: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -126,6 +132,13 @@ impl Metrics {
             "US dollars spent, as the backends reported them, by backend",
             cost_usd.clone(),
         );
+        let forwarded_ignored = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "forwarded_ignored",
+            "Forwarding headers from a trusted proxy not followed to the end, by reason \
+             (malformed: the header was ignored; unknown: a hop named no address)",
+            forwarded_ignored.clone(),
+        );
         registry.register_collector(Box::new(Pulled {
             cache,
             key_fetches,
@@ -140,7 +153,15 @@ impl Metrics {
             fallbacks,
             credits,
             cost_usd,
+            forwarded_ignored,
         }
+    }
+
+    /// Counts forwarding headers not followed to the end, for `reason`.
+    pub fn forwarded_ignored(&self, reason: &'static str) {
+        self.forwarded_ignored
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Also reports `connections`: how many are open, and how many had to wait for a free slot

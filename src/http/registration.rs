@@ -150,7 +150,7 @@ impl RegistrationApi {
         req: &Request,
         body: MetadataBody,
     ) -> Result<RegisteredClient, ApiError> {
-        if let Some(ip) = req.remote_addr().as_socket_addr().map(|a| a.ip())
+        if let Some(ip) = super::ClientAddr::of(req).map(|a| a.client)
             && let Err(wait) = self.limiter.check(&ip)
         {
             let wait = wait.as_secs().max(1);

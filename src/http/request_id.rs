@@ -13,6 +13,7 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result, http::
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::ClientAddr;
 use crate::{
     domain::{
         TRACE_TARGET,
@@ -70,7 +71,8 @@ impl<E: Endpoint> Endpoint for RequestIdEndpoint<E> {
         } else {
             context::span_trace_id(&http)
         };
-        let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(), trace_id = Empty);
+        let client = ClientAddr::of(&req).map(|a| a.client);
+        let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(), client = client.map(tracing::field::display), trace_id = Empty);
         if let Some(trace_id) = trace_id {
             span.record("trace_id", tracing::field::display(&trace_id));
             req.extensions_mut().insert(TraceId(trace_id));
@@ -119,10 +121,7 @@ fn server_span(req: &Request) -> tracing::Span {
         .uri()
         .host()
         .or_else(|| req.header("host").map(|h| h.split(':').next().unwrap_or(h)));
-    let client = req
-        .remote_addr()
-        .as_socket_addr()
-        .map(|a| a.ip().to_string());
+    let client = ClientAddr::of(req).map(|a| a.client.to_string());
     let span = tracing::info_span!(
         target: TRACE_TARGET,
         "http request",
@@ -174,10 +173,9 @@ pub fn action_event(req: &Request, action: &str, outcome: Outcome, status: u16) 
         .map(|r| r.0.clone())
         .unwrap_or_default();
     let mut event = AuditEvent::action(request_id, action, outcome, status);
-    event.source_addr = req
-        .remote_addr()
-        .as_socket_addr()
-        .map(|a| a.ip().to_string());
+    let from = ClientAddr::of(req);
+    event.source_addr = from.map(|a| a.client.to_string());
+    event.peer_addr = from.map(|a| a.peer.to_string());
     event.trace_id = req.extensions().get::<TraceId>().map(|t| t.0.clone());
     event
 }

@@ -26,6 +26,7 @@ mod mcp_flow;
 mod oidc;
 mod openapi;
 mod operations;
+mod proxies;
 mod python_client;
 mod registration;
 mod replicas;

@@ -27,12 +27,12 @@ impl Dialect for Postgres {
     const INSERT_EVENTS: &'static str = "INSERT INTO audit_events (occurred_at_ms, request_id, method, tool, outcome, \
         http_status, error_code, latency_us, subject, client_id, issuer, token_hash_prefix, \
         source_addr, provider, cache_hit, upstream_attempts, upstream_request_id, query_summary, \
-        fallback_from, credits, cost_usd, trace_id) \
+        fallback_from, credits, cost_usd, trace_id, peer_addr) \
         SELECT \
         (e ->> 0)::BIGINT, e ->> 1, e ->> 2, e ->> 3, e ->> 4, (e ->> 5)::BIGINT, e ->> 6, \
         (e ->> 7)::BIGINT, e ->> 8, e ->> 9, e ->> 10, e ->> 11, e ->> 12, e ->> 13, \
         (e ->> 14)::BOOLEAN, (e ->> 15)::BIGINT, e ->> 16, e ->> 17, e ->> 18, \
-        (e ->> 19)::DOUBLE PRECISION, (e ->> 20)::DOUBLE PRECISION, e ->> 21 \
+        (e ->> 19)::DOUBLE PRECISION, (e ->> 20)::DOUBLE PRECISION, e ->> 21, e ->> 22 \
         FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS rows (e, n) ORDER BY n";
 
     /// Its planner picks the index on `occurred_at_ms` for a window by itself.

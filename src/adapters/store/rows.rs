@@ -92,6 +92,7 @@ pub fn stored_event<D: Driver>(row: &D::Row) -> anyhow::Result<StoredEvent> {
             credits: row.opt_real("credits")?,
             cost_usd: row.opt_real("cost_usd")?,
             trace_id: row.opt_text("trace_id")?,
+            peer_addr: row.opt_text("peer_addr")?,
             query_summary: row.opt_text("query_summary")?,
         },
     })

@@ -26,7 +26,7 @@ pub const KEEP_EXPIRED_SECS: i64 = 86_400;
 pub const EVENT_COLUMNS: &str = "occurred_at_ms, request_id, method, tool, outcome, http_status, \
     error_code, latency_us, subject, client_id, issuer, token_hash_prefix, source_addr, provider, \
     cache_hit, upstream_attempts, upstream_request_id, query_summary, fallback_from, credits, \
-    cost_usd, trace_id";
+    cost_usd, trace_id, peer_addr";
 
 /// One `INSERT` of any number of events (`D::INSERT_EVENTS`), which travel as one JSON array
 /// of arrays, one per event, in [`EVENT_COLUMNS`] order: the statement text never changes, so
@@ -56,7 +56,7 @@ impl<'a> Serialize for EventRow<'a> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let e = self.0;
         let opt = |value: &'a Option<String>| value.as_deref().map(stored_text);
-        let mut row = serializer.serialize_tuple(22)?;
+        let mut row = serializer.serialize_tuple(23)?;
         row.serialize_element(&e.occurred_at.unix_millis())?;
         row.serialize_element(&stored_text(&e.request_id))?;
         row.serialize_element(&opt(&e.method))?;
@@ -79,6 +79,7 @@ impl<'a> Serialize for EventRow<'a> {
         row.serialize_element(&e.credits)?;
         row.serialize_element(&e.cost_usd)?;
         row.serialize_element(&opt(&e.trace_id))?;
+        row.serialize_element(&opt(&e.peer_addr))?;
         row.end()
     }
 }

@@ -27,12 +27,12 @@ impl Dialect for Sqlite {
     const INSERT_EVENTS: &'static str = "INSERT INTO audit_events (occurred_at_ms, request_id, method, tool, outcome, \
         http_status, error_code, latency_us, subject, client_id, issuer, token_hash_prefix, \
         source_addr, provider, cache_hit, upstream_attempts, upstream_request_id, query_summary, \
-        fallback_from, credits, cost_usd, trace_id) \
+        fallback_from, credits, cost_usd, trace_id, peer_addr) \
         SELECT \
         value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
         value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, \
         value ->> 12, value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, \
-        value ->> 18, value ->> 19, value ->> 20, value ->> 21 \
+        value ->> 18, value ->> 19, value ->> 20, value ->> 21, value ->> 22 \
         FROM jsonb_each($1) ORDER BY key";
 
     /// The planner, without statistics, may prefer a walk in id order through every older row

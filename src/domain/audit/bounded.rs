@@ -73,6 +73,7 @@ impl From<AuditEvent> for BoundedEvent {
             issuer: identity(event.issuer),
             token_hash_prefix: name(event.token_hash_prefix),
             source_addr: name(event.source_addr),
+            peer_addr: name(event.peer_addr),
             provider: name(event.provider),
             upstream_request_id: identity(event.upstream_request_id),
             fallback_from: event.fallback_from.map(|v| bound_owned(v, SUMMARY_CHARS)),

@@ -2,7 +2,7 @@
 //! written when the response is complete, with the outcome classified from the status, the
 //! JSON-RPC error and the tool's result.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use futures::StreamExt;
 use poem::{
@@ -18,7 +18,7 @@ use crate::{
         time::Timestamp,
     },
     http::{
-        Layered, Metrics, RequestId,
+        ClientAddr, Layered, Metrics, RequestId,
         request_id::{TraceId, record_route},
     },
     mcp::{CallInfo, CallRecord},
@@ -54,7 +54,7 @@ struct Pending {
     slot: AuditSlot,
     record: CallRecord,
     request_id: String,
-    source_addr: Option<SocketAddr>,
+    from: Option<ClientAddr>,
     occurred_at: Timestamp,
     started: Instant,
     record_queries: bool,
@@ -90,7 +90,8 @@ impl Pending {
             client_id,
             issuer,
             token_hash_prefix,
-            source_addr: self.source_addr.map(|a| a.to_string()),
+            source_addr: self.from.map(|a| a.client.to_string()),
+            peer_addr: self.from.map(|a| a.peer.to_string()),
             provider: info.upstream.as_ref().map(|u| u.provider.to_owned()),
             cache_hit: info.upstream.as_ref().map(|u| u.cache_hit),
             upstream_attempts: info.upstream.as_ref().map(|u| u.attempts),
@@ -143,7 +144,7 @@ impl<E: Endpoint> Endpoint for Layered<AuditLayer, E> {
             slot,
             record,
             request_id,
-            source_addr: req.remote_addr().as_socket_addr().copied(),
+            from: ClientAddr::of(&req),
             occurred_at: Timestamp::now(),
             started: Instant::now(),
             record_queries: self.layer.record_queries,

@@ -13,7 +13,11 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
-use crate::{config::Settings, http::openapi, startup, telemetry};
+use crate::{
+    config::Settings,
+    http::{self, openapi},
+    startup, telemetry,
+};
 
 /// Exit code for a configuration that cannot be used.
 pub const EXIT_CONFIG: u8 = 2;
@@ -313,11 +317,63 @@ async fn check_config(settings: &Settings) -> ExitCode {
             }
         }
     }
+    if let Some(lines) = tls_report(settings, chrono::Utc::now().timestamp()) {
+        println!("# TLS certificate");
+        for line in lines {
+            failed |= line.starts_with("PROBLEM");
+            println!("# {line}");
+        }
+    }
     if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Days before expiry from which `check-config` warns (certbot renews at 30).
+const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// What `check-config` says about the TLS certificate, one line each (`ok`, `WARNING`,
+/// `PROBLEM`); `None` when TLS is off.
+fn tls_report(settings: &Settings, now: i64) -> Option<Vec<String>> {
+    let (cert, key) = settings.server.tls.files()?;
+    let files = http::tls::CertificateFiles {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+    };
+    let certificate = match files.load(&http::tls::provider()) {
+        Ok(certificate) => certificate,
+        Err(why) => return Some(vec![format!("PROBLEM files: {why}")]),
+    };
+    let info = certificate.info;
+    let days = info.days_left(now);
+    let expiry = format!(
+        "expires: {} (in {days} days)",
+        http::tls::rfc3339(info.not_after)
+    );
+    let mut lines = vec![
+        format!("ok      files: {} and {}", cert.display(), key.display()),
+        format!("ok      subject: {}", info.subject),
+        format!("ok      names: {}", info.names.join(", ")),
+        if days < EXPIRY_WARNING_DAYS {
+            format!("WARNING {expiry}: renew it")
+        } else {
+            format!("ok      {expiry}")
+        },
+    ];
+    let public_url = settings.server.public_url_or(settings.server.bind);
+    if let Some(host) = public_url.host_str() {
+        lines.push(if info.covers(host) {
+            format!("ok      matches the public URL's host {host}")
+        } else {
+            format!(
+                "PROBLEM the public URL's host {host} is not among the certificate's names: \
+                 clients will refuse it; get a certificate for {host} or fix server.public_url"
+            )
+        });
+    }
+    Some(lines)
 }
 
 async fn serve(settings: Settings) -> ExitCode {

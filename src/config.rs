@@ -203,6 +203,40 @@ pub struct ServerSettings {
     /// CIDR networks); default none: the TCP peer is the client.
     #[serde(deserialize_with = "load::string_or_list")]
     pub trusted_proxies: Vec<String>,
+    /// Most HTTP/2 streams (requests) open at once on one connection.
+    pub http2_max_streams: u32,
+    /// HTTPS in the binary; off unless both files are set.
+    pub tls: TlsSettings,
+}
+
+/// `[server.tls]`: serve HTTPS with these PEM files, read again when they change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// The certificate chain (PEM: the server's certificate, then its intermediates), such as
+    /// certbot's `fullchain.pem`.
+    pub cert_path: Option<PathBuf>,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1), such as certbot's `privkey.pem`.
+    pub key_path: Option<PathBuf>,
+    /// Seconds between checks of the files for a renewed certificate (SIGHUP checks at once).
+    pub reload_interval_secs: u64,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            cert_path: None,
+            key_path: None,
+            reload_interval_secs: 30,
+        }
+    }
+}
+
+impl TlsSettings {
+    /// Both files, when HTTPS is on.
+    pub fn files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        Some((self.cert_path.as_deref()?, self.key_path.as_deref()?))
+    }
 }
 
 impl Default for ServerSettings {
@@ -220,16 +254,23 @@ impl Default for ServerSettings {
             idle_timeout_secs: 75,
             max_connections: 10_000,
             trusted_proxies: Vec::new(),
+            http2_max_streams: 100,
+            tls: TlsSettings::default(),
         }
     }
 }
 
 impl ServerSettings {
-    /// The public URL, or `http://<addr>` when none is configured. `addr` is the bound address,
-    /// which differs from `bind` when binding port 0.
+    /// The public URL, or `http(s)://<addr>` when none is configured. `addr` is the bound
+    /// address, which differs from `bind` when binding port 0.
     pub fn public_url_or(&self, addr: SocketAddr) -> Url {
         self.public_url.clone().unwrap_or_else(|| {
-            Url::parse(&format!("http://{addr}")).expect("a socket address forms a valid URL")
+            let scheme = if self.tls.files().is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            Url::parse(&format!("{scheme}://{addr}")).expect("a socket address forms a valid URL")
         })
     }
 }

@@ -17,6 +17,7 @@ mod oauth;
 pub mod openapi;
 mod registration;
 mod request_id;
+pub mod tls;
 mod transport_guard;
 
 use std::sync::Arc;

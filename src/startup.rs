@@ -13,7 +13,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use poem::{
     EndpointExt, Response, Server as PoemServer,
     endpoint::BoxEndpoint,
-    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+    listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpAcceptor, TcpListener},
 };
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -41,6 +41,7 @@ use crate::{
     },
     http::{
         self, AppState, ConnectionLimits, Connections, GuardedAcceptor, Metrics, Mount, Tracker,
+        tls,
     },
     mcp::{ALL_TOOLS, McpServer},
 };
@@ -200,6 +201,7 @@ impl Searchgate {
         let (acceptor, local_addr) = listen(settings.server.bind).await?;
         let connections = Connections::new(ConnectionLimits::new(&settings.server));
         let acceptor = GuardedAcceptor::new(acceptor, connections.clone());
+        let (acceptor, tls) = with_tls(acceptor, &settings)?;
 
         let settings = settings.resolved(local_addr);
         let resource_url = resource_url(&settings)?;
@@ -244,11 +246,19 @@ impl Searchgate {
         .await?;
         let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
         let shutdown = CancellationToken::new();
+        let mut tasks = background.clients.tasks;
+        tasks.push(tls::spawn_reloader(
+            tls.clone(),
+            Duration::from_secs(settings.server.tls.reload_interval_secs),
+            background.stop.clone(),
+        ));
+        let http2_max_streams = settings.server.http2_max_streams;
         let state = AppState {
             metrics: Arc::new(
                 Metrics::new(cache_counters, key_fetch_counts, background.audit.clone())
                     .with_connections(connections.clone())
-                    .with_budgets(search.budgets().cloned()),
+                    .with_budgets(search.budgets().cloned())
+                    .with_tls(tls.clone()),
             ),
             scopes: Arc::new(ScopePolicy::new(
                 settings.auth.tool_scopes.clone(),
@@ -284,9 +294,10 @@ impl Searchgate {
                 .boxed(),
             shutdown,
             writer: background.writer,
-            tasks: background.clients.tasks,
+            tasks,
             background: background.stop,
             grace,
+            http2_max_streams,
         })
     }
 }
@@ -341,6 +352,42 @@ async fn open_store(
             Ok((Some(store), audit))
         }
     }
+}
+
+/// `acceptor` with TLS over it when the settings name certificate files (loaded now: a pair
+/// that does not load stops start-up, naming the file), and the reload state.
+fn with_tls(
+    acceptor: GuardedAcceptor,
+    settings: &Settings,
+) -> Result<(BoxAcceptor, Option<Arc<tls::Reloads>>), StartupError> {
+    let Some((cert, key)) = settings.server.tls.files() else {
+        return Ok((acceptor.boxed(), None));
+    };
+    let files = tls::CertificateFiles {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+    };
+    let certificate = files.load(&tls::provider()).map_err(|why| {
+        load_problem(
+            "server.tls.cert_path",
+            &cert.display().to_string(),
+            &format!("a PEM certificate chain and its private key that load: {why}"),
+        )
+    })?;
+    tracing::info!(
+        subject = %certificate.info.subject,
+        names = %certificate.info.names.join(","),
+        not_after = %tls::rfc3339(certificate.info.not_after),
+        "serving HTTPS"
+    );
+    let current = tls::CurrentCertificate::new(certificate);
+    let config = tls::server_config(current.clone())
+        .map_err(|e| anyhow::anyhow!("the TLS configuration cannot be built: {e}"))?;
+    let reloads = tls::Reloads::new(files, current);
+    Ok((
+        tls::TlsAcceptor::new(acceptor, config).boxed(),
+        Some(reloads),
+    ))
 }
 
 /// Binds the listener; returns it with the address actually bound (port 0 picks one).
@@ -516,7 +563,8 @@ async fn spawn_background(
 
 /// A bound, ready server.
 pub struct Server {
-    acceptor: GuardedAcceptor,
+    /// The guarded TCP acceptor, with TLS over it when configured.
+    acceptor: BoxAcceptor,
     local_addr: SocketAddr,
     resource_url: Url,
     /// The search backend's name, for the start-up log line.
@@ -529,6 +577,7 @@ pub struct Server {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     background: CancellationToken,
     grace: Duration,
+    http2_max_streams: u32,
 }
 
 impl Server {
@@ -567,7 +616,10 @@ impl Server {
             "searchgate is listening"
         );
         let shutdown = self.shutdown;
+        // Header size limits are hyper's: 16 KiB of HTTP/2 headers (poem's), and HTTP/1's
+        // buffer; pending resets are capped by poem (20), against rapid-reset floods.
         let served = PoemServer::new_with_acceptor(self.acceptor)
+            .http2_max_concurrent_streams(self.http2_max_streams)
             .run_with_graceful_shutdown(
                 self.app,
                 async move {

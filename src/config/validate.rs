@@ -161,6 +161,67 @@ fn check_server(settings: &Settings, custom_auth: bool, checks: &mut Checks) {
         &["server", "max_connections"],
         "a number of connections from 1 to 1000000",
     );
+    checks.check(
+        (1..=10_000).contains(&server.http2_max_streams),
+        &["server", "http2_max_streams"],
+        "a number of streams per HTTP/2 connection from 1 to 10000",
+    );
+    check_tls(settings, checks);
+}
+
+/// Both TLS files or neither; and in production, a public face that is HTTPS end to end: TLS
+/// here, or an https public URL with the proxy that terminates it named as trusted.
+fn check_tls(settings: &Settings, checks: &mut Checks) {
+    let server = &settings.server;
+    let tls = &server.tls;
+    for (set, other, key) in [
+        (&tls.cert_path, &tls.key_path, "key_path"),
+        (&tls.key_path, &tls.cert_path, "cert_path"),
+    ] {
+        checks.check(
+            set.is_none() || other.is_some(),
+            &["server", "tls", key],
+            "the other half of the pair: SEARCHGATE_SERVER__TLS__CERT_PATH (the PEM certificate \
+             chain, such as /etc/letsencrypt/live/search.example.com/fullchain.pem) and \
+             SEARCHGATE_SERVER__TLS__KEY_PATH (its PEM private key, privkey.pem)",
+        );
+    }
+    checks.check(
+        (1..=86_400).contains(&tls.reload_interval_secs),
+        &["server", "tls", "reload_interval_secs"],
+        "seconds from 1 to 86400",
+    );
+    if settings.profile != super::Profile::Production {
+        return;
+    }
+    let https = server
+        .public_url
+        .as_ref()
+        .is_some_and(|url| url.scheme() == "https");
+    if tls.files().is_some() {
+        checks.check(
+            server.public_url.is_none() || https,
+            &["server", "public_url"],
+            "an https URL in the production profile (searchgate serves TLS itself here), such \
+             as https://search.example.com",
+        );
+    } else {
+        checks.check(
+            https,
+            &["server", "public_url"],
+            "an https URL in the production profile: remote MCP clients and OAuth need HTTPS. \
+             Either serve TLS here (SEARCHGATE_SERVER__TLS__CERT_PATH and \
+             SEARCHGATE_SERVER__TLS__KEY_PATH) or put a TLS proxy in front and set \
+             SEARCHGATE_SERVER__PUBLIC_URL=https://… and SEARCHGATE_SERVER__TRUSTED_PROXIES",
+        );
+        checks.check(
+            !https || !server.trusted_proxies.is_empty(),
+            &["server", "trusted_proxies"],
+            "the address of the TLS proxy in front (such as 127.0.0.1 or 10.0.0.0/8) in the \
+             production profile without TLS here: otherwise every audit row and the \
+             registration limit see the proxy instead of the client",
+        );
+    }
 }
 
 fn check_database(database: &DatabaseSettings, checks: &mut Checks) {

@@ -173,6 +173,15 @@ impl Metrics {
         self
     }
 
+    /// Also reports the served TLS certificate's expiry and its reloads, when TLS is on.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<Arc<super::tls::Reloads>>) -> Self {
+        if let Some(tls) = tls {
+            self.registry.register_collector(Box::new(TlsState(tls)));
+        }
+        self
+    }
+
     /// Also reports the daily budgets: calls refused, and the share of the deployment's credit
     /// budget used.
     #[must_use]
@@ -356,6 +365,34 @@ impl Collector for BudgetState {
                 gauge.metric_type(),
             )?;
             gauge.encode(family.encode_family(&[("scope", "total")])?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The TLS certificate's state, read at scrape time.
+#[derive(Debug)]
+struct TlsState(Arc<super::tls::Reloads>);
+
+impl Collector for TlsState {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
+        let expiry = ConstGauge::new(self.0.not_after());
+        expiry.encode(encoder.encode_descriptor(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When the served TLS certificate expires (Unix seconds)",
+            None,
+            expiry.metric_type(),
+        )?)?;
+        let placeholder = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "tls_reloads",
+            "Certificate files read again after a change or SIGHUP, by outcome (loaded; refused: \
+             the previous certificate stayed)",
+            None,
+            placeholder.metric_type(),
+        )?;
+        for (outcome, value) in [("loaded", self.0.loaded()), ("refused", self.0.refused())] {
+            ConstCounter::new(value).encode(family.encode_family(&[("outcome", outcome)])?)?;
         }
         Ok(())
     }

@@ -242,6 +242,22 @@ impl<E: Endpoint> Endpoint for Layered<SingleHost, E> {
             )
             .response(StatusCode::BAD_REQUEST));
         }
+        // HTTP/2's `:authority` (and HTTP/1's absolute-form target) names the host too; a
+        // `Host` that names another is how a check on one and routing on the other part ways
+        // (RFC 9113 §8.3.1 forbids it).
+        if let (Some(host), Some(authority)) =
+            (req.headers().get(http::header::HOST), req.uri().authority())
+            && !host
+                .as_bytes()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes())
+        {
+            tracing::warn!("refused a request whose Host header and :authority differ");
+            return Ok(ErrorBody::new(
+                "invalid_request",
+                "the Host header and the request target's authority name different hosts",
+            )
+            .response(StatusCode::BAD_REQUEST));
+        }
         self.inner
             .call(req)
             .await

@@ -33,4 +33,5 @@ mod replicas;
 mod scalekit;
 mod stores;
 mod tavily;
+mod tls;
 mod traces;

@@ -1,0 +1,631 @@
+//! HTTPS and HTTP/2 through the real binary: a certificate made here (rcgen), the MCP flow over
+//! TLS with HTTP/1.1 and with h2 (ALPN), and with h2c on plain loopback; a renewed certificate
+//! reaches new connections while open ones keep going; a broken renewal is refused and the
+//! served certificate kept; SIGHUP reloads at once; an HTTP/2 stream flood is refused past the
+//! stream limit; `:authority` gets the `Host` rules.
+
+use std::{
+    io::Write,
+    path::Path,
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+use rmcp::{
+    ServiceExt,
+    model::{CallToolRequestParams, ClientCapabilities, Implementation, InitializeRequestParams},
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use serde_json::{Value, json};
+
+use crate::helpers::{free_port, searchgate, spawn_binary, tool_call};
+
+/// A test certificate authority, and leaf certificates it signs for 127.0.0.1 and localhost.
+struct Authority {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Authority {
+    fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "searchgate test CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Self { issuer }
+    }
+
+    fn root(&self) -> reqwest::Certificate {
+        reqwest::Certificate::from_pem(self.issuer.pem().as_bytes()).unwrap()
+    }
+
+    /// (certificate PEM, key PEM, certificate DER) of a leaf named `name`.
+    fn leaf(&self, name: &str) -> (String, String, Vec<u8>) {
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+    }
+}
+
+/// Writes a leaf's files where the server reads them.
+fn install(dir: &Path, leaf: &(String, String, Vec<u8>)) {
+    // The key first, then the certificate: a reload between the two sees a pair that does not
+    // match and keeps the served one, as with a real renewal.
+    std::fs::write(dir.join("key.pem"), &leaf.1).unwrap();
+    std::fs::write(dir.join("cert.pem"), &leaf.0).unwrap();
+}
+
+fn tls_env(dir: &Path, port: &str, reload_secs: &str) -> Vec<(String, String)> {
+    let path = |f: &str| dir.join(f).display().to_string();
+    vec![
+        ("PORT".into(), port.into()),
+        ("SEARCHGATE_SERVER__TLS__CERT_PATH".into(), path("cert.pem")),
+        ("SEARCHGATE_SERVER__TLS__KEY_PATH".into(), path("key.pem")),
+        (
+            "SEARCHGATE_SERVER__TLS__RELOAD_INTERVAL_SECS".into(),
+            reload_secs.into(),
+        ),
+    ]
+}
+
+fn borrowed(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// A client that trusts `authority` and reports the certificate each response came over.
+fn https_client(authority: &Authority) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .tls_certs_only([authority.root()])
+        .tls_info(true)
+}
+
+/// The served binary, once `/healthz` answers over HTTPS.
+async fn spawn_https(dir: &Path, env: &[(String, String)], client: &reqwest::Client) -> Child {
+    let port = &env[0].1;
+    let mut child = searchgate(dir, &borrowed(env))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if let Ok(response) = client
+            .get(format!("https://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            && response.status().is_success()
+        {
+            return child;
+        }
+        if child.try_wait().unwrap().is_some() {
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "searchgate exited: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("searchgate did not answer over HTTPS");
+}
+
+fn token(dir: &Path, env: &[(String, String)]) -> String {
+    let output = searchgate(dir, &borrowed(env))
+        .args(["token", "--scope", "web-search:read"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// The DER of the certificate `response` came over.
+fn served_certificate(response: &reqwest::Response) -> Vec<u8> {
+    response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("TLS info")
+        .to_vec()
+}
+
+async fn tools_list(client: &reqwest::Client, url: &str, token: &str) -> reqwest::Response {
+    let response = client
+        .post(url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response
+}
+
+/// Stops the binary with SIGTERM and returns what it logged.
+fn stop(child: Child) -> String {
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned()
+}
+
+/// Waits until a new client (a new connection, and no TLS session to resume, which would skip
+/// the certificate) is served `der`.
+async fn wait_for_certificate(authority: &Authority, url: &str, der: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let client = https_client(authority).build().unwrap();
+        let response = client.get(url).send().await.unwrap();
+        if served_certificate(&response) == der {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was not served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_serves_mcp_over_http1_and_h2_and_a_renewal_applies_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = Authority::new();
+    let first = authority.leaf("first");
+    install(dir.path(), &first);
+    let port = free_port().to_string();
+    let env = tls_env(dir.path(), &port, "1");
+    let h2 = https_client(&authority).build().unwrap();
+    let child = spawn_https(dir.path(), &env, &h2).await;
+    let base = format!("https://127.0.0.1:{port}");
+    let mcp = format!("{base}/web-search/mcp");
+    let token = token(dir.path(), &env);
+
+    // The discovery document names the https resource.
+    let metadata: Value = h2
+        .get(format!(
+            "{base}/.well-known/oauth-protected-resource/web-search/mcp"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["resource"], mcp);
+
+    // HTTP/2 by ALPN, and HTTP/1.1 for a client that offers only it.
+    let response = tools_list(&h2, &mcp, &token).await;
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(served_certificate(&response), first.2);
+    let http1 = https_client(&authority).http1_only().build().unwrap();
+    let response = tools_list(&http1, &mcp, &token).await;
+    assert_eq!(response.version(), reqwest::Version::HTTP_11);
+
+    // A whole MCP session with rmcp's client over HTTPS and h2.
+    let transport = StreamableHttpClientTransport::with_client(
+        h2.clone(),
+        StreamableHttpClientTransportConfig::with_uri(mcp.as_str()).auth_header(token.clone()),
+    );
+    let session = InitializeRequestParams::new(
+        ClientCapabilities::default(),
+        Implementation::new("tls-test", "1.0"),
+    )
+    .serve(transport)
+    .await
+    .expect("the MCP handshake succeeds over HTTPS");
+    let result = session
+        .call_tool(
+            CallToolRequestParams::new("web_search")
+                .with_arguments(json!({"query": "rust tls"}).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    session.cancel().await.unwrap();
+
+    // A renewal: new connections get the new certificate, while a request in flight on a
+    // connection opened before it (its body half sent) goes on to its answer.
+    let (more, rest) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let body = reqwest::Body::wrap_stream(futures::stream::unfold(rest, |mut rest| async {
+        rest.recv().await.map(|chunk| (chunk, rest))
+    }));
+    let message =
+        serde_json::to_vec(&tool_call(2, "web_search", json!({"query": "renewal"}))).unwrap();
+    let (head, tail) = message.split_at(message.len() / 2);
+    more.send(Ok(head.to_vec())).await.unwrap();
+    let in_flight = tokio::spawn(
+        http1
+            .post(&mcp)
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("content-length", message.len())
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(body)
+            .send(),
+    );
+    let renewed = authority.leaf("renewed");
+    install(dir.path(), &renewed);
+    wait_for_certificate(&authority, &format!("{base}/healthz"), &renewed.2).await;
+    more.send(Ok(tail.to_vec())).await.unwrap();
+    drop(more);
+    let answered = in_flight.await.unwrap().unwrap();
+    assert_eq!(answered.status(), 200, "the open connection was kept");
+    assert_eq!(served_certificate(&answered), first.2);
+    let answered: Value = answered.json().await.unwrap();
+    assert!(answered["result"]["content"].is_array(), "{answered}");
+
+    // A broken renewal (a key that is not the certificate's) is refused; the renewed
+    // certificate stays.
+    let other = authority.leaf("other");
+    std::fs::write(dir.path().join("key.pem"), &first.1).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), &other.0).unwrap();
+    let metrics_url = format!("{base}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let metrics = h2
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("searchgate_tls_reloads_total{outcome=\"refused\"} 1") {
+            assert!(metrics.contains("searchgate_tls_reloads_total{outcome=\"loaded\"} 1"));
+            assert!(metrics.contains("searchgate_tls_certificate_expiry_timestamp_seconds"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broken renewal was not seen: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let new = https_client(&authority).build().unwrap();
+    let response = tools_list(&new, &mcp, &token).await;
+    assert_eq!(served_certificate(&response), renewed.2);
+
+    let log = stop(child);
+    assert!(
+        log.contains("does not belong to the certificate"),
+        "the refusal says why: {log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_certificate_at_once_and_a_bad_pair_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = Authority::new();
+    let first = authority.leaf("first");
+    install(dir.path(), &first);
+    let port = free_port().to_string();
+    // No polling to speak of: only SIGHUP can bring the renewal in time.
+    let env = tls_env(dir.path(), &port, "3600");
+    let client = https_client(&authority).build().unwrap();
+    let child = spawn_https(dir.path(), &env, &client).await;
+    let renewed = authority.leaf("renewed");
+    install(dir.path(), &renewed);
+    std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    wait_for_certificate(
+        &authority,
+        &format!("https://127.0.0.1:{port}/healthz"),
+        &renewed.2,
+    )
+    .await;
+    stop(child);
+
+    // A key that does not match: start-up refuses, naming the setting and the reason.
+    std::fs::write(dir.path().join("key.pem"), &first.1).unwrap();
+    let output = searchgate(dir.path(), &borrowed(&env))
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("server.tls.cert_path") && stderr.contains("does not belong"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn check_config_describes_the_certificate_and_its_fit_to_the_public_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = Authority::new();
+    install(dir.path(), &authority.leaf("described"));
+    let port = free_port().to_string();
+    let mut env = tls_env(dir.path(), &port, "30");
+    let output = searchgate(dir.path(), &borrowed(&env))
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    for expected in [
+        "# TLS certificate",
+        "subject: CN=described",
+        "names: 127.0.0.1, localhost",
+        "ok      expires: 4096-01-01",
+        "matches the public URL's host 127.0.0.1",
+    ] {
+        assert!(stdout.contains(expected), "{expected}: {stdout}");
+    }
+    env.push((
+        "SEARCHGATE_SERVER__PUBLIC_URL".into(),
+        "https://search.example.com".into(),
+    ));
+    let output = searchgate(dir.path(), &borrowed(&env))
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("PROBLEM the public URL's host search.example.com is not among"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn production_refuses_a_plain_http_public_face_naming_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        ("SEARCHGATE_PROFILE", "production"),
+        ("SEARCHGATE_AUTH__PROVIDER", "oidc"),
+        ("SEARCHGATE_AUTH__OIDC__ISSUER", "https://idp.example.com"),
+        ("SEARCHGATE_SEARCH__PROVIDER", "tavily"),
+        ("TAVILY_API_KEY", "tvly-test"),
+    ];
+    let check = |extra: &[(&str, &str)]| {
+        let mut env = base.to_vec();
+        env.extend_from_slice(extra);
+        let output = searchgate(dir.path(), &env)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check(&[("SEARCHGATE_SERVER__PUBLIC_URL", "http://search.example.com")]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("server.public_url")
+            && stderr.contains("SEARCHGATE_SERVER__TLS__CERT_PATH")
+            && stderr.contains("SEARCHGATE_SERVER__TRUSTED_PROXIES"),
+        "{stderr}"
+    );
+    let (code, stderr) = check(&[(
+        "SEARCHGATE_SERVER__PUBLIC_URL",
+        "https://search.example.com",
+    )]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("server.trusted_proxies"), "{stderr}");
+    let (code, stderr) = check(&[
+        (
+            "SEARCHGATE_SERVER__PUBLIC_URL",
+            "https://search.example.com",
+        ),
+        ("SEARCHGATE_SERVER__TRUSTED_PROXIES", "10.0.0.0/8"),
+    ]);
+    assert!(
+        !stderr.contains("server.public_url") && !stderr.contains("trusted_proxies"),
+        "behind a trusted TLS proxy is fine ({code:?}): {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn h2c_serves_mcp_on_loopback_and_authority_gets_the_host_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let port_text = port.to_string();
+    let env = [("PORT", port_text.as_str())];
+    let child = spawn_binary(dir.path(), port, &env).await;
+    let owned: Vec<(String, String)> = vec![("PORT".into(), port_text.clone())];
+    let token = token(dir.path(), &owned);
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mcp = format!("http://127.0.0.1:{port}/web-search/mcp");
+    let response = h2c
+        .post(&mcp)
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&tool_call(1, "web_search", json!({"query": "h2c"})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["result"]["content"].is_array(), "{body}");
+
+    // A foreign `:authority` (DNS rebinding) is refused like a foreign Host.
+    let rebound = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .resolve("rebound.example", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    let response = rebound
+        .post(format!("http://rebound.example:{port}/web-search/mcp"))
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 403);
+    stop(child);
+}
+
+/// HTTP/2 frames, written by hand so the test can break the rules a real client keeps.
+mod frames {
+    pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    pub const HEADERS: u8 = 0x1;
+    pub const RST_STREAM: u8 = 0x3;
+    pub const SETTINGS: u8 = 0x4;
+    pub const GOAWAY: u8 = 0x7;
+    pub const END_HEADERS: u8 = 0x4;
+    pub const ACK: u8 = 0x1;
+    pub const REFUSED_STREAM: u32 = 0x7;
+    /// SETTINGS_MAX_CONCURRENT_STREAMS.
+    pub const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+
+    pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+        let mut out = vec![len[1], len[2], len[3], kind, flags];
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// A POST's header block announcing a 100-byte body still to come (HPACK: indexed
+    /// `:method POST` and `:scheme http`; literal `:path`, `:authority`, `content-type` and
+    /// `content-length` with indexed names).
+    pub fn post(path: &str, authority: &str) -> Vec<u8> {
+        let mut block = vec![0x83, 0x86];
+        for (index, value) in [
+            (4, path),
+            (1, authority),
+            (31, "application/json"),
+            (28, "100"),
+        ] {
+            integer(&mut block, 0x00, 4, index);
+            integer(&mut block, 0x00, 7, value.len());
+            block.extend_from_slice(value.as_bytes());
+        }
+        block
+    }
+
+    /// An HPACK integer (RFC 7541 §5.1) with an `bits`-bit prefix after `flags`.
+    fn integer(out: &mut Vec<u8>, flags: u8, bits: u32, value: usize) {
+        let max = (1usize << bits) - 1;
+        if value < max {
+            out.push(flags | u8::try_from(value).unwrap());
+            return;
+        }
+        out.push(flags | u8::try_from(max).unwrap());
+        let mut rest = value - max;
+        while rest >= 128 {
+            out.push(u8::try_from(rest % 128).unwrap() | 0x80);
+            rest /= 128;
+        }
+        out.push(u8::try_from(rest).unwrap());
+    }
+
+    /// (kind, flags, stream, payload) of the next frame.
+    pub fn read(stream: &mut impl std::io::Read) -> std::io::Result<(u8, u8, u32, Vec<u8>)> {
+        let mut head = [0u8; 9];
+        stream.read_exact(&mut head)?;
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        let mut payload = vec![0; len];
+        stream.read_exact(&mut payload)?;
+        Ok((head[3], head[4], id, payload))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http2_stream_flood_is_refused_past_the_stream_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let port_text = port.to_string();
+    let env = [
+        ("PORT", port_text.as_str()),
+        ("SEARCHGATE_SERVER__HTTP2_MAX_STREAMS", "4"),
+    ];
+    let child = spawn_binary(dir.path(), port, &env).await;
+    let refused = tokio::task::spawn_blocking(move || {
+        use frames::*;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(PREFACE).unwrap();
+        stream.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+        // The server's settings name the limit; acknowledged, they bind both sides.
+        let mut limit = None;
+        let mut acked = false;
+        while limit.is_none() || !acked {
+            let (kind, flags, _, payload) = read(&mut stream).unwrap();
+            if kind == SETTINGS && flags & ACK == 0 {
+                for setting in payload.chunks(6) {
+                    if u16::from_be_bytes([setting[0], setting[1]]) == MAX_CONCURRENT_STREAMS {
+                        limit = Some(u32::from_be_bytes([
+                            setting[2], setting[3], setting[4], setting[5],
+                        ]));
+                    }
+                }
+                stream.write_all(&frame(SETTINGS, ACK, 0, &[])).unwrap();
+            } else if kind == SETTINGS {
+                acked = true;
+            }
+        }
+        assert_eq!(limit, Some(4));
+        // Forty requests at once, none of them finished: registrations, which are read
+        // before they are answered, and whose bodies never come.
+        let authority = format!("127.0.0.1:{port}");
+        for i in 0..40u32 {
+            let block = post("/oauth/register", &authority);
+            stream
+                .write_all(&frame(HEADERS, END_HEADERS, 2 * i + 1, &block))
+                .unwrap();
+        }
+        let mut refused = Vec::new();
+        while refused.len() < 36 {
+            match read(&mut stream) {
+                Ok((RST_STREAM, _, id, payload)) => {
+                    let code = u32::from_be_bytes(payload[..4].try_into().unwrap());
+                    if code == REFUSED_STREAM {
+                        refused.push(id);
+                    }
+                }
+                Ok((GOAWAY, ..)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        refused
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        refused.len(),
+        36,
+        "every stream past the first four is refused: {refused:?}"
+    );
+    assert!(refused.iter().all(|id| *id > 7), "{refused:?}");
+    // The server is unharmed.
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    stop(child);
+}

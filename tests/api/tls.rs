@@ -629,3 +629,46 @@ async fn an_http2_stream_flood_is_refused_past_the_stream_limit() {
     assert_eq!(health.status(), 200);
     stop(child);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_handshake_holds_only_its_own_connection_until_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = Authority::new();
+    install(dir.path(), &authority.leaf("patient"));
+    let port = free_port().to_string();
+    let mut env = tls_env(dir.path(), &port, "30");
+    env.push(("SEARCHGATE_SERVER__HEADER_TIMEOUT_SECS".into(), "1".into()));
+    let client = https_client(&authority).build().unwrap();
+    let child = spawn_https(dir.path(), &env, &client).await;
+    let number: u16 = port.parse().unwrap();
+    let stalled = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", number)).unwrap();
+        // The first bytes of a ClientHello record, and then nothing.
+        stream.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let started = Instant::now();
+        let mut byte = [0u8; 1];
+        let read = std::io::Read::read(&mut stream, &mut byte);
+        (started.elapsed(), read.map_err(|e| e.kind()))
+    });
+    // Meanwhile others are served: the handshake does not run in the accept loop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = client
+        .get(format!("https://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (waited, read) = stalled.await.unwrap();
+    assert!(
+        matches!(read, Ok(0) | Err(std::io::ErrorKind::ConnectionReset)),
+        "the connection is closed: {read:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "closed by the header timeout, not the client's patience: {waited:?}"
+    );
+    stop(child);
+}

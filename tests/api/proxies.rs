@@ -99,6 +99,24 @@ async fn a_trusted_proxy_names_the_client_and_nobody_else_can() {
         "the direct client's own address is what counts"
     );
 
+    // What a trusted proxy says about the scheme and host changes nothing: the metadata is
+    // built from the configuration.
+    let metadata: serde_json::Value = proxy
+        .get(format!(
+            "{base}/.well-known/oauth-protected-resource/web-search/mcp"
+        ))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.example")
+        .header("forwarded", "for=192.0.2.1;proto=https;host=evil.example")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["resource"], format!("{base}/web-search/mcp"));
+    assert!(!metadata.to_string().contains("evil.example"), "{metadata}");
+
     // A tool call through the proxy: its audit row names the client and keeps the proxy.
     let token = searchgate(dir.path(), &env)
         .args(["token", "--scope", "web-search:read"])

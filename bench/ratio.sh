@@ -7,6 +7,7 @@
 #
 #   bench/ratio.sh [--rounds 3] [--duration 10s] [--connections 64] [--warmup 2s]
 #                  [--max-results 5] [--postgres URL]   (also SEARCHGATE_DATABASE__URL)
+#                  [--baseline REV]
 #
 # The workload: authenticated `tools/call web_search` on the stateless 2026-07-28 wire, mock
 # provider, keep-alive connections. searchgate runs its release binary on its embedded defaults
@@ -17,6 +18,10 @@
 # The limit and rmcp-only answer the bytes searchgate answered (captured first), so all send
 # the same response body; the sizes are printed. Results (oha's JSON and the table) are kept
 # under bench/results/ratio-<time>/.
+# With --baseline REV (a commit, tag or branch), the release binary of REV runs beside this one
+# in the same rounds, on the same settings: an A/B of two versions of searchgate, with
+# `× baseline` in the table. REV is checked out under bench/results/baseline-<commit>/ and built
+# there once (kept, with its own target folder, for the next run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -27,6 +32,7 @@ connections=64
 max_results=5
 warmup=2s
 postgres=${SEARCHGATE_DATABASE__URL:-}
+baseline=
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -35,6 +41,7 @@ while [ $# -gt 0 ]; do
     --max-results) max_results=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --postgres) postgres=$2; shift 2 ;;
+    --baseline) baseline=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -54,6 +61,18 @@ esac
 echo "building release binaries (searchgate, bench/servers; allocator: $allocator)…"
 cargo build --release --quiet --bin searchgate
 cargo build --release --quiet -p bench-servers "${server_features[@]}"
+baseline_bin=
+if [ -n "$baseline" ]; then
+  commit=$(git rev-parse --verify "$baseline^{commit}")
+  tree="$root/bench/results/baseline-$commit"
+  if [ ! -d "$tree/src" ]; then
+    mkdir -p "$root/bench/results"
+    git worktree add --detach "$tree/src" "$commit" >/dev/null
+  fi
+  echo "building the baseline ${commit:0:7} (release)…"
+  (cd "$tree/src" && CARGO_TARGET_DIR="$tree/target" cargo build --release --quiet --bin searchgate)
+  baseline_bin="$tree/target/release/searchgate"
+fi
 
 work=$(mktemp -d)
 results="$root/bench/results/ratio-$(date -u +%Y%m%dT%H%M%SZ)"
@@ -100,18 +119,21 @@ headers=(-H 'Content-Type: application/json' -H 'Accept: application/json, text/
 url() { echo "http://127.0.0.1:${port[$1]}/web-search/mcp"; }
 client="bench-ratio-$$"
 
-# searchgate NAME [SETTING=VALUE…]: one instance on its embedded defaults, and a token for it.
+# searchgate NAME [SETTING=VALUE…]: one instance on its embedded defaults, and a token for it;
+# the baseline's binary when NAME is `baseline`.
 searchgate() {
   local name=$1
   shift
+  local binary="$root/target/release/searchgate"
+  [ "$name" = baseline ] && binary=$baseline_bin
   port[$name]=$(free_port)
   local settings=(PORT="${port[$name]}" SEARCHGATE_TELEMETRY__LEVEL=warn
     SEARCHGATE_SEARCH__RATE_LIMIT_PER_MINUTE=0 SEARCHGATE_SEARCH__CACHE_TTL_SECS=0 "$@")
-  start "$name" "${settings[@]}" "$root/target/release/searchgate" serve
+  start "$name" "${settings[@]}" "$binary" serve
   wait_until "$name" curl -fsS "http://127.0.0.1:${port[$name]}/readyz"
   # The embedded authorization server signs it; the instance verifies it on every request.
   (cd "$work/$name" && env -i PATH="$PATH" HOME="$work/$name" "${settings[@]}" \
-    "$root/target/release/searchgate" token --scope web-search:read --ttl 24h --client "$client") \
+    "$binary" token --scope web-search:read --ttl 24h --client "$client") \
     >"$work/$name/token"
 }
 
@@ -119,9 +141,11 @@ searchgate searchgate
 if [ -n "$postgres" ]; then
   searchgate searchgate-pg SEARCHGATE_DATABASE__URL="$postgres"
 fi
+if [ -n "$baseline" ]; then searchgate baseline; fi
 # The interleaving order: the references first, then searchgate.
 targets=(limit rmcp-only searchgate)
 if [ -n "$postgres" ]; then targets+=(searchgate-pg); fi
+if [ -n "$baseline" ]; then targets+=(baseline); fi
 sleep 1
 declare -A idle_kib
 for name in "${targets[@]:2}"; do idle_kib[$name]=$(kib VmRSS "${pid[$name]}"); done
@@ -188,12 +212,13 @@ done
 audit_rows() {
   local query="select count(*) from audit_events where client_id = '$client'"
   case "$1" in
-    searchgate) sqlite3 "$work/searchgate/searchgate.db" "$query" ;;
+    searchgate | baseline) sqlite3 "$work/$1/searchgate.db" "$query" ;;
     searchgate-pg) psql -X -q -At "$postgres" -c "$query" ;;
   esac
 }
 : >"$results/audit.tsv"
-for name in searchgate searchgate-pg; do
+extra[baseline]=1
+for name in searchgate searchgate-pg baseline; do
   [ -n "${pid[$name]:-}" ] || continue
   expected=$(python3 - "$results" "$name" "${extra[$name]}" <<'PY'
 import glob, json, sys
@@ -211,17 +236,18 @@ PY
   printf '%s\t%s\t%s\n' "$name" "$rows" "$expected" >>"$results/audit.tsv"
 done
 
-python3 - "$results" "$rounds" "$duration" "$connections" "$allocator" "$load_before" "$load_after" "$(getconf CLK_TCK)" "$max_results" "$(wc -c <"$work/response.json")" <<'PY' | tee "$results/table.md"
+python3 - "$results" "$rounds" "$duration" "$connections" "$allocator" "$load_before" "$load_after" "$(getconf CLK_TCK)" "$max_results" "$(wc -c <"$work/response.json")" "$baseline" <<'PY' | tee "$results/table.md"
 import json, statistics, sys
 from collections import defaultdict
 
-results, rounds, duration, connections, allocator, load_before, load_after, clk_tck, max_results, body_bytes = sys.argv[1:]
+results, rounds, duration, connections, allocator, load_before, load_after, clk_tck, max_results, body_bytes, baseline = sys.argv[1:]
 rounds, clk_tck = int(rounds), int(clk_tck)
 labels = {
     "limit": "limit (hyper, fixed bytes)",
     "rmcp-only": "rmcp-only (rmcp in poem, fixed result)",
     "searchgate": "**searchgate** (SQLite audit)",
     "searchgate-pg": "**searchgate** (PostgreSQL audit)",
+    "baseline": f"searchgate at {baseline} (SQLite audit)",
 }
 cpu = {(n, int(r)): int(t) for n, r, t in (l.split("\t") for l in open(f"{results}/cpu.tsv").read().splitlines())}
 memory = {n: (int(i), int(p)) for n, i, p in (l.split("\t") for l in open(f"{results}/memory.tsv").read().splitlines())}
@@ -270,6 +296,10 @@ print()
 for name, (rows, expected) in audit.items():
     verdict = "ok" if rows == expected else "MISMATCH"
     print(f"audit, {labels[name].replace('*', '')}: {rows} rows for {expected} requests answered: {verdict}")
+if "baseline" in names:
+    print(f"this version / {baseline}: {ratio('searchgate', 'baseline', 'rps'):.2f}× req/s, "
+          f"{ratio('searchgate', 'baseline', 'p99'):.2f}× p99, "
+          f"{ratio('searchgate', 'baseline', 'cpu_us'):.2f}× CPU per request")
 if "searchgate-pg" in names:
     print(f"PostgreSQL audit / SQLite audit: {ratio('searchgate-pg', 'searchgate', 'rps'):.2f}× req/s (goal ≥ 0.80×)")
 idle, peak = memory["searchgate"]

@@ -1,6 +1,7 @@
 //! Running searchgate as a service (deploy/): the systemd unit passes `systemd-analyze verify`;
-//! the sample environment file is a valid configuration; and `searchgate healthcheck`, the
-//! container's health check, tells a healthy server from none. A missing systemd-analyze skips.
+//! the sample environment file is a valid configuration; the container's health check and entry
+//! point are subcommands the binary has, and `searchgate healthcheck` tells a healthy server from
+//! none. A missing systemd-analyze skips.
 
 use std::{
     path::{Path, PathBuf},
@@ -187,6 +188,60 @@ fn the_sample_environment_file_is_a_valid_production_configuration() {
         stdout.contains("profile = \"production\"") && stdout.contains("127.0.0.1:10000"),
         "the file's settings are in effect: {stdout}"
     );
+}
+
+/// The arguments of a Dockerfile instruction in exec form (`["/path", "arg", …]`).
+fn exec_form(dockerfile: &str, instruction: &str) -> Vec<String> {
+    // Continuation lines joined, so `HEALTHCHECK --interval=… \` + `CMD […]` is one line.
+    let joined = dockerfile.replace("\\\n", " ");
+    let line = joined
+        .lines()
+        .find(|l| l.starts_with(&format!("{instruction} ")))
+        .unwrap_or_else(|| panic!("the Dockerfile has {instruction}"));
+    let array = &line[line.find('[').expect("exec form")..=line.rfind(']').expect("exec form")];
+    serde_json::from_str(array).expect("a JSON array of strings")
+}
+
+#[test]
+fn the_container_runs_subcommands_the_binary_has() {
+    let dockerfile = read_repo_file("Dockerfile");
+    let entrypoint = exec_form(&dockerfile, "ENTRYPOINT");
+    let cmd = exec_form(&dockerfile, "CMD");
+    let healthcheck = exec_form(&dockerfile, "HEALTHCHECK");
+    assert_eq!(entrypoint, ["/usr/local/bin/searchgate"]);
+    assert_eq!(
+        healthcheck[0], "/usr/local/bin/searchgate",
+        "{healthcheck:?}"
+    );
+    assert!(dockerfile.contains("COPY --from=build /out/searchgate /usr/local/bin/searchgate"));
+    // No engine here (and none in CI) to build the image: the binary under test stands in for
+    // the image's, with each subcommand's --help (which fails for an unknown one).
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&cmd[..], &healthcheck[1..]] {
+        let output = searchgate(dir.path(), &[])
+            .args(args)
+            .arg("--help")
+            .output()
+            .expect("the binary runs");
+        assert!(
+            output.status.success(),
+            "searchgate {} is a subcommand: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(
+        dockerfile.lines().any(|l| l == "EXPOSE 10000")
+            && dockerfile.contains("SEARCHGATE_SERVER__BIND=0.0.0.0:10000"),
+        "the exposed port is the one it binds"
+    );
+    let ignored = read_repo_file(".dockerignore");
+    for pattern in ["target", "**/node_modules", ".git", "**/*.db"] {
+        assert!(
+            ignored.lines().any(|l| l == pattern),
+            ".dockerignore keeps {pattern} out of the build context"
+        );
+    }
 }
 
 /// `searchgate healthcheck ARGS` in `dir` with `env`, waited for at most 30 s (a hang fails).

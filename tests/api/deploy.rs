@@ -1,15 +1,31 @@
 //! Running searchgate as a service (deploy/): the systemd unit passes `systemd-analyze verify`;
 //! the sample environment file is a valid configuration; the container's health check and entry
 //! point are subcommands the binary has, and `searchgate healthcheck` tells a healthy server from
-//! none. A missing systemd-analyze skips.
+//! none; and the Caddy and nginx configurations of deploy/README.md, taken from the README as
+//! written (only ports, the certificate paths and the upstream port replaced), put the real proxy
+//! with TLS in front of the real binary: MCP calls pass, and the audit trail names the client,
+//! neither the proxy nor the address the client made up. A missing proxy skips its test with the
+//! reason, or fails it when `SEARCHGATE_TEST_REQUIRE_PROXIES` is set (`.ci/run` installs both
+//! and sets it); a missing systemd-analyze skips.
 
 use std::{
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
-    process::{Child, Command, Output},
+    process::{Child, Command, Output, Stdio},
     time::Duration,
 };
 
-use crate::helpers::{free_port, searchgate, spawn_binary};
+use serde_json::{Value, json};
+use sqlx::{Row, sqlite::SqlitePoolOptions};
+
+use crate::helpers::{LEGACY, free_port, searchgate, spawn_binary, tool_call};
+
+/// Where the test client connects from: neither the proxy's address nor the one it claims.
+const CLIENT: &str = "127.0.0.5";
+/// What the client claims to be in `X-Forwarded-For`.
+const SPOOFED: &str = "6.6.6.6";
+/// The public host name of deploy/README.md, resolved to loopback by the test client.
+const HOST: &str = "search.example.com";
 
 fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -27,6 +43,55 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
+}
+
+/// The proxy `name`: `SEARCHGATE_TEST_<NAME>`, else found by [`find_program`]. None when
+/// missing, after saying so; a failure instead when `SEARCHGATE_TEST_REQUIRE_PROXIES` is set.
+fn proxy_program(name: &str) -> Option<PathBuf> {
+    let variable = format!("SEARCHGATE_TEST_{}", name.to_ascii_uppercase());
+    let found = std::env::var_os(&variable)
+        .map(PathBuf::from)
+        .or_else(|| find_program(name));
+    if found.is_none() {
+        let reason = format!(
+            "no {name} (apt-get install --no-install-recommends {name}, or set {variable})"
+        );
+        assert!(
+            std::env::var_os("SEARCHGATE_TEST_REQUIRE_PROXIES").is_none(),
+            "SEARCHGATE_TEST_REQUIRE_PROXIES is set but there is {reason}"
+        );
+        eprintln!("SKIPPED: {reason}");
+    }
+    found
+}
+
+/// The body of the one fenced block of deploy/README.md that holds the line `marker`.
+fn readme_block(marker: &str) -> String {
+    let readme = read_repo_file("deploy/README.md");
+    let mut blocks = Vec::new();
+    let mut open: Option<Vec<&str>> = None;
+    for line in readme.lines() {
+        let fence = line.starts_with("```");
+        match (&mut open, fence) {
+            (None, true) => open = Some(Vec::new()),
+            (Some(lines), true) => {
+                blocks.push(format!("{}\n", lines.join("\n")));
+                open = None;
+            }
+            (Some(lines), false) => lines.push(line),
+            (None, false) => {}
+        }
+    }
+    let mut found: Vec<String> = blocks
+        .into_iter()
+        .filter(|block| block.lines().any(|line| line.trim() == marker))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "deploy/README.md has exactly one fenced block with the line {marker:?}"
+    );
+    found.remove(0)
 }
 
 /// `text` with its one `from` replaced: a README edit that removes or repeats it must update
@@ -301,4 +366,362 @@ async fn healthcheck_gives_up_on_a_server_that_never_answers_after_its_timeout()
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains("did not answer within 1s"), "{said}");
     drop(silent);
+}
+
+/// A self-signed CA and a certificate for [`HOST`] it signed, written as certbot writes them
+/// (`fullchain.pem`: the certificate, then the CA; `privkey.pem`); returns the CA's PEM for the
+/// client to trust.
+fn write_certificates(dir: &Path) -> (PathBuf, PathBuf, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name
+        .push(DnType::CommonName, "searchgate deploy test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let mut leaf = CertificateParams::new(vec![HOST.to_owned()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, HOST);
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    let chain = dir.join("fullchain.pem");
+    let private = dir.join("privkey.pem");
+    std::fs::write(&chain, format!("{}{}", cert.pem(), ca.pem())).unwrap();
+    std::fs::write(&private, key.serialize_pem()).unwrap();
+    (chain, private, ca.pem())
+}
+
+/// A client that trusts only the test CA, reaches [`HOST`] at the proxy on loopback, and
+/// connects from [`CLIENT`].
+fn client_of(ca_pem: &str, proxy_port: u16) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+        .resolve(HOST, SocketAddr::from(([127, 0, 0, 1], proxy_port)))
+        .local_address(CLIENT.parse::<IpAddr>().unwrap())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// searchgate, with the settings deploy/README.md gives layouts (b) and (c), behind a proxy
+/// that will listen on `proxy_port`: the state folder, the environment, the process.
+struct Upstream {
+    dir: tempfile::TempDir,
+    port: u16,
+    env: Vec<(&'static str, String)>,
+    process: Running,
+}
+
+impl Upstream {
+    async fn start(proxy_port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = loop {
+            let port = free_port();
+            if port != proxy_port {
+                break port;
+            }
+        };
+        let env = vec![
+            ("PORT", port.to_string()),
+            ("SEARCHGATE_SERVER__TRUSTED_PROXIES", "127.0.0.1".to_owned()),
+            (
+                "SEARCHGATE_SERVER__PUBLIC_URL",
+                format!("https://{HOST}:{proxy_port}"),
+            ),
+        ];
+        let child = spawn_binary(dir.path(), port, &borrowed(&env)).await;
+        Self {
+            dir,
+            port,
+            env,
+            process: Running(Some(child)),
+        }
+    }
+
+    fn token(&self) -> String {
+        let output = searchgate(self.dir.path(), &borrowed(&self.env))
+            .args(["token", "--scope", "web-search:read"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+}
+
+fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// Starts a proxy with its output in `log` (a file: nobody drains a pipe while the test runs).
+fn start_proxy(command: &mut Command, log: &Path) -> Running {
+    let file = std::fs::File::create(log).unwrap();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?} starts: {e}"));
+    Running(Some(child))
+}
+
+/// Waits until the proxy forwards `/healthz`; fails with what the proxy logged if it stopped or
+/// never forwarded.
+async fn wait_for_proxy(client: &reqwest::Client, port: u16, proxy: &mut Running, log: &Path) {
+    let url = format!("https://{HOST}:{port}/healthz");
+    let logged = || std::fs::read_to_string(log).unwrap_or_default();
+    let mut last = String::new();
+    for _ in 0..200 {
+        match client.get(&url).send().await {
+            Ok(response) if response.status() == 200 => return,
+            Ok(response) => last = format!("answered {}", response.status()),
+            Err(error) => last = format!("{error:?}"),
+        }
+        let child = proxy.0.as_mut().expect("still running");
+        if let Some(status) = child.try_wait().expect("the child can be polled") {
+            panic!("the proxy stopped ({status}):\n{}", logged());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the proxy did not forward {url} ({last}):\n{}", logged());
+}
+
+/// An MCP POST through the proxy, with the client's made-up `X-Forwarded-For`.
+async fn mcp(client: &reqwest::Client, port: u16, token: &str, message: Value) -> Value {
+    let response = client
+        .post(format!("https://{HOST}:{port}/web-search/mcp"))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", LEGACY)
+        .header("x-forwarded-for", SPOOFED)
+        .json(&message)
+        .send()
+        .await
+        .expect("the proxy answers");
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 200, "{message}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("a JSON answer: {text}"))
+}
+
+/// (method, source_addr, peer_addr) of each audit row, oldest first.
+async fn audit_addresses(db: &Path) -> Vec<(String, String, String)> {
+    let pool = SqlitePoolOptions::new()
+        .connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let rows = sqlx::query(
+        "SELECT COALESCE(method, '') AS method, source_addr, peer_addr FROM audit_events \
+         ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.get("method"), r.get("source_addr"), r.get("peer_addr")))
+    .collect();
+    pool.close().await;
+    rows
+}
+
+/// What both proxy layouts must do, through the proxy on `port`: the MCP calls pass, /metrics
+/// stays inside, and the audit rows name the client as the source and the proxy's loopback
+/// address as the peer.
+async fn check_layout(upstream: Upstream, client: &reqwest::Client, port: u16) {
+    let token = upstream.token();
+    let listed = mcp(
+        client,
+        port,
+        &token,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .await;
+    let tools: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .expect("a tool list")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(tools.contains(&"web_search"), "{listed}");
+    let searched = mcp(
+        client,
+        port,
+        &token,
+        tool_call(
+            2,
+            "web_search",
+            json!({"query": "searchgate behind a proxy"}),
+        ),
+    )
+    .await;
+    assert_ne!(
+        searched["result"]["isError"],
+        Value::Bool(true),
+        "{searched}"
+    );
+    assert!(
+        searched["result"]["content"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "results: {searched}"
+    );
+    let metrics = client
+        .get(format!("https://{HOST}:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        metrics.status(),
+        404,
+        "/metrics is not served to the internet"
+    );
+
+    let Upstream { dir, process, .. } = upstream;
+    process.terminate().await;
+    let rows = audit_addresses(&dir.path().join("searchgate.db")).await;
+    let calls: Vec<_> = rows
+        .iter()
+        .filter(|(method, _, _)| method == "tools/list" || method == "tools/call")
+        .collect();
+    assert_eq!(calls.len(), 2, "one row per call: {rows:?}");
+    for (method, source, peer) in calls {
+        assert_eq!(
+            source, CLIENT,
+            "{method}: the client, not {SPOOFED} it claimed"
+        );
+        let peer_ip = peer.rsplit_once(':').expect("ip:port").0;
+        assert_eq!(peer_ip, "127.0.0.1", "{method}: the proxy is the TCP peer");
+    }
+}
+
+#[tokio::test]
+async fn nginx_as_the_readme_configures_it_forwards_mcp_calls_and_the_client_address() {
+    let Some(nginx) = proxy_program("nginx") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (chain, key, ca) = write_certificates(work.path());
+    let port = free_port();
+    let upstream = Upstream::start(port).await;
+
+    let site = readme_block("# tested by tests/api/deploy.rs (nginx)");
+    let site = replace_once(
+        &site,
+        "server 127.0.0.1:10000;",
+        &format!("server 127.0.0.1:{};", upstream.port),
+    );
+    // The port, on loopback only: the test opens nothing to the network.
+    let site = replace_once(
+        &site,
+        "listen 443 ssl http2;",
+        &format!("listen 127.0.0.1:{port} ssl http2;"),
+    );
+    let site = replace_once(
+        &site,
+        "/etc/letsencrypt/live/search.example.com/fullchain.pem",
+        &chain.display().to_string(),
+    );
+    let site = replace_once(
+        &site,
+        "/etc/letsencrypt/live/search.example.com/privkey.pem",
+        &key.display().to_string(),
+    );
+    std::fs::write(work.path().join("searchgate.conf"), site).unwrap();
+    // The rest of Debian's /etc/nginx/nginx.conf that matters here: the site inside `http`,
+    // every file nginx writes in the temporary folder.
+    let root = work.path().display();
+    let main = format!(
+        "worker_processes 1;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n\
+         access_log off;\n\
+         client_body_temp_path {root}/client_body;\n\
+         proxy_temp_path {root}/proxy;\n\
+         fastcgi_temp_path {root}/fastcgi;\n\
+         uwsgi_temp_path {root}/uwsgi;\n\
+         scgi_temp_path {root}/scgi;\n\
+         include {root}/searchgate.conf;\n\
+         }}\n"
+    );
+    let conf = work.path().join("nginx.conf");
+    std::fs::write(&conf, main).unwrap();
+    // In the foreground, one process as the user running the test, errors on stderr.
+    let log = work.path().join("nginx.log");
+    let mut proxy = start_proxy(
+        Command::new(nginx)
+            .arg("-p")
+            .arg(work.path())
+            .arg("-c")
+            .arg(&conf)
+            .args(["-e", "stderr", "-g"])
+            .arg(format!(
+                "daemon off; master_process off; pid {root}/nginx.pid;"
+            )),
+        &log,
+    );
+    let client = client_of(&ca, port);
+    wait_for_proxy(&client, port, &mut proxy, &log).await;
+    check_layout(upstream, &client, port).await;
+}
+
+#[tokio::test]
+async fn caddy_as_the_readme_configures_it_forwards_mcp_calls_and_the_client_address() {
+    let Some(caddy) = proxy_program("caddy") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (chain, key, ca) = write_certificates(work.path());
+    let port = free_port();
+    let upstream = Upstream::start(port).await;
+
+    let site = readme_block("# tested by tests/api/deploy.rs (caddy)");
+    let site = replace_once(
+        &site,
+        "reverse_proxy 127.0.0.1:10000 {",
+        &format!("reverse_proxy 127.0.0.1:{} {{", upstream.port),
+    );
+    // The port, and the test's certificate in place of the one Caddy would get from an ACME CA.
+    let site = replace_once(
+        &site,
+        &format!("{HOST} {{"),
+        &format!(
+            "{HOST}:{port} {{\n\ttls {} {}",
+            chain.display(),
+            key.display()
+        ),
+    );
+    // Global options for a test: no admin endpoint, no port-80 redirect listener, loopback
+    // only, state in the temporary folder, no HTTP/3 (UDP).
+    let root = work.path().display();
+    let caddyfile = format!(
+        "{{\n\
+         \tadmin off\n\
+         \tauto_https disable_redirects\n\
+         \tdefault_bind 127.0.0.1\n\
+         \tstorage file_system {root}/caddy\n\
+         \tservers {{\n\
+         \t\tprotocols h1 h2\n\
+         \t}}\n\
+         }}\n\
+         \n\
+         {site}"
+    );
+    let file = work.path().join("Caddyfile");
+    std::fs::write(&file, caddyfile).unwrap();
+    let log = work.path().join("caddy.log");
+    let mut proxy = start_proxy(
+        Command::new(caddy)
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&file)
+            .env("HOME", work.path())
+            .env("XDG_DATA_HOME", work.path())
+            .env("XDG_CONFIG_HOME", work.path()),
+        &log,
+    );
+    let client = client_of(&ca, port);
+    wait_for_proxy(&client, port, &mut proxy, &log).await;
+    check_layout(upstream, &client, port).await;
 }

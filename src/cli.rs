@@ -1,11 +1,12 @@
 //! The `searchgate` command line: `serve` (the default), `check-config`, `openapi`, `audit`
-//! (the audit trail in the terminal), `doctor` (a running server checked as clients see it), and
-//! for the embedded development authorization server `token` and `keys`. The command bodies live
-//! in the files under `cli/`.
+//! (the audit trail in the terminal), `doctor` (a running server checked as clients see it),
+//! `healthcheck` (its liveness, for container health checks), and for the embedded development
+//! authorization server `token` and `keys`. The command bodies live in the files under `cli/`.
 
 mod audit;
 /// `searchgate doctor URL`: the checks, as a report tests can read.
 pub mod doctor;
+mod healthcheck;
 mod keys;
 mod token;
 
@@ -102,6 +103,17 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// GET a running server's /healthz (for container health checks: the image has no curl);
+    /// exit 0 on a 2xx answer, 1 otherwise with the reason on stderr.
+    Healthcheck {
+        /// The URL to GET [default: http://<server.bind>/healthz from the same settings as
+        /// `serve`, on loopback when bound to every interface].
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for the answer, connecting included.
+        #[arg(long, value_name = "SECS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=300))]
+        timeout: u64,
     },
 }
 
@@ -248,6 +260,11 @@ impl Cli {
                     origin,
                 };
                 doctor::run(options, json).await
+            }
+            // Exit 1 for every failure, a configuration that cannot be read included: Docker
+            // reserves 2.
+            Command::Healthcheck { url, timeout } => {
+                healthcheck::run(url, self.config, Duration::from_secs(timeout)).await
             }
         }
     }

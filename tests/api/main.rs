@@ -13,6 +13,7 @@ mod clients;
 mod connections;
 mod consent;
 mod dashboard;
+mod deploy;
 mod doctor;
 mod embedded;
 mod framework;

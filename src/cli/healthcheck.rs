@@ -24,7 +24,9 @@ pub(super) async fn run(
     let url = match url {
         Some(url) => url,
         None => match Settings::load(config) {
-            Ok(settings) => default_url(settings.server.bind).to_string(),
+            Ok(settings) => {
+                default_url(settings.server.bind, settings.server.tls.files().is_some()).to_string()
+            }
             Err(error) => return unhealthy(&format!("cannot read the settings: {error}")),
         },
     };
@@ -53,6 +55,10 @@ async fn check(url: &str, timeout: Duration) -> Result<reqwest::StatusCode, Stri
         .connect_timeout(timeout)
         // /healthz never redirects; a redirect means the URL is not searchgate's probe.
         .redirect(reqwest::redirect::Policy::none())
+        // A liveness probe of the server on this machine, usually by an address its certificate
+        // does not name: whether it answers is the question, not who it is. Nothing secret is
+        // sent.
+        .tls_danger_accept_invalid_certs(true)
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     let response = client.get(url).send().await.map_err(|e| {
@@ -79,15 +85,17 @@ async fn check(url: &str, timeout: Duration) -> Result<reqwest::StatusCode, Stri
     }
 }
 
-/// `http://<bind>/healthz`, asked on loopback when the server listens on every interface.
-fn default_url(bind: SocketAddr) -> Url {
+/// `http(s)://<bind>/healthz` (https when `tls`), asked on loopback when the server listens on
+/// every interface.
+fn default_url(bind: SocketAddr, tls: bool) -> Url {
     let ip = match bind.ip() {
         ip if ip == Ipv4Addr::UNSPECIFIED => Ipv4Addr::LOCALHOST.into(),
         ip if ip == Ipv6Addr::UNSPECIFIED => Ipv6Addr::LOCALHOST.into(),
         ip => ip,
     };
     let addr = SocketAddr::new(ip, bind.port());
-    Url::parse(&format!("http://{addr}/healthz")).expect("a socket address forms a valid URL")
+    let scheme = if tls { "https" } else { "http" };
+    Url::parse(&format!("{scheme}://{addr}/healthz")).expect("a socket address forms a valid URL")
 }
 
 #[cfg(test)]
@@ -119,10 +127,15 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                default_url(bind.parse().unwrap()).as_str(),
+                default_url(bind.parse().unwrap(), false).as_str(),
                 url,
                 "{bind}: {why}"
             );
         }
+        assert_eq!(
+            default_url("0.0.0.0:443".parse().unwrap(), true).as_str(),
+            "https://127.0.0.1/healthz",
+            "with TLS in the binary"
+        );
     }
 }

@@ -725,3 +725,93 @@ async fn caddy_as_the_readme_configures_it_forwards_mcp_calls_and_the_client_add
     wait_for_proxy(&client, port, &mut proxy, &log).await;
     check_layout(upstream, &client, port).await;
 }
+
+#[tokio::test]
+async fn the_binary_alone_with_tls_as_the_readme_configures_it_serves_mcp_and_its_healthcheck() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chain, key, ca) = write_certificates(dir.path());
+    let port = free_port();
+    // The README's settings, with only the port, the certificate paths and the public URL's
+    // port changed. The production profile also needs a real identity provider and backend
+    // (the sample environment file's test checks that part); here the embedded defaults serve.
+    let mut env: Vec<(&'static str, String)> = Vec::new();
+    for line in readme_block("# tested by tests/api/deploy.rs (tls)").lines() {
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        let (name, value) = match (name, value) {
+            ("SEARCHGATE_PROFILE", "production") => continue,
+            ("SEARCHGATE_SERVER__BIND", "0.0.0.0:443") => {
+                ("SEARCHGATE_SERVER__BIND", format!("127.0.0.1:{port}"))
+            }
+            ("SEARCHGATE_SERVER__PUBLIC_URL", "https://search.example.com") => (
+                "SEARCHGATE_SERVER__PUBLIC_URL",
+                format!("https://{HOST}:{port}"),
+            ),
+            ("SEARCHGATE_SERVER__TLS__CERT_PATH", "/etc/searchgate/tls/fullchain.pem") => (
+                "SEARCHGATE_SERVER__TLS__CERT_PATH",
+                chain.display().to_string(),
+            ),
+            ("SEARCHGATE_SERVER__TLS__KEY_PATH", "/etc/searchgate/tls/privkey.pem") => (
+                "SEARCHGATE_SERVER__TLS__KEY_PATH",
+                key.display().to_string(),
+            ),
+            other => panic!("a setting this test does not know: {other:?}"),
+        };
+        env.push((name, value));
+    }
+    assert_eq!(env.len(), 4, "{env:?}");
+    let mut command = searchgate(dir.path(), &borrowed(&env));
+    let mut server = start_proxy(command.arg("serve"), &dir.path().join("searchgate.log"));
+    let client = client_of(&ca, port);
+    wait_for_proxy(
+        &client,
+        port,
+        &mut server,
+        &dir.path().join("searchgate.log"),
+    )
+    .await;
+
+    let output = searchgate(dir.path(), &borrowed(&env))
+        .args(["token", "--scope", "web-search:read"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let listed = mcp(
+        &client,
+        port,
+        &token,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .await;
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
+    let searched = mcp(
+        &client,
+        port,
+        &token,
+        tool_call(2, "web_search", json!({"query": "searchgate alone"})),
+    )
+    .await;
+    assert_ne!(
+        searched["result"]["isError"],
+        Value::Bool(true),
+        "{searched}"
+    );
+    // The container's and the unit's health check, over HTTPS on loopback.
+    let checked = healthcheck(dir.path(), &borrowed(&env), &[]).await;
+    assert!(checked.status.success(), "{checked:?}");
+
+    server.terminate().await;
+    let rows = audit_addresses(&dir.path().join("searchgate.db")).await;
+    let calls: Vec<_> = rows
+        .iter()
+        .filter(|(method, _, _)| method == "tools/list" || method == "tools/call")
+        .collect();
+    assert_eq!(calls.len(), 2, "{rows:?}");
+    for (method, source, peer) in calls {
+        // Nobody is trusted here: the made-up X-Forwarded-For is not read.
+        assert_eq!(source, CLIENT, "{method}");
+        assert_eq!(peer.rsplit_once(':').unwrap().0, CLIENT, "{method}");
+    }
+}

@@ -21,7 +21,7 @@ use std::{
 use futures::StreamExt;
 use poem::{
     Body, Endpoint, IntoResponse, Middleware, Request, Response, Result,
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode, Version, header},
 };
 
 use super::{ErrorBody, Layered, mcp_endpoint::jsonrpc_error};
@@ -58,10 +58,17 @@ impl<E: Endpoint> Endpoint for Layered<BodyGuard, E> {
             return Ok(closing(too_large()));
         }
         let cut = Arc::new(AtomicU8::new(Cut::NONE));
-        let had_body = has_body(&req);
-        if had_body {
+        // HTTP/1 closes a connection whose request body was left unread; on HTTP/2 only that
+        // stream ends (and `Connection` is not a header there).
+        let http1 = req.version() < Version::HTTP_2;
+        let body = req.take_body();
+        // A declared length above zero, chunks, or an HTTP/2 stream not ended with its headers
+        // (which need no length): each a body to bound.
+        let had_body = !body.is_empty();
+        if !had_body {
+            req.set_body(body);
+        } else {
             let expected = content_length(&req);
-            let body = req.take_body();
             let limit = (!bounded_elsewhere).then_some(SMALL_BODY_BYTES);
             req.set_body(guarded(
                 body,
@@ -94,7 +101,7 @@ impl<E: Endpoint> Endpoint for Layered<BodyGuard, E> {
             // hyper then closes the connection, and a client that pooled it would send its next
             // request into a closed socket ("server disconnected"). Saying so lets it open a
             // new one instead.
-            Cut::NONE if had_body => Ok(closing(response)),
+            Cut::NONE if had_body && http1 => Ok(closing(response)),
             _ => Ok(response),
         }
     }
@@ -126,12 +133,6 @@ pub(super) fn content_length(req: &Request) -> Option<u64> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// Whether the request declares a body (a length above zero, or chunks).
-fn has_body(req: &Request) -> bool {
-    content_length(req).is_some_and(|n| n > 0)
-        || req.headers().contains_key(header::TRANSFER_ENCODING)
 }
 
 /// `response`, telling the client that the connection closes (its body is left unread).

@@ -442,7 +442,10 @@ async fn h2c_serves_mcp_on_loopback_and_authority_gets_the_host_rules() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let port_text = port.to_string();
-    let env = [("PORT", port_text.as_str())];
+    let env = [
+        ("PORT", port_text.as_str()),
+        ("SEARCHGATE_SERVER__BODY_TIMEOUT_SECS", "1"),
+    ];
     let child = spawn_binary(dir.path(), port, &env).await;
     let owned: Vec<(String, String)> = vec![("PORT".into(), port_text.clone())];
     let token = token(dir.path(), &owned);
@@ -483,6 +486,28 @@ async fn h2c_serves_mcp_on_loopback_and_authority_gets_the_host_rules() {
         .unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status(), 403);
+
+    // An HTTP/2 body needs no declared length; one that stops arriving gets the body timeout.
+    let (_more, rest) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let never = reqwest::Body::wrap_stream(futures::stream::unfold(rest, |mut rest| async {
+        rest.recv().await.map(|chunk| (chunk, rest))
+    }));
+    let response = tokio::time::timeout(
+        Duration::from_secs(20),
+        h2c.post(&mcp)
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(never)
+            .send(),
+    )
+    .await
+    .expect("answered at the body timeout, not left hanging")
+    .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 408);
+    assert!(response.headers().get("connection").is_none());
     stop(child);
 }
 

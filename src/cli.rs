@@ -419,6 +419,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn check_config_warns_two_weeks_before_the_certificate_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["search.example.com".to_owned()]).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        let mut settings = Settings::default();
+        settings.server.public_url = Some("https://search.example.com".parse().unwrap());
+        settings.server.tls.cert_path = Some(dir.path().join("cert.pem"));
+        settings.server.tls.key_path = Some(dir.path().join("key.pem"));
+        // rcgen's certificates are valid until 4096-01-01.
+        let not_after = chrono::DateTime::parse_from_rfc3339("4096-01-01T00:00:00Z")
+            .unwrap()
+            .timestamp();
+        let report = |days: i64| tls_report(&settings, not_after - days * 86_400).unwrap();
+        let early = report(30);
+        assert!(
+            early
+                .iter()
+                .any(|l| l.starts_with("ok      expires: 4096-01-01")),
+            "{early:?}"
+        );
+        assert!(
+            early
+                .iter()
+                .any(|l| l.contains("matches the public URL's host")),
+            "{early:?}"
+        );
+        let late = report(13);
+        assert!(
+            late.iter()
+                .any(|l| l.starts_with("WARNING expires") && l.contains("in 13 days")),
+            "{late:?}"
+        );
+        assert!(
+            late.iter().all(|l| !l.starts_with("PROBLEM")),
+            "a warning, not a failure"
+        );
+    }
+
+    #[test]
     fn a_key_id_starting_with_a_hyphen_is_a_key_id() {
         let cli = Cli::try_parse_from(["searchgate", "keys", "retire", "-UJpP5tlA2fE3_uY"])
             .expect("parses");

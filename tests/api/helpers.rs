@@ -3,7 +3,7 @@
 use std::{
     net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command, Output, Stdio},
     time::Duration,
 };
 
@@ -339,4 +339,17 @@ pub async fn spawn_binary(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child 
     }
     let _ = child.kill();
     panic!("searchgate did not answer /healthz on port {port}");
+}
+
+/// Stops a binary the way an operator does (SIGTERM: requests in flight finish and the audit
+/// trail is written) and returns what it printed.
+pub async fn terminate(child: Child) -> Output {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("the wait completes")
+        .expect("the child is waited for")
 }

@@ -8,7 +8,7 @@ use std::{net::IpAddr, path::Path};
 use serde_json::json;
 use sqlx::{Row, sqlite::SqlitePoolOptions};
 
-use crate::helpers::{free_port, searchgate, spawn_binary};
+use crate::helpers::{free_port, searchgate, spawn_binary, terminate};
 
 const PROXY: &str = "127.0.0.2";
 
@@ -147,15 +147,7 @@ async fn a_trusted_proxy_names_the_client_and_nobody_else_can() {
         metrics.contains("searchgate_forwarded_ignored_total{reason=\"malformed\"} 1"),
         "{metrics}"
     );
-    // Stopped the way an operator stops it: the audit trail is flushed on the way out.
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    terminate(child).await;
 
     let db = dir.path().join("searchgate.db");
     let registrations = addresses(&db, "oauth/register").await;

@@ -23,7 +23,7 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
-use crate::helpers::{free_port, searchgate, spawn_binary, tool_call};
+use crate::helpers::{free_port, searchgate, spawn_binary, terminate, tool_call};
 
 /// A test certificate authority, and leaf certificates it signs for 127.0.0.1 and localhost.
 struct Authority {
@@ -158,12 +158,8 @@ async fn tools_list(client: &reqwest::Client, url: &str, token: &str) -> reqwest
 }
 
 /// Stops the binary with SIGTERM and returns what it logged.
-fn stop(child: Child) -> String {
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned()
+async fn stop(child: Child) -> String {
+    String::from_utf8_lossy(&terminate(child).await.stderr).into_owned()
 }
 
 /// Waits until a new client (a new connection, and no TLS session to resume, which would skip
@@ -304,7 +300,7 @@ async fn https_serves_mcp_over_http1_and_h2_and_a_renewal_applies_without_a_rest
     let response = tools_list(&new, &mcp, &token).await;
     assert_eq!(served_certificate(&response), renewed.2);
 
-    let log = stop(child);
+    let log = stop(child).await;
     assert!(
         log.contains("does not belong to the certificate"),
         "the refusal says why: {log}"
@@ -334,7 +330,7 @@ async fn sighup_reloads_the_certificate_at_once_and_a_bad_pair_stops_start_up() 
         &renewed.2,
     )
     .await;
-    stop(child);
+    stop(child).await;
 
     // A key that does not match: start-up refuses, naming the setting and the reason.
     std::fs::write(dir.path().join("key.pem"), &first.1).unwrap();
@@ -508,7 +504,7 @@ async fn h2c_serves_mcp_on_loopback_and_authority_gets_the_host_rules() {
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status(), 408);
     assert!(response.headers().get("connection").is_none());
-    stop(child);
+    stop(child).await;
 }
 
 /// HTTP/2 frames, written by hand so the test can break the rules a real client keeps.
@@ -652,7 +648,7 @@ async fn an_http2_stream_flood_is_refused_past_the_stream_limit() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    stop(child);
+    stop(child).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -695,5 +691,5 @@ async fn a_stalled_handshake_holds_only_its_own_connection_until_the_header_time
         waited < Duration::from_secs(5),
         "closed by the header timeout, not the client's patience: {waited:?}"
     );
-    stop(child);
+    stop(child).await;
 }

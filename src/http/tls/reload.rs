@@ -52,8 +52,9 @@ impl Reloads {
         self.refused.load(Ordering::Relaxed)
     }
 
-    /// Reads the files; loads them when `forced` or when they changed since `last`.
-    fn check(&self, last: &mut Option<Contents>, last_error: &mut Option<String>, forced: bool) {
+    /// Reads the files; loads them when `forced` or when they changed since `seen`.
+    fn check(&self, seen: &mut Seen, forced: bool) {
+        let Seen { last, last_error } = seen;
         let contents = match self.files.read() {
             Ok(contents) => contents,
             Err(error) => {
@@ -91,6 +92,13 @@ impl Reloads {
     }
 }
 
+/// What the watcher last read, and the last reading error it logged (logged once, not per tick).
+#[derive(Default)]
+struct Seen {
+    last: Option<Contents>,
+    last_error: Option<String>,
+}
+
 /// Watches the certificate files (when `reloads` is some) and SIGHUP until `stop`.
 pub fn spawn_reloader(
     reloads: Option<Arc<Reloads>>,
@@ -102,17 +110,32 @@ pub fn spawn_reloader(
             .inspect_err(|e| tracing::warn!(error = %e, "SIGHUP cannot be handled"))
             .ok();
         // What start-up loaded; a change since is picked up at the first tick.
-        let mut last = reloads.as_ref().and_then(|r| r.files.read().ok());
-        let mut last_error = None;
+        let mut seen = Seen {
+            last: reloads.as_ref().and_then(|r| r.files.read().ok()),
+            last_error: None,
+        };
         loop {
             let forced = tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(interval), if reloads.is_some() => false,
                 Some(()) = hangup(&mut hangups) => true,
             };
-            match &reloads {
-                Some(reloads) => reloads.check(&mut last, &mut last_error, forced),
-                None => tracing::info!("SIGHUP: nothing to reload (server.tls is off)"),
+            let Some(reloads) = reloads.clone() else {
+                tracing::info!("SIGHUP: nothing to reload (server.tls is off)");
+                continue;
+            };
+            // File reads and parsing off the runtime's threads: a slow disk holds no request.
+            let checked = tokio::task::spawn_blocking(move || {
+                reloads.check(&mut seen, forced);
+                seen
+            })
+            .await;
+            match checked {
+                Ok(checked) => seen = checked,
+                Err(error) => {
+                    tracing::warn!(error = %error, "the TLS certificate check failed");
+                    seen = Seen::default();
+                }
             }
         }
     })

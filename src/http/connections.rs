@@ -185,7 +185,7 @@ impl<E: Endpoint> Endpoint for Layered<Tracker, E> {
             .remote_addr()
             .as_socket_addr()
             .and_then(|client| self.layer.0.watch_of(*client))
-            .map(|watch| watch.request_started());
+            .map(|watch| watch.request_started(req.version() == poem::http::Version::HTTP_2));
         let response = match self.inner.call(req).await {
             Ok(response) => response.into_response(),
             Err(error) => error.into_response(),

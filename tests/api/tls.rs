@@ -513,7 +513,9 @@ mod frames {
     pub const HEADERS: u8 = 0x1;
     pub const RST_STREAM: u8 = 0x3;
     pub const SETTINGS: u8 = 0x4;
+    pub const PING: u8 = 0x6;
     pub const GOAWAY: u8 = 0x7;
+    pub const END_STREAM: u8 = 0x1;
     pub const END_HEADERS: u8 = 0x4;
     pub const ACK: u8 = 0x1;
     pub const REFUSED_STREAM: u32 = 0x7;
@@ -539,6 +541,18 @@ mod frames {
             (31, "application/json"),
             (28, "100"),
         ] {
+            integer(&mut block, 0x00, 4, index);
+            integer(&mut block, 0x00, 7, value.len());
+            block.extend_from_slice(value.as_bytes());
+        }
+        block
+    }
+
+    /// A GET's header block (indexed `:method GET` and `:scheme http`, literal `:path` and
+    /// `:authority`).
+    pub fn get(path: &str, authority: &str) -> Vec<u8> {
+        let mut block = vec![0x82, 0x86];
+        for (index, value) in [(4, path), (1, authority)] {
             integer(&mut block, 0x00, 4, index);
             integer(&mut block, 0x00, 7, value.len());
             block.extend_from_slice(value.as_bytes());
@@ -648,6 +662,77 @@ async fn an_http2_stream_flood_is_refused_past_the_stream_limit() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    stop(child).await;
+}
+
+/// PING and other frames between HTTP/2 requests are no request's headers: an idle h2
+/// connection that a client keeps alive with PINGs lasts the idle limit, not the header limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn pings_on_an_idle_http2_connection_keep_the_idle_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let port_text = port.to_string();
+    let env = [
+        ("PORT", port_text.as_str()),
+        ("SEARCHGATE_SERVER__HEADER_TIMEOUT_SECS", "1"),
+        ("SEARCHGATE_SERVER__IDLE_TIMEOUT_SECS", "4"),
+    ];
+    let child = spawn_binary(dir.path(), port, &env).await;
+    let (acked, lasted) = tokio::task::spawn_blocking(move || {
+        use frames::*;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(PREFACE).unwrap();
+        stream.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+        let block = get("/healthz", &format!("127.0.0.1:{port}"));
+        stream
+            .write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &block))
+            .unwrap();
+        // Until the answer has ended.
+        loop {
+            let (kind, flags, id, _) = read(&mut stream).unwrap();
+            if kind == SETTINGS && flags & ACK == 0 {
+                stream.write_all(&frame(SETTINGS, ACK, 0, &[])).unwrap();
+            }
+            if id == 1 && flags & END_STREAM != 0 {
+                break;
+            }
+        }
+        let answered = Instant::now();
+        // A PING every 300 ms, each acknowledged, well past the header limit.
+        let mut acked = 0;
+        while answered.elapsed() < Duration::from_millis(2500) {
+            stream.write_all(&frame(PING, 0, 0, &[7; 8])).unwrap();
+            loop {
+                match read(&mut stream) {
+                    Ok((PING, flags, ..)) if flags & ACK != 0 => break,
+                    Ok(_) => {}
+                    Err(error) => return (acked, Err(error.kind())),
+                }
+            }
+            acked += 1;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        // Then the idle limit closes it.
+        loop {
+            match read(&mut stream) {
+                Ok(_) => {}
+                Err(_) => return (acked, Ok(answered.elapsed())),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let lasted = lasted.unwrap_or_else(|error| {
+        panic!("closed after {acked} acknowledged pings: {error:?}, before the idle limit")
+    });
+    assert!(acked >= 8, "{acked} pings acknowledged");
+    assert!(
+        lasted >= Duration::from_millis(3500) && lasted < Duration::from_secs(8),
+        "closed by the idle limit (4 s): {lasted:?}"
+    );
     stop(child).await;
 }
 

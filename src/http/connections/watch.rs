@@ -27,6 +27,10 @@ struct Activity {
     served: bool,
     /// When the first byte of the next request arrived.
     head_started: Option<Instant>,
+    /// Whether the connection speaks HTTP/2: between its requests come frames that are no
+    /// request's headers (PING, WINDOW_UPDATE, SETTINGS), so bytes do not start the header
+    /// limit there and an idle connection keeps the idle limit.
+    multiplexed: bool,
     /// The deadline the timer task sleeps until (`None`: it waits for a change only). It is
     /// never later than the real deadline: a change that brings the deadline closer wakes the
     /// task, while one that pushes it further (most changes, on a busy keep-alive connection)
@@ -81,6 +85,7 @@ impl Watch {
                 idle_since: Instant::now(),
                 served: false,
                 head_started: None,
+                multiplexed: false,
                 armed: None,
             }),
             changed: Notify::new(),
@@ -160,10 +165,10 @@ impl Watch {
         self.reader.register(waker);
     }
 
-    /// Bytes arrived: between requests, they start the next request's headers.
+    /// Bytes arrived: between HTTP/1 requests, they start the next request's headers.
     pub(super) fn bytes_read(&self) {
         let mut activity = self.activity();
-        if activity.busy == 0 && activity.head_started.is_none() {
+        if activity.busy == 0 && activity.head_started.is_none() && !activity.multiplexed {
             activity.head_started = Some(Instant::now());
             self.changed(activity);
         }
@@ -174,10 +179,12 @@ impl Watch {
         self.closed.cancel();
     }
 
-    /// A request's headers arrived; it is served until the returned guard drops.
-    pub(super) fn request_started(self: &Arc<Self>) -> Busy {
+    /// A request's headers arrived (on HTTP/2 when `multiplexed`); it is served until the
+    /// returned guard drops.
+    pub(super) fn request_started(self: &Arc<Self>, multiplexed: bool) -> Busy {
         let mut activity = self.activity();
         activity.busy += 1;
+        activity.multiplexed |= multiplexed;
         activity.head_started = None;
         self.changed(activity);
         Busy(self.clone())
@@ -223,6 +230,7 @@ mod tests {
             idle_since: Instant::now(),
             served: true,
             head_started: None,
+            multiplexed: false,
             armed: None,
         };
         assert!(activity.sooner(&limits), "idle with no timer armed");
@@ -266,7 +274,7 @@ mod tests {
         let opened = Instant::now();
         assert_eq!(watch.deadline(), Some(opened + Duration::from_secs(10)));
         // A request being served has no limit here, however long it takes.
-        let busy = watch.request_started();
+        let busy = watch.request_started(false);
         assert_eq!(watch.deadline(), None);
         tokio::time::advance(Duration::from_secs(300)).await;
         settle().await;
@@ -288,5 +296,28 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         settle().await;
         assert!(watch.expired());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_between_http2_requests_leave_the_idle_limit() {
+        let watch = Watch::start(ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 1,
+        });
+        // The preface and settings before the first request are its headers' time.
+        watch.bytes_read();
+        drop(watch.request_started(true));
+        let answered = Instant::now();
+        // A PING or WINDOW_UPDATE later is no request's headers.
+        tokio::time::advance(Duration::from_secs(30)).await;
+        watch.bytes_read();
+        assert_eq!(watch.deadline(), Some(answered + Duration::from_secs(75)));
+        tokio::time::advance(Duration::from_secs(44)).await;
+        settle().await;
+        assert!(!watch.expired());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        settle().await;
+        assert!(watch.expired(), "closed when idle, not before");
     }
 }

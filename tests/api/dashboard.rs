@@ -99,7 +99,10 @@ impl AuthorizationServer for OneToken {
 async fn every_metric_the_dashboard_and_the_alerts_query_is_exposed() {
     // Labelled series of every kind: a tool call that falls back from a spent backend (`ok` and
     // a fallback), the same call again (`cache_hit`), a call without a token (`4xx`), with the
-    // verified-token cache in front of the token check.
+    // verified-token cache in front of the token check; served over TLS, so the certificate's
+    // metrics exist, behind a trusted proxy that sent a forged `X-Forwarded-For`.
+    let certificate = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = self_signed(certificate.path());
     let backends = Backends::new(vec![
         WebBackend::search_only(Arc::new(Spent)),
         WebBackend::search_only(Arc::new(Answers)),
@@ -107,7 +110,12 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exposed() {
     .expect("two backends");
     let app = spawn_with(
         // A deployment budget, so the budget metrics exist; large enough never to refuse.
-        |s| s.search.budget.total_credits_per_day = 1_000_000.0,
+        |s| {
+            s.search.budget.total_credits_per_day = 1_000_000.0;
+            s.server.tls.cert_path = Some(cert_path);
+            s.server.tls.key_path = Some(key_path);
+            s.server.trusted_proxies = vec!["127.0.0.1".to_owned()];
+        },
         |builder| {
             builder
                 .with_web_backend(backends)
@@ -131,7 +139,13 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exposed() {
             "{body}"
         );
     }
-    let anonymous = app.mcp_post().json(&call).send().await.unwrap();
+    let anonymous = app
+        .mcp_post()
+        .header("x-forwarded-for", "not an address")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let exposition = Exposition::parse(&app.metrics().await);
     app.stop().await;
@@ -150,6 +164,8 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exposed() {
          error=\"upstream_quota_exhausted\"}",
         "searchgate_http_requests_total{route=\"mcp\",outcome=\"4xx\"}",
         "searchgate_token_cache_hits_total",
+        "searchgate_forwarded_ignored_total{reason=\"malformed\"} 1",
+        "searchgate_tls_certificate_expiry_timestamp_seconds",
     ] {
         assert!(
             exposition.text.contains(series),
@@ -193,6 +209,15 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exposed() {
         unshown.is_empty(),
         "metrics the dashboard does not show: {unshown:?}"
     );
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, written into `dir`.
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (cert, key)
 }
 
 #[test]

@@ -32,6 +32,8 @@ pub fn tool_call(id: impl Into<Value>, tool: &str, arguments: Value) -> Value {
 /// A server running in this process on an ephemeral loopback port.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// `https` when the settings turn TLS on.
+    scheme: &'static str,
     pub mcp_url: String,
     pub db_path: PathBuf,
     pub http: reqwest::Client,
@@ -59,6 +61,8 @@ pub async fn spawn_with(
     // Most tests exercise the MCP surface without tokens; auth tests choose their provider.
     settings.auth.provider = AuthProviderKind::None;
     configure(&mut settings);
+    // With TLS on, the test's own certificate is trusted as it is.
+    let tls = settings.server.tls.files().is_some();
     let server = build(Searchgate::new(settings))
         .bind()
         .await
@@ -71,9 +75,13 @@ pub async fn spawn_with(
     }));
     TestApp {
         addr,
+        scheme: if tls { "https" } else { "http" },
         mcp_url,
         db_path,
-        http: reqwest::Client::new(),
+        http: reqwest::Client::builder()
+            .danger_accept_invalid_certs(tls)
+            .build()
+            .expect("a client"),
         _dir: dir,
         stop: Some(stop),
         handle: Some(handle),
@@ -87,9 +95,9 @@ fn init_test_logging() {
 }
 
 impl TestApp {
-    /// `http://127.0.0.1:<port><path>`.
+    /// `http://127.0.0.1:<port><path>` (`https` with TLS on).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// A POST to the MCP endpoint with the headers every legacy-era client sends after

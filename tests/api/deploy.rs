@@ -112,15 +112,7 @@ impl Running {
     /// Stops it with SIGTERM, the way an operator does (searchgate flushes its audit trail),
     /// and returns what it printed.
     async fn terminate(mut self) -> Output {
-        let child = self.0.take().expect("still running");
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        tokio::task::spawn_blocking(move || child.wait_with_output())
-            .await
-            .expect("the wait completes")
-            .expect("the child is waited for")
+        crate::helpers::terminate(self.0.take().expect("still running")).await
     }
 }
 

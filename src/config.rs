@@ -912,6 +912,10 @@ pub struct TelemetrySettings {
     /// ends so). Unset, the standard `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` turn export on; with none of them traces are off.
     pub otlp_endpoint: Option<Url>,
+    /// The clients `GET /metrics` answers (addresses or CIDR networks; the client as
+    /// `server.trusted_proxies` resolve it); default empty: anyone who reaches it.
+    #[serde(deserialize_with = "load::string_or_list")]
+    pub metrics_allowed_from: Vec<String>,
 }
 
 impl Default for TelemetrySettings {
@@ -921,6 +925,7 @@ impl Default for TelemetrySettings {
             // rmcp logs every stateless request's lifecycle at info; that is noise here.
             level: "info,rmcp=warn".to_owned(),
             otlp_endpoint: None,
+            metrics_allowed_from: Vec::new(),
         }
     }
 }

@@ -28,7 +28,7 @@ use url::Url;
 
 pub use audit_view::{AuditEventView, rfc3339};
 pub use bearer::{Challenge, ClientGate};
-pub use client_addr::{ClientAddr, TrustedProxies};
+pub use client_addr::{ClientAddr, Networks};
 pub use connections::{ConnectionLimits, Connections, GuardedAcceptor, GuardedStream, Tracker};
 pub use error::{ApiError, ErrorBody};
 #[doc(hidden)]
@@ -321,7 +321,11 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
         .at("/docs", docs)
         .at(
             "/metrics",
-            metrics::metrics_endpoint.data(state.metrics.clone()),
+            metrics::metrics_endpoint
+                .data(state.metrics.clone())
+                .data(Arc::new(Networks::new(
+                    &state.settings.telemetry.metrics_allowed_from,
+                ))),
         )
         .nest(
             "/",
@@ -338,7 +342,7 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
         })
         .with(request_id::RequestIdLayer)
         .with(client_addr::ClientAddrLayer {
-            trusted: Arc::new(TrustedProxies::new(&state.settings.server.trusted_proxies)),
+            trusted: Arc::new(Networks::new(&state.settings.server.trusted_proxies)),
             metrics: state.metrics.clone(),
         })
 }

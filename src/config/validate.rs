@@ -148,10 +148,7 @@ fn check_server(settings: &Settings, custom_auth: bool, checks: &mut Checks) {
         );
     }
     checks.check(
-        server.trusted_proxies.iter().all(|p| {
-            let p = p.trim();
-            p.parse::<ipnet::IpNet>().is_ok() || p.parse::<std::net::IpAddr>().is_ok()
-        }),
+        are_networks(&server.trusted_proxies),
         &["server", "trusted_proxies"],
         "IP addresses or CIDR networks of your reverse proxies, such as 10.0.0.0/8 or \
          127.0.0.1 (comma-separated in the environment)",
@@ -665,6 +662,12 @@ fn check_audit_and_telemetry(settings: &Settings, checks: &mut Checks) {
         &["telemetry", "level"],
         "a tracing filter such as info, debug or searchgate=debug,info",
     );
+    checks.check(
+        are_networks(&settings.telemetry.metrics_allowed_from),
+        &["telemetry", "metrics_allowed_from"],
+        "IP addresses or CIDR networks of your Prometheus servers, such as 10.0.0.0/8 or \
+         127.0.0.1 (comma-separated in the environment)",
+    );
     if let Some(endpoint) = &settings.telemetry.otlp_endpoint {
         checks.check(
             is_plain_http_url(endpoint),
@@ -673,6 +676,14 @@ fn check_audit_and_telemetry(settings: &Settings, checks: &mut Checks) {
              query, fragment or credentials; headers go in OTEL_EXPORTER_OTLP_HEADERS",
         );
     }
+}
+
+/// Whether every entry is an IP address or a CIDR network.
+fn are_networks(entries: &[String]) -> bool {
+    entries.iter().all(|entry| {
+        let entry = entry.trim();
+        entry.parse::<ipnet::IpNet>().is_ok() || entry.parse::<std::net::IpAddr>().is_ok()
+    })
 }
 
 /// `value` unless it is missing or only white space.
@@ -941,6 +952,12 @@ mod tests {
                 "grpc://collector:4317",
                 "telemetry.otlp_endpoint",
                 "OTLP over HTTP only",
+            ),
+            (
+                "SEARCHGATE_TELEMETRY__METRICS_ALLOWED_FROM",
+                "10.0.0.0/8,prometheus.internal",
+                "telemetry.metrics_allowed_from",
+                "names are not addresses",
             ),
             (
                 "SEARCHGATE_AUDIT__BATCH_SIZE",

@@ -40,14 +40,15 @@ impl ClientAddr {
     }
 }
 
-/// The proxies whose forwarding headers are believed.
+/// Addresses and networks from the settings: the proxies whose forwarding headers are
+/// believed (`server.trusted_proxies`), the scrapers `/metrics` answers
+/// (`telemetry.metrics_allowed_from`).
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct Networks(Vec<IpNet>);
 
-impl TrustedProxies {
-    /// From `server.trusted_proxies`: addresses (`10.0.0.7`, `::1`) and networks
-    /// (`10.0.0.0/8`, `fd00::/8`). Entries that do not parse are skipped; configuration
-    /// validation reports them first.
+impl Networks {
+    /// From addresses (`10.0.0.7`, `::1`) and networks (`10.0.0.0/8`, `fd00::/8`). Entries
+    /// that do not parse are skipped; configuration validation reports them first.
     pub fn new(entries: &[String]) -> Self {
         Self(entries.iter().filter_map(|e| parse_network(e)).collect())
     }
@@ -58,12 +59,13 @@ impl TrustedProxies {
         self.0.iter().any(|net| net.contains(&ip))
     }
 
-    fn is_empty(&self) -> bool {
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
 
-/// One `server.trusted_proxies` entry: an address or a network in CIDR notation.
+/// One entry: an address or a network in CIDR notation.
 pub fn parse_network(entry: &str) -> Option<IpNet> {
     let entry = entry.trim();
     entry
@@ -104,11 +106,7 @@ impl Ignored {
 
 /// The client's address for a request `peer` delivered with `headers`, and why the headers
 /// were not followed to the end when they were not.
-pub fn resolve(
-    peer: IpAddr,
-    headers: &HeaderMap,
-    trusted: &TrustedProxies,
-) -> (IpAddr, Option<Ignored>) {
+pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &Networks) -> (IpAddr, Option<Ignored>) {
     let peer = peer.to_canonical();
     if !trusted.contains(peer) {
         return (peer, None);
@@ -280,7 +278,7 @@ fn is_tchar(b: u8) -> bool {
 #[derive(Clone)]
 pub struct ClientAddrLayer {
     /// The proxies whose headers are believed.
-    pub trusted: std::sync::Arc<TrustedProxies>,
+    pub trusted: std::sync::Arc<Networks>,
     /// Counts ignored headers.
     pub metrics: std::sync::Arc<Metrics>,
 }
@@ -317,8 +315,8 @@ impl<E: Endpoint> Endpoint for Layered<ClientAddrLayer, E> {
 mod tests {
     use super::*;
 
-    fn trusted(entries: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(&entries.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>())
+    fn trusted(entries: &[&str]) -> Networks {
+        Networks::new(&entries.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>())
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -343,7 +341,7 @@ mod tests {
         );
         // And with no proxies configured at all.
         assert_eq!(
-            resolve(ip("10.0.0.1"), &sent, &TrustedProxies::default()),
+            resolve(ip("10.0.0.1"), &sent, &Networks::default()),
             (ip("10.0.0.1"), None)
         );
     }

@@ -494,9 +494,21 @@ impl<E: Endpoint> Endpoint for Layered<MetricsLayer, E> {
     }
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`: to anyone, or only to the clients `telemetry.metrics_allowed_from` names.
 #[poem::handler]
-pub fn metrics_endpoint(metrics: poem::web::Data<&Arc<Metrics>>) -> Response {
+pub fn metrics_endpoint(
+    req: &poem::Request,
+    metrics: poem::web::Data<&Arc<Metrics>>,
+    allowed: poem::web::Data<&Arc<super::Networks>>,
+) -> Response {
+    let refused = !allowed.is_empty()
+        && !super::ClientAddr::of(req).is_some_and(|addr| allowed.contains(addr.client));
+    if refused {
+        return Response::builder()
+            .status(poem::http::StatusCode::FORBIDDEN)
+            .content_type("text/plain; charset=utf-8")
+            .body("/metrics answers only the addresses in telemetry.metrics_allowed_from\n");
+    }
     Response::builder()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(metrics.render())

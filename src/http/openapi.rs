@@ -159,15 +159,18 @@ fn served_outside_openapi() -> Vec<(&'static str, serde_json::Value)> {
     .map(|name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } }))
     .collect();
     vec![
-        (
-            "/metrics",
-            get(
+        ("/metrics", {
+            let mut metrics = get(
                 "Operations",
                 "metrics",
                 "Prometheus metrics (OpenMetrics text)",
                 "application/openmetrics-text",
-            ),
-        ),
+            );
+            metrics["get"]["responses"]["403"] = json!({
+                "description": "The client is not in telemetry.metrics_allowed_from",
+                "content": { "text/plain": {} } });
+            metrics
+        }),
         (
             "/openapi.yaml",
             get(

@@ -748,11 +748,15 @@ async fn the_binary_alone_with_tls_as_the_readme_configures_it_serves_mcp_and_it
                 "SEARCHGATE_SERVER__TLS__KEY_PATH",
                 key.display().to_string(),
             ),
+            ("SEARCHGATE_TELEMETRY__METRICS_ALLOWED_FROM", "10.0.0.0/8") => (
+                "SEARCHGATE_TELEMETRY__METRICS_ALLOWED_FROM",
+                value.to_owned(),
+            ),
             other => panic!("a setting this test does not know: {other:?}"),
         };
         env.push((name, value));
     }
-    assert_eq!(env.len(), 4, "{env:?}");
+    assert_eq!(env.len(), 5, "{env:?}");
     let mut command = searchgate(dir.path(), &borrowed(&env));
     let mut server = start_proxy(command.arg("serve"), &dir.path().join("searchgate.log"));
     let client = client_of(&ca, port);
@@ -790,6 +794,13 @@ async fn the_binary_alone_with_tls_as_the_readme_configures_it_serves_mcp_and_it
         Value::Bool(true),
         "{searched}"
     );
+    // /metrics is for the scrapers on the private network only.
+    let metrics = client
+        .get(format!("https://{HOST}:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 403);
     // The container's and the unit's health check, over HTTPS on loopback.
     let checked = healthcheck(dir.path(), &borrowed(&env), &[]).await;
     assert!(checked.status.success(), "{checked:?}");

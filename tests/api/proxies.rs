@@ -184,3 +184,55 @@ async fn a_trusted_proxy_names_the_client_and_nobody_else_can() {
     assert_eq!(calls[0].0, "192.0.2.44");
     assert_eq!(ip_of(&calls[0].1), PROXY);
 }
+
+/// `telemetry.metrics_allowed_from` lets only the named scrapers read `/metrics`: by the client
+/// address, so a scraper behind a trusted proxy is let in and a forged header is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_answer_only_the_allowed_scrapers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let port_text = port.to_string();
+    let env = [
+        ("PORT", port_text.as_str()),
+        ("SEARCHGATE_SERVER__TRUSTED_PROXIES", PROXY),
+        (
+            "SEARCHGATE_TELEMETRY__METRICS_ALLOWED_FROM",
+            "127.0.0.3,10.0.0.0/8",
+        ),
+    ];
+    let child = spawn_binary(dir.path(), port, &env).await;
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    for (source, forwarded, status) in [
+        ("127.0.0.3", None, 200),
+        ("127.0.0.1", None, 403),
+        (PROXY, Some("10.1.2.3"), 200),
+        (PROXY, Some("192.0.2.9"), 403),
+        (PROXY, None, 403),
+        ("127.0.0.1", Some("10.1.2.3"), 403),
+    ] {
+        let mut request = from(source).get(&url);
+        if let Some(client) = forwarded {
+            request = request.header("x-forwarded-for", client);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            status,
+            "from {source}, forwarded for {forwarded:?}"
+        );
+        let body = response.text().await.unwrap();
+        if status == 200 {
+            assert!(body.contains("searchgate_http_requests_total"), "{body}");
+        } else {
+            assert!(body.contains("telemetry.metrics_allowed_from"), "{body}");
+        }
+    }
+    // Everything else answers as before.
+    let health = from("127.0.0.1")
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    terminate(child).await;
+}

@@ -203,6 +203,9 @@ pub struct ServerSettings {
     /// CIDR networks); default none: the TCP peer is the client.
     #[serde(deserialize_with = "load::string_or_list")]
     pub trusted_proxies: Vec<String>,
+    /// The header those proxies write the client's address into: `x-forwarded-for` (nginx,
+    /// Caddy, most balancers) or `forwarded` (RFC 7239). Only that one is read.
+    pub forwarded_header: ForwardedHeader,
     /// Most HTTP/2 streams (requests) open at once on one connection.
     pub http2_max_streams: u32,
     /// HTTPS in the binary; off unless both files are set.
@@ -254,6 +257,7 @@ impl Default for ServerSettings {
             idle_timeout_secs: 75,
             max_connections: 10_000,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
             http2_max_streams: 100,
             tls: TlsSettings::default(),
         }
@@ -887,6 +891,16 @@ impl Default for AuditSettings {
             retention_days: 30,
         }
     }
+}
+
+/// The header trusted proxies name the client in.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …`.
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1, …` (RFC 7239).
+    Forwarded,
 }
 
 /// Log formats.

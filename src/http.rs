@@ -343,6 +343,7 @@ pub fn routes(state: &AppState, mounts: Vec<Mount>) -> impl Endpoint + 'static {
         .with(request_id::RequestIdLayer)
         .with(client_addr::ClientAddrLayer {
             trusted: Arc::new(Networks::new(&state.settings.server.trusted_proxies)),
+            header: state.settings.server.forwarded_header,
             metrics: state.metrics.clone(),
         })
 }

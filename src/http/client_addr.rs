@@ -13,6 +13,8 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 use poem::{Endpoint, Middleware, Request, Result, http::HeaderMap};
 
+pub use crate::config::ForwardedHeader;
+
 use super::Layered;
 use super::metrics::Metrics;
 
@@ -105,30 +107,44 @@ impl Ignored {
 }
 
 /// The client's address for a request `peer` delivered with `headers`, and why the headers
-/// were not followed to the end when they were not.
-pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &Networks) -> (IpAddr, Option<Ignored>) {
+/// were not followed to the end when they were not. Only `header` is read: the one the
+/// operator's proxies write (a client can send the other through them untouched). Its elements
+/// are parsed from the right, one at a time, so nothing left of the first untrusted hop (the
+/// client's own writing) is ever read.
+pub fn resolve(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &Networks,
+    header: ForwardedHeader,
+) -> (IpAddr, Option<Ignored>) {
     let peer = peer.to_canonical();
     if !trusted.contains(peer) {
         return (peer, None);
     }
-    let hops = if headers.contains_key("forwarded") {
-        forwarded_hops(headers.get_all("forwarded").iter())
-    } else if headers.contains_key("x-forwarded-for") {
-        x_forwarded_for_hops(headers.get_all("x-forwarded-for").iter())
-    } else {
-        return (peer, None);
-    };
-    let Some(hops) = hops else {
-        return (peer, Some(Ignored::Malformed));
+    let (name, parse): (&str, fn(&str) -> Option<Hop>) = match header {
+        ForwardedHeader::XForwardedFor => ("x-forwarded-for", |e| node_address(e.trim())),
+        ForwardedHeader::Forwarded => ("forwarded", forwarded_element),
     };
     let mut client = peer;
-    for hop in hops.iter().rev() {
-        let Some(ip) = hop else {
-            return (client, Some(Ignored::Unknown));
+    for line in headers.get_all(name).iter().rev() {
+        let elements = match header {
+            ForwardedHeader::XForwardedFor => Elements::plain(line.as_bytes()),
+            ForwardedHeader::Forwarded => Elements::quoted(line.as_bytes()),
         };
-        client = ip.to_canonical();
-        if !trusted.contains(client) {
-            return (client, None);
+        for element in elements {
+            if element.iter().all(u8::is_ascii_whitespace) {
+                continue; // an empty list element (RFC 9110 §5.6.1)
+            }
+            let Some(hop) = std::str::from_utf8(element).ok().and_then(parse) else {
+                return (client, Some(Ignored::Malformed));
+            };
+            let Some(ip) = hop else {
+                return (client, Some(Ignored::Unknown));
+            };
+            client = ip.to_canonical();
+            if !trusted.contains(client) {
+                return (client, None);
+            }
         }
     }
     // Every hop is a trusted proxy (a balancer's own health check): the left-most is the client.
@@ -138,52 +154,82 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &Networks) -> (IpAddr
 /// One hop of a forwarding chain: its address, or `None` when it named none.
 type Hop = Option<IpAddr>;
 
-/// The `for=` of each `Forwarded` element, left to right over every header line (RFC 7239 §4;
-/// several lines are one comma-separated list); `None` when any part does not parse.
-fn forwarded_hops<'a>(lines: impl Iterator<Item = &'a http::HeaderValue>) -> Option<Vec<Hop>> {
-    let mut hops = Vec::new();
-    for line in lines {
-        let line = line.to_str().ok()?;
-        for element in split_outside_quotes(line, b',')? {
-            let mut hop = None;
-            let mut seen_for = false;
-            for pair in split_outside_quotes(element, b';')? {
-                let pair = pair.trim();
-                if pair.is_empty() {
-                    continue;
-                }
-                let (name, value) = pair.split_once('=')?;
-                let name = name.trim();
-                if name.is_empty() || !name.bytes().all(is_tchar) {
-                    return None;
-                }
-                let value = unquote(value.trim())?;
-                if name.eq_ignore_ascii_case("for") {
-                    if seen_for {
-                        return None;
-                    }
-                    seen_for = true;
-                    hop = node_address(&value)?;
-                }
-            }
-            hops.push(hop);
-        }
-    }
-    Some(hops)
+/// The comma-separated elements of one header line, right to left. With `quoted`, a comma
+/// inside a quoted string (RFC 9110 §5.6.4) separates nothing; scanning from the right, a
+/// quote left open on the left only spoils the left-most element.
+struct Elements<'a> {
+    rest: Option<&'a [u8]>,
+    quoted: bool,
 }
 
-/// Each address of `X-Forwarded-For`, left to right over every header line; `None` when any
-/// entry does not parse.
-fn x_forwarded_for_hops<'a>(
-    lines: impl Iterator<Item = &'a http::HeaderValue>,
-) -> Option<Vec<Hop>> {
-    let mut hops = Vec::new();
-    for line in lines {
-        for entry in line.to_str().ok()?.split(',') {
-            hops.push(node_address(entry.trim())?);
+impl<'a> Elements<'a> {
+    fn plain(line: &'a [u8]) -> Self {
+        Self {
+            rest: Some(line),
+            quoted: false,
         }
     }
-    Some(hops)
+
+    fn quoted(line: &'a [u8]) -> Self {
+        Self {
+            rest: Some(line),
+            quoted: true,
+        }
+    }
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        let mut in_quotes = false;
+        for i in (0..rest.len()).rev() {
+            match rest[i] {
+                b'"' if self.quoted => {
+                    // Inside quotes, a quote after an odd run of backslashes is escaped.
+                    let backslashes = rest[..i].iter().rev().take_while(|b| **b == b'\\').count();
+                    if !in_quotes || backslashes % 2 == 0 {
+                        in_quotes = !in_quotes;
+                    }
+                }
+                b',' if !in_quotes => {
+                    self.rest = Some(&rest[..i]);
+                    return Some(&rest[i + 1..]);
+                }
+                _ => {}
+            }
+        }
+        self.rest = None;
+        Some(rest)
+    }
+}
+
+/// The `for=` of one `Forwarded` element (RFC 7239 §4): `None` when any part of it does not
+/// parse, `Some(None)` when it names no address.
+fn forwarded_element(element: &str) -> Option<Hop> {
+    let mut hop = None;
+    let mut seen_for = false;
+    for pair in split_outside_quotes(element, b';')? {
+        let pair = pair.trim();
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = pair.split_once('=')?;
+        let name = name.trim();
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return None;
+        }
+        let value = unquote(value.trim())?;
+        if name.eq_ignore_ascii_case("for") {
+            if seen_for {
+                return None;
+            }
+            seen_for = true;
+            hop = node_address(&value)?;
+        }
+    }
+    Some(hop)
 }
 
 /// A node (RFC 7239 §6): `Some(Some(ip))` for an address with an optional port (`192.0.2.1`,
@@ -279,6 +325,8 @@ fn is_tchar(b: u8) -> bool {
 pub struct ClientAddrLayer {
     /// The proxies whose headers are believed.
     pub trusted: std::sync::Arc<Networks>,
+    /// The header they write.
+    pub header: ForwardedHeader,
     /// Counts ignored headers.
     pub metrics: std::sync::Arc<Metrics>,
 }
@@ -299,7 +347,12 @@ impl<E: Endpoint> Endpoint for Layered<ClientAddrLayer, E> {
             let client = if self.layer.trusted.is_empty() {
                 peer.ip().to_canonical()
             } else {
-                let (client, ignored) = resolve(peer.ip(), req.headers(), &self.layer.trusted);
+                let (client, ignored) = resolve(
+                    peer.ip(),
+                    req.headers(),
+                    &self.layer.trusted,
+                    self.layer.header,
+                );
                 if let Some(ignored) = ignored {
                     self.layer.metrics.forwarded_ignored(ignored.as_str());
                 }
@@ -331,17 +384,35 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn resolve_xff(
+        peer: IpAddr,
+        sent: &HeaderMap,
+        proxies: &Networks,
+    ) -> (IpAddr, Option<Ignored>) {
+        resolve(peer, sent, proxies, ForwardedHeader::XForwardedFor)
+    }
+
+    fn resolve_forwarded(
+        peer: IpAddr,
+        sent: &HeaderMap,
+        proxies: &Networks,
+    ) -> (IpAddr, Option<Ignored>) {
+        resolve(peer, sent, proxies, ForwardedHeader::Forwarded)
+    }
+
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_sends() {
         let proxies = trusted(&["10.0.0.0/8"]);
         let sent = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=5.6.7.8")]);
-        assert_eq!(
-            resolve(ip("203.0.113.9"), &sent, &proxies),
-            (ip("203.0.113.9"), None)
-        );
+        for header in [ForwardedHeader::XForwardedFor, ForwardedHeader::Forwarded] {
+            assert_eq!(
+                resolve(ip("203.0.113.9"), &sent, &proxies, header),
+                (ip("203.0.113.9"), None)
+            );
+        }
         // And with no proxies configured at all.
         assert_eq!(
-            resolve(ip("10.0.0.1"), &sent, &Networks::default()),
+            resolve_xff(ip("10.0.0.1"), &sent, &Networks::default()),
             (ip("10.0.0.1"), None)
         );
     }
@@ -351,7 +422,7 @@ mod tests {
         let proxies = trusted(&["10.0.0.0/8"]);
         let sent = headers(&[("x-forwarded-for", "198.51.100.7")]);
         assert_eq!(
-            resolve(ip("10.1.2.3"), &sent, &proxies),
+            resolve_xff(ip("10.1.2.3"), &sent, &proxies),
             (ip("198.51.100.7"), None)
         );
     }
@@ -366,7 +437,7 @@ mod tests {
             "127.0.0.1, 10.9.9.9, 198.51.100.7, 192.168.1.1",
         )]);
         assert_eq!(
-            resolve(ip("10.0.0.2"), &sent, &proxies),
+            resolve_xff(ip("10.0.0.2"), &sent, &proxies),
             (ip("198.51.100.7"), None)
         );
         // Several header lines are one list.
@@ -375,7 +446,7 @@ mod tests {
             ("x-forwarded-for", "10.0.0.5"),
         ]);
         assert_eq!(
-            resolve(ip("10.0.0.2"), &sent, &proxies),
+            resolve_xff(ip("10.0.0.2"), &sent, &proxies),
             (ip("198.51.100.7"), None)
         );
     }
@@ -385,29 +456,88 @@ mod tests {
         let proxies = trusted(&["10.0.0.0/8"]);
         let sent = headers(&[("x-forwarded-for", "10.0.0.9, 10.0.0.8")]);
         assert_eq!(
-            resolve(ip("10.0.0.2"), &sent, &proxies),
+            resolve_xff(ip("10.0.0.2"), &sent, &proxies),
             (ip("10.0.0.9"), None)
         );
     }
 
     #[test]
-    fn forwarded_is_preferred_and_parsed_per_rfc_7239() {
+    fn only_the_configured_header_is_read_and_forwarded_per_rfc_7239() {
         let proxies = trusted(&["10.0.0.0/8", "fd00::/8"]);
         let sent = headers(&[
-            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.7"),
             (
                 "forwarded",
                 r#"for=6.6.6.6;proto=http, For="[2001:db8:cafe::17]:4711";by=10.0.0.1;host="a,b", for=10.0.0.3"#,
             ),
         ]);
         assert_eq!(
-            resolve(ip("fd00::1"), &sent, &proxies),
+            resolve_forwarded(ip("fd00::1"), &sent, &proxies),
             (ip("2001:db8:cafe::17"), None)
+        );
+        // A proxy that writes X-Forwarded-For passes a client's own Forwarded on untouched.
+        assert_eq!(
+            resolve_xff(ip("fd00::1"), &sent, &proxies),
+            (ip("198.51.100.7"), None)
         );
         let sent = headers(&[("forwarded", r#"for="192.0.2.43:47011""#)]);
         assert_eq!(
-            resolve(ip("10.0.0.1"), &sent, &proxies),
+            resolve_forwarded(ip("10.0.0.1"), &sent, &proxies),
             (ip("192.0.2.43"), None)
+        );
+        assert_eq!(
+            resolve_xff(ip("10.0.0.1"), &sent, &proxies),
+            (ip("10.0.0.1"), None)
+        );
+    }
+
+    #[test]
+    fn what_the_client_wrote_left_of_its_address_is_never_read() {
+        let proxies = trusted(&["10.0.0.0/8"]);
+        for value in [
+            "garbage, 203.0.113.5",
+            "[::1, 203.0.113.5",
+            ", , 203.0.113.5",
+        ] {
+            let sent = headers(&[("x-forwarded-for", value)]);
+            assert_eq!(
+                resolve_xff(ip("10.0.0.1"), &sent, &proxies),
+                (ip("203.0.113.5"), None),
+                "{value}"
+            );
+        }
+        // A line of garbage before the proxy's own line.
+        let mut sent = HeaderMap::new();
+        sent.append(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        );
+        sent.append("x-forwarded-for", "203.0.113.5".parse().unwrap());
+        assert_eq!(
+            resolve_xff(ip("10.0.0.1"), &sent, &proxies),
+            (ip("203.0.113.5"), None)
+        );
+        for value in [
+            r#"for="unterminated, for=203.0.113.5"#,
+            r#"for=garbage;;=, for=203.0.113.5"#,
+            r#"for="a\", b", for=203.0.113.5"#,
+            "for=6.6.6.6, , for=203.0.113.5",
+        ] {
+            let sent = headers(&[("forwarded", value)]);
+            assert_eq!(
+                resolve_forwarded(ip("10.0.0.1"), &sent, &proxies),
+                (ip("203.0.113.5"), None),
+                "{value}"
+            );
+        }
+        // A quoted comma from the right: the element is one, and it is the client's.
+        let sent = headers(&[(
+            "forwarded",
+            r#"for=6.6.6.6, for="[2001:db8::9]";host="x,y""#,
+        )]);
+        assert_eq!(
+            resolve_forwarded(ip("10.0.0.1"), &sent, &proxies),
+            (ip("2001:db8::9"), None)
         );
     }
 
@@ -416,13 +546,13 @@ mod tests {
         let proxies = trusted(&["::1", "10.0.0.0/8"]);
         let sent = headers(&[("x-forwarded-for", "2001:db8::5, [2001:db8::6]:443")]);
         assert_eq!(
-            resolve(ip("::1"), &sent, &proxies),
+            resolve_xff(ip("::1"), &sent, &proxies),
             (ip("2001:db8::6"), None)
         );
         // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d.
         let sent = headers(&[("x-forwarded-for", "::ffff:198.51.100.7")]);
         assert_eq!(
-            resolve(ip("::ffff:10.0.0.1"), &sent, &proxies),
+            resolve_xff(ip("::ffff:10.0.0.1"), &sent, &proxies),
             (ip("198.51.100.7"), None)
         );
         assert!(trusted(&["::ffff:10.0.0.0/104"]).contains(ip("10.2.3.4")));
@@ -433,7 +563,6 @@ mod tests {
         let proxies = trusted(&["10.0.0.0/8"]);
         for value in [
             "not-an-address",
-            "1.2.3.4, ",
             "1.2.3.4:99999",
             "[::1",
             "1.2.3.4\u{7f}",
@@ -445,7 +574,7 @@ mod tests {
             let mut sent = HeaderMap::new();
             sent.insert("x-forwarded-for", value);
             assert_eq!(
-                resolve(ip("10.0.0.1"), &sent, &proxies),
+                resolve_xff(ip("10.0.0.1"), &sent, &proxies),
                 (ip("10.0.0.1"), Some(Ignored::Malformed)),
                 "{sent:?}"
             );
@@ -460,7 +589,7 @@ mod tests {
         ] {
             let sent = headers(&[("forwarded", value)]);
             assert_eq!(
-                resolve(ip("10.0.0.1"), &sent, &proxies),
+                resolve_forwarded(ip("10.0.0.1"), &sent, &proxies),
                 (ip("10.0.0.1"), Some(Ignored::Malformed)),
                 "{value}"
             );
@@ -472,7 +601,7 @@ mod tests {
             http::HeaderValue::from_bytes(b"1.2.3.4\xff").unwrap(),
         );
         assert_eq!(
-            resolve(ip("10.0.0.1"), &sent, &proxies),
+            resolve_xff(ip("10.0.0.1"), &sent, &proxies),
             (ip("10.0.0.1"), Some(Ignored::Malformed))
         );
     }
@@ -482,12 +611,12 @@ mod tests {
         let proxies = trusted(&["10.0.0.0/8"]);
         let sent = headers(&[("forwarded", "for=198.51.100.7, for=unknown, for=10.0.0.4")]);
         assert_eq!(
-            resolve(ip("10.0.0.1"), &sent, &proxies),
+            resolve_forwarded(ip("10.0.0.1"), &sent, &proxies),
             (ip("10.0.0.4"), Some(Ignored::Unknown))
         );
         let sent = headers(&[("forwarded", "for=_hidden;proto=https")]);
         assert_eq!(
-            resolve(ip("10.0.0.1"), &sent, &proxies),
+            resolve_forwarded(ip("10.0.0.1"), &sent, &proxies),
             (ip("10.0.0.1"), Some(Ignored::Unknown))
         );
     }

@@ -480,7 +480,8 @@ async fn wait_for_proxy(client: &reqwest::Client, port: u16, proxy: &mut Running
     panic!("the proxy did not forward {url} ({last}):\n{}", logged());
 }
 
-/// An MCP POST through the proxy, with the client's made-up `X-Forwarded-For`.
+/// An MCP POST through the proxy, with the client's made-up `X-Forwarded-For` and `Forwarded`
+/// (which neither proxy writes, so both pass it on).
 async fn mcp(client: &reqwest::Client, port: u16, token: &str, message: Value) -> Value {
     let response = client
         .post(format!("https://{HOST}:{port}/web-search/mcp"))
@@ -489,6 +490,7 @@ async fn mcp(client: &reqwest::Client, port: u16, token: &str, message: Value) -
         .header("content-type", "application/json")
         .header("mcp-protocol-version", LEGACY)
         .header("x-forwarded-for", SPOOFED)
+        .header("forwarded", format!("for={SPOOFED}"))
         .json(&message)
         .send()
         .await

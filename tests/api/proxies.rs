@@ -76,9 +76,13 @@ async fn a_trusted_proxy_names_the_client_and_nobody_else_can() {
     assert_eq!(register(proxy.clone(), chain.clone()).await, 201);
     assert_eq!(register(proxy.clone(), chain.clone()).await, 201);
     assert_eq!(register(proxy.clone(), chain.clone()).await, 429);
-    // Another client behind the same proxy has its own allowance (RFC 7239, IPv6 with a port).
-    let forwarded = vec![("forwarded", r#"for="[2001:db8::9]:4711";proto=https"#)];
-    assert_eq!(register(proxy.clone(), forwarded).await, 201);
+    // Another client behind the same proxy has its own allowance (IPv6 with a port); a
+    // `Forwarded` the proxy passed on is not read, since it writes X-Forwarded-For.
+    let other = vec![
+        ("x-forwarded-for", "[2001:db8::9]:4711"),
+        ("forwarded", "for=203.0.113.66"),
+    ];
+    assert_eq!(register(proxy.clone(), other).await, 201);
     // Garbage from the proxy is ignored (the proxy is the client then) and counted.
     assert_eq!(
         register(proxy.clone(), vec![("x-forwarded-for", "not-an-address")]).await,
@@ -183,6 +187,43 @@ async fn a_trusted_proxy_names_the_client_and_nobody_else_can() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].0, "192.0.2.44");
     assert_eq!(ip_of(&calls[0].1), PROXY);
+}
+
+/// With `server.forwarded_header = forwarded`, the client is named by RFC 7239's `Forwarded`,
+/// and an `X-Forwarded-For` is not read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_that_writes_forwarded_is_read_there_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let env = [
+        ("PORT", port.as_str()),
+        ("SEARCHGATE_SERVER__TRUSTED_PROXIES", PROXY),
+        ("SEARCHGATE_SERVER__FORWARDED_HEADER", "forwarded"),
+    ];
+    let child = spawn_binary(dir.path(), port.parse().unwrap(), &env).await;
+    for headers in [
+        vec![
+            ("forwarded", r#"for="[2001:db8::9]:4711";proto=https"#),
+            ("x-forwarded-for", "6.6.6.6"),
+        ],
+        vec![("x-forwarded-for", "6.6.6.6")],
+    ] {
+        let mut request = from(PROXY)
+            .post(format!("http://127.0.0.1:{port}/oauth/register"))
+            .json(&json!({
+                "client_name": "forwarded test",
+                "redirect_uris": ["http://127.0.0.1:9/cb"],
+                "token_endpoint_auth_method": "none"
+            }));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 201);
+    }
+    terminate(child).await;
+    let rows = addresses(&dir.path().join("searchgate.db"), "oauth/register").await;
+    let clients: Vec<&str> = rows.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(clients, ["2001:db8::9", PROXY]);
 }
 
 /// `telemetry.metrics_allowed_from` lets only the named scrapers read `/metrics`: by the client

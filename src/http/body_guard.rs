@@ -61,10 +61,13 @@ impl<E: Endpoint> Endpoint for Layered<BodyGuard, E> {
         // HTTP/1 closes a connection whose request body was left unread; on HTTP/2 only that
         // stream ends (and `Connection` is not a header there).
         let http1 = req.version() < Version::HTTP_2;
-        let body = req.take_body();
-        // A declared length above zero, chunks, or an HTTP/2 stream not ended with its headers
-        // (which need no length): each a body to bound.
-        let had_body = !body.is_empty();
+        // Any body whose stream has not ended: a declared length above zero, chunks, or an
+        // HTTP/2 stream not ended with its headers (which need no length, and whose declared
+        // length, even 0, is no promise that the stream ends).
+        let body: http_body_util::combinators::BoxBody<bytes::Bytes, io::Error> =
+            req.take_body().into();
+        let had_body = !http_body::Body::is_end_stream(&body);
+        let body = Body::from(body);
         if !had_body {
             req.set_body(body);
         } else {

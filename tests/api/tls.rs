@@ -510,6 +510,7 @@ async fn h2c_serves_mcp_on_loopback_and_authority_gets_the_host_rules() {
 /// HTTP/2 frames, written by hand so the test can break the rules a real client keeps.
 mod frames {
     pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    pub const DATA: u8 = 0x0;
     pub const HEADERS: u8 = 0x1;
     pub const RST_STREAM: u8 = 0x3;
     pub const SETTINGS: u8 = 0x4;
@@ -530,16 +531,16 @@ mod frames {
         out
     }
 
-    /// A POST's header block announcing a 100-byte body still to come (HPACK: indexed
-    /// `:method POST` and `:scheme http`; literal `:path`, `:authority`, `content-type` and
-    /// `content-length` with indexed names).
-    pub fn post(path: &str, authority: &str) -> Vec<u8> {
+    /// A POST's header block announcing a body of `length` bytes (HPACK: indexed `:method POST`
+    /// and `:scheme http`; literal `:path`, `:authority`, `content-type` and `content-length`
+    /// with indexed names).
+    pub fn post(path: &str, authority: &str, length: &str) -> Vec<u8> {
         let mut block = vec![0x83, 0x86];
         for (index, value) in [
             (4, path),
             (1, authority),
             (31, "application/json"),
-            (28, "100"),
+            (28, length),
         ] {
             integer(&mut block, 0x00, 4, index);
             integer(&mut block, 0x00, 7, value.len());
@@ -629,7 +630,7 @@ async fn an_http2_stream_flood_is_refused_past_the_stream_limit() {
         // before they are answered, and whose bodies never come.
         let authority = format!("127.0.0.1:{port}");
         for i in 0..40u32 {
-            let block = post("/oauth/register", &authority);
+            let block = post("/oauth/register", &authority, "100");
             stream
                 .write_all(&frame(HEADERS, END_HEADERS, 2 * i + 1, &block))
                 .unwrap();
@@ -662,6 +663,50 @@ async fn an_http2_stream_flood_is_refused_past_the_stream_limit() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    stop(child).await;
+}
+
+/// An HTTP/2 request that declares `content-length: 0` but does not end its stream has a body
+/// still to come as far as the stream goes: it gets the body timeout, not an endless wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http2_body_declared_empty_but_never_ended_gets_the_body_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let port_text = port.to_string();
+    let env = [
+        ("PORT", port_text.as_str()),
+        ("SEARCHGATE_SERVER__BODY_TIMEOUT_SECS", "1"),
+    ];
+    let child = spawn_binary(dir.path(), port, &env).await;
+    let answer = tokio::task::spawn_blocking(move || {
+        use frames::*;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        stream.write_all(PREFACE).unwrap();
+        stream.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+        let block = post("/oauth/register", &format!("127.0.0.1:{port}"), "0");
+        stream
+            .write_all(&frame(HEADERS, END_HEADERS, 1, &block))
+            .unwrap();
+        let mut body = Vec::new();
+        loop {
+            let (kind, flags, id, payload) = read(&mut stream).expect("an answer in time");
+            if kind == SETTINGS && flags & ACK == 0 {
+                stream.write_all(&frame(SETTINGS, ACK, 0, &[])).unwrap();
+            }
+            if id == 1 && kind == DATA {
+                body.extend_from_slice(&payload);
+            }
+            if id == 1 && flags & END_STREAM != 0 {
+                return String::from_utf8_lossy(&body).into_owned();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(answer.contains("did not arrive within 1 s"), "{answer}");
     stop(child).await;
 }
 

@@ -190,14 +190,15 @@ impl<E: Endpoint> Endpoint for Layered<Tracker, E> {
             Ok(response) => response.into_response(),
             Err(error) => error.into_response(),
         };
-        let Some(busy) = busy else {
+        let Some(mut busy) = busy else {
             return Ok(response);
         };
+        busy.answer_ready();
         // The request is over when its answer's body is: a streamed answer holds it open.
         let (parts, body) = response.into_parts();
         let body = HeldBody {
             inner: body.into(),
-            _busy: busy,
+            busy,
         };
         Ok(Response::from_parts(
             parts,
@@ -210,7 +211,7 @@ impl<E: Endpoint> Endpoint for Layered<Tracker, E> {
 /// mapped body it passes on its size, so a complete answer keeps its `Content-Length`.
 struct HeldBody {
     inner: http_body_util::combinators::BoxBody<bytes::Bytes, io::Error>,
-    _busy: watch::Busy,
+    busy: watch::Busy,
 }
 
 impl http_body::Body for HeldBody {
@@ -222,7 +223,13 @@ impl http_body::Body for HeldBody {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Self::Data>, Self::Error>>>
     {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        // A frame handed over waits for the client until hyper asks for the next one.
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(_))) => self.busy.answer_ready(),
+            _ => self.busy.answer_pending(),
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -710,6 +710,62 @@ async fn an_http2_body_declared_empty_but_never_ended_gets_the_body_timeout() {
     stop(child).await;
 }
 
+/// An HTTP/2 client that never opens its flow-control window cannot be sent its answer: the
+/// connection is closed at the idle limit, not held forever as a request being served.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http2_client_that_takes_no_answer_is_closed_at_the_idle_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let port_text = port.to_string();
+    let env = [
+        ("PORT", port_text.as_str()),
+        ("SEARCHGATE_SERVER__HEADER_TIMEOUT_SECS", "1"),
+        ("SEARCHGATE_SERVER__IDLE_TIMEOUT_SECS", "2"),
+    ];
+    let child = spawn_binary(dir.path(), port, &env).await;
+    let (data, closed_after) = tokio::task::spawn_blocking(move || {
+        use frames::*;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        stream.write_all(PREFACE).unwrap();
+        // SETTINGS_INITIAL_WINDOW_SIZE = 0: no stream may be sent any DATA.
+        stream
+            .write_all(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]))
+            .unwrap();
+        let block = get("/openapi.json", &format!("127.0.0.1:{port}"));
+        stream
+            .write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &block))
+            .unwrap();
+        let started = Instant::now();
+        let mut data = 0;
+        loop {
+            match read(&mut stream) {
+                Ok((SETTINGS, flags, ..)) if flags & ACK == 0 => {
+                    stream.write_all(&frame(SETTINGS, ACK, 0, &[])).unwrap();
+                }
+                Ok((DATA, _, _, payload)) => data += payload.len(),
+                Ok((GOAWAY, ..)) | Err(_) => return (data, started.elapsed()),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(data, 0, "no window, no data");
+    assert!(
+        closed_after < Duration::from_secs(8),
+        "closed at the idle limit (2 s): {closed_after:?}"
+    );
+    // Others are served meanwhile and after.
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    stop(child).await;
+}
+
 /// PING and other frames between HTTP/2 requests are no request's headers: an idle h2
 /// connection that a client keeps alive with PINGs lasts the idle limit, not the header limit.
 #[tokio::test(flavor = "multi_thread")]

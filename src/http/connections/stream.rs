@@ -1,5 +1,5 @@
-//! A connection as hyper reads and writes it: reads report to its [`Watch`] and end once it
-//! expired; dropping it closes gracefully.
+//! A connection as hyper reads and writes it: reads report to its [`Watch`], and once it
+//! expired reads end and writes fail; dropping it closes gracefully.
 
 use std::{
     io,
@@ -91,13 +91,22 @@ impl AsyncRead for GuardedStream {
     }
 }
 
+/// Writes to an expired connection fail: a client that stopped reading is not waited for.
+fn expired() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the connection timed out")
+}
+
 impl AsyncWrite for GuardedStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().inner().poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.watch.expired() {
+            return Poll::Ready(Err(expired()));
+        }
+        this.inner().poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -105,7 +114,11 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().inner().poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if this.watch.expired() {
+            return Poll::Ready(Err(expired()));
+        }
+        this.inner().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -113,7 +126,11 @@ impl AsyncWrite for GuardedStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().inner().poll_flush(cx)
+        let this = self.get_mut();
+        if this.watch.expired() {
+            return Poll::Ready(Err(expired()));
+        }
+        this.inner().poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

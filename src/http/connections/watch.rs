@@ -20,6 +20,10 @@ use super::ConnectionLimits;
 struct Activity {
     /// Requests being served (more than one only on HTTP/2).
     busy: usize,
+    /// Answers whose next part waits for the client to take it (hyper to write it).
+    waiting: usize,
+    /// When the client last took part of an answer, or one became ready.
+    progress: Instant,
     /// When the last request's answer ended, or the connection opened.
     idle_since: Instant,
     /// Whether a request has been served: before the first, the header limit applies from
@@ -39,10 +43,13 @@ struct Activity {
 }
 
 impl Activity {
-    /// When the connection must close if nothing changes; `None` while a request is served.
+    /// When the connection must close if nothing changes; `None` while a request is served
+    /// and no answer waits for the client.
     fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
         if self.busy > 0 {
-            return None;
+            // A client that takes nothing of a ready answer (one that does not read, or an
+            // HTTP/2 client that never opens its flow-control window) is idle too.
+            return (self.waiting > 0).then(|| self.progress + limits.idle_timeout);
         }
         Some(match self.head_started {
             Some(started) => started + limits.header_timeout,
@@ -82,6 +89,8 @@ impl Watch {
             limits,
             activity: Mutex::new(Activity {
                 busy: 0,
+                waiting: 0,
+                progress: Instant::now(),
                 idle_since: Instant::now(),
                 served: false,
                 head_started: None,
@@ -144,7 +153,9 @@ impl Watch {
 
     fn expire(&self) {
         let activity = self.activity();
-        let phase = if activity.head_started.is_some() || !activity.served {
+        let phase = if activity.busy > 0 {
+            "not reading the answer"
+        } else if activity.head_started.is_some() || !activity.served {
             "sending headers"
         } else {
             "idle"
@@ -187,22 +198,56 @@ impl Watch {
         activity.multiplexed |= multiplexed;
         activity.head_started = None;
         self.changed(activity);
-        Busy(self.clone())
+        Busy {
+            watch: self.clone(),
+            waiting: false,
+        }
     }
 }
 
 /// A request being served; see [`Watch::request_started`].
-pub(super) struct Busy(Arc<Watch>);
+pub(super) struct Busy {
+    watch: Arc<Watch>,
+    /// Whether its answer waits for the client.
+    waiting: bool,
+}
+
+impl Busy {
+    /// Part of the answer is ready for the client (its head, or a body frame just taken): the
+    /// client has the idle limit to take it.
+    pub(super) fn answer_ready(&mut self) {
+        let mut activity = self.watch.activity();
+        activity.progress = Instant::now();
+        if !self.waiting {
+            self.waiting = true;
+            activity.waiting += 1;
+        }
+        self.watch.changed(activity);
+    }
+
+    /// The answer's next part is being made (or there is none): nothing waits for the client.
+    pub(super) fn answer_pending(&mut self) {
+        if self.waiting {
+            self.waiting = false;
+            let mut activity = self.watch.activity();
+            activity.waiting -= 1;
+            self.watch.changed(activity);
+        }
+    }
+}
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let mut activity = self.0.activity();
+        let mut activity = self.watch.activity();
         activity.busy = activity.busy.saturating_sub(1);
+        if self.waiting {
+            activity.waiting -= 1;
+        }
         if activity.busy == 0 {
             activity.idle_since = Instant::now();
             activity.served = true;
         }
-        self.0.changed(activity);
+        self.watch.changed(activity);
     }
 }
 
@@ -227,6 +272,8 @@ mod tests {
         };
         let mut activity = Activity {
             busy: 0,
+            waiting: 0,
+            progress: Instant::now(),
             idle_since: Instant::now(),
             served: true,
             head_started: None,
@@ -319,5 +366,40 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         settle().await;
         assert!(watch.expired(), "closed when idle, not before");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_the_client_does_not_take_gets_the_idle_limit() {
+        let watch = Watch::start(ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 1,
+        });
+        let mut busy = watch.request_started(true);
+        // Made slowly: no limit.
+        tokio::time::advance(Duration::from_secs(200)).await;
+        settle().await;
+        assert!(!watch.expired());
+        busy.answer_ready();
+        let ready = Instant::now();
+        assert_eq!(watch.deadline(), Some(ready + Duration::from_secs(75)));
+        // The client takes a part; the next is made, then ready again.
+        tokio::time::advance(Duration::from_secs(50)).await;
+        busy.answer_ready();
+        busy.answer_pending();
+        assert_eq!(watch.deadline(), None);
+        busy.answer_ready();
+        let taken = Instant::now();
+        tokio::time::advance(Duration::from_secs(74)).await;
+        settle().await;
+        assert!(!watch.expired());
+        assert_eq!(watch.deadline(), Some(taken + Duration::from_secs(75)));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        settle().await;
+        assert!(
+            watch.expired(),
+            "the client took nothing for the idle limit"
+        );
+        drop(busy);
     }
 }

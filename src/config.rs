@@ -194,8 +194,9 @@ pub struct ServerSettings {
     /// Seconds a client has to send a request's body once searchgate starts reading it (as soon
     /// as the request is authorized); then it is answered 408 and the connection closed.
     pub body_timeout_secs: u64,
-    /// Seconds a keep-alive connection may wait for its next request; a request being served
-    /// (a tool call included) is never cut.
+    /// Seconds a keep-alive connection may wait for its next request, and a client may leave a
+    /// ready answer untaken; a request still being worked on (a tool call included) is never
+    /// cut.
     pub idle_timeout_secs: u64,
     /// Most connections open at once; further clients wait to be accepted.
     pub max_connections: usize,

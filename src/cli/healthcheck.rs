@@ -55,6 +55,9 @@ async fn check(url: &str, timeout: Duration) -> Result<reqwest::StatusCode, Stri
         .connect_timeout(timeout)
         // /healthz never redirects; a redirect means the URL is not searchgate's probe.
         .redirect(reqwest::redirect::Policy::none())
+        // The server is on this machine: an HTTP(S)_PROXY meant for the outbound search calls
+        // must not carry the probe (it would mark a live server unhealthy).
+        .no_proxy()
         // A liveness probe of the server on this machine, usually by an address its certificate
         // does not name: whether it answers is the question, not who it is. Nothing secret is
         // sent.

@@ -330,6 +330,20 @@ async fn healthcheck_exits_0_for_a_live_server_and_1_when_none_answers() {
         String::from_utf8_lossy(&healthy.stderr)
     );
     assert!(String::from_utf8_lossy(&healthy.stdout).contains(&format!("127.0.0.1:{port}")));
+    // A proxy set for the outbound search calls does not carry the probe.
+    let proxied = [
+        ("PORT", port.as_str()),
+        ("HTTP_PROXY", "http://127.0.0.1:9"),
+        ("http_proxy", "http://127.0.0.1:9"),
+        ("ALL_PROXY", "http://127.0.0.1:9"),
+    ];
+    let through_proxy = healthcheck(dir.path(), &proxied, &[]).await;
+    assert_eq!(
+        through_proxy.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&through_proxy.stderr)
+    );
     // A 404 is not healthy.
     let url = format!("http://127.0.0.1:{port}/healthz-not-here");
     let wrong = healthcheck(dir.path(), &[], &["--url", &url]).await;

@@ -2,7 +2,7 @@
 # searchgate in a container: a release build on Debian 12, run on distroless (glibc, no shell)
 # as a non-root user. deploy/README.md, "Running it", says what to set and how to run it:
 #   docker build -t searchgate .
-#   docker run -d --name searchgate -p 10000:10000 -v searchgate-state:/var/lib/searchgate \
+#   docker run -d --name searchgate -p 127.0.0.1:10000:10000 -v searchgate-state:/var/lib/searchgate \
 #     --stop-timeout 30 --env-file searchgate.env searchgate
 # On 0.0.0.0 the server refuses to start until the environment names a real identity provider
 # (SEARCHGATE_AUTH__PROVIDER=oidc or scalekit) or, on a trusted network only,

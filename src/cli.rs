@@ -359,7 +359,10 @@ fn tls_report(settings: &Settings, now: i64) -> Option<Vec<String>> {
         cert: cert.to_owned(),
         key: key.to_owned(),
     };
-    let certificate = match files.load(&http::tls::provider()) {
+    let certificate = match files
+        .load(&http::tls::provider())
+        .map(|(certificate, _)| certificate)
+    {
         Ok(certificate) => certificate,
         Err(why) => return Some(vec![format!("PROBLEM files: {why}")]),
     };

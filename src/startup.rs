@@ -163,6 +163,7 @@ impl Searchgate {
         } = self;
         // Settings built in code skip `Settings::load`; hold them to the same rules.
         let providers = settings.validate_with(custom_auth.is_some())?;
+        let hangups = tls::hangups();
         let backends = match search {
             Some(backends) => search::with_cooldown(&settings, backends)?,
             None => search::configured_backends(&settings, &providers.search)?,
@@ -250,6 +251,7 @@ impl Searchgate {
         tasks.push(tls::spawn_reloader(
             tls.clone(),
             Duration::from_secs(settings.server.tls.reload_interval_secs),
+            hangups,
             background.stop.clone(),
         ));
         let http2_max_streams = settings.server.http2_max_streams;
@@ -367,7 +369,7 @@ fn with_tls(
         cert: cert.to_owned(),
         key: key.to_owned(),
     };
-    let certificate = files.load(&tls::provider()).map_err(|why| {
+    let (certificate, contents) = files.load(&tls::provider()).map_err(|why| {
         load_problem(
             "server.tls.cert_path",
             &cert.display().to_string(),
@@ -383,7 +385,7 @@ fn with_tls(
     let current = tls::CurrentCertificate::new(certificate);
     let config = tls::server_config(current.clone())
         .map_err(|e| anyhow::anyhow!("the TLS configuration cannot be built: {e}"))?;
-    let reloads = tls::Reloads::new(files, current);
+    let reloads = tls::Reloads::new(files, current, contents);
     Ok((
         tls::TlsAcceptor::new(acceptor, config).boxed(),
         Some(reloads),

@@ -32,7 +32,7 @@ use rustls::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub use self::certificate::{Certificate, CertificateFiles, CertificateInfo, rfc3339};
-pub use self::reload::{Reloads, spawn_reloader};
+pub use self::reload::{Reloads, hangups, spawn_reloader};
 
 /// The crypto provider of every TLS config searchgate makes (the tree's, aws-lc-rs).
 pub fn provider() -> Arc<CryptoProvider> {

@@ -61,8 +61,26 @@ impl Authority {
 fn install(dir: &Path, leaf: &(String, String, Vec<u8>)) {
     // The key first, then the certificate: a reload between the two sees a pair that does not
     // match and keeps the served one, as with a real renewal.
-    std::fs::write(dir.join("key.pem"), &leaf.1).unwrap();
-    std::fs::write(dir.join("cert.pem"), &leaf.0).unwrap();
+    replace(&dir.join("key.pem"), &leaf.1);
+    replace(&dir.join("cert.pem"), &leaf.0);
+}
+
+/// Writes `path` as certbot's hook does: beside it, then renamed over it, so that a reload
+/// never reads half a file.
+fn replace(path: &Path, contents: &str) {
+    let new = path.with_extension("new");
+    std::fs::write(&new, contents).unwrap();
+    std::fs::rename(&new, path).unwrap();
+}
+
+/// `searchgate_tls_reloads_total{outcome}` in a `/metrics` text.
+fn reloads(metrics: &str, outcome: &str) -> u64 {
+    let series = format!("searchgate_tls_reloads_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {metrics}"))
 }
 
 fn tls_env(dir: &Path, port: &str, reload_secs: &str) -> Vec<(String, String)> {
@@ -272,21 +290,21 @@ async fn https_serves_mcp_over_http1_and_h2_and_a_renewal_applies_without_a_rest
     // A broken renewal (a key that is not the certificate's) is refused; the renewed
     // certificate stays.
     let other = authority.leaf("other");
-    std::fs::write(dir.path().join("key.pem"), &first.1).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), &other.0).unwrap();
     let metrics_url = format!("{base}/metrics");
+    let metrics = || async {
+        let response = h2.get(&metrics_url).send().await.unwrap();
+        response.text().await.unwrap()
+    };
+    let before = metrics().await;
+    let (loaded, refused) = (reloads(&before, "loaded"), reloads(&before, "refused"));
+    assert_eq!(loaded, 1, "the renewal");
+    replace(&dir.path().join("key.pem"), &first.1);
+    replace(&dir.path().join("cert.pem"), &other.0);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let metrics = h2
-            .get(&metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.contains("searchgate_tls_reloads_total{outcome=\"refused\"} 1") {
-            assert!(metrics.contains("searchgate_tls_reloads_total{outcome=\"loaded\"} 1"));
+        let metrics = metrics().await;
+        if reloads(&metrics, "refused") > refused {
+            assert_eq!(reloads(&metrics, "loaded"), loaded, "nothing else loaded");
             assert!(metrics.contains("searchgate_tls_certificate_expiry_timestamp_seconds"));
             break;
         }

@@ -28,10 +28,20 @@ pub struct CertificateFiles {
 }
 
 /// The two files' bytes, as read at one moment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Contents {
     cert: Vec<u8>,
     key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Contents {
+    // Never the bytes: one file is the private key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contents")
+            .field("cert_bytes", &self.cert.len())
+            .field("key_bytes", &self.key.len())
+            .finish()
+    }
 }
 
 impl CertificateFiles {
@@ -46,12 +56,13 @@ impl CertificateFiles {
         })
     }
 
-    /// Reads and parses both files.
+    /// Reads and parses both files; the certificate, and what was read.
     ///
     /// # Errors
     /// What is wrong with them, naming the file.
-    pub fn load(&self, provider: &CryptoProvider) -> Result<Certificate, String> {
-        Certificate::parse(&self.read()?, self, provider)
+    pub fn load(&self, provider: &CryptoProvider) -> Result<(Certificate, Contents), String> {
+        let contents = self.read()?;
+        Ok((Certificate::parse(&contents, self, provider)?, contents))
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -22,16 +22,27 @@ use super::{Certificate, CertificateFiles, CurrentCertificate, certificate::Cont
 pub struct Reloads {
     files: CertificateFiles,
     current: Arc<CurrentCertificate>,
+    /// What was last read (one check at a time holds it).
+    seen: Mutex<Seen>,
     loaded: AtomicU64,
     refused: AtomicU64,
 }
 
 impl Reloads {
-    /// Reloads of `files` into `current`.
-    pub fn new(files: CertificateFiles, current: Arc<CurrentCertificate>) -> Arc<Self> {
+    /// Reloads of `files` into `current`, which start-up loaded from `contents`: a renewal
+    /// written since is new to the first check.
+    pub fn new(
+        files: CertificateFiles,
+        current: Arc<CurrentCertificate>,
+        contents: Contents,
+    ) -> Arc<Self> {
         Arc::new(Self {
             files,
             current,
+            seen: Mutex::new(Seen {
+                last: Some(contents),
+                last_error: None,
+            }),
             loaded: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         })
@@ -52,9 +63,10 @@ impl Reloads {
         self.refused.load(Ordering::Relaxed)
     }
 
-    /// Reads the files; loads them when `forced` or when they changed since `seen`.
-    fn check(&self, seen: &mut Seen, forced: bool) {
-        let Seen { last, last_error } = seen;
+    /// Reads the files; loads them when `forced` or when they changed since last read.
+    fn check(&self, forced: bool) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let Seen { last, last_error } = &mut *seen;
         let contents = match self.files.read() {
             Ok(contents) => contents,
             Err(error) => {
@@ -93,27 +105,28 @@ impl Reloads {
 }
 
 /// What the watcher last read, and the last reading error it logged (logged once, not per tick).
-#[derive(Default)]
+#[derive(Debug)]
 struct Seen {
     last: Option<Contents>,
     last_error: Option<String>,
 }
 
-/// Watches the certificate files (when `reloads` is some) and SIGHUP until `stop`.
+/// SIGHUP, handled from now on: called first thing at start-up, so that a reload sent while
+/// the database opens (a certbot hook during a restart) does not end the process.
+pub fn hangups() -> Option<Signal> {
+    signal(SignalKind::hangup())
+        .inspect_err(|e| tracing::warn!(error = %e, "SIGHUP cannot be handled"))
+        .ok()
+}
+
+/// Watches the certificate files (when `reloads` is some) and `hangups` until `stop`.
 pub fn spawn_reloader(
     reloads: Option<Arc<Reloads>>,
     interval: Duration,
+    mut hangups: Option<Signal>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut hangups = signal(SignalKind::hangup())
-            .inspect_err(|e| tracing::warn!(error = %e, "SIGHUP cannot be handled"))
-            .ok();
-        // What start-up loaded; a change since is picked up at the first tick.
-        let mut seen = Seen {
-            last: reloads.as_ref().and_then(|r| r.files.read().ok()),
-            last_error: None,
-        };
         loop {
             let forced = tokio::select! {
                 () = stop.cancelled() => return,
@@ -125,17 +138,8 @@ pub fn spawn_reloader(
                 continue;
             };
             // File reads and parsing off the runtime's threads: a slow disk holds no request.
-            let checked = tokio::task::spawn_blocking(move || {
-                reloads.check(&mut seen, forced);
-                seen
-            })
-            .await;
-            match checked {
-                Ok(checked) => seen = checked,
-                Err(error) => {
-                    tracing::warn!(error = %error, "the TLS certificate check failed");
-                    seen = Seen::default();
-                }
+            if let Err(error) = tokio::task::spawn_blocking(move || reloads.check(forced)).await {
+                tracing::warn!(error = %error, "the TLS certificate check failed");
             }
         }
     })
@@ -145,5 +149,37 @@ async fn hangup(signals: &mut Option<Signal>) -> Option<()> {
     match signals {
         Some(signals) => signals.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_pair(dir: &std::path::Path, name: &str) -> CertificateFiles {
+        let certified = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        let files = CertificateFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&files.key, certified.signing_key.serialize_pem()).unwrap();
+        std::fs::write(&files.cert, certified.cert.pem()).unwrap();
+        files
+    }
+
+    #[test]
+    fn a_renewal_written_after_start_up_read_the_files_is_new_to_the_first_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_pair(dir.path(), "first.example");
+        let (certificate, contents) = files.load(&super::super::provider()).unwrap();
+        let current = CurrentCertificate::new(certificate);
+        let reloads = Reloads::new(files, current.clone(), contents);
+        reloads.check(false);
+        assert_eq!((reloads.loaded(), reloads.refused()), (0, 0), "unchanged");
+        // Renewed before the watcher's first look.
+        write_pair(dir.path(), "renewed.example");
+        reloads.check(false);
+        assert_eq!((reloads.loaded(), reloads.refused()), (1, 0));
+        assert_eq!(current.info().names, ["renewed.example"]);
     }
 }

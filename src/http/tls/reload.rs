@@ -1,6 +1,6 @@
 //! Picking up a renewed certificate: the files are compared with what was last read every
 //! `server.tls.reload_interval_secs` and read again on SIGHUP. A pair that loads replaces the
-//! served one; one that does not (a half-written renewal, a key that does not match) is logged
+//! served one; one that does not (a broken PEM, a key that does not match) is logged
 //! with the reason and the served one stays. With TLS off, SIGHUP is acknowledged in the log
 //! (rather than ending the process, its default), so `systemctl reload` is always safe.
 

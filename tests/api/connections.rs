@@ -363,3 +363,47 @@ async fn has_its_length(response: reqwest::Response) {
         .to_owned();
     assert_eq!(length, response.bytes().await.unwrap().len().to_string());
 }
+
+/// An HTTP/1 client that asks for answers and reads none of them is cut at the idle limit
+/// (hyper, blocked writing, gets an error), and with a reset: the answers the kernel still
+/// holds for it are dropped, not sent on after its slot is freed.
+#[tokio::test]
+async fn a_client_that_reads_none_of_its_answers_is_reset_at_the_idle_limit() {
+    let app = spawn(|s| {
+        s.server.header_timeout_secs = 1;
+        s.server.idle_timeout_secs = 2;
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(app.addr).await.unwrap();
+    // Far more answer (about 70 KB each) than the kernel buffers on both sides hold.
+    let request = format!("GET /openapi.json HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr);
+    stream
+        .write_all(request.repeat(200).as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut buf = vec![0; 64 * 1024];
+    let (mut read, mut total) = (Ok(1), 0);
+    let ended = tokio::time::timeout(NEVER, async {
+        while let Ok(n @ 1..) = read {
+            total += n;
+            read = stream.read(&mut buf).await;
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "still sending after {NEVER:?}: {total} bytes"
+    );
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "reset after {total} bytes"
+    );
+    assert!(
+        total < 200 * 60_000,
+        "{total} bytes: not every answer was sent"
+    );
+}

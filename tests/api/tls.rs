@@ -533,6 +533,7 @@ mod frames {
     pub const RST_STREAM: u8 = 0x3;
     pub const SETTINGS: u8 = 0x4;
     pub const PING: u8 = 0x6;
+    pub const WINDOW_UPDATE: u8 = 0x8;
     pub const GOAWAY: u8 = 0x7;
     pub const END_STREAM: u8 = 0x1;
     pub const END_HEADERS: u8 = 0x4;
@@ -729,7 +730,8 @@ async fn an_http2_body_declared_empty_but_never_ended_gets_the_body_timeout() {
 }
 
 /// An HTTP/2 client that never opens its flow-control window cannot be sent its answer: the
-/// connection is closed at the idle limit, not held forever as a request being served.
+/// connection is closed at the idle limit, not held forever as a request being served, even
+/// while the client asks for (and takes) other answers on other streams.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http2_client_that_takes_no_answer_is_closed_at_the_idle_limit() {
     let dir = tempfile::tempdir().unwrap();
@@ -741,40 +743,70 @@ async fn an_http2_client_that_takes_no_answer_is_closed_at_the_idle_limit() {
         ("SEARCHGATE_SERVER__IDLE_TIMEOUT_SECS", "2"),
     ];
     let child = spawn_binary(dir.path(), port, &env).await;
-    let (data, closed_after) = tokio::task::spawn_blocking(move || {
+    let (stuck, taken, closed_after) = tokio::task::spawn_blocking(move || {
         use frames::*;
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(15)))
             .unwrap();
+        let (frames, received) = std::sync::mpsc::channel();
+        let mut reader = stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            while let Ok(frame) = read(&mut reader) {
+                if frames.send(frame).is_err() {
+                    break;
+                }
+            }
+        });
         stream.write_all(PREFACE).unwrap();
-        // SETTINGS_INITIAL_WINDOW_SIZE = 0: no stream may be sent any DATA.
+        // SETTINGS_INITIAL_WINDOW_SIZE = 0: no stream may be sent DATA until the client says.
         stream
             .write_all(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]))
             .unwrap();
-        let block = get("/openapi.json", &format!("127.0.0.1:{port}"));
+        let authority = format!("127.0.0.1:{port}");
+        let block = get("/openapi.json", &authority);
         stream
             .write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &block))
             .unwrap();
         let started = Instant::now();
-        let mut data = 0;
-        loop {
-            match read(&mut stream) {
-                Ok((SETTINGS, flags, ..)) if flags & ACK == 0 => {
-                    stream.write_all(&frame(SETTINGS, ACK, 0, &[])).unwrap();
+        let (mut stuck, mut taken) = (0, 0);
+        // Every 300 ms another request, its stream's window opened so its answer is taken.
+        for id in (3..).step_by(2) {
+            let block = get("/healthz", &authority);
+            let sent = stream
+                .write_all(&frame(HEADERS, END_HEADERS | END_STREAM, id, &block))
+                .and_then(|()| {
+                    let open = 65_535u32.to_be_bytes();
+                    stream.write_all(&frame(WINDOW_UPDATE, 0, id, &open))
+                });
+            let until = Instant::now() + Duration::from_millis(300);
+            loop {
+                match received.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok((SETTINGS, flags, ..)) if flags & ACK == 0 => {
+                        let _ = stream.write_all(&frame(SETTINGS, ACK, 0, &[]));
+                    }
+                    Ok((DATA, _, 1, payload)) => stuck += payload.len(),
+                    Ok((DATA, _, _, payload)) => taken += payload.len(),
+                    Ok((GOAWAY, ..)) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        return (stuck, taken, started.elapsed());
+                    }
+                    Ok(_) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
                 }
-                Ok((DATA, _, _, payload)) => data += payload.len(),
-                Ok((GOAWAY, ..)) | Err(_) => return (data, started.elapsed()),
-                Ok(_) => {}
+            }
+            if sent.is_err() || started.elapsed() > Duration::from_secs(15) {
+                return (stuck, taken, started.elapsed());
             }
         }
+        unreachable!()
     })
     .await
     .unwrap();
-    assert_eq!(data, 0, "no window, no data");
+    assert_eq!(stuck, 0, "no window, no data");
+    assert!(taken > 0, "the other streams' answers were taken");
     assert!(
         closed_after < Duration::from_secs(8),
-        "closed at the idle limit (2 s): {closed_after:?}"
+        "closed at the idle limit (2 s) of the untaken answer: {closed_after:?}"
     );
     // Others are served meanwhile and after.
     let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))

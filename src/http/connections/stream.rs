@@ -32,6 +32,8 @@ pub struct GuardedStream {
     watch: Arc<Watch>,
     /// Whether the client closed its side.
     read_closed: bool,
+    /// Whether the last write waited for room: the client is not reading what was sent.
+    write_blocked: bool,
     /// This connection's place under `server.max_connections`, held until it is closed.
     slot: Option<OwnedSemaphorePermit>,
     connections: Arc<Connections>,
@@ -50,6 +52,7 @@ impl GuardedStream {
             inner: Some(inner),
             watch,
             read_closed: false,
+            write_blocked: false,
             slot: Some(slot),
             connections,
             client,
@@ -106,7 +109,9 @@ impl AsyncWrite for GuardedStream {
         if this.watch.expired() {
             return Poll::Ready(Err(expired()));
         }
-        this.inner().poll_write(cx, buf)
+        let polled = this.inner().poll_write(cx, buf);
+        this.write_blocked = polled.is_pending();
+        polled
     }
 
     fn poll_write_vectored(
@@ -118,7 +123,9 @@ impl AsyncWrite for GuardedStream {
         if this.watch.expired() {
             return Poll::Ready(Err(expired()));
         }
-        this.inner().poll_write_vectored(cx, bufs)
+        let polled = this.inner().poll_write_vectored(cx, bufs);
+        this.write_blocked = polled.is_pending();
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -147,6 +154,12 @@ impl Drop for GuardedStream {
         };
         // A timed-out client gets no more time; one that closed has nothing left to send.
         if self.watch.expired() || self.read_closed {
+            // A client that did not take its answer (or what was written of it) will not take
+            // the rest the kernel holds either: reset, so that those buffers are freed now
+            // rather than after retries.
+            if self.watch.expired() && (self.write_blocked || self.watch.expired_untaken()) {
+                let _ = stream.set_zero_linger();
+            }
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {

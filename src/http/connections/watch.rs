@@ -20,10 +20,10 @@ use super::ConnectionLimits;
 struct Activity {
     /// Requests being served (more than one only on HTTP/2).
     busy: usize,
-    /// Answers whose next part waits for the client to take it (hyper to write it).
-    waiting: usize,
-    /// When the client last took part of an answer, or one became ready.
-    progress: Instant,
+    /// For each answer whose next part waits for the client to take it (for hyper to write
+    /// it): since when. Each answer has its own clock, so answers the client takes on other
+    /// HTTP/2 streams do not keep an untaken one alive. At most `http2_max_streams` long.
+    waiting: Vec<Instant>,
     /// When the last request's answer ended, or the connection opened.
     idle_since: Instant,
     /// Whether a request has been served: before the first, the header limit applies from
@@ -49,7 +49,11 @@ impl Activity {
         if self.busy > 0 {
             // A client that takes nothing of a ready answer (one that does not read, or an
             // HTTP/2 client that never opens its flow-control window) is idle too.
-            return (self.waiting > 0).then(|| self.progress + limits.idle_timeout);
+            return self
+                .waiting
+                .iter()
+                .min()
+                .map(|since| *since + limits.idle_timeout);
         }
         Some(match self.head_started {
             Some(started) => started + limits.header_timeout,
@@ -76,6 +80,8 @@ pub(super) struct Watch {
     activity: Mutex<Activity>,
     changed: Notify,
     expired: AtomicBool,
+    /// Whether it expired with an answer the client did not take.
+    untaken: AtomicBool,
     /// The task reading the connection, woken to see that it expired.
     reader: AtomicWaker,
     /// Cancelled when the connection closes.
@@ -89,8 +95,7 @@ impl Watch {
             limits,
             activity: Mutex::new(Activity {
                 busy: 0,
-                waiting: 0,
-                progress: Instant::now(),
+                waiting: Vec::new(),
                 idle_since: Instant::now(),
                 served: false,
                 head_started: None,
@@ -99,6 +104,7 @@ impl Watch {
             }),
             changed: Notify::new(),
             expired: AtomicBool::new(false),
+            untaken: AtomicBool::new(false),
             reader: AtomicWaker::new(),
             closed: CancellationToken::new(),
         });
@@ -153,7 +159,8 @@ impl Watch {
 
     fn expire(&self) {
         let activity = self.activity();
-        let phase = if activity.busy > 0 {
+        let untaken = activity.busy > 0;
+        let phase = if untaken {
             "not reading the answer"
         } else if activity.head_started.is_some() || !activity.served {
             "sending headers"
@@ -162,6 +169,7 @@ impl Watch {
         };
         drop(activity);
         tracing::debug!(phase, "closing a connection that timed out");
+        self.untaken.store(untaken, Ordering::Release);
         self.expired.store(true, Ordering::Release);
         self.reader.wake();
     }
@@ -169,6 +177,11 @@ impl Watch {
     /// Whether the connection timed out: reads then end it.
     pub(super) fn expired(&self) -> bool {
         self.expired.load(Ordering::Acquire)
+    }
+
+    /// Whether it timed out with an answer the client did not take.
+    pub(super) fn expired_untaken(&self) -> bool {
+        self.expired() && self.untaken.load(Ordering::Acquire)
     }
 
     /// Registers the reading task, to be woken when the connection expires.
@@ -200,7 +213,7 @@ impl Watch {
         self.changed(activity);
         Busy {
             watch: self.clone(),
-            waiting: false,
+            waiting_since: None,
         }
     }
 }
@@ -208,31 +221,44 @@ impl Watch {
 /// A request being served; see [`Watch::request_started`].
 pub(super) struct Busy {
     watch: Arc<Watch>,
-    /// Whether its answer waits for the client.
-    waiting: bool,
+    /// Since when its answer waits for the client (its entry in `Activity::waiting`).
+    waiting_since: Option<Instant>,
 }
 
 impl Busy {
     /// Part of the answer is ready for the client (its head, or a body frame just taken): the
     /// client has the idle limit to take it.
     pub(super) fn answer_ready(&mut self) {
+        let now = Instant::now();
         let mut activity = self.watch.activity();
-        activity.progress = Instant::now();
-        if !self.waiting {
-            self.waiting = true;
-            activity.waiting += 1;
+        match self.waiting_since.replace(now) {
+            Some(since) => replace(&mut activity.waiting, since, now),
+            None => activity.waiting.push(now),
         }
         self.watch.changed(activity);
     }
 
     /// The answer's next part is being made (or there is none): nothing waits for the client.
     pub(super) fn answer_pending(&mut self) {
-        if self.waiting {
-            self.waiting = false;
+        if let Some(since) = self.waiting_since.take() {
             let mut activity = self.watch.activity();
-            activity.waiting -= 1;
+            remove(&mut activity.waiting, since);
             self.watch.changed(activity);
         }
+    }
+}
+
+/// `waiting` with one `old` replaced by `new`.
+fn replace(waiting: &mut [Instant], old: Instant, new: Instant) {
+    if let Some(entry) = waiting.iter_mut().find(|since| **since == old) {
+        *entry = new;
+    }
+}
+
+/// `waiting` without one `since`.
+fn remove(waiting: &mut Vec<Instant>, since: Instant) {
+    if let Some(at) = waiting.iter().position(|entry| *entry == since) {
+        waiting.swap_remove(at);
     }
 }
 
@@ -240,8 +266,8 @@ impl Drop for Busy {
     fn drop(&mut self) {
         let mut activity = self.watch.activity();
         activity.busy = activity.busy.saturating_sub(1);
-        if self.waiting {
-            activity.waiting -= 1;
+        if let Some(since) = self.waiting_since.take() {
+            remove(&mut activity.waiting, since);
         }
         if activity.busy == 0 {
             activity.idle_since = Instant::now();
@@ -272,8 +298,7 @@ mod tests {
         };
         let mut activity = Activity {
             busy: 0,
-            waiting: 0,
-            progress: Instant::now(),
+            waiting: Vec::new(),
             idle_since: Instant::now(),
             served: true,
             head_started: None,
@@ -401,5 +426,35 @@ mod tests {
             "the client took nothing for the idle limit"
         );
         drop(busy);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_taken_on_other_streams_do_not_keep_an_untaken_one_alive() {
+        let watch = Watch::start(ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 1,
+        });
+        let mut stuck = watch.request_started(true);
+        stuck.answer_ready();
+        let stuck_since = Instant::now();
+        // Another stream every 10 s, answered and taken at once.
+        for _ in 0..7 {
+            tokio::time::advance(Duration::from_secs(10)).await;
+            let mut other = watch.request_started(true);
+            other.answer_ready();
+            other.answer_ready();
+            drop(other);
+            settle().await;
+        }
+        assert!(!watch.expired());
+        assert_eq!(
+            watch.deadline(),
+            Some(stuck_since + Duration::from_secs(75))
+        );
+        tokio::time::advance(Duration::from_secs(6)).await;
+        settle().await;
+        assert!(watch.expired(), "the untaken answer's own clock ran out");
+        drop(stuck);
     }
 }

@@ -394,6 +394,14 @@ impl Collector for TlsState {
         for (outcome, value) in [("loaded", self.0.loaded()), ("refused", self.0.refused())] {
             ConstCounter::new(value).encode(family.encode_family(&[("outcome", outcome)])?)?;
         }
+        let failing = ConstGauge::new(i64::from(self.0.failing()));
+        failing.encode(encoder.encode_descriptor(
+            "tls_files_refused",
+            "1 while the certificate files on disk do not load (the previous certificate is \
+             still served), else 0",
+            None,
+            failing.metric_type(),
+        )?)?;
         Ok(())
     }
 }

@@ -306,6 +306,10 @@ async fn https_serves_mcp_over_http1_and_h2_and_a_renewal_applies_without_a_rest
         if reloads(&metrics, "refused") > refused {
             assert_eq!(reloads(&metrics, "loaded"), loaded, "nothing else loaded");
             assert!(metrics.contains("searchgate_tls_certificate_expiry_timestamp_seconds"));
+            assert!(
+                metrics.contains("searchgate_tls_files_refused 1"),
+                "{metrics}"
+            );
             break;
         }
         assert!(

@@ -7,7 +7,7 @@
 use std::{
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -26,6 +26,8 @@ pub struct Reloads {
     seen: Mutex<Seen>,
     loaded: AtomicU64,
     refused: AtomicU64,
+    /// Whether the files as they are now did not load.
+    failing: AtomicBool,
 }
 
 impl Reloads {
@@ -45,6 +47,7 @@ impl Reloads {
             }),
             loaded: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
         })
     }
 
@@ -63,6 +66,12 @@ impl Reloads {
         self.refused.load(Ordering::Relaxed)
     }
 
+    /// Whether the files on disk did not load at the last check (the previous certificate is
+    /// still served), until files that load replace them.
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
     /// Reads the files; loads them when `forced` or when they changed since last read.
     fn check(&self, forced: bool) {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -70,6 +79,7 @@ impl Reloads {
         let contents = match self.files.read() {
             Ok(contents) => contents,
             Err(error) => {
+                self.failing.store(true, Ordering::Relaxed);
                 if forced || last_error.as_ref() != Some(&error) {
                     self.refused.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %error, "the TLS certificate files cannot be read; still serving the previous certificate");
@@ -89,6 +99,7 @@ impl Reloads {
                 let info = certificate.info.clone();
                 self.current.replace(certificate);
                 self.loaded.fetch_add(1, Ordering::Relaxed);
+                self.failing.store(false, Ordering::Relaxed);
                 tracing::info!(
                     subject = %info.subject,
                     names = %info.names.join(","),
@@ -98,6 +109,7 @@ impl Reloads {
             }
             Err(error) => {
                 self.refused.fetch_add(1, Ordering::Relaxed);
+                self.failing.store(true, Ordering::Relaxed);
                 tracing::warn!(error = %error, "a new TLS certificate was not loaded; still serving the previous one");
             }
         }
@@ -181,5 +193,13 @@ mod tests {
         reloads.check(false);
         assert_eq!((reloads.loaded(), reloads.refused()), (1, 0));
         assert_eq!(current.info().names, ["renewed.example"]);
+        // A broken pair is refused once, and stays failing until files that load replace it.
+        std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
+        reloads.check(false);
+        reloads.check(false);
+        assert_eq!((reloads.refused(), reloads.failing()), (1, true));
+        write_pair(dir.path(), "fixed.example");
+        reloads.check(false);
+        assert_eq!((reloads.loaded(), reloads.failing()), (2, false));
     }
 }

@@ -59,6 +59,15 @@ impl GuardedStream {
         }
     }
 
+    /// Notes a write's outcome: how much left, or that it waits for room.
+    fn wrote(&mut self, polled: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        self.write_blocked = polled.is_pending();
+        if let Poll::Ready(Ok(count)) = polled {
+            self.watch.bytes_written(count);
+        }
+        polled
+    }
+
     fn inner(&mut self) -> Pin<&mut TcpStream> {
         Pin::new(
             self.inner
@@ -110,8 +119,7 @@ impl AsyncWrite for GuardedStream {
             return Poll::Ready(Err(expired()));
         }
         let polled = this.inner().poll_write(cx, buf);
-        this.write_blocked = polled.is_pending();
-        polled
+        this.wrote(polled)
     }
 
     fn poll_write_vectored(
@@ -124,8 +132,7 @@ impl AsyncWrite for GuardedStream {
             return Poll::Ready(Err(expired()));
         }
         let polled = this.inner().poll_write_vectored(cx, bufs);
-        this.write_blocked = polled.is_pending();
-        polled
+        this.wrote(polled)
     }
 
     fn is_write_vectored(&self) -> bool {

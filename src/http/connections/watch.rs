@@ -3,7 +3,7 @@
 
 use std::sync::{
     Arc, Mutex, PoisonError,
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
 use futures::task::AtomicWaker;
@@ -80,6 +80,8 @@ pub(super) struct Watch {
     activity: Mutex<Activity>,
     changed: Notify,
     expired: AtomicBool,
+    /// Bytes written to the client; read by the timer task only when its timer fires.
+    written: AtomicU64,
     /// Whether it expired with an answer the client did not take.
     untaken: AtomicBool,
     /// The task reading the connection, woken to see that it expired.
@@ -104,6 +106,7 @@ impl Watch {
             }),
             changed: Notify::new(),
             expired: AtomicBool::new(false),
+            written: AtomicU64::new(0),
             untaken: AtomicBool::new(false),
             reader: AtomicWaker::new(),
             closed: CancellationToken::new(),
@@ -133,6 +136,7 @@ impl Watch {
     /// Closes the connection when its deadline passes.
     async fn run(self: Arc<Self>) {
         loop {
+            let written = self.written.load(Ordering::Relaxed);
             let deadline = {
                 let mut activity = self.activity();
                 activity.armed = activity.deadline(&self.limits);
@@ -148,13 +152,27 @@ impl Watch {
                 () = self.closed.cancelled() => return,
                 () = self.changed.notified() => {}
                 () = timer => {
-                    if self.deadline().is_some_and(|d| d <= Instant::now()) {
+                    let due = self.deadline().is_some_and(|d| d <= Instant::now());
+                    let sending = self.written.load(Ordering::Relaxed) != written;
+                    if due && !(sending && self.still_sending()) {
                         self.expire();
                         return;
                     }
                 }
             }
         }
+    }
+
+    /// Between requests, bytes still leaving since the timer was armed (the end of a large
+    /// answer, to a slow reader) are progress: the idle limit starts again from now. Whether
+    /// that applied.
+    fn still_sending(&self) -> bool {
+        let mut activity = self.activity();
+        let idle = activity.busy == 0 && activity.served && activity.head_started.is_none();
+        if idle {
+            activity.idle_since = Instant::now();
+        }
+        idle
     }
 
     fn expire(&self) {
@@ -196,6 +214,11 @@ impl Watch {
             activity.head_started = Some(Instant::now());
             self.changed(activity);
         }
+    }
+
+    /// Bytes were written to the client.
+    pub(super) fn bytes_written(&self, count: usize) {
+        self.written.fetch_add(count as u64, Ordering::Relaxed);
     }
 
     /// The connection closed.
@@ -456,5 +479,25 @@ mod tests {
         settle().await;
         assert!(watch.expired(), "the untaken answer's own clock ran out");
         drop(stuck);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_an_answer_still_leaving_is_not_idleness() {
+        let watch = Watch::start(ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 1,
+        });
+        drop(watch.request_started(false));
+        // hyper holds the rest of a large answer and writes it as a slow client makes room.
+        for _ in 0..4 {
+            tokio::time::advance(Duration::from_secs(50)).await;
+            watch.bytes_written(16 * 1024);
+            settle().await;
+        }
+        assert!(!watch.expired(), "200 s of a slow but steady reader");
+        tokio::time::advance(Duration::from_secs(200)).await;
+        settle().await;
+        assert!(watch.expired(), "then nothing: idle");
     }
 }

@@ -600,6 +600,19 @@ mod frames {
         out.push(u8::try_from(rest).unwrap());
     }
 
+    /// A prior-knowledge HTTP/2 connection to the binary on `port`: the preface and the client's
+    /// `settings` sent, reads given up after 15 s.
+    pub fn open(port: u16, settings: &[u8]) -> std::net::TcpStream {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .unwrap();
+        stream.write_all(PREFACE).unwrap();
+        stream.write_all(&frame(SETTINGS, 0, 0, settings)).unwrap();
+        stream
+    }
+
     /// (kind, flags, stream, payload) of the next frame.
     pub fn read(stream: &mut impl std::io::Read) -> std::io::Result<(u8, u8, u32, Vec<u8>)> {
         let mut head = [0u8; 9];
@@ -624,12 +637,7 @@ async fn an_http2_stream_flood_is_refused_past_the_stream_limit() {
     let child = spawn_binary(dir.path(), port, &env).await;
     let refused = tokio::task::spawn_blocking(move || {
         use frames::*;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.write_all(PREFACE).unwrap();
-        stream.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+        let mut stream = open(port, &[]);
         // The server's settings name the limit; acknowledged, they bind both sides.
         let mut limit = None;
         let mut acked = false;
@@ -703,12 +711,7 @@ async fn an_http2_body_declared_empty_but_never_ended_gets_the_body_timeout() {
     let child = spawn_binary(dir.path(), port, &env).await;
     let answer = tokio::task::spawn_blocking(move || {
         use frames::*;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(15)))
-            .unwrap();
-        stream.write_all(PREFACE).unwrap();
-        stream.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+        let mut stream = open(port, &[]);
         let block = post("/oauth/register", &format!("127.0.0.1:{port}"), "0");
         stream
             .write_all(&frame(HEADERS, END_HEADERS, 1, &block))
@@ -749,10 +752,8 @@ async fn an_http2_client_that_takes_no_answer_is_closed_at_the_idle_limit() {
     let child = spawn_binary(dir.path(), port, &env).await;
     let (stuck, taken, closed_after) = tokio::task::spawn_blocking(move || {
         use frames::*;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(15)))
-            .unwrap();
+        // SETTINGS_INITIAL_WINDOW_SIZE = 0: no stream may be sent DATA until the client says.
+        let mut stream = open(port, &[0, 4, 0, 0, 0, 0]);
         let (frames, received) = std::sync::mpsc::channel();
         let mut reader = stream.try_clone().unwrap();
         std::thread::spawn(move || {
@@ -762,11 +763,6 @@ async fn an_http2_client_that_takes_no_answer_is_closed_at_the_idle_limit() {
                 }
             }
         });
-        stream.write_all(PREFACE).unwrap();
-        // SETTINGS_INITIAL_WINDOW_SIZE = 0: no stream may be sent DATA until the client says.
-        stream
-            .write_all(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]))
-            .unwrap();
         let authority = format!("127.0.0.1:{port}");
         let block = get("/openapi.json", &authority);
         stream
@@ -835,12 +831,7 @@ async fn pings_on_an_idle_http2_connection_keep_the_idle_limit() {
     let child = spawn_binary(dir.path(), port, &env).await;
     let (acked, lasted) = tokio::task::spawn_blocking(move || {
         use frames::*;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.write_all(PREFACE).unwrap();
-        stream.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+        let mut stream = open(port, &[]);
         let block = get("/healthz", &format!("127.0.0.1:{port}"));
         stream
             .write_all(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &block))

@@ -59,11 +59,11 @@ impl GuardedStream {
         }
     }
 
-    /// Notes a write's outcome: how much left, or that it waits for room.
+    /// Notes a write's outcome: whether it waits for room, or went out after waiting.
     fn wrote(&mut self, polled: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
-        self.write_blocked = polled.is_pending();
-        if let Poll::Ready(Ok(count)) = polled {
-            self.watch.bytes_written(count);
+        let waited = std::mem::replace(&mut self.write_blocked, polled.is_pending());
+        if waited && matches!(polled, Poll::Ready(Ok(1..))) {
+            self.watch.drained();
         }
         polled
     }

@@ -80,8 +80,10 @@ pub(super) struct Watch {
     activity: Mutex<Activity>,
     changed: Notify,
     expired: AtomicBool,
-    /// Bytes written to the client; read by the timer task only when its timer fires.
-    written: AtomicU64,
+    /// Writes that went out after waiting for room: the client reading what it was sent
+    /// (control frames such as a PING's answer never wait). Read by the timer task only when
+    /// its timer fires.
+    drained: AtomicU64,
     /// Whether it expired with an answer the client did not take.
     untaken: AtomicBool,
     /// The task reading the connection, woken to see that it expired.
@@ -106,7 +108,7 @@ impl Watch {
             }),
             changed: Notify::new(),
             expired: AtomicBool::new(false),
-            written: AtomicU64::new(0),
+            drained: AtomicU64::new(0),
             untaken: AtomicBool::new(false),
             reader: AtomicWaker::new(),
             closed: CancellationToken::new(),
@@ -136,7 +138,7 @@ impl Watch {
     /// Closes the connection when its deadline passes.
     async fn run(self: Arc<Self>) {
         loop {
-            let written = self.written.load(Ordering::Relaxed);
+            let drained = self.drained.load(Ordering::Relaxed);
             let deadline = {
                 let mut activity = self.activity();
                 activity.armed = activity.deadline(&self.limits);
@@ -153,7 +155,7 @@ impl Watch {
                 () = self.changed.notified() => {}
                 () = timer => {
                     let due = self.deadline().is_some_and(|d| d <= Instant::now());
-                    let sending = self.written.load(Ordering::Relaxed) != written;
+                    let sending = self.drained.load(Ordering::Relaxed) != drained;
                     if due && !(sending && self.still_sending()) {
                         self.expire();
                         return;
@@ -163,8 +165,8 @@ impl Watch {
         }
     }
 
-    /// Between requests, bytes still leaving since the timer was armed (the end of a large
-    /// answer, to a slow reader) are progress: the idle limit starts again from now. Whether
+    /// Between requests, an answer still leaving since the timer was armed (the end of a large
+    /// one, written as a slow reader makes room) is progress: the idle limit starts again from now. Whether
     /// that applied.
     fn still_sending(&self) -> bool {
         let mut activity = self.activity();
@@ -216,9 +218,9 @@ impl Watch {
         }
     }
 
-    /// Bytes were written to the client.
-    pub(super) fn bytes_written(&self, count: usize) {
-        self.written.fetch_add(count as u64, Ordering::Relaxed);
+    /// A write that had to wait for room went out: the client is reading.
+    pub(super) fn drained(&self) {
+        self.drained.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The connection closed.
@@ -492,7 +494,7 @@ mod tests {
         // hyper holds the rest of a large answer and writes it as a slow client makes room.
         for _ in 0..4 {
             tokio::time::advance(Duration::from_secs(50)).await;
-            watch.bytes_written(16 * 1024);
+            watch.drained();
             settle().await;
         }
         assert!(!watch.expired(), "200 s of a slow but steady reader");

@@ -166,8 +166,8 @@ impl Watch {
     }
 
     /// Between requests, an answer still leaving since the timer was armed (the end of a large
-    /// one, written as a slow reader makes room) is progress: the idle limit starts again from now. Whether
-    /// that applied.
+    /// one, written as a slow reader makes room) is progress: the idle limit starts again from
+    /// now. Whether that applied.
     fn still_sending(&self) -> bool {
         let mut activity = self.activity();
         let idle = activity.busy == 0 && activity.served && activity.head_started.is_none();

@@ -457,15 +457,8 @@ fn production_refuses_a_plain_http_public_face_naming_the_fix() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn h2c_serves_mcp_on_loopback_and_authority_gets_the_host_rules() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let port_text = port.to_string();
-    let env = [
-        ("PORT", port_text.as_str()),
-        ("SEARCHGATE_SERVER__BODY_TIMEOUT_SECS", "1"),
-    ];
-    let child = spawn_binary(dir.path(), port, &env).await;
-    let owned: Vec<(String, String)> = vec![("PORT".into(), port_text.clone())];
+    let (dir, port, child) = plain(&[("SEARCHGATE_SERVER__BODY_TIMEOUT_SECS", "1")]).await;
+    let owned: Vec<(String, String)> = vec![("PORT".into(), port.to_string())];
     let token = token(dir.path(), &owned);
     let h2c = reqwest::Client::builder()
         .http2_prior_knowledge()
@@ -527,6 +520,18 @@ async fn h2c_serves_mcp_on_loopback_and_authority_gets_the_host_rules() {
     assert_eq!(response.status(), 408);
     assert!(response.headers().get("connection").is_none());
     stop(child).await;
+}
+
+/// The binary on a free loopback port (plain HTTP, h2c by prior knowledge) with `settings`:
+/// its folder, its port, the process.
+async fn plain(settings: &[(&str, &str)]) -> (tempfile::TempDir, u16, Child) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut env = vec![("PORT", port_text.as_str())];
+    env.extend_from_slice(settings);
+    let child = spawn_binary(dir.path(), port, &env).await;
+    (dir, port, child)
 }
 
 /// HTTP/2 frames, written by hand so the test can break the rules a real client keeps.
@@ -627,14 +632,7 @@ mod frames {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http2_stream_flood_is_refused_past_the_stream_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let port_text = port.to_string();
-    let env = [
-        ("PORT", port_text.as_str()),
-        ("SEARCHGATE_SERVER__HTTP2_MAX_STREAMS", "4"),
-    ];
-    let child = spawn_binary(dir.path(), port, &env).await;
+    let (_dir, port, child) = plain(&[("SEARCHGATE_SERVER__HTTP2_MAX_STREAMS", "4")]).await;
     let refused = tokio::task::spawn_blocking(move || {
         use frames::*;
         let mut stream = open(port, &[]);
@@ -701,14 +699,7 @@ async fn an_http2_stream_flood_is_refused_past_the_stream_limit() {
 /// still to come as far as the stream goes: it gets the body timeout, not an endless wait.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http2_body_declared_empty_but_never_ended_gets_the_body_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let port_text = port.to_string();
-    let env = [
-        ("PORT", port_text.as_str()),
-        ("SEARCHGATE_SERVER__BODY_TIMEOUT_SECS", "1"),
-    ];
-    let child = spawn_binary(dir.path(), port, &env).await;
+    let (_dir, port, child) = plain(&[("SEARCHGATE_SERVER__BODY_TIMEOUT_SECS", "1")]).await;
     let answer = tokio::task::spawn_blocking(move || {
         use frames::*;
         let mut stream = open(port, &[]);
@@ -741,15 +732,11 @@ async fn an_http2_body_declared_empty_but_never_ended_gets_the_body_timeout() {
 /// while the client asks for (and takes) other answers on other streams.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http2_client_that_takes_no_answer_is_closed_at_the_idle_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let port_text = port.to_string();
-    let env = [
-        ("PORT", port_text.as_str()),
+    let (_dir, port, child) = plain(&[
         ("SEARCHGATE_SERVER__HEADER_TIMEOUT_SECS", "1"),
         ("SEARCHGATE_SERVER__IDLE_TIMEOUT_SECS", "2"),
-    ];
-    let child = spawn_binary(dir.path(), port, &env).await;
+    ])
+    .await;
     let (stuck, taken, closed_after) = tokio::task::spawn_blocking(move || {
         use frames::*;
         // SETTINGS_INITIAL_WINDOW_SIZE = 0: no stream may be sent DATA until the client says.
@@ -820,15 +807,11 @@ async fn an_http2_client_that_takes_no_answer_is_closed_at_the_idle_limit() {
 /// connection that a client keeps alive with PINGs lasts the idle limit, not the header limit.
 #[tokio::test(flavor = "multi_thread")]
 async fn pings_on_an_idle_http2_connection_keep_the_idle_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let port_text = port.to_string();
-    let env = [
-        ("PORT", port_text.as_str()),
+    let (_dir, port, child) = plain(&[
         ("SEARCHGATE_SERVER__HEADER_TIMEOUT_SECS", "1"),
         ("SEARCHGATE_SERVER__IDLE_TIMEOUT_SECS", "4"),
-    ];
-    let child = spawn_binary(dir.path(), port, &env).await;
+    ])
+    .await;
     let (acked, lasted) = tokio::task::spawn_blocking(move || {
         use frames::*;
         let mut stream = open(port, &[]);
